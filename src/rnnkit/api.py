@@ -1,0 +1,89 @@
+"""The Python API: load a checkpoint, generate text, evaluate it; `train` lives in train.py.
+
+    import rnnkit
+    result = rnnkit.train(rnnkit.RunConfig(), steps=200)
+    lm = rnnkit.load(result.checkpoint)
+    print(lm.generate("The Time ", max_new_tokens=100, temperature=0.8, seed=0))
+    print(lm.evaluate(split="test").bpc)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from .checkpoint import load_checkpoint
+from .config import RunConfig
+from .corpora import load_corpus
+from .data import TokenSplit
+from .errors import ConfigError, DataError, PromptError
+from .evaluate import EvalResult, evaluate_split
+from .generate import SamplingConfig, generate_text
+from .models.torch_lm import RNNLM, TorchScorer, import_weights
+from .tokenize import Tokenizer
+from .train import configure_cpu_math, resolve_device
+
+SPLITS = ("train", "val", "test")
+
+
+class LanguageModel:
+    """A trained model with its tokenizer and configuration, ready to generate and evaluate."""
+
+    def __init__(self, model: RNNLM, tokenizer: Tokenizer, config: RunConfig,
+                 device: torch.device, path: Path | None = None):
+        self.model, self.tokenizer, self.config = model.to(device).eval(), tokenizer, config
+        self.device, self.path = device, path
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "LanguageModel":
+        configure_cpu_math()
+        checkpoint = load_checkpoint(path)
+        model = RNNLM(checkpoint.config.model)
+        import_weights(model, checkpoint.weights)
+        return cls(model, checkpoint.tokenizer, checkpoint.config, resolve_device(device), checkpoint.path)
+
+    @property
+    def scorer(self) -> TorchScorer:
+        return TorchScorer(self.model, self.device)
+
+    def generate(self, prompt: str = "", max_new_tokens: int = 200, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, do_sample: bool = True,
+                 seed: int | None = None, stream: Callable[[str], None] | None = None) -> str:
+        """Prompt plus continuation. `do_sample=False` is greedy decoding; `stream` gets each piece."""
+        sampling = SamplingConfig(max_new_tokens, temperature, top_k, top_p, not do_sample, seed)
+        return generate_text(self.scorer, self.tokenizer, prompt, sampling, stream)
+
+    def evaluate(self, data: str | None = None, split: str = "val",
+                 split_fractions: tuple[float, float, float] | None = None,
+                 max_tokens: int | None = None) -> EvalResult:
+        """Loss, perplexity, bits per token and per character on a split of the training data
+        (the default) or of other text, tokenized with this model's own vocabulary."""
+        if split not in SPLITS:
+            raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        fractions = split_fractions or self.config.data.split
+        corpus = load_corpus(data or self.config.data.data, fractions)
+        text = getattr(corpus, split)
+        try:
+            ids = self.tokenizer.encode(text)
+        except PromptError as error:
+            raise DataError(f"cannot evaluate this text with this model: {error}") from None
+        if len(ids) < 2:
+            raise DataError(f"the {split} split has fewer than 2 tokens; give --split with a {split} "
+                            "fraction, or other --data")
+        return evaluate_split(self.scorer, TokenSplit(ids, len(text)),
+                              seq_len=max(self.config.data.seq_len, 256),
+                              max_streams=self.config.data.batch_size, max_tokens=max_tokens)
+
+
+def load(path: str | Path, device: str = "auto") -> LanguageModel:
+    """Load a checkpoint directory (or a run directory: its best checkpoint) on any device."""
+    return LanguageModel.from_checkpoint(path, device)
+
+
+def evaluate(model: str | Path | LanguageModel, data: str | None = None, split: str = "val",
+             **options) -> EvalResult:
+    """Evaluate a checkpoint path or a loaded model; see LanguageModel.evaluate."""
+    lm = model if isinstance(model, LanguageModel) else load(model, options.pop("device", "auto"))
+    return lm.evaluate(data, split, **options)

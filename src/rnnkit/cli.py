@@ -1,0 +1,242 @@
+"""The `rnnkit` command: argparse subcommands, each a few lines over the Python API.
+
+Errors the user can fix (bad files, bad options, bad checkpoints) become one line on stderr and
+exit code 2; nothing else is caught, so a real bug still shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import RnnkitError
+
+# CLI flag -> (config section, field). Defaults live in the dataclasses; the CLI passes only the
+# options the user gave, so `--resume` and (later) presets can tell what was asked for.
+TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
+    "data": ("data", "data", str, "bundled corpus name, UTF-8 text file, or directory (default timemachine)"),
+    "tokenizer": ("data", "tokenizer", str, "char or word (default char)"),
+    "min_freq": ("data", "min_freq", int, "drop tokens seen fewer times (they become <unk>)"),
+    "max_size": ("data", "max_size", int, "largest vocabulary, <unk> included"),
+    "batch_size": ("data", "batch_size", int, "N parallel streams per batch (default 32)"),
+    "seq_len": ("data", "seq_len", int, "T tokens per window, the TBPTT length (default 64)"),
+    "batching": ("data", "batching", str, "sequential (TBPTT, state carried) or random (default sequential)"),
+    "model": ("model", "model", str, "rnn, rnn_relu, gru or lstm (default lstm)"),
+    "layers": ("model", "layers", int, "recurrent layers (default 2)"),
+    "hidden": ("model", "hidden", int, "hidden size H (default 256)"),
+    "embed": ("model", "embed", int, "embedding size D; 0 = one-hot input (default 64)"),
+    "dropout": ("model", "dropout", float, "dropout on embeddings, between layers and on outputs (default 0)"),
+    "optimizer": ("train", "optimizer", str, "adamw or sgd (default adamw)"),
+    "lr": ("train", "lr", float, "peak learning rate (default 3e-3)"),
+    "weight_decay": ("train", "weight_decay", float, "decoupled weight decay (default 0.01)"),
+    "momentum": ("train", "momentum", float, "SGD momentum (default 0.9)"),
+    "schedule": ("train", "schedule", str, "constant or cosine (warmup + cosine; default cosine)"),
+    "warmup_steps": ("train", "warmup_steps", int, "linear warmup steps for cosine (default 50)"),
+    "min_lr_ratio": ("train", "min_lr_ratio", float, "cosine ends at lr * this (default 0.1)"),
+    "decay_steps": ("train", "decay_steps", int, "cosine horizon in steps (default: --steps)"),
+    "steps": ("train", "steps", int, "optimizer steps to train (default 1000)"),
+    "epochs": ("train", "epochs", int, "train for this many passes over the training split instead"),
+    "eval_interval": ("train", "eval_interval", int, "evaluate and checkpoint every this many steps (default 200)"),
+    "log_interval": ("train", "log_interval", int, "write metrics every this many steps (default 50)"),
+    "save_interval": ("train", "save_interval", int, "write last/ every this many steps (default: every evaluation)"),
+    "eval_max_tokens": ("train", "eval_max_tokens", int, "score at most this many validation tokens per evaluation"),
+    "device": ("train", "device", str, "auto, cpu or cuda (default auto)"),
+    "seed": ("train", "seed", int, "random seed (default 1337)"),
+    "out": ("train", "out", str, "run directory (default runs/DATA-MODEL-TIME)"),
+    "sample_tokens": ("train", "sample_tokens", int, "tokens to sample at the end (default 200; 0 = none)"),
+}
+TRAIN_FLAGS = {"lowercase": ("data", "lowercase", "lowercase text before word/char splitting"),
+               "tie": ("model", "tie", "tie input embedding and output weights (needs --embed == --hidden)"),
+               "amp": ("train", "amp", "bf16 autocast on CUDA"),
+               "overwrite": ("train", "overwrite", "replace an existing run directory"),
+               "quiet": ("train", "quiet", "no progress bar or log lines on stderr")}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), not usage plus error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def parse_split(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three fractions like 0.9,0.05,0.05, got {text!r}") from None
+
+
+def parse_clip(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="rnnkit", description="Recurrent language models: train, evaluate, generate.")
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    _add_train(commands.add_parser("train", help="train a model (defaults: char LSTM on timemachine)"))
+    _add_evaluate(commands.add_parser("evaluate", help="loss, perplexity and bits per character of a checkpoint"))
+    _add_generate(commands.add_parser("generate", help="sample text from a checkpoint"))
+    corpora = commands.add_parser("corpora", help="list the bundled corpora")
+    corpora.add_argument("--json", action="store_true", help="print a JSON list")
+    return parser
+
+
+def _add_train(sub: argparse.ArgumentParser) -> None:
+    for name, (_, _, kind, help_text) in TRAIN_OPTIONS.items():
+        sub.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=help_text)
+    sub.add_argument("--split", type=parse_split, default=None, help="train,val,test fractions (default 0.9,0.05,0.05)")
+    sub.add_argument("--clip", type=parse_clip, default=argparse.SUPPRESS,
+                     help="max global gradient norm, or 'none' (default 1.0)")
+    for name, (_, _, help_text) in TRAIN_FLAGS.items():
+        sub.add_argument("--" + name, dest=name, action="store_true", default=None, help=help_text)
+    sub.add_argument("--resume", metavar="RUN", help="continue a run (its last/ checkpoint) to --steps")
+    sub.add_argument("--json", action="store_true", help="print the result as one JSON line")
+
+
+def _add_evaluate(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("checkpoint", help="checkpoint or run directory (a run directory means its best/)")
+    sub.add_argument("--data", help="evaluate on other text (default: the text it was trained on)")
+    sub.add_argument("--split", choices=("train", "val", "test"), default="val")
+    sub.add_argument("--fractions", type=parse_split, default=None, help="how to split --data (default: as trained)")
+    sub.add_argument("--max-tokens", type=int, default=None, help="score at most this many tokens")
+    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    sub.add_argument("--json", action="store_true")
+
+
+def _add_generate(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("checkpoint", help="checkpoint or run directory (a run directory means its best/)")
+    prompt = sub.add_mutually_exclusive_group()
+    prompt.add_argument("--prompt", default="", help="text to start from (default: a new line)")
+    prompt.add_argument("--prompt-file", type=Path, help="read the prompt from a UTF-8 file")
+    sub.add_argument("--max-new-tokens", type=int, default=200)
+    sub.add_argument("--temperature", type=float, default=1.0)
+    sub.add_argument("--top-k", type=int, default=None)
+    sub.add_argument("--top-p", type=float, default=None)
+    sub.add_argument("--greedy", action="store_true", help="always take the most likely token")
+    sub.add_argument("--seed", type=int, default=None, help="same seed, same text")
+    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    sub.add_argument("--json", action="store_true", help="print {\"text\": ...} as one JSON line")
+
+
+def run_config_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """Build a RunConfig from the options given (sections -> dataclasses); also return them flat."""
+    from .config import RunConfig
+
+    given: dict[str, dict[str, Any]] = {"model": {}, "data": {}, "train": {}}
+    flat: dict[str, Any] = {}
+    for name, (section, field, *_rest) in {**TRAIN_OPTIONS, **TRAIN_FLAGS}.items():
+        value = getattr(args, name)
+        if value is not None:
+            given[section][field] = value
+            flat[field] = value
+    if args.split is not None:
+        given["data"]["split"], flat["split"] = args.split, args.split
+    if hasattr(args, "clip"):
+        given["train"]["clip"], flat["clip"] = args.clip, args.clip
+    return RunConfig.from_dict(given), flat
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    config, given = run_config_from_args(args)
+    on_sample = None if args.json else _write_stdout
+    if args.resume:
+        result = train(resume=args.resume, on_sample=on_sample, **given)
+    else:
+        result = train(config, on_sample=on_sample)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    if result.sample is not None:
+        print()
+    print(f"trained {result.steps} steps in {result.seconds:.1f} s ({result.tokens_per_s:,.0f} tokens/s) on {result.device}")
+    print(f"val loss {result.val_loss:.4f} nats/token, ppl {result.val_ppl:.2f}, bpc {result.val_bpc:.4f} "
+          f"(best val loss {result.best_val_loss:.4f})")
+    print(f"checkpoints: {result.best_checkpoint} (best), {result.checkpoint}/last (resume with --resume {result.checkpoint})")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .api import load
+
+    lm = load(args.checkpoint, args.device)
+    result = lm.evaluate(args.data, args.split, args.fractions, args.max_tokens)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(f"{args.split}: loss {result.loss:.4f} nats/token | ppl {result.ppl:.3f} | "
+              f"{result.bits_per_token:.4f} bits/token | bpc {result.bpc:.4f} | {result.tokens:,} tokens")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .api import load
+    from .corpora import read_text_file
+    from .generate import SamplingConfig
+
+    prompt = read_text_file(args.prompt_file) if args.prompt_file else args.prompt
+    SamplingConfig(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.greedy, args.seed)
+    lm = load(args.checkpoint, args.device)
+    stream = None if args.json else _write_stdout
+    text = lm.generate(prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p,
+                       not args.greedy, args.seed, stream)
+    if args.json:
+        print(json.dumps({"text": text}, ensure_ascii=False))
+    else:
+        print()
+    return 0
+
+
+def cmd_corpora(args: argparse.Namespace) -> int:
+    from .corpora import describe_bundled
+
+    rows = describe_bundled()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    print(f"{'name':<16}{'chars':>10}{'words':>9}{'char vocab':>12}  description")
+    for row in rows:
+        print(f"{row['name']:<16}{row['chars']:>10,}{row['words']:>9,}{row['char_vocab']:>12}  {row['description']}")
+    return 0
+
+
+def _write_stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "generate": cmd_generate, "corpora": cmd_corpora}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except RnnkitError as error:
+        print(f"rnnkit {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"rnnkit {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `rnnkit generate ... | head` closed the pipe: not an error
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Typed, validated configuration: what the CLI builds and the API takes, saved as `config.json`.
+
+Every dataclass checks itself in `__post_init__` and raises `ConfigError` with a message that
+names the option and says what is allowed, so bad hyperparameters fail before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
+
+MODELS = ("rnn", "rnn_relu", "gru", "lstm")
+ENGINES = ("torch",)
+TOKENIZERS = ("char", "word")
+BATCHINGS = ("sequential", "random")
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("constant", "cosine")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _int(name: str, value: Any, low: int = 1, high: int | None = None, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ConfigError(f"{name} must be {bound}, got {value}")
+
+
+def _float(name: str, value: Any, low: float, high: float, low_open: bool = False,
+           high_open: bool = False, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}")
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high:
+        left, right = ("(" if low_open else "["), (")" if high_open else "]")
+        raise ConfigError(f"{name} must be in {left}{low}, {high}{right}, got {value}")
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of a recurrent LM: embedding (or one-hot) -> L recurrent layers -> linear head."""
+
+    model: str = "lstm"
+    layers: int = 2
+    hidden: int = 256
+    embed: int = 64  # D = 0 feeds one-hot vectors of size V to the first layer
+    dropout: float = 0.0
+    tie: bool = False
+    engine: str = "torch"
+    vocab_size: int = 0  # set from the tokenizer when the model is built; 0 = not yet known
+
+    def __post_init__(self) -> None:
+        _choice("model", self.model, MODELS)
+        _choice("engine", self.engine, ENGINES)
+        _int("layers", self.layers, 1, 64)
+        _int("hidden", self.hidden, 1, 1 << 16)
+        _int("embed", self.embed, 0, 1 << 16)
+        _float("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        _bool("tie", self.tie)
+        _int("vocab_size", self.vocab_size, 0, 1 << 31)
+        if self.tie and self.embed == 0:
+            raise ConfigError("tie needs an embedding (embed > 0): a one-hot input has no weights to share")
+        if self.tie and self.embed != self.hidden:
+            raise ConfigError(
+                f"tie shares the embedding with the output layer, so embed must equal hidden "
+                f"(got embed={self.embed}, hidden={self.hidden})")
+
+
+@dataclass
+class DataConfig:
+    """Where the text comes from, how it is tokenized and split, and how it is batched."""
+
+    data: str = "timemachine"
+    tokenizer: str = "char"
+    lowercase: bool = False
+    min_freq: int = 1
+    max_size: int | None = None
+    split: tuple[float, float, float] = (0.9, 0.05, 0.05)
+    batch_size: int = 32
+    seq_len: int = 64
+    batching: str = "sequential"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, str) or not self.data:
+            raise ConfigError(f"data must be a corpus name or a path, got {self.data!r}")
+        _choice("tokenizer", self.tokenizer, TOKENIZERS)
+        _bool("lowercase", self.lowercase)
+        _int("min_freq", self.min_freq, 1)
+        _int("max_size", self.max_size, 2, allow_none=True)
+        self.split = _check_split(self.split)
+        _int("batch_size", self.batch_size, 1, 1 << 20)
+        _int("seq_len", self.seq_len, 1, 1 << 20)
+        _choice("batching", self.batching, BATCHINGS)
+
+
+def _check_split(split: Any) -> tuple[float, float, float]:
+    if not isinstance(split, (list, tuple)) or len(split) != 3:
+        raise ConfigError(f"split must be three fractions train,val,test, got {split!r}")
+    for name, part in zip(("train", "val", "test"), split):
+        _float(f"split ({name} fraction)", part, 0.0, 1.0)
+    if split[0] <= 0:
+        raise ConfigError("split: the train fraction must be positive")
+    if abs(sum(split) - 1.0) > 1e-6:
+        raise ConfigError(f"split fractions must add up to 1, got {','.join(map(str, split))}")
+    return tuple(float(part) for part in split)  # type: ignore[return-value]
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation loop: optimizer, schedule, clipping, length, evaluation and output."""
+
+    optimizer: str = "adamw"
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    momentum: float = 0.9  # SGD only
+    schedule: str = "cosine"
+    warmup_steps: int = 50
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    decay_steps: int | None = None  # cosine horizon; None = the run's total steps
+    clip: float | None = 1.0  # max global gradient norm; None = no clipping
+    steps: int | None = None
+    epochs: int | None = None
+    eval_interval: int = 200
+    log_interval: int = 50
+    save_interval: int | None = None  # None = save at each evaluation
+    eval_max_tokens: int | None = None  # cap on validation tokens per evaluation
+    device: str = "auto"
+    amp: bool = False
+    seed: int = 1337
+    out: str | None = None
+    overwrite: bool = False
+    quiet: bool = False
+    sample_tokens: int = 200  # tokens sampled at the end of a run; 0 = none
+
+    def __post_init__(self) -> None:
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _float("lr", self.lr, 0.0, 1e3, low_open=True)
+        _float("weight_decay", self.weight_decay, 0.0, 1e3)
+        _float("momentum", self.momentum, 0.0, 1.0, high_open=True)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _int("warmup_steps", self.warmup_steps, 0)
+        _float("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
+        _int("decay_steps", self.decay_steps, 1, allow_none=True)
+        _float("clip", self.clip, 0.0, 1e12, low_open=True, allow_none=True)
+        _int("steps", self.steps, 1, allow_none=True)
+        _int("epochs", self.epochs, 1, allow_none=True)
+        if self.steps is not None and self.epochs is not None:
+            raise ConfigError("give steps or epochs, not both")
+        _int("eval_interval", self.eval_interval, 1)
+        _int("log_interval", self.log_interval, 1)
+        _int("save_interval", self.save_interval, 1, allow_none=True)
+        _int("eval_max_tokens", self.eval_max_tokens, 1, allow_none=True)
+        _choice("device", self.device, DEVICES)
+        _bool("amp", self.amp)
+        _int("seed", self.seed, 0, (1 << 63) - 1)
+        if self.out is not None and (not isinstance(self.out, str) or not self.out):
+            raise ConfigError(f"out must be a directory path, got {self.out!r}")
+        _bool("overwrite", self.overwrite)
+        _bool("quiet", self.quiet)
+        _int("sample_tokens", self.sample_tokens, 0)
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs; this is what `config.json` holds beside the weights."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        for name, kind in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig)):
+            if not isinstance(getattr(self, name), kind):
+                raise ConfigError(f"{name} must be a {kind.__name__}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> "RunConfig":
+        if not isinstance(raw, dict):
+            raise ConfigError("a run configuration must be a JSON object")
+        unknown = set(raw) - {"model", "data", "train"}
+        if unknown:
+            raise ConfigError(f"unknown configuration section(s): {', '.join(sorted(unknown))}")
+        return cls(model=section_from_dict(ModelConfig, raw.get("model", {})),
+                   data=section_from_dict(DataConfig, raw.get("data", {})),
+                   train=section_from_dict(TrainConfig, raw.get("train", {})))
+
+
+def section_from_dict(kind: type, raw: Any) -> Any:
+    """Build one config dataclass from a dict, refusing unknown keys (typos must not pass silently)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"the {kind.__name__} section must be a JSON object")
+    names = {f.name for f in dataclasses.fields(kind)}
+    unknown = set(raw) - names
+    if unknown:
+        raise ConfigError(f"unknown {kind.__name__} option(s): {', '.join(sorted(unknown))}")
+    values = dict(raw)
+    if kind is DataConfig and isinstance(values.get("split"), list):
+        values["split"] = tuple(values["split"])
+    try:
+        return kind(**values)
+    except TypeError as error:  # defensive: a field dataclasses could not accept
+        raise ConfigError(str(error)) from None

@@ -1,0 +1,115 @@
+"""Token streams and the two ways of cutting them into (x, y) batches.
+
+Sequential (TBPTT) batching lays the training stream out as N parallel streams, each a contiguous
+piece of the text, and walks them in windows of T tokens; window i+1 of a row continues window i
+exactly, so the trainer can carry the hidden state across windows (detached: truncated BPTT).
+Random batching draws N windows at random offsets; every batch starts from a zero state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .corpora import Corpus
+from .errors import DataError
+from .tokenize import Tokenizer
+
+
+@dataclass(frozen=True)
+class TokenSplit:
+    """One split's token ids and the length of the text they came from (for bits per character)."""
+
+    ids: np.ndarray  # int64 (n,)
+    chars: int
+
+    @property
+    def chars_per_token(self) -> float:
+        return self.chars / max(1, len(self.ids))
+
+
+def encode_corpus(corpus: Corpus, tokenizer: Tokenizer) -> dict[str, TokenSplit]:
+    """Encode every split with one tokenizer (unknown tokens become <unk>)."""
+    return {name: TokenSplit(tokenizer.encode(text), len(text))
+            for name, text in (("train", corpus.train), ("val", corpus.val), ("test", corpus.test))}
+
+
+class SequentialBatches:
+    """N contiguous streams over the tokens, cut into windows of T: the TBPTT layout.
+
+    With n tokens, each stream has L = (n - 1) // N positions; stream r holds inputs
+    tokens[r*L : (r+1)*L] and targets shifted by one. Window i is columns [i*T, (i+1)*T).
+    `drop_last` drops a final shorter window (training keeps one fixed shape; evaluation keeps all).
+    """
+
+    def __init__(self, ids: np.ndarray | torch.Tensor, batch_size: int, seq_len: int,
+                 device: torch.device | str = "cpu", drop_last: bool = True):
+        ids = torch.as_tensor(ids, dtype=torch.long)
+        length = (len(ids) - 1) // batch_size
+        if length < (seq_len if drop_last else 1):
+            need = batch_size * (seq_len if drop_last else 1) + 1
+            raise DataError(f"the text is too short for one batch: {len(ids)} tokens, need at least "
+                            f"{need} for batch size {batch_size} x sequence length {seq_len}; "
+                            "lower --batch-size or --seq-len, or give more text")
+        used = batch_size * length
+        # laid out once on the device: a window is then a view, not a copy per step
+        self.x = ids[:used].view(batch_size, length).to(device)
+        self.y = ids[1:used + 1].view(batch_size, length).to(device)
+        self.seq_len = seq_len
+        self.num_windows = length // seq_len if drop_last else -(-length // seq_len)
+
+    def __len__(self) -> int:
+        return self.num_windows
+
+    def window(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        start = (index % self.num_windows) * self.seq_len
+        return self.x[:, start:start + self.seq_len], self.y[:, start:start + self.seq_len]
+
+    def __iter__(self):
+        return (self.window(i) for i in range(self.num_windows))
+
+    @property
+    def tokens(self) -> int:
+        """Target tokens covered by one pass."""
+        return self.x.shape[0] * min(self.x.shape[1], self.num_windows * self.seq_len)
+
+
+class RandomBatches:
+    """N windows of T tokens at uniformly random offsets; an epoch is as many tokens as the stream."""
+
+    def __init__(self, ids: np.ndarray | torch.Tensor, batch_size: int, seq_len: int,
+                 generator: torch.Generator, device: torch.device | str = "cpu"):
+        self.ids = torch.as_tensor(ids, dtype=torch.long).to(device)
+        if len(self.ids) < seq_len + 1:
+            raise DataError(f"the text is too short for one window: {len(self.ids)} tokens, need at "
+                            f"least {seq_len + 1} for sequence length {seq_len}")
+        self.batch_size, self.seq_len, self.generator = batch_size, seq_len, generator
+        self.num_windows = max(1, (len(self.ids) - 1) // (batch_size * seq_len))
+        self._columns = torch.arange(seq_len, device=device)
+
+    def __len__(self) -> int:
+        return self.num_windows
+
+    def window(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # offsets drawn on the CPU generator (its state is saved for exact resume)
+        high = len(self.ids) - self.seq_len
+        offsets = torch.randint(0, high, (self.batch_size,), generator=self.generator)
+        rows = offsets.to(self.ids.device)[:, None] + self._columns
+        return self.ids[rows], self.ids[rows + 1]
+
+
+def eval_batches(ids: np.ndarray, seq_len: int, max_streams: int, min_stream: int = 2048,
+                 max_tokens: int | None = None) -> SequentialBatches:
+    """Streams for evaluation: as few as keeps each stream >= `min_stream` tokens long.
+
+    Every stream starts from a zero state and its first tokens are scored with little context, so
+    fewer, longer streams give a truer loss; more streams are only for speed on big splits.
+    """
+    if max_tokens is not None:
+        ids = ids[: max_tokens + 1]
+    if len(ids) < 2:
+        raise DataError("the evaluation text has fewer than 2 tokens; nothing to predict")
+    streams = int(min(max_streams, max(1, (len(ids) - 1) // min_stream)))
+    return SequentialBatches(ids, streams, max(seq_len, 1), drop_last=False)

@@ -1,0 +1,25 @@
+"""Typed exceptions: the API raises these, the CLI turns each into one line on stderr and exit code 2."""
+
+
+class RnnkitError(Exception):
+    """Base class for every error caused by the user's input rather than by a bug in rnnkit."""
+
+
+class ConfigError(RnnkitError, ValueError):
+    """An invalid hyperparameter or option (zero sizes, dropout outside [0, 1), unknown names...)."""
+
+
+class DataError(RnnkitError):
+    """A data file or directory that is missing, empty, binary, not UTF-8, or too short."""
+
+
+class CheckpointError(RnnkitError):
+    """A checkpoint directory that is missing, incomplete, corrupt or written by something else."""
+
+
+class PromptError(RnnkitError):
+    """A prompt that the model's vocabulary cannot encode."""
+
+
+class OutputExistsError(RnnkitError):
+    """The output directory exists already and `overwrite` was not asked for."""

@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny configurations that train in a second on 2 CPU cores."""
+
+from __future__ import annotations
+
+import pytest
+
+from rnnkit.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+
+def tiny_config(out, model="lstm", tokenizer="word", data="toy", steps=30, **train) -> RunConfig:
+    train_options = dict(steps=steps, lr=0.01, schedule="constant", eval_interval=10, log_interval=5,
+                         out=str(out), quiet=True, sample_tokens=0, device="cpu", seed=7)
+    train_options.update(train)
+    return RunConfig(model=ModelConfig(model=model, layers=1, hidden=32, embed=16),
+                     data=DataConfig(data=data, tokenizer=tokenizer, batch_size=4, seq_len=8),
+                     train=TrainConfig(**train_options))
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    def make(name="run", **options):
+        return tiny_config(tmp_path / name, **options)
+    return make
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    def write(content: str | bytes, name="text.txt"):
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return path
+    return write

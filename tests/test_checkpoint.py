@@ -1,0 +1,119 @@
+import json
+import pickle
+import shutil
+
+import pytest
+import torch
+
+from rnnkit.api import load
+from rnnkit.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+from rnnkit.errors import CheckpointError
+from rnnkit.train import train
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from conftest import tiny_config
+    result = train(tiny_config(tmp_path_factory.mktemp("ckpt") / "run", steps=10, model="gru"))
+    return result.checkpoint
+
+
+def copy_run(run_dir, tmp_path):
+    target = tmp_path / "copy"
+    shutil.copytree(run_dir, target)
+    return target
+
+
+def test_layout_and_round_trip(run_dir):
+    from pathlib import Path
+    run = Path(run_dir)
+    for kind in ("best", "last"):
+        names = {p.name for p in (run / kind).iterdir()}
+        assert names == {"config.json", "model.safetensors", "tokenizer.json", "trainer_state.pt", "metrics.jsonl"}
+    checkpoint = load_checkpoint(run)
+    assert checkpoint.path.name == "best" and checkpoint.config.model.model == "gru"
+    assert checkpoint.trainer_state()["step"] == 10
+    lm = load(run, device="cpu")
+    again = load(run / "last", device="cpu")
+    for a, b in zip(lm.model.parameters(), again.model.parameters()):
+        assert torch.equal(a, b)  # best == last here: the last evaluation was the best so far
+
+
+def test_corrupt_weights(run_dir, tmp_path):
+    run = copy_run(run_dir, tmp_path)
+    (run / "best" / "model.safetensors").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load(run / "best")
+    data = (run / "last" / "model.safetensors").read_bytes()
+    (run / "last" / "model.safetensors").write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(CheckpointError):
+        load(run / "last")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda doc: doc.update(format_version=99), "upgrade rnnkit"),
+    (lambda doc: doc.update(format="something-else"), "not an rnnkit"),
+    (lambda doc: doc["config"]["model"].update(colour="red"), "unknown ModelConfig"),
+    (lambda doc: doc["config"]["model"].update(layers="two"), "layers must be an integer"),
+    (lambda doc: doc["config"]["model"].update(vocab_size=3), "do not belong together"),
+])
+def test_hand_edited_config(run_dir, tmp_path, edit, message):
+    run = copy_run(run_dir, tmp_path)
+    path = run / "best" / "config.json"
+    document = json.loads(path.read_text())
+    edit(document)
+    path.write_text(json.dumps(document))
+    with pytest.raises(CheckpointError, match=message):
+        load(run / "best")
+
+
+def test_missing_and_foreign_directories(tmp_path):
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load(tmp_path / "nothing")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(CheckpointError, match="not an rnnkit checkpoint"):
+        load(tmp_path / "folder")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CheckpointError):
+        load(tmp_path / "file")
+
+
+class _CreatesFile:
+    def __reduce__(self):
+        import pathlib
+        return (pathlib.Path.touch, (pathlib.Path(self.target),))
+
+
+def test_malicious_trainer_state_is_never_executed(run_dir, tmp_path):
+    run = copy_run(run_dir, tmp_path)
+    marker = tmp_path / "pwned"
+    payload = _CreatesFile()
+    payload.target = str(marker)
+    with open(run / "last" / "trainer_state.pt", "wb") as handle:
+        pickle.dump({"step": payload}, handle)
+    with pytest.raises(CheckpointError, match="refusing"):
+        load_checkpoint(run, prefer="last").trainer_state()
+    with pytest.raises(CheckpointError):
+        train(resume=run, steps=20, quiet=True)
+    assert not marker.exists()
+
+
+def test_failed_save_leaves_previous_checkpoint_intact(run_dir, tmp_path, monkeypatch):
+    run = copy_run(run_dir, tmp_path)
+    before = (run / "last" / "model.safetensors").read_bytes()
+    checkpoint = load_checkpoint(run, prefer="last")
+
+    def broken_save(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        save_checkpoint(run / "last", checkpoint.config, checkpoint.weights, checkpoint.tokenizer, {"step": 1})
+    assert (run / "last" / "model.safetensors").read_bytes() == before
+    assert not list(run.glob(".last.tmp-*"))  # the half-written temporary directory is gone
+
+
+def test_a_crash_between_renames_falls_back_to_the_old_copy(run_dir, tmp_path):
+    run = copy_run(run_dir, tmp_path)
+    (run / "last").rename(run / ".last.old-deadbeef")
+    assert resolve_checkpoint(run, prefer="last").name == ".last.old-deadbeef"

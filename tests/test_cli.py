@@ -1,0 +1,130 @@
+"""End to end through the command line: --json outputs, and bad input as one line and exit code 2."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rnnkit.cli import main
+
+TINY = ["--data", "toy", "--tokenizer", "word", "--layers", "1", "--hidden", "32", "--embed", "16",
+        "--batch-size", "4", "--seq-len", "8", "--steps", "20", "--eval-interval", "10", "--lr", "0.02",
+        "--schedule", "constant", "--device", "cpu", "--quiet"]
+
+
+def last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", *TINY, "--out", str(run), "--sample-tokens", "5"]) == 0
+    return run
+
+
+def test_train_json(tmp_path, capsys):
+    assert main(["train", *TINY, "--out", str(tmp_path / "r"), "--json"]) == 0
+    result = last_json(capsys.readouterr().out)
+    for key in ("steps", "train_loss", "val_loss", "val_ppl", "val_bpc", "tokens_per_s", "seconds", "checkpoint"):
+        assert key in result
+    assert result["steps"] == 20 and result["val_loss"] < 1.5
+
+
+def test_evaluate_json_matches_api(trained, capsys):
+    import rnnkit
+    assert main(["evaluate", str(trained), "--split", "test", "--json", "--device", "cpu"]) == 0
+    result = last_json(capsys.readouterr().out)
+    assert set(result) >= {"loss", "ppl", "bits_per_token", "bpc", "tokens"}
+    api = rnnkit.evaluate(trained, split="test", device="cpu")
+    assert result["loss"] == pytest.approx(api.loss)
+    assert result["ppl"] == pytest.approx(2.718281828 ** result["loss"])
+    assert result["bpc"] < result["bits_per_token"]  # a word covers several characters
+
+
+def test_generate_same_seed_same_text(trained, capsys):
+    args = ["generate", str(trained), "--prompt", "you say", "--max-new-tokens", "8", "--seed", "4", "--json"]
+    assert main(args) == 0
+    first = last_json(capsys.readouterr().out)["text"]
+    assert main(args) == 0
+    assert last_json(capsys.readouterr().out)["text"] == first
+    assert first.startswith("you say")
+    assert main(["generate", str(trained), "--prompt", "you", "--greedy", "--max-new-tokens", "6"]) == 0
+    assert capsys.readouterr().out.startswith("you say goodbye")
+
+
+def test_prompt_file_with_newlines(trained, tmp_path, capsys):
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("hello.\nyou say")
+    assert main(["generate", str(trained), "--prompt-file", str(prompt), "--max-new-tokens", "3", "--json"]) == 0
+    assert last_json(capsys.readouterr().out)["text"].startswith("hello.\nyou say")
+
+
+def test_resume_through_the_cli(trained, tmp_path, capsys):
+    import shutil
+    run = tmp_path / "again"
+    shutil.copytree(trained, run)
+    assert main(["train", "--resume", str(run), "--steps", "30", "--quiet", "--json"]) == 0
+    assert last_json(capsys.readouterr().out)["steps"] == 30
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--data", "/no/such/file.txt"], "no such corpus"),
+    (["train", "--layers", "0"], "layers must be"),
+    (["train", "--dropout", "1.5"], "dropout must be"),
+    (["train", "--model", "transformer"], "model must be one of"),
+    (["train", "--hidden", "-4"], "hidden must be"),
+    (["train", "--lr", "nan"], "lr must be a finite number"),
+    (["train", "--split", "0.5,0.6,0"], "add up to 1"),
+    (["train", "--layers", "two"], "invalid int value"),
+    (["train", "--tie", "--embed", "8"], "embed must equal hidden"),
+    (["evaluate", "/no/such/checkpoint"], "no such checkpoint"),
+    (["generate", "/no/such/checkpoint"], "no such checkpoint"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        raise SystemExit(main(args))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\xff\x00binary", b"caf\xe9", b"   \n "])
+def test_bad_data_files(tmp_path, content, capsys):
+    data = tmp_path / "data.txt"
+    data.write_bytes(content)
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "out")]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()  # nothing left behind
+    assert data.read_bytes() == content  # the user's file is untouched
+
+
+def test_bad_generate_options(trained, capsys):
+    for extra in (["--temperature", "0"], ["--top-p", "2"], ["--top-k", "0"], ["--max-new-tokens", "-1"]):
+        assert main(["generate", str(trained), *extra]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_existing_output_directory_is_kept(trained, capsys):
+    before = sorted(p.name for p in trained.iterdir())
+    assert main(["train", *TINY, "--out", str(trained)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert sorted(p.name for p in trained.iterdir()) == before
+
+
+def test_corpora_lists_bundled(capsys):
+    assert main(["corpora", "--json"]) == 0
+    names = {row["name"] for row in last_json(capsys.readouterr().out)}
+    assert names == {"timemachine", "tinyshakespeare", "toy"}
+
+
+def test_real_process_exit_code_and_no_traceback(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    bad = tmp_path / "bin.txt"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    proc = subprocess.run([sys.executable, "-m", "rnnkit", "train", "--data", str(bad)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "binary" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from rnnkit.errors import CheckpointError, PromptError
+from rnnkit.tokenize import UNK, Tokenizer, Vocab, build_tokenizer
+
+TEXT = "The Time Traveller (for so it will be convenient to speak of him) was expounding.\nIt's late, isn't it?"
+
+
+def test_char_round_trip_is_exact():
+    tok = build_tokenizer("char", TEXT)
+    assert tok.decode(tok.encode(TEXT)) == TEXT
+    assert not tok.vocab.has_unk  # nothing was dropped, so no <unk> is needed
+
+
+def test_word_round_trip_keeps_tokens_and_normalises_spacing():
+    tok = build_tokenizer("word", TEXT)
+    ids = tok.encode(TEXT)
+    decoded = tok.decode(ids)
+    assert np.array_equal(tok.encode(decoded), ids)
+    assert "It's late, isn't it?" in decoded
+    assert tok.split("don't stop.") == ["don't", "stop", "."]
+
+
+def test_lowercase_option():
+    tok = build_tokenizer("word", "The the THE", lowercase=True)
+    assert len(tok) == 2  # <unk> and "the"
+    assert tok.decode(tok.encode("THE")) == "the"
+
+
+def test_vocab_min_freq_max_size_and_unk():
+    vocab = Vocab.build("a a a b b c".split(), min_freq=2)
+    assert vocab.itos == [UNK, "a", "b"]
+    vocab = Vocab.build("a a a b b c".split(), max_size=2)
+    assert vocab.itos == [UNK, "a"]
+    tok = Tokenizer("word", vocab)
+    assert tok.encode("a c b").tolist() == [1, 0, 0]
+
+
+def test_char_vocab_gets_unk_only_when_needed():
+    assert build_tokenizer("char", "abc", ("abd",)).vocab.has_unk  # 'd' only in validation text
+    assert build_tokenizer("char", "aab", min_freq=2).vocab.has_unk
+    assert not build_tokenizer("char", "abc", ("cab",)).vocab.has_unk
+
+
+def test_unknown_char_without_unk_is_named():
+    tok = build_tokenizer("char", "hello")
+    with pytest.raises(PromptError, match="'z'"):
+        tok.encode("hez")
+
+
+def test_json_round_trip_and_corrupt_json():
+    tok = build_tokenizer("word", TEXT, min_freq=1, lowercase=True)
+    again = Tokenizer.from_json(tok.to_json())
+    assert again.vocab.itos == tok.vocab.itos and again.lowercase and again.kind == "word"
+    for bad in ("{", "[]", '{"format": "other"}',
+                '{"format": "rnnkit-tokenizer", "format_version": 99, "kind": "char", "tokens": [], "unk": false, "lowercase": false}',
+                '{"format": "rnnkit-tokenizer", "format_version": 1, "kind": "char", "tokens": ["a", "a"], "unk": false, "lowercase": false}'):
+        with pytest.raises(CheckpointError):
+            Tokenizer.from_json(bad)
+
+
+def test_ids_are_deterministic_frequency_order():
+    tok = build_tokenizer("char", "bbbaac")
+    assert tok.vocab.itos == ["b", "a", "c"]
