@@ -128,3 +128,22 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "binary" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("model, extra", [("ngram", ["--order", "3"]),
+                                          ("hmm", ["--states", "4", "--hmm-iter", "3"])])
+def test_baselines_through_train_evaluate_generate(tmp_path, capsys, model, extra):
+    run = tmp_path / model
+    assert main(["train", "--model", model, *extra, "--data", "toy", "--tokenizer", "word", "--quiet",
+                 "--out", str(run), "--json"]) == 0
+    trained = last_json(capsys.readouterr().out)
+    assert trained["train_loss"] is None and trained["val_loss"] < 2.0
+    assert main(["evaluate", str(run), "--json"]) == 0
+    assert last_json(capsys.readouterr().out)["loss"] == pytest.approx(trained["val_loss"])
+    args = ["generate", str(run), "--prompt", "you say", "--max-new-tokens", "6", "--seed", "2", "--top-k", "3", "--json"]
+    assert main(args) == 0
+    text = last_json(capsys.readouterr().out)["text"]
+    assert main(args) == 0
+    assert last_json(capsys.readouterr().out)["text"] == text and text.startswith("you say")
+    assert main(["train", "--resume", str(run), "--steps", "5"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err

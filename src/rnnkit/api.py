@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-
-import torch
+from typing import Any
 
 from .checkpoint import load_checkpoint
 from .config import RunConfig
@@ -21,7 +20,8 @@ from .data import TokenSplit
 from .errors import ConfigError, DataError, PromptError
 from .evaluate import EvalResult, evaluate_split
 from .generate import SamplingConfig, generate_text
-from .models.torch_lm import RNNLM, TorchScorer, import_weights
+from .models.base import Scorer
+from .models.registry import scorer_from_weights
 from .tokenize import Tokenizer
 from .train import configure_cpu_math, resolve_device
 
@@ -29,24 +29,22 @@ SPLITS = ("train", "val", "test")
 
 
 class LanguageModel:
-    """A trained model with its tokenizer and configuration, ready to generate and evaluate."""
+    """A trained or fitted model with its tokenizer and configuration: generate and evaluate.
 
-    def __init__(self, model: RNNLM, tokenizer: Tokenizer, config: RunConfig,
-                 device: torch.device, path: Path | None = None):
-        self.model, self.tokenizer, self.config = model.to(device).eval(), tokenizer, config
-        self.device, self.path = device, path
+    `scorer` is the model behind the scoring seam (models/base.py); `model` is the object under
+    it (an RNNLM, a KneserNeyLM, an HMMLM).
+    """
+
+    def __init__(self, scorer: Scorer, model: Any, tokenizer: Tokenizer, config: RunConfig,
+                 path: Path | None = None):
+        self.scorer, self.model, self.tokenizer, self.config, self.path = scorer, model, tokenizer, config, path
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "LanguageModel":
         configure_cpu_math()
         checkpoint = load_checkpoint(path)
-        model = RNNLM(checkpoint.config.model)
-        import_weights(model, checkpoint.weights)
-        return cls(model, checkpoint.tokenizer, checkpoint.config, resolve_device(device), checkpoint.path)
-
-    @property
-    def scorer(self) -> TorchScorer:
-        return TorchScorer(self.model, self.device)
+        scorer, model = scorer_from_weights(checkpoint.config.model, checkpoint.weights, resolve_device(device))
+        return cls(scorer, model, checkpoint.tokenizer, checkpoint.config, checkpoint.path)
 
     def generate(self, prompt: str = "", max_new_tokens: int = 200, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, do_sample: bool = True,

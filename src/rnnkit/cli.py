@@ -25,11 +25,15 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "batch_size": ("data", "batch_size", int, "N parallel streams per batch (default 32)"),
     "seq_len": ("data", "seq_len", int, "T tokens per window, the TBPTT length (default 64)"),
     "batching": ("data", "batching", str, "sequential (TBPTT, state carried) or random (default sequential)"),
-    "model": ("model", "model", str, "rnn, rnn_relu, gru or lstm (default lstm)"),
+    "model": ("model", "model", str, "rnn, rnn_relu, gru, lstm, or the baselines ngram and hmm (default lstm)"),
     "layers": ("model", "layers", int, "recurrent layers (default 2)"),
     "hidden": ("model", "hidden", int, "hidden size H (default 256)"),
     "embed": ("model", "embed", int, "embedding size D; 0 = one-hot input (default 64)"),
     "dropout": ("model", "dropout", float, "dropout on embeddings, between layers and on outputs (default 0)"),
+    "order": ("model", "order", int, "ngram: longest n-gram, contexts of order-1 tokens (default 5)"),
+    "states": ("model", "states", int, "hmm: hidden states (default 32)"),
+    "hmm_iter": ("model", "hmm_iter", int, "hmm: Baum-Welch iterations at most (default 20)"),
+    "hmm_max_tokens": ("model", "hmm_max_tokens", int, "hmm: training tokens used at most (default 200000)"),
     "optimizer": ("train", "optimizer", str, "adamw or sgd (default adamw)"),
     "lr": ("train", "lr", float, "peak learning rate (default 3e-3)"),
     "weight_decay": ("train", "weight_decay", float, "decoupled weight decay (default 0.01)"),
@@ -160,10 +164,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     if result.sample is not None:
         print()
-    print(f"trained {result.steps} steps in {result.seconds:.1f} s ({result.tokens_per_s:,.0f} tokens/s) on {result.device}")
+    what = f"trained {result.steps} steps" if result.steps else "fitted"
+    print(f"{what} in {result.seconds:.1f} s ({result.tokens_per_s:,.0f} tokens/s) on {result.device}")
     print(f"val loss {result.val_loss:.4f} nats/token, ppl {result.val_ppl:.2f}, bpc {result.val_bpc:.4f} "
           f"(best val loss {result.best_val_loss:.4f})")
-    print(f"checkpoints: {result.best_checkpoint} (best), {result.checkpoint}/last (resume with --resume {result.checkpoint})")
+    resume = f" (resume with --resume {result.checkpoint})" if result.steps else ""
+    print(f"checkpoints: {result.best_checkpoint} (best), {result.checkpoint}/last{resume}")
     return 0
 
 

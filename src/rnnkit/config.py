@@ -14,6 +14,7 @@ from typing import Any
 from .errors import ConfigError
 
 MODELS = ("rnn", "rnn_relu", "gru", "lstm")
+BASELINES = ("ngram", "hmm")  # fitted in one pass (counting, Baum-Welch), no training loop
 ENGINES = ("torch",)
 TOKENIZERS = ("char", "word")
 BATCHINGS = ("sequential", "random")
@@ -67,9 +68,21 @@ class ModelConfig:
     tie: bool = False
     engine: str = "torch"
     vocab_size: int = 0  # set from the tokenizer when the model is built; 0 = not yet known
+    order: int = 5  # ngram: longest n-gram (contexts of order-1 tokens)
+    states: int = 32  # hmm: hidden states K
+    hmm_iter: int = 20  # hmm: Baum-Welch iterations at most
+    hmm_max_tokens: int = 200_000  # hmm: training tokens used at most (cost grows with K^2 T)
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.model in BASELINES
 
     def __post_init__(self) -> None:
-        _choice("model", self.model, MODELS)
+        _choice("model", self.model, MODELS + BASELINES)
+        _int("order", self.order, 1, 32)
+        _int("states", self.states, 1, 1 << 14)
+        _int("hmm_iter", self.hmm_iter, 1, 100_000)
+        _int("hmm_max_tokens", self.hmm_max_tokens, 2)
         _choice("engine", self.engine, ENGINES)
         _int("layers", self.layers, 1, 64)
         _int("hidden", self.hidden, 1, 1 << 16)

@@ -54,7 +54,9 @@ class TrainResult:
     sample: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain data for JSON; a figure that does not exist (NaN, e.g. a baseline's train loss) is None."""
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                for k, v in dataclasses.asdict(self).items()}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -119,6 +121,25 @@ def prepare_run_dir(path: Path, overwrite: bool) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
+def load_data(config: RunConfig, tokenizer: Tokenizer | None,
+              log: Callable[[str], None]) -> tuple[Tokenizer, dict[str, TokenSplit]]:
+    """Read and split the text, build the vocabulary from the training split (unless given),
+    and encode all three splits; sets config.model.vocab_size."""
+    data = config.data
+    corpus = load_corpus(data.data, data.split)
+    if tokenizer is None:
+        tokenizer = build_tokenizer(data.tokenizer, corpus.train, (corpus.val, corpus.test),
+                                    data.lowercase, data.min_freq, data.max_size)
+    splits = encode_corpus(corpus, tokenizer)
+    if len(splits["val"].ids) < 2:
+        raise DataError("the validation split is empty: give --split with a validation fraction "
+                        "(e.g. 0.9,0.1,0), or a longer text")
+    config.model.vocab_size = len(tokenizer)
+    sizes = ", ".join(f"{name} {len(s.ids):,} tokens ({s.chars:,} chars)" for name, s in splits.items())
+    log(f"data: {corpus.name} ({data.tokenizer}, vocabulary {len(tokenizer):,}): {sizes}")
+    return tokenizer, splits
+
+
 class Trainer:
     """One training run: data, model, optimizer, and the loop. Built by `train()`."""
 
@@ -131,8 +152,7 @@ class Trainer:
         configure_cpu_math()
         torch.manual_seed(config.train.seed)
         self.generator = torch.Generator().manual_seed(config.train.seed + 1)
-        self.tokenizer, self.splits = self._load_data(checkpoint)
-        self.config.model.vocab_size = len(self.tokenizer)
+        self.tokenizer, self.splits = load_data(config, checkpoint.tokenizer if checkpoint else None, log)
         self.model = RNNLM(config.model).to(self.device)
         self.optimizer = self._make_optimizer()
         self.batches = self._make_batches()
@@ -142,22 +162,6 @@ class Trainer:
             self._restore(checkpoint)
 
     # ----- set-up -------------------------------------------------------------------------
-    def _load_data(self, checkpoint: Checkpoint | None) -> tuple[Tokenizer, dict[str, TokenSplit]]:
-        data = self.config.data
-        corpus = load_corpus(data.data, data.split)
-        if checkpoint is not None:
-            tokenizer = checkpoint.tokenizer
-        else:
-            tokenizer = build_tokenizer(data.tokenizer, corpus.train, (corpus.val, corpus.test),
-                                        data.lowercase, data.min_freq, data.max_size)
-        splits = encode_corpus(corpus, tokenizer)
-        if len(splits["val"].ids) < 2:
-            raise DataError("the validation split is empty: give --split with a validation fraction "
-                            "(e.g. 0.9,0.1,0), or a longer text")
-        sizes = ", ".join(f"{name} {len(s.ids):,} tokens ({s.chars:,} chars)" for name, s in splits.items())
-        self.log(f"data: {corpus.name} ({data.tokenizer}, vocabulary {len(tokenizer):,}): {sizes}")
-        return tokenizer, splits
-
     def _make_optimizer(self) -> torch.optim.Optimizer:
         train, params = self.config.train, list(self.model.parameters())
         if train.optimizer == "sgd":
@@ -381,6 +385,10 @@ def train(config: RunConfig | None = None, resume: str | Path | None = None,
                                TrainConfig(**{**dataclasses.asdict(config.train), **overrides}))
         run_dir = Path(config.train.out) if config.train.out else default_run_dir(config)
     log = log or _stderr_logger(config.train.quiet)
+    if config.model.is_baseline:
+        if checkpoint is not None:
+            raise ConfigError(f"a {config.model.model} model is fitted in one pass; there is nothing to resume")
+        return _fit_baseline_run(config, run_dir, log, on_sample)
     trainer = Trainer(config, log, checkpoint)
     if checkpoint is None:
         prepare_run_dir(run_dir, config.train.overwrite)
@@ -404,14 +412,49 @@ def _truncate_metrics(run_metrics: Path, checkpoint_metrics: Path) -> None:
         run_metrics.unlink()
 
 
+def _sample(config: RunConfig, scorer: Any, tokenizer: Tokenizer,
+            on_sample: Callable[[str], None] | None) -> str | None:
+    """The short sample a run ends with (temperature 0.8, the run's seed)."""
+    if config.train.sample_tokens == 0:
+        return None
+    sampling = SamplingConfig(max_new_tokens=config.train.sample_tokens, temperature=0.8, seed=config.train.seed)
+    return generate_text(scorer, tokenizer, "", sampling, on_sample)
+
+
+def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], None],
+                      on_sample: Callable[[str], None] | None) -> TrainResult:
+    """n-gram and HMM: fit once on the training split, evaluate, save best/ and last/ alike."""
+    from .models.registry import baseline_weights, fit_baseline
+
+    tokenizer, splits = load_data(config, None, log)
+    prepare_run_dir(run_dir, config.train.overwrite)
+    write_json(run_dir / "config.json", config_document(config, kind="run"))
+    started = time.perf_counter()
+    model = fit_baseline(config.model, splits["train"].ids, config.train.seed)
+    seconds = time.perf_counter() - started
+    result = evaluate_split(model, splits["val"], seq_len=max(config.data.seq_len, 256),
+                            max_streams=config.data.batch_size, max_tokens=config.train.eval_max_tokens)
+    tokens_per_s = len(splits["train"].ids) / max(seconds, 1e-9)
+    record = {"step": 0, "train_loss": None, "lr": None, "grad_norm": None, "tokens_per_s": round(tokens_per_s, 1),
+              "val_loss": result.loss, "val_ppl": result.ppl, "val_bpc": result.bpc, "elapsed_s": round(seconds, 3)}
+    (run_dir / "metrics.jsonl").write_text(_json_line(record), encoding="utf-8")
+    for kind in ("best", "last"):
+        save_checkpoint(run_dir / kind, config, baseline_weights(model), tokenizer, None,
+                        run_dir / "metrics.jsonl", kind=kind, step=0, val_loss=result.loss)
+    log(f"{config.model.model}: fitted in {seconds:.2f} s, {model.num_parameters:,} stored entries; "
+        f"val loss {result.loss:.4f} (ppl {result.ppl:.2f}, bpc {result.bpc:.4f})")
+    return TrainResult(steps=0, train_loss=math.nan, val_loss=result.loss, val_ppl=result.ppl, val_bpc=result.bpc,
+                       best_val_loss=result.loss, tokens_per_s=tokens_per_s, seconds=seconds,
+                       checkpoint=str(run_dir), best_checkpoint=str(run_dir / "best"), device="cpu",
+                       parameters=int(model.num_parameters),
+                       sizes={name: len(s.ids) for name, s in splits.items()},
+                       sample=_sample(config, model, tokenizer, on_sample))
+
+
 def _finish(trainer: Trainer, loop: RunLoop, run_dir: Path, on_sample: Callable[[str], None] | None) -> TrainResult:
     result = loop.last_eval or trainer.evaluate("val")
-    sample = None
-    if trainer.config.train.sample_tokens > 0:
-        sampling = SamplingConfig(max_new_tokens=trainer.config.train.sample_tokens, temperature=0.8,
-                                  seed=trainer.config.train.seed)
-        sample = generate_text(TorchScorer(trainer.model, trainer.device, trainer.amp), trainer.tokenizer,
-                               "", sampling, on_sample)
+    sample = _sample(trainer.config, TorchScorer(trainer.model, trainer.device, trainer.amp),
+                     trainer.tokenizer, on_sample)
     return TrainResult(steps=trainer.step, train_loss=loop.last_train_loss, val_loss=result.loss,
                        val_ppl=result.ppl, val_bpc=result.bpc, best_val_loss=trainer.best_val_loss,
                        tokens_per_s=loop.tokens_per_s, seconds=trainer.elapsed, checkpoint=str(run_dir),

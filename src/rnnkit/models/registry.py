@@ -1,0 +1,58 @@
+"""From a ModelConfig (and saved weights) to a model behind the scoring seam, for every kind.
+
+Neural models (torch engine) are trained by the Trainer; baselines are fitted in one pass here.
+Everything that loads a checkpoint (`rnnkit.load`, evaluate, generate, compare) comes through
+`scorer_from_weights`, so adding a model kind means adding it here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import ModelConfig
+from .base import Scorer
+
+
+def fit_baseline(config: ModelConfig, train_ids: np.ndarray, seed: int) -> Any:
+    """Fit an n-gram (counting) or HMM (Baum-Welch) model on the training token ids."""
+    if config.model == "ngram":
+        from .ngram import KneserNeyLM
+        return KneserNeyLM(config.order, config.vocab_size).fit(train_ids)
+    from .hmm import HMMLM
+    return HMMLM(config.states, config.vocab_size, n_iter=config.hmm_iter,
+                 max_train_tokens=config.hmm_max_tokens, seed=seed).fit(train_ids)
+
+
+def baseline_weights(model: Any) -> dict[str, torch.Tensor]:
+    """A fitted baseline's arrays as tensors, ready for safetensors."""
+    return {name: torch.from_numpy(np.ascontiguousarray(array)) for name, array in model.state_dict().items()}
+
+
+def scorer_from_weights(config: ModelConfig, weights: dict[str, torch.Tensor],
+                        device: torch.device | str = "cpu") -> tuple[Scorer, Any]:
+    """(scorer, underlying model) for saved weights of any model kind."""
+    if config.model == "ngram":
+        from .ngram import KneserNeyLM
+        model = KneserNeyLM.from_state_dict({k: v.numpy() for k, v in weights.items()})
+        _check_vocab(config, model.vocab_size)
+        return model, model
+    if config.model == "hmm":
+        from .hmm import HMMLM
+        model = HMMLM.from_state_dict({k: v.numpy() for k, v in weights.items()})
+        _check_vocab(config, model.vocab_size)
+        return model, model
+    from .torch_lm import RNNLM, TorchScorer, import_weights
+    model = RNNLM(config)
+    import_weights(model, weights)
+    model = model.to(device).eval()
+    return TorchScorer(model, device), model
+
+
+def _check_vocab(config: ModelConfig, vocab_size: int) -> None:
+    from ..errors import CheckpointError
+    if vocab_size != config.vocab_size:
+        raise CheckpointError(f"the saved model has {vocab_size} token ids but its config says "
+                              f"{config.vocab_size}")
