@@ -141,3 +141,10 @@ def test_untied_one_hot_and_tied_models_train(tiny):
         result = train(config)
         assert result.val_loss < 2.0
     assert isinstance(ModelConfig(), ModelConfig)
+
+
+def test_time_budget_stops_early_and_saves(tiny):
+    result = train(tiny("budget", steps=100_000, max_seconds=1.0, eval_interval=100_000))
+    assert 0 < result.steps < 100_000
+    assert metrics(result.checkpoint)[-1]["step"] == result.steps
+    assert load_checkpoint(result.checkpoint, prefer="last").info["step"] == result.steps

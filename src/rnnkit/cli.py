@@ -44,6 +44,7 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "decay_steps": ("train", "decay_steps", int, "cosine horizon in steps (default: --steps)"),
     "steps": ("train", "steps", int, "optimizer steps to train (default 1000)"),
     "epochs": ("train", "epochs", int, "train for this many passes over the training split instead"),
+    "max_seconds": ("train", "max_seconds", float, "stop after this many seconds of training (evaluate and save first)"),
     "eval_interval": ("train", "eval_interval", int, "evaluate and checkpoint every this many steps (default 200)"),
     "log_interval": ("train", "log_interval", int, "write metrics every this many steps (default 50)"),
     "save_interval": ("train", "save_interval", int, "write last/ every this many steps (default: every evaluation)"),

@@ -152,6 +152,7 @@ class TrainConfig:
     clip: float | None = 1.0  # max global gradient norm; None = no clipping
     steps: int | None = None
     epochs: int | None = None
+    max_seconds: float | None = None  # stop (evaluate, save) once training has run this long
     eval_interval: int = 200
     log_interval: int = 50
     save_interval: int | None = None  # None = save at each evaluation
@@ -178,6 +179,7 @@ class TrainConfig:
         _int("epochs", self.epochs, 1, allow_none=True)
         if self.steps is not None and self.epochs is not None:
             raise ConfigError("give steps or epochs, not both")
+        _float("max_seconds", self.max_seconds, 0.0, 1e9, low_open=True, allow_none=True)
         _int("eval_interval", self.eval_interval, 1)
         _int("log_interval", self.log_interval, 1)
         _int("save_interval", self.save_interval, 1, allow_none=True)

@@ -32,7 +32,7 @@ from .models.torch_lm import RNNLM, State, TorchScorer, detach_state, export_wei
 from .tokenize import Tokenizer, build_tokenizer
 
 DEFAULT_STEPS = 1000
-RESUME_OPTIONS = {"steps", "epochs", "eval_interval", "log_interval", "save_interval", "eval_max_tokens",
+RESUME_OPTIONS = {"steps", "epochs", "max_seconds", "eval_interval", "log_interval", "save_interval", "eval_max_tokens",
                   "device", "quiet", "sample_tokens", "amp"}
 
 
@@ -290,6 +290,10 @@ class RunLoop:
                 self.norm_sum += grad_norm
                 self.count += 1
                 bar.update(1)
+                out_of_time = train.max_seconds is not None and time.perf_counter() - started >= train.max_seconds
+                if out_of_time:
+                    self.log(f"time budget of {train.max_seconds:g} s reached at step {t.step}")
+                    t.total_steps = t.step  # the last step: evaluate and save now
                 evaluate = t.step % train.eval_interval == 0 or t.step == t.total_steps
                 if t.step % train.log_interval == 0 or evaluate:
                     self._log_step(bar, evaluate, started)
