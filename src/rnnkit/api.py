@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,10 +41,17 @@ class LanguageModel:
         self.scorer, self.model, self.tokenizer, self.config, self.path = scorer, model, tokenizer, config, path
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto") -> "LanguageModel":
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", engine: str | None = None) -> "LanguageModel":
+        """Load on `device`; `engine` ("torch" or "numpy") runs a neural checkpoint in either engine,
+        whichever trained it (both use the same parameter names and layouts)."""
         configure_cpu_math()
         checkpoint = load_checkpoint(path)
-        scorer, model = scorer_from_weights(checkpoint.config.model, checkpoint.weights, resolve_device(device))
+        model_config = checkpoint.config.model
+        if engine is not None and not model_config.is_baseline:
+            model_config = dataclasses.replace(model_config, engine=engine)
+        if model_config.engine == "numpy":
+            device = "cpu"
+        scorer, model = scorer_from_weights(model_config, checkpoint.weights, resolve_device(device))
         return cls(scorer, model, checkpoint.tokenizer, checkpoint.config, checkpoint.path)
 
     def generate(self, prompt: str = "", max_new_tokens: int = 200, temperature: float = 1.0,
@@ -75,13 +83,14 @@ class LanguageModel:
                               max_streams=self.config.data.batch_size, max_tokens=max_tokens)
 
 
-def load(path: str | Path, device: str = "auto") -> LanguageModel:
+def load(path: str | Path, device: str = "auto", engine: str | None = None) -> LanguageModel:
     """Load a checkpoint directory (or a run directory: its best checkpoint) on any device."""
-    return LanguageModel.from_checkpoint(path, device)
+    return LanguageModel.from_checkpoint(path, device, engine)
 
 
 def evaluate(model: str | Path | LanguageModel, data: str | None = None, split: str = "val",
              **options) -> EvalResult:
     """Evaluate a checkpoint path or a loaded model; see LanguageModel.evaluate."""
-    lm = model if isinstance(model, LanguageModel) else load(model, options.pop("device", "auto"))
+    lm = model if isinstance(model, LanguageModel) else load(model, options.pop("device", "auto"),
+                                                             options.pop("engine", None))
     return lm.evaluate(data, split, **options)

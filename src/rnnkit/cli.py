@@ -25,6 +25,7 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "batch_size": ("data", "batch_size", int, "N parallel streams per batch (default 32)"),
     "seq_len": ("data", "seq_len", int, "T tokens per window, the TBPTT length (default 64)"),
     "batching": ("data", "batching", str, "sequential (TBPTT, state carried) or random (default sequential)"),
+    "engine": ("model", "engine", str, "torch (autograd, cuDNN) or numpy (hand-written BPTT, CPU) (default torch)"),
     "model": ("model", "model", str, "rnn, rnn_relu, gru, lstm, or the baselines ngram and hmm (default lstm)"),
     "layers": ("model", "layers", int, "recurrent layers (default 2)"),
     "hidden": ("model", "hidden", int, "hidden size H (default 256)"),
@@ -114,6 +115,8 @@ def _add_evaluate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--split", choices=("train", "val", "test"), default="val")
     sub.add_argument("--fractions", type=parse_split, default=None, help="how to split --data (default: as trained)")
     sub.add_argument("--max-tokens", type=int, default=None, help="score at most this many tokens")
+    sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
+                     help="run a neural checkpoint in this engine (default: the one that trained it)")
     sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     sub.add_argument("--json", action="store_true")
 
@@ -129,6 +132,8 @@ def _add_generate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--top-p", type=float, default=None)
     sub.add_argument("--greedy", action="store_true", help="always take the most likely token")
     sub.add_argument("--seed", type=int, default=None, help="same seed, same text")
+    sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
+                     help="run a neural checkpoint in this engine (default: the one that trained it)")
     sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     sub.add_argument("--json", action="store_true", help="print {\"text\": ...} as one JSON line")
 
@@ -177,7 +182,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .api import load
 
-    lm = load(args.checkpoint, args.device)
+    lm = load(args.checkpoint, args.device, args.engine)
     result = lm.evaluate(args.data, args.split, args.fractions, args.max_tokens)
     if args.json:
         print(json.dumps(result.to_dict()))
@@ -194,7 +199,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     prompt = read_text_file(args.prompt_file) if args.prompt_file else args.prompt
     SamplingConfig(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.greedy, args.seed)
-    lm = load(args.checkpoint, args.device)
+    lm = load(args.checkpoint, args.device, args.engine)
     stream = None if args.json else _write_stdout
     text = lm.generate(prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p,
                        not args.greedy, args.seed, stream)

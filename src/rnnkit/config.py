@@ -15,7 +15,7 @@ from .errors import ConfigError
 
 MODELS = ("rnn", "rnn_relu", "gru", "lstm")
 BASELINES = ("ngram", "hmm")  # fitted in one pass (counting, Baum-Welch), no training loop
-ENGINES = ("torch",)
+ENGINES = ("torch", "numpy")
 TOKENIZERS = ("char", "word")
 BATCHINGS = ("sequential", "random")
 OPTIMIZERS = ("adamw", "sgd")
@@ -206,6 +206,12 @@ class RunConfig:
         for name, kind in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig)):
             if not isinstance(getattr(self, name), kind):
                 raise ConfigError(f"{name} must be a {kind.__name__}")
+        if self.model.engine == "numpy" and not self.model.is_baseline:
+            # say so rather than silently ignoring an option the NumPy engine does not have
+            if self.train.amp:
+                raise ConfigError("--amp (bf16 autocast) is a torch-engine option; the NumPy engine runs in float32")
+            if self.train.device == "cuda":
+                raise ConfigError("the NumPy engine runs on the CPU; use --engine torch for --device cuda")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -25,10 +25,10 @@ from .checkpoint import Checkpoint, config_document, load_checkpoint, save_check
 from .config import RunConfig, TrainConfig
 from .corpora import load_corpus
 from .data import RandomBatches, SequentialBatches, TokenSplit, encode_corpus
-from .errors import ConfigError, DataError, OutputExistsError
+from .errors import CheckpointError, ConfigError, DataError, OutputExistsError
 from .evaluate import EvalResult, evaluate_split
 from .generate import SamplingConfig, generate_text
-from .models.torch_lm import RNNLM, State, TorchScorer, detach_state, export_weights, import_weights
+from .engines import make_engine
 from .tokenize import Tokenizer, build_tokenizer
 
 DEFAULT_STEPS = 1000
@@ -141,7 +141,7 @@ def load_data(config: RunConfig, tokenizer: Tokenizer | None,
 
 
 class Trainer:
-    """One training run: data, model, optimizer, and the loop. Built by `train()`."""
+    """One training run: data, an engine (model + optimizer), batches and the step count."""
 
     def __init__(self, config: RunConfig, log: Callable[[str], None], checkpoint: Checkpoint | None = None):
         self.config, self.log = config, log
@@ -153,22 +153,12 @@ class Trainer:
         torch.manual_seed(config.train.seed)
         self.generator = torch.Generator().manual_seed(config.train.seed + 1)
         self.tokenizer, self.splits = load_data(config, checkpoint.tokenizer if checkpoint else None, log)
-        self.model = RNNLM(config.model).to(self.device)
-        self.optimizer = self._make_optimizer()
+        self.engine = make_engine(config.model, config.train, self.device, self.amp)
         self.batches = self._make_batches()
         self.total_steps = self._total_steps()
         self.step, self.best_val_loss, self.elapsed, self.carry = 0, math.inf, 0.0, None
         if checkpoint is not None:
             self._restore(checkpoint)
-
-    # ----- set-up -------------------------------------------------------------------------
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        train, params = self.config.train, list(self.model.parameters())
-        if train.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
-        # fused AdamW on CUDA: one kernel for all parameters instead of a loop of small ones
-        fused = {"fused": True} if self.device.type == "cuda" else {}
-        return torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay, **fused)
 
     def _make_batches(self) -> SequentialBatches | RandomBatches:
         data, ids = self.config.data, self.splits["train"].ids
@@ -184,22 +174,15 @@ class Trainer:
             return train.epochs * len(self.batches)
         return DEFAULT_STEPS
 
-    # ----- one step -----------------------------------------------------------------------
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, state: State | None) -> tuple[torch.Tensor, torch.Tensor, State]:
-        """Forward, backward, clip, update. Returns loss and grad norm as device tensors."""
-        self.model.train()
-        for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate(self.config.train, self.step, self.total_steps)
-        with torch.autocast("cuda", torch.bfloat16, enabled=self.amp):
-            _, loss, state = self.model(x, y, state)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        clip = self.config.train.clip
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip is not None else math.inf)
-        self.optimizer.step()
-        return loss.detach(), grad_norm, detach_state(state)
+    def train_step(self) -> tuple[Any, Any]:
+        """One update on the next batch; returns loss and grad norm (device tensors or floats)."""
+        x, y, state = self.next_batch()
+        lr = learning_rate(self.config.train, self.step, self.total_steps)
+        loss, grad_norm, self.carry = self.engine.step(x, y, state, lr)
+        self.step += 1
+        return loss, grad_norm
 
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, State | None]:
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """The batch for update `self.step` and the state to start it from.
 
         Sequential batching: window step mod W; the carried state is reset at each epoch start.
@@ -211,24 +194,21 @@ class Trainer:
             self.carry = None
         return x, y, self.carry
 
-    # ----- evaluation and checkpoints ------------------------------------------------------
     def evaluate(self, split: str = "val") -> EvalResult:
-        scorer = TorchScorer(self.model, self.device, self.amp)
-        return evaluate_split(scorer, self.splits[split], seq_len=max(self.config.data.seq_len, 256),
+        return evaluate_split(self.engine.scorer(), self.splits[split], seq_len=max(self.config.data.seq_len, 256),
                               max_streams=max(self.config.data.batch_size, 1),
                               max_tokens=self.config.train.eval_max_tokens)
 
     def trainer_state(self) -> dict[str, Any]:
-        cuda_rng = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []
         return {"step": self.step, "best_val_loss": self.best_val_loss, "elapsed": self.elapsed,
-                "optimizer": self.optimizer.state_dict(),
+                "engine": self.engine.state(),
                 "scheduler": {"name": self.config.train.schedule, "total_steps": self.total_steps},
-                "rng_cpu": torch.get_rng_state(), "rng_cuda": cuda_rng,
                 "batch_generator": self.generator.get_state(),
-                "carry": _state_to_list(self.carry), "data_fingerprint": fingerprint(self.splits["train"].ids)}
+                "carry": self.engine.state_to_tensors(self.carry),
+                "data_fingerprint": fingerprint(self.splits["train"].ids)}
 
     def save(self, run_dir: Path, kind: str, val_loss: float) -> None:
-        save_checkpoint(run_dir / kind, self.config, export_weights(self.model), self.tokenizer,
+        save_checkpoint(run_dir / kind, self.config, self.engine.weights(), self.tokenizer,
                         self.trainer_state(), run_dir / "metrics.jsonl",
                         kind=kind, step=self.step, val_loss=val_loss)
 
@@ -237,27 +217,16 @@ class Trainer:
         if state.get("data_fingerprint") != fingerprint(self.splits["train"].ids):
             raise DataError("the training data differs from the data this checkpoint was trained on; "
                             "resume needs the same text (and --data)")
-        import_weights(self.model, checkpoint.weights)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step, self.best_val_loss, self.elapsed = int(state["step"]), float(state["best_val_loss"]), float(state["elapsed"])
-        torch.set_rng_state(state["rng_cpu"])
-        if self.device.type == "cuda" and state["rng_cuda"]:
-            torch.cuda.set_rng_state_all(state["rng_cuda"])
-        self.generator.set_state(state["batch_generator"])
-        self.carry = _state_from_list(state["carry"], self.device)
-
-
-def _state_to_list(state: State | None) -> list[torch.Tensor] | None:
-    if state is None:
-        return None
-    return [s.detach().cpu() for s in (state if isinstance(state, tuple) else (state,))]
-
-
-def _state_from_list(saved: list[torch.Tensor] | None, device: torch.device) -> State | None:
-    if saved is None:
-        return None
-    tensors = [s.to(device) for s in saved]
-    return tuple(tensors) if len(tensors) == 2 else tensors[0]  # type: ignore[return-value]
+        try:
+            self.engine.load_weights(checkpoint.weights)
+            self.engine.load_state(state["engine"])
+            self.step, self.best_val_loss = int(state["step"]), float(state["best_val_loss"])
+            self.elapsed = float(state["elapsed"])
+            self.generator.set_state(state["batch_generator"])
+            self.carry = self.engine.state_from_tensors(state["carry"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CheckpointError(f"{checkpoint.path}/trainer_state.pt does not fit this run "
+                                  f"({type(error).__name__}: {error})") from None
 
 
 class RunLoop:
@@ -283,9 +252,7 @@ class RunLoop:
         started = time.perf_counter() - t.elapsed
         try:
             while t.step < t.total_steps:
-                x, y, state = t.next_batch()
-                loss, grad_norm, t.carry = t.train_step(x, y, state)
-                t.step += 1
+                loss, grad_norm = t.train_step()
                 self.loss_sum += loss
                 self.norm_sum += grad_norm
                 self.count += 1
@@ -400,7 +367,7 @@ def train(config: RunConfig | None = None, resume: str | Path | None = None,
         _truncate_metrics(run_dir / "metrics.jsonl", checkpoint.path / "metrics.jsonl")
     write_json(run_dir / "config.json", config_document(config, kind="run"))
     log(f"model: {config.model.model}, {config.model.layers}x{config.model.hidden}, "
-        f"{trainer.model.num_parameters():,} parameters on {trainer.device}; run directory {run_dir}")
+        f"{trainer.engine.num_parameters():,} parameters ({config.model.engine} engine) on {trainer.device}; run directory {run_dir}")
     loop = RunLoop(trainer, run_dir, log)
     if trainer.step >= trainer.total_steps:
         raise ConfigError(f"the checkpoint is at step {trainer.step} already; ask for more --steps to continue")
@@ -457,11 +424,10 @@ def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], Non
 
 def _finish(trainer: Trainer, loop: RunLoop, run_dir: Path, on_sample: Callable[[str], None] | None) -> TrainResult:
     result = loop.last_eval or trainer.evaluate("val")
-    sample = _sample(trainer.config, TorchScorer(trainer.model, trainer.device, trainer.amp),
-                     trainer.tokenizer, on_sample)
+    sample = _sample(trainer.config, trainer.engine.scorer(), trainer.tokenizer, on_sample)
     return TrainResult(steps=trainer.step, train_loss=loop.last_train_loss, val_loss=result.loss,
                        val_ppl=result.ppl, val_bpc=result.bpc, best_val_loss=trainer.best_val_loss,
                        tokens_per_s=loop.tokens_per_s, seconds=trainer.elapsed, checkpoint=str(run_dir),
                        best_checkpoint=str(run_dir / "best"), device=str(trainer.device),
-                       parameters=trainer.model.num_parameters(),
+                       parameters=trainer.engine.num_parameters(),
                        sizes={name: len(s.ids) for name, s in trainer.splits.items()}, sample=sample)

@@ -44,6 +44,15 @@ def scorer_from_weights(config: ModelConfig, weights: dict[str, torch.Tensor],
         model = HMMLM.from_state_dict({k: v.numpy() for k, v in weights.items()})
         _check_vocab(config, model.vocab_size)
         return model, model
+    if config.engine == "numpy":
+        from .numpy_lm import NumpyRNNLM
+        model = NumpyRNNLM(config)
+        try:
+            model.load_state_dict({name: t.numpy() for name, t in weights.items()})
+        except ValueError as error:
+            from ..errors import CheckpointError
+            raise CheckpointError(f"weights do not fit this model: {error}") from None
+        return model, model
     from .torch_lm import RNNLM, TorchScorer, import_weights
     model = RNNLM(config)
     import_weights(model, weights)

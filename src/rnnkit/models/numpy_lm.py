@@ -1,0 +1,276 @@
+"""A recurrent language model in plain NumPy: embedding (or one-hot) -> L recurrent layers -> head.
+
+Every gradient is computed by hand from `numpy_layers`; nothing here uses autograd. Parameter
+names and layouts are PyTorch's (`embed.weight`, `rnn.weight_ih_l0`, ..., `head.weight`), so a
+state dict can be copied to or from a torch model built of nn.Embedding, nn.RNN/GRU/LSTM and
+nn.Linear, and the tests check both engines agree to float64 rounding.
+
+Public arrays are batch-first like the scoring seam (idx, targets (N, T); logits (N, T, V));
+inside, sequences are time-major (T, N, ...) because the recurrence walks over time.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..config import ModelConfig
+from . import numpy_layers as layers
+
+GATES = {"rnn": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
+
+State = Any  # np.ndarray (L*dirs, N, H), or a tuple (h, c) of those for the LSTM
+
+
+class NumpyRNNLM:
+    """Recurrent LM with hand-written forward and backward passes (see module docstring)."""
+
+    def __init__(self, config: ModelConfig, *, dtype: Any = np.float32, seed: int = 0,
+                 bidirectional: bool = False) -> None:
+        if config.model not in GATES:
+            raise ValueError(f"model must be one of {', '.join(GATES)}, got {config.model!r}")
+        if config.vocab_size < 1:
+            raise ValueError("config.vocab_size must be set (> 0) before building the model")
+        if config.tie and config.embed != (2 if bidirectional else 1) * config.hidden:
+            raise ValueError("tie needs embed equal to the head's input size (hidden, or 2*hidden "
+                             "when bidirectional)")
+        self.config = config
+        self.dtype = np.dtype(dtype)
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = 2 if bidirectional else 1
+        self.vocab_size = config.vocab_size
+        self.kind = config.model
+        self.hidden = config.hidden
+        self.num_layers = config.layers
+        self.dropout = float(config.dropout)
+        self._rng = np.random.default_rng(seed + 1)  # dropout masks when the caller gives no rng
+        self.params: dict[str, np.ndarray] = self._init_params(np.random.default_rng(seed))
+
+    # ------------------------------------------------------------------ parameters
+
+    def _suffixes(self, layer: int) -> list[str]:
+        return [f"_l{layer}" + ("_reverse" if d else "") for d in range(self.num_directions)]
+
+    def _init_params(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """PyTorch's default initialisation: N(0, 1) embedding, U(-1/sqrt(fan), 1/sqrt(fan)) else."""
+        cfg, h, g = self.config, self.hidden, GATES[self.kind]
+        params: dict[str, np.ndarray] = {}
+        if cfg.embed > 0:
+            params["embed.weight"] = rng.standard_normal((self.vocab_size, cfg.embed))
+        bound = 1.0 / np.sqrt(h)
+        for k in range(self.num_layers):
+            d_in = (cfg.embed or self.vocab_size) if k == 0 else self.num_directions * h
+            for sfx in self._suffixes(k):
+                params[f"rnn.weight_ih{sfx}"] = rng.uniform(-bound, bound, (g * h, d_in))
+                params[f"rnn.weight_hh{sfx}"] = rng.uniform(-bound, bound, (g * h, h))
+                params[f"rnn.bias_ih{sfx}"] = rng.uniform(-bound, bound, g * h)
+                params[f"rnn.bias_hh{sfx}"] = rng.uniform(-bound, bound, g * h)
+        fan_in = self.num_directions * h
+        head_bound = 1.0 / np.sqrt(fan_in)
+        if not cfg.tie:
+            params["head.weight"] = rng.uniform(-head_bound, head_bound, (self.vocab_size, fan_in))
+        params["head.bias"] = rng.uniform(-head_bound, head_bound, self.vocab_size)
+        return {name: value.astype(self.dtype) for name, value in params.items()}
+
+    @property
+    def head_weight(self) -> np.ndarray:
+        """The output matrix (V, H): `embed.weight` itself when tied."""
+        return self.params["embed.weight" if self.config.tie else "head.weight"]
+
+    def num_parameters(self) -> int:
+        return int(sum(p.size for p in self.params.values()))
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter, by PyTorch name."""
+        return {name: value.copy() for name, value in self.params.items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Copy parameters in (in place, cast to the model dtype); names and shapes must match.
+
+        With tied weights a `head.weight` entry equal to `embed.weight` is accepted and skipped:
+        torch's state_dict lists a shared tensor under both names.
+        """
+        state = dict(state)
+        if self.config.tie and "head.weight" in state and "embed.weight" in state:
+            if not np.array_equal(np.asarray(state["head.weight"]), np.asarray(state["embed.weight"])):
+                raise ValueError("the model ties head.weight to embed.weight, but the state dict "
+                                 "holds two different matrices")
+            del state["head.weight"]
+        missing = sorted(set(self.params) - set(state))
+        unexpected = sorted(set(state) - set(self.params))
+        if missing or unexpected:
+            raise ValueError("state dict does not match the model: "
+                             f"missing {missing or 'none'}, unexpected {unexpected or 'none'}")
+        arrays = {}
+        for name, value in state.items():
+            array = np.asarray(value)
+            if array.shape != self.params[name].shape:
+                raise ValueError(f"parameter {name} has shape {array.shape}, "
+                                 f"the model expects {self.params[name].shape}")
+            if not np.issubdtype(array.dtype, np.floating):
+                raise ValueError(f"parameter {name} must hold floats, got dtype {array.dtype}")
+            arrays[name] = array
+        for name, array in arrays.items():  # all checked first: a bad dict changes nothing
+            self.params[name][...] = array
+
+    # ------------------------------------------------------------------ state
+
+    def initial_state(self, batch_size: int) -> State:
+        """Zeros of shape (L*dirs, N, H); a pair (h, c) of them for the LSTM."""
+        shape = (self.num_layers * self.num_directions, batch_size, self.hidden)
+        if self.kind == "lstm":
+            return np.zeros(shape, self.dtype), np.zeros(shape, self.dtype)
+        return np.zeros(shape, self.dtype)
+
+    def _check_state(self, state: State, batch_size: int) -> tuple[np.ndarray, np.ndarray | None]:
+        if state is None:
+            state = self.initial_state(batch_size)
+        shape = (self.num_layers * self.num_directions, batch_size, self.hidden)
+        if self.kind == "lstm":
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise ValueError("an LSTM state is a pair (h, c)")
+            h, c = (np.asarray(s, dtype=self.dtype) for s in state)
+        else:
+            h, c = np.asarray(state, dtype=self.dtype), None
+        for part in (h,) if c is None else (h, c):
+            if part.shape != shape:
+                raise ValueError(f"state has shape {part.shape}, expected {shape}")
+        return h, c
+
+    def _check_idx(self, idx: Any, name: str = "idx") -> np.ndarray:
+        idx = np.asarray(idx)
+        if idx.ndim != 2 or idx.shape[1] < 1 or not np.issubdtype(idx.dtype, np.integer):
+            raise ValueError(f"{name} must be an integer array (N, T) with T >= 1, got "
+                             f"{idx.dtype} {idx.shape}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.vocab_size):
+            raise ValueError(f"{name} holds ids outside [0, {self.vocab_size})")
+        return idx
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(self, idx: np.ndarray, state: State = None, train: bool = False,
+                rng: np.random.Generator | None = None) -> tuple[np.ndarray, State, dict]:
+        """Logits (N, T, V) for every position, the state after the window, and the cache.
+
+        Dropout (inverted, rate config.dropout) on the embedding output, between layers and on
+        the last layer's output, only when train is true.
+        """
+        idx = self._check_idx(idx)
+        h0, c0 = self._check_state(state, idx.shape[0])
+        p = self.dropout if train else 0.0
+        rng = rng if rng is not None else self._rng
+        ids = np.ascontiguousarray(idx.T)  # (T, N), time-major from here on
+        cache: dict[str, Any] = {"ids": ids, "masks": [], "layers": []}
+        if self.config.embed > 0:
+            x, mask = layers.dropout_forward(
+                layers.embedding_forward(self.params["embed.weight"], ids), p, rng)
+            cache["masks"].append(mask)
+        else:
+            x = ids  # one-hot inputs: the first layer gathers columns of W_ih
+            cache["masks"].append(None)
+        finals_h, finals_c = [], []
+        for k in range(self.num_layers):
+            x, layer_caches, hs_final, cs_final = self._layer_forward(k, x, h0, c0)
+            x, mask = layers.dropout_forward(x, p, rng)
+            cache["layers"].append(layer_caches)
+            cache["masks"].append(mask)
+            finals_h += hs_final
+            finals_c += cs_final
+        cache["top"] = x
+        cache["logits"] = layers.affine_forward(x, self.head_weight, self.params["head.bias"])
+        new_h = np.stack(finals_h)
+        new_state = (new_h, np.stack(finals_c)) if self.kind == "lstm" else new_h
+        return cache["logits"].transpose(1, 0, 2), new_state, cache
+
+    def _layer_forward(self, k: int, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None):
+        """One layer, both directions; the reverse direction reads and writes time backwards."""
+        outs, caches, hs_final, cs_final = [], [], [], []
+        for d, sfx in enumerate(self._suffixes(k)):
+            w = [self.params[f"rnn.{n}{sfx}"] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            s = k * self.num_directions + d  # torch's state index for (layer, direction)
+            xin = x if d == 0 else x[::-1]
+            if self.kind == "lstm":
+                hs, (h_t, c_t), cache = layers.lstm_forward(xin, h0[s], c0[s], *w)
+                cs_final.append(c_t.copy())
+            elif self.kind == "gru":
+                hs, h_t, cache = layers.gru_forward(xin, h0[s], *w)
+            else:
+                act = "relu" if self.kind == "rnn_relu" else "tanh"
+                hs, h_t, cache = layers.rnn_forward(xin, h0[s], *w, nonlinearity=act)
+            outs.append(hs if d == 0 else hs[::-1])
+            caches.append(cache)
+            hs_final.append(h_t.copy())  # a copy: the carried state must not pin the caches
+        out = outs[0] if len(outs) == 1 else np.concatenate(outs, axis=-1)
+        return out, caches, hs_final, cs_final
+
+    # ------------------------------------------------------------------ backward
+
+    def loss_and_grads(self, idx: np.ndarray, targets: np.ndarray, state: State = None,
+                       rng: np.random.Generator | None = None
+                       ) -> tuple[float, dict[str, np.ndarray], State]:
+        """Mean cross-entropy (nats/token) over the window, its gradients, and the final state.
+
+        Truncated BPTT: the incoming state is a constant, so no gradient crosses the window's
+        start; the returned state is what the next window should start from.
+        """
+        targets = self._check_idx(targets, "targets")
+        if targets.shape != np.shape(idx):
+            raise ValueError(f"targets {targets.shape} and idx {np.shape(idx)} must have one shape")
+        _, new_state, cache = self.forward(idx, state, train=True, rng=rng)
+        loss, dlogits = layers.softmax_cross_entropy(cache["logits"], targets.T)
+        return loss, self.backward(dlogits, cache), new_state
+
+    def backward(self, dlogits: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
+        """Gradients of every parameter from dL/dlogits, time-major (T, N, V)."""
+        grads: dict[str, np.ndarray] = {}
+        dx, dw_head, grads["head.bias"] = layers.affine_backward(dlogits, cache["top"], self.head_weight)
+        for k in range(self.num_layers - 1, -1, -1):
+            dx = layers.dropout_backward(dx, cache["masks"][k + 1])
+            dx = self._layer_backward(k, dx, cache["layers"][k], grads)
+        if self.config.embed > 0:
+            dx = layers.dropout_backward(dx, cache["masks"][0])
+            grads["embed.weight"] = layers.embedding_backward(dx, cache["ids"], self.vocab_size)
+        if self.config.tie:
+            grads["embed.weight"] += dw_head  # one matrix, two uses: the gradients add
+        else:
+            grads["head.weight"] = dw_head
+        return {name: grads[name] for name in self.params}
+
+    def _layer_backward(self, k: int, dout: np.ndarray, caches: list, grads: dict) -> np.ndarray | None:
+        """Backward through one layer (both directions); stores its weight gradients in grads."""
+        h = self.hidden
+        dx_total = None
+        for d, sfx in enumerate(self._suffixes(k)):
+            dhs = dout[..., d * h:(d + 1) * h]
+            if d == 1:
+                dhs = dhs[::-1]
+            if self.kind == "lstm":
+                dx, _, wgrads = layers.lstm_backward(dhs, caches[d])
+            elif self.kind == "gru":
+                dx, _, wgrads = layers.gru_backward(dhs, caches[d])
+            else:
+                dx, _, wgrads = layers.rnn_backward(dhs, caches[d])
+            for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), wgrads):
+                grads[f"rnn.{name}{sfx}"] = g
+            if dx is not None:
+                dx = dx if d == 0 else dx[::-1]
+                dx_total = dx if dx_total is None else dx_total + dx
+        return dx_total
+
+    # ------------------------------------------------------------------ scoring seam
+
+    def score(self, idx: np.ndarray, targets: np.ndarray, state: State = None) -> tuple[float, State]:
+        """Total negative log-likelihood in nats of targets (N, T) given idx, and the new state."""
+        targets = self._check_idx(targets, "targets")
+        if targets.shape != np.shape(idx):
+            raise ValueError(f"targets {targets.shape} and idx {np.shape(idx)} must have one shape")
+        _, new_state, cache = self.forward(idx, state)
+        logp = layers.log_softmax(cache["logits"].astype(np.float64))
+        picked = np.take_along_axis(logp, targets.T[..., None], axis=-1)
+        return float(-picked.sum()), new_state
+
+    def next_logprobs(self, idx: np.ndarray, state: State = None) -> tuple[np.ndarray, State]:
+        """float64 log-probabilities (N, V) of the token after idx[:, -1], and the new state."""
+        _, new_state, cache = self.forward(idx, state)
+        return layers.log_softmax(cache["logits"][-1].astype(np.float64)), new_state
