@@ -42,7 +42,7 @@ class Corpus:
 def bundled_text(name: str) -> str:
     """The full text of a bundled corpus."""
     if name == "toy":
-        return " ".join([TOY_SENTENCE] * TOY_REPEATS) + "\n"
+        return " ".join([TOY_SENTENCE] * TOY_REPEATS)
     if name not in BUNDLED:
         raise DataError(f"no bundled corpus named {name!r}; bundled: {', '.join(BUNDLED)}")
     return resources.files("rnnkit").joinpath("corpora", f"{name}.txt").read_text(encoding="utf-8")
