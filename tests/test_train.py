@@ -148,3 +148,11 @@ def test_time_budget_stops_early_and_saves(tiny):
     assert 0 < result.steps < 100_000
     assert metrics(result.checkpoint)[-1]["step"] == result.steps
     assert load_checkpoint(result.checkpoint, prefer="last").info["step"] == result.steps
+
+
+def test_resume_accepts_the_original_options_repeated(tiny):
+    config = tiny("repeat", steps=10)
+    done = train(config)
+    result = train(resume=done.checkpoint, steps=15, quiet=True, lr=config.train.lr,
+                   hidden=config.model.hidden, data=config.data.data, split=list(config.data.split))
+    assert result.steps == 15

@@ -24,7 +24,7 @@ from .generate import SamplingConfig, generate_text
 from .models.base import Scorer
 from .models.registry import scorer_from_weights
 from .tokenize import Tokenizer
-from .train import configure_cpu_math, resolve_device
+from .train import flush_denormals, resolve_device
 
 SPLITS = ("train", "val", "test")
 
@@ -44,7 +44,6 @@ class LanguageModel:
     def from_checkpoint(cls, path: str | Path, device: str = "auto", engine: str | None = None) -> "LanguageModel":
         """Load on `device`; `engine` ("torch" or "numpy") runs a neural checkpoint in either engine,
         whichever trained it (both use the same parameter names and layouts)."""
-        configure_cpu_math()
         checkpoint = load_checkpoint(path)
         model_config = checkpoint.config.model
         if engine is not None and not model_config.is_baseline:
@@ -59,7 +58,8 @@ class LanguageModel:
                  seed: int | None = None, stream: Callable[[str], None] | None = None) -> str:
         """Prompt plus continuation. `do_sample=False` is greedy decoding; `stream` gets each piece."""
         sampling = SamplingConfig(max_new_tokens, temperature, top_k, top_p, not do_sample, seed)
-        return generate_text(self.scorer, self.tokenizer, prompt, sampling, stream)
+        with flush_denormals():
+            return generate_text(self.scorer, self.tokenizer, prompt, sampling, stream)
 
     def evaluate(self, data: str | None = None, split: str = "val",
                  split_fractions: tuple[float, float, float] | None = None,
@@ -78,9 +78,10 @@ class LanguageModel:
         if len(ids) < 2:
             raise DataError(f"the {split} split has fewer than 2 tokens; give --split with a {split} "
                             "fraction, or other --data")
-        return evaluate_split(self.scorer, TokenSplit(ids, len(text)),
-                              seq_len=max(self.config.data.seq_len, 256),
-                              max_streams=self.config.data.batch_size, max_tokens=max_tokens)
+        with flush_denormals():
+            return evaluate_split(self.scorer, TokenSplit(ids, len(text)),
+                                  seq_len=max(self.config.data.seq_len, 256),
+                                  max_streams=self.config.data.batch_size, max_tokens=max_tokens)
 
 
 def load(path: str | Path, device: str = "auto", engine: str | None = None) -> LanguageModel:

@@ -194,3 +194,14 @@ def load_checkpoint(path: str | Path, prefer: str = "best") -> Checkpoint:
         raise CheckpointError(f"{directory}: the model has {config.model.vocab_size} output ids but "
                               f"tokenizer.json has {len(tokenizer)}; they do not belong together")
     return Checkpoint(directory, config, tokenizer, weights, info)
+
+
+def clean_stale(run_dir: Path) -> None:
+    """Remove what a killed save left behind: temporary directories, and old copies whose
+    replacement is complete (an old copy is kept when it is the only complete one)."""
+    for tmp in run_dir.glob(".*.tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    for old in run_dir.glob(".*.old-*"):
+        name = old.name[1:].split(".old-")[0]
+        if is_checkpoint(run_dir / name):
+            shutil.rmtree(old, ignore_errors=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .errors import RnnkitError
+from .errors import RnnkitError, TrainingStopped
 
 # CLI flag -> (config section, field). Defaults live in the dataclasses; the CLI passes only the
 # options the user gave, so `--resume` and (later) presets can tell what was asked for.
@@ -50,6 +50,8 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "log_interval": ("train", "log_interval", int, "write metrics every this many steps (default 50)"),
     "save_interval": ("train", "save_interval", int, "write last/ every this many steps (default: every evaluation)"),
     "eval_max_tokens": ("train", "eval_max_tokens", int, "score at most this many validation tokens per evaluation"),
+    "on_nan": ("train", "on_nan", str, "when the loss or a gradient turns NaN/inf: stop, skip the update, or "
+                                      "rollback to the last checkpoint and halve the learning rate (default stop)"),
     "device": ("train", "device", str, "auto, cpu or cuda (default auto)"),
     "seed": ("train", "seed", int, "random seed (default 1337)"),
     "out": ("train", "out", str, "run directory (default runs/DATA-MODEL-TIME)"),
@@ -92,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(commands.add_parser("train", help="train a model (defaults: char LSTM on timemachine)"))
     _add_evaluate(commands.add_parser("evaluate", help="loss, perplexity and bits per character of a checkpoint"))
     _add_generate(commands.add_parser("generate", help="sample text from a checkpoint"))
+    _add_compare(commands.add_parser("compare", help="train RNNs and fit n-gram/HMM baselines on one text; compare"))
     corpora = commands.add_parser("corpora", help="list the bundled corpora")
     corpora.add_argument("--json", action="store_true", help="print a JSON list")
     return parser
@@ -136,6 +139,30 @@ def _add_generate(sub: argparse.ArgumentParser) -> None:
                      help="run a neural checkpoint in this engine (default: the one that trained it)")
     sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     sub.add_argument("--json", action="store_true", help="print {\"text\": ...} as one JSON line")
+
+
+def _add_compare(sub: argparse.ArgumentParser) -> None:
+    from .compare import DEFAULT_MODELS, NeuralOptions
+
+    defaults = NeuralOptions()
+    sub.add_argument("--data", default="timemachine", help="bundled corpus name, UTF-8 text file, or directory")
+    sub.add_argument("--tokenizer", default="char", help="char or word (default char)")
+    sub.add_argument("--models", default=DEFAULT_MODELS,
+                     help=f"comma-separated: rnn, rnn_relu, gru, lstm, ngram:ORDER, hmm:STATES (default {DEFAULT_MODELS})")
+    sub.add_argument("--budget-seconds", type=float, default=60.0,
+                     help="wall-clock training time of each neural model (default 60)")
+    sub.add_argument("--out", default=None, help="output directory (default runs/compare-DATA-TIME)")
+    sub.add_argument("--overwrite", action="store_true", help="replace an existing compare directory")
+    sub.add_argument("--split", type=parse_split, default=(0.9, 0.05, 0.05),
+                     help="train,val,test fractions (default 0.9,0.05,0.05)")
+    sub.add_argument("--seed", type=int, default=1337, help="random seed for every model (default 1337)")
+    for name, kind in (("layers", int), ("hidden", int), ("embed", int), ("dropout", float),
+                       ("batch_size", int), ("seq_len", int), ("lr", float)):
+        sub.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=getattr(defaults, name),
+                         help=f"neural models: {name} (default {getattr(defaults, name)})")
+    sub.add_argument("--device", default=defaults.device, help="auto, cpu or cuda (default auto)")
+    sub.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    sub.add_argument("--json", action="store_true", help="print the rows as one JSON list (last line)")
 
 
 def run_config_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
@@ -223,12 +250,25 @@ def cmd_corpora(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from .compare import NeuralOptions, compare, markdown_table
+
+    neural = NeuralOptions(**{f.name: getattr(args, f.name) for f in fields(NeuralOptions)})
+    rows = compare(args.data, args.tokenizer, args.models, args.budget_seconds, args.out, seed=args.seed,
+                   split=args.split, neural=neural, overwrite=args.overwrite, quiet=args.quiet)
+    print(json.dumps(rows) if args.json else markdown_table(rows))
+    return 0
+
+
 def _write_stdout(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "generate": cmd_generate, "corpora": cmd_corpora}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "generate": cmd_generate, "corpora": cmd_corpora,
+            "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return COMMANDS[args.command](args)
+    except TrainingStopped as stopped:  # SIGINT/SIGTERM: a checkpoint was saved; say how to go on
+        print(f"rnnkit {args.command}: {stopped}", file=sys.stderr)
+        return stopped.exit_code
     except RnnkitError as error:
         print(f"rnnkit {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -21,6 +21,7 @@ BATCHINGS = ("sequential", "random")
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
 DEVICES = ("auto", "cpu", "cuda")
+ON_NAN = ("stop", "skip", "rollback")
 
 
 def _int(name: str, value: Any, low: int = 1, high: int | None = None, allow_none: bool = False) -> None:
@@ -157,6 +158,7 @@ class TrainConfig:
     log_interval: int = 50
     save_interval: int | None = None  # None = save at each evaluation
     eval_max_tokens: int | None = None  # cap on validation tokens per evaluation
+    on_nan: str = "stop"  # a non-finite loss/gradient: stop, skip the update, or roll back and halve the LR
     device: str = "auto"
     amp: bool = False
     seed: int = 1337
@@ -184,6 +186,7 @@ class TrainConfig:
         _int("log_interval", self.log_interval, 1)
         _int("save_interval", self.save_interval, 1, allow_none=True)
         _int("eval_max_tokens", self.eval_max_tokens, 1, allow_none=True)
+        _choice("on_nan", self.on_nan, ON_NAN)
         _choice("device", self.device, DEVICES)
         _bool("amp", self.amp)
         _int("seed", self.seed, 0, (1 << 63) - 1)

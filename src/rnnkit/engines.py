@@ -32,8 +32,13 @@ class TorchEngine:
         self.model = RNNLM(model_config).to(device)
         self.optimizer = make_torch_optimizer(self.model, train_config, device)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, state: Any, lr: float) -> tuple[torch.Tensor, torch.Tensor, Any]:
-        """Loss and grad norm stay on the device: reading them would make the CPU wait for the GPU."""
+    def step(self, x: torch.Tensor, y: torch.Tensor, state: Any, lr: float,
+             skip_nonfinite: bool = False) -> tuple[torch.Tensor, torch.Tensor, Any] | None:
+        """One update; None when `skip_nonfinite` and the loss or gradient is NaN/inf (no update).
+
+        Loss and grad norm stay on the device: reading them would make the CPU wait for the GPU,
+        so only `skip_nonfinite` (which must decide before the update) reads them every step.
+        """
         self.model.train()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -43,6 +48,9 @@ class TorchEngine:
         loss.backward()
         max_norm = self.clip if self.clip is not None else math.inf  # inf: measure, do not clip
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        if skip_nonfinite and not bool(torch.isfinite(loss) & torch.isfinite(grad_norm)):
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
         self.optimizer.step()
         return loss.detach(), grad_norm, detach_state(state)
 
@@ -104,12 +112,16 @@ class NumpyEngine:
         else:
             self.optimizer = AdamW(weight_decay=train_config.weight_decay)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, state: Any, lr: float) -> tuple[float, float, Any]:
+    def step(self, x: torch.Tensor, y: torch.Tensor, state: Any, lr: float,
+             skip_nonfinite: bool = False) -> tuple[float, float, Any] | None:
         from .models.numpy_optim import clip_grad_norm
 
-        loss, grads, state = self.model.loss_and_grads(x.numpy(), y.numpy(), state, rng=self.rng)
-        grad_norm = clip_grad_norm(grads, self.clip if self.clip is not None else math.inf)
-        self.optimizer.step(self.model.params, grads, lr)
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by the trainer
+            loss, grads, state = self.model.loss_and_grads(x.numpy(), y.numpy(), state, rng=self.rng)
+            grad_norm = clip_grad_norm(grads, self.clip if self.clip is not None else math.inf)
+            if skip_nonfinite and not (math.isfinite(loss) and math.isfinite(grad_norm)):
+                return None
+            self.optimizer.step(self.model.params, grads, lr)
         return loss, grad_norm, state
 
     def scorer(self) -> Scorer:

@@ -23,3 +23,15 @@ class PromptError(RnnkitError):
 
 class OutputExistsError(RnnkitError):
     """The output directory exists already and `overwrite` was not asked for."""
+
+
+class TrainingStopped(RnnkitError):
+    """SIGINT or SIGTERM arrived during training; a checkpoint was saved first."""
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.exit_code = 128 + signal_number  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
+
+
+class TrainingDiverged(RnnkitError):
+    """The loss or a gradient became NaN or infinite and `on_nan` said to stop (or could not recover)."""

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import signal
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,11 +24,12 @@ from typing import Any
 
 import torch
 
-from .checkpoint import Checkpoint, config_document, load_checkpoint, save_checkpoint, write_json
+from .checkpoint import (Checkpoint, clean_stale, config_document, is_checkpoint, load_checkpoint,
+                         save_checkpoint, write_json)
 from .config import RunConfig, TrainConfig
 from .corpora import load_corpus
 from .data import RandomBatches, SequentialBatches, TokenSplit, encode_corpus
-from .errors import CheckpointError, ConfigError, DataError, OutputExistsError
+from .errors import CheckpointError, ConfigError, DataError, OutputExistsError, TrainingDiverged, TrainingStopped
 from .evaluate import EvalResult, evaluate_split
 from .generate import SamplingConfig, generate_text
 from .engines import make_engine
@@ -33,7 +37,7 @@ from .tokenize import Tokenizer, build_tokenizer
 
 DEFAULT_STEPS = 1000
 RESUME_OPTIONS = {"steps", "epochs", "max_seconds", "eval_interval", "log_interval", "save_interval", "eval_max_tokens",
-                  "device", "quiet", "sample_tokens", "amp"}
+                  "device", "quiet", "sample_tokens", "amp", "on_nan"}
 
 
 @dataclass
@@ -67,14 +71,25 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def configure_cpu_math() -> None:
-    """Flush denormal floats to zero on the CPU.
+def _denormals_flushed() -> bool:
+    return (torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == 0.0
+
+
+@contextmanager
+def flush_denormals():
+    """Within the block, flush denormal floats to zero on the CPU (then restore the setting).
 
     As a model fits its text, softmax tails and saturated gates produce denormal numbers, and
     x86 arithmetic on them is ~100x slower: a toy LSTM's step went from 12 ms to 1.3 s. Flushing
-    them changes results only below 1e-38 and keeps runs deterministic.
+    them changes results only below 1e-38 and keeps runs deterministic. The setting is global to
+    the thread, so it is undone on the way out rather than left for the caller's other code.
     """
+    previous = _denormals_flushed()
     torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(previous)
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -141,7 +156,8 @@ def load_data(config: RunConfig, tokenizer: Tokenizer | None,
 
 
 class Trainer:
-    """One training run: data, an engine (model + optimizer), batches and the step count."""
+    """One training run's state: data, an engine (model + optimizer), batches, step, and the
+    running sums of the current logging window. Everything here is saved in trainer_state.pt."""
 
     def __init__(self, config: RunConfig, log: Callable[[str], None], checkpoint: Checkpoint | None = None):
         self.config, self.log = config, log
@@ -149,7 +165,6 @@ class Trainer:
         self.amp = config.train.amp and self.device.type == "cuda"
         if config.train.amp and not self.amp:
             log("note: --amp (bf16 autocast) works on CUDA only; training in fp32 on the CPU")
-        configure_cpu_math()
         torch.manual_seed(config.train.seed)
         self.generator = torch.Generator().manual_seed(config.train.seed + 1)
         self.tokenizer, self.splits = load_data(config, checkpoint.tokenizer if checkpoint else None, log)
@@ -157,8 +172,10 @@ class Trainer:
         self.batches = self._make_batches()
         self.total_steps = self._total_steps()
         self.step, self.best_val_loss, self.elapsed, self.carry = 0, math.inf, 0.0, None
+        self.lr_scale, self.skipped = 1.0, 0  # halved by each NaN rollback; updates skipped for NaN
+        self.reset_window()
         if checkpoint is not None:
-            self._restore(checkpoint)
+            self.restore(checkpoint)
 
     def _make_batches(self) -> SequentialBatches | RandomBatches:
         data, ids = self.config.data, self.splits["train"].ids
@@ -174,13 +191,31 @@ class Trainer:
             return train.epochs * len(self.batches)
         return DEFAULT_STEPS
 
-    def train_step(self) -> tuple[Any, Any]:
-        """One update on the next batch; returns loss and grad norm (device tensors or floats)."""
+    def reset_window(self) -> None:
+        """Sums over the steps since the last metrics line, kept on the device (no sync per step)."""
+        zero = torch.zeros((), dtype=torch.float64, device=self.device)
+        self.loss_sum, self.norm_sum, self.count = zero.clone(), zero.clone(), 0
+        self.bad_step = torch.full((), -1, dtype=torch.long, device=self.device)  # first non-finite step
+
+    def lr(self) -> float:
+        return learning_rate(self.config.train, self.step, self.total_steps) * self.lr_scale
+
+    def train_step(self) -> None:
+        """One update on the next batch; a non-finite loss/gradient is noted (or skipped), not hidden."""
         x, y, state = self.next_batch()
-        lr = learning_rate(self.config.train, self.step, self.total_steps)
-        loss, grad_norm, self.carry = self.engine.step(x, y, state, lr)
+        out = self.engine.step(x, y, state, self.lr(), skip_nonfinite=self.config.train.on_nan == "skip")
         self.step += 1
-        return loss, grad_norm
+        if out is None:  # on_nan=skip: no update was made
+            self.skipped += 1
+            self.carry = None  # the carried state may hold NaNs too
+            self.log(f"step {self.step}: non-finite loss or gradient at learning rate {self.lr():.3g}; update skipped")
+            return
+        loss, grad_norm, self.carry = out
+        finite = torch.isfinite(torch.as_tensor(loss)) & torch.isfinite(torch.as_tensor(grad_norm))
+        self.bad_step = torch.where((self.bad_step < 0) & ~finite.to(self.device), self.step, self.bad_step)
+        self.loss_sum += loss
+        self.norm_sum += grad_norm
+        self.count += 1
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """The batch for update `self.step` and the state to start it from.
@@ -202,17 +237,19 @@ class Trainer:
     def trainer_state(self) -> dict[str, Any]:
         return {"step": self.step, "best_val_loss": self.best_val_loss, "elapsed": self.elapsed,
                 "engine": self.engine.state(),
-                "scheduler": {"name": self.config.train.schedule, "total_steps": self.total_steps},
+                "scheduler": {"name": self.config.train.schedule, "total_steps": self.total_steps,
+                              "lr_scale": self.lr_scale},
                 "batch_generator": self.generator.get_state(),
                 "carry": self.engine.state_to_tensors(self.carry),
-                "data_fingerprint": fingerprint(self.splits["train"].ids)}
+                "window": {"loss_sum": self.loss_sum.cpu(), "norm_sum": self.norm_sum.cpu(), "count": self.count},
+                "skipped": self.skipped, "data_fingerprint": fingerprint(self.splits["train"].ids)}
 
-    def save(self, run_dir: Path, kind: str, val_loss: float) -> None:
+    def save(self, run_dir: Path, kind: str, val_loss: float | None) -> None:
         save_checkpoint(run_dir / kind, self.config, self.engine.weights(), self.tokenizer,
                         self.trainer_state(), run_dir / "metrics.jsonl",
                         kind=kind, step=self.step, val_loss=val_loss)
 
-    def _restore(self, checkpoint: Checkpoint) -> None:
+    def restore(self, checkpoint: Checkpoint) -> None:
         state = checkpoint.trainer_state()
         if state.get("data_fingerprint") != fingerprint(self.splits["train"].ids):
             raise DataError("the training data differs from the data this checkpoint was trained on; "
@@ -221,87 +258,149 @@ class Trainer:
             self.engine.load_weights(checkpoint.weights)
             self.engine.load_state(state["engine"])
             self.step, self.best_val_loss = int(state["step"]), float(state["best_val_loss"])
-            self.elapsed = float(state["elapsed"])
+            self.elapsed, self.skipped = float(state["elapsed"]), int(state["skipped"])
+            self.lr_scale = float(state["scheduler"]["lr_scale"])
             self.generator.set_state(state["batch_generator"])
             self.carry = self.engine.state_from_tensors(state["carry"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            self.reset_window()
+            window = state["window"]
+            self.loss_sum += window["loss_sum"].to(self.device)
+            self.norm_sum += window["norm_sum"].to(self.device)
+            self.count = int(window["count"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
             raise CheckpointError(f"{checkpoint.path}/trainer_state.pt does not fit this run "
                                   f"({type(error).__name__}: {error})") from None
 
 
 class RunLoop:
-    """Drives a Trainer to its last step: logging, evaluation, checkpoints, progress bar."""
+    """Drives a Trainer to its last step: metrics, evaluation, checkpoints, NaN guard, signals."""
 
     def __init__(self, trainer: Trainer, run_dir: Path, log: Callable[[str], None]):
         self.trainer, self.run_dir, self.log = trainer, run_dir, log
         self.metrics_path = run_dir / "metrics.jsonl"
-        self.device = trainer.device
-        self._reset_window()
         self.last_train_loss = math.nan
         self.last_eval: EvalResult | None = None
         self.tokens_per_s = math.nan
-
-    def _reset_window(self) -> None:
-        zero = torch.zeros((), device=self.device)
-        self.loss_sum, self.norm_sum, self.count = zero.clone(), zero.clone(), 0
-        self.window_start = time.perf_counter()
+        self.stop_signal: int | None = None
+        # on the CPU reading a flag costs nothing, so divergence is caught at its step; on a GPU
+        # the device records the first bad step and the host reads it at logging steps
+        self.check_every_step = trainer.device.type == "cpu"
 
     def run(self) -> None:
         t, train = self.trainer, self.trainer.config.train
         bar = _progress_bar(t.total_steps, t.step, train.quiet)
-        started = time.perf_counter() - t.elapsed
-        try:
-            while t.step < t.total_steps:
-                loss, grad_norm = t.train_step()
-                self.loss_sum += loss
-                self.norm_sum += grad_norm
-                self.count += 1
-                bar.update(1)
-                out_of_time = train.max_seconds is not None and time.perf_counter() - started >= train.max_seconds
-                if out_of_time:
-                    self.log(f"time budget of {train.max_seconds:g} s reached at step {t.step}")
-                    t.total_steps = t.step  # the last step: evaluate and save now
-                evaluate = t.step % train.eval_interval == 0 or t.step == t.total_steps
-                if t.step % train.log_interval == 0 or evaluate:
-                    self._log_step(bar, evaluate, started)
-        finally:
-            bar.close()
+        self.started = time.perf_counter() - t.elapsed
+        self.window_start = time.perf_counter()
+        with _graceful_signals(self):
+            try:
+                while t.step < t.total_steps:
+                    t.train_step()
+                    bar.update(1)
+                    self._after_step(bar)
+            finally:
+                bar.close()
 
-    def _log_step(self, bar: Any, evaluate: bool, started: float) -> None:
+    def _after_step(self, bar: Any) -> None:
+        t, train = self.trainer, self.trainer.config.train
+        if train.max_seconds is not None and time.perf_counter() - self.started >= train.max_seconds:
+            self.log(f"time budget of {train.max_seconds:g} s reached at step {t.step}")
+            t.total_steps = t.step  # the last step: evaluate and save now
+        final = t.step == t.total_steps
+        evaluate = t.step % train.eval_interval == 0 or final
+        log_now = t.step % train.log_interval == 0 or evaluate
+        if self.check_every_step or log_now:
+            if self._diverged():
+                return
+        record = self._log_step(bar, evaluate) if log_now else None
+        save_last = (train.save_interval is None and evaluate) or final or (
+            train.save_interval is not None and t.step % train.save_interval == 0)
+        if evaluate:
+            self._keep_best(record)
+        if save_last or self.stop_signal is not None:
+            t.save(self.run_dir, "last", record.get("val_loss") if record else None)
+        if self.stop_signal is not None:
+            self._stop()
+
+    def _log_step(self, bar: Any, evaluate: bool) -> dict[str, Any]:
         t = self.trainer
         seconds = time.perf_counter() - self.window_start  # .item() below waits for the device
-        self.last_train_loss = (self.loss_sum / self.count).item()
-        record = {"step": t.step, "train_loss": self.last_train_loss,
-                  "lr": learning_rate(t.config.train, t.step - 1, t.total_steps),
-                  "grad_norm": (self.norm_sum / self.count).item()}
-        self.tokens_per_s = self.count * t.config.data.batch_size * t.config.data.seq_len / max(seconds, 1e-9)
+        count = max(t.count, 1)
+        self.last_train_loss = (t.loss_sum / count).item() if t.count else math.nan
+        lr = learning_rate(t.config.train, t.step - 1, t.total_steps) * t.lr_scale  # the last update's
+        record = {"step": t.step, "train_loss": self.last_train_loss, "lr": lr,
+                  "grad_norm": (t.norm_sum / count).item() if t.count else math.nan}
+        self.tokens_per_s = t.count * t.config.data.batch_size * t.config.data.seq_len / max(seconds, 1e-9)
         record["tokens_per_s"] = round(self.tokens_per_s, 1)
         if evaluate:
-            result = t.evaluate("val")
-            self.last_eval = result
-            record.update(val_loss=result.loss, val_ppl=result.ppl, val_bpc=result.bpc)
-        t.elapsed = time.perf_counter() - started
+            self.last_eval = t.evaluate("val")
+            record.update(val_loss=self.last_eval.loss, val_ppl=self.last_eval.ppl, val_bpc=self.last_eval.bpc)
+        t.elapsed = time.perf_counter() - self.started
         record["elapsed_s"] = round(t.elapsed, 3)
         with open(self.metrics_path, "a", encoding="utf-8") as handle:
             handle.write(_json_line(record))
         bar.set_postfix(loss=f"{self.last_train_loss:.3f}", refresh=False)
-        if evaluate:
-            self._checkpoint(record)
-        self._reset_window()
+        t.reset_window()
+        self.window_start = time.perf_counter()
+        return record
 
-    def _checkpoint(self, record: dict[str, Any]) -> None:
+    def _keep_best(self, record: dict[str, Any]) -> None:
         t, val_loss = self.trainer, record["val_loss"]
         improved = val_loss < t.best_val_loss
         if improved:
             t.best_val_loss = val_loss
             t.save(self.run_dir, "best", val_loss)
-        save_every = t.config.train.save_interval
-        if save_every is None or t.step % save_every == 0 or t.step == t.total_steps:
-            t.save(self.run_dir, "last", val_loss)
         mark = " *" if improved else ""
         self.log(f"step {t.step}/{t.total_steps}: train loss {record['train_loss']:.4f}, val loss {val_loss:.4f} "
                  f"(ppl {record['val_ppl']:.2f}, bpc {record['val_bpc']:.4f}){mark}, "
                  f"{self.tokens_per_s:,.0f} tokens/s")
+
+    def _diverged(self) -> bool:
+        """Act on a non-finite loss/gradient per --on-nan; True when the step's results were discarded."""
+        t = self.trainer
+        bad_step = int(t.bad_step.item())
+        if bad_step < 0:
+            return False
+        lr = learning_rate(t.config.train, bad_step - 1, t.total_steps) * t.lr_scale
+        what = f"non-finite loss or gradient at step {bad_step} (learning rate {lr:.3g})"
+        last = self.run_dir / "last"
+        if t.config.train.on_nan == "rollback" and is_checkpoint(last) and t.lr_scale > 1e-3:
+            checkpoint = load_checkpoint(last, prefer="last")
+            t.restore(checkpoint)
+            t.lr_scale *= 0.5
+            _truncate_metrics(self.metrics_path, checkpoint.path / "metrics.jsonl")
+            self.window_start = time.perf_counter()
+            self.log(f"{what}: rolled back to step {t.step} and halved the learning rate (x{t.lr_scale:g})")
+            return True
+        advice = ("no checkpoint to roll back to yet; " if t.config.train.on_nan == "rollback" else "")
+        raise TrainingDiverged(f"{what}; {advice}lower --lr, keep clipping on (--clip 1), or try --on-nan "
+                               f"rollback|skip; the last good checkpoint is {last}")
+
+    def _stop(self) -> None:
+        t = self.trainer
+        name = signal.Signals(self.stop_signal).name
+        raise TrainingStopped(f"{name} at step {t.step}: saved {self.run_dir / 'last'}; continue with "
+                              f"rnnkit train --resume {self.run_dir} --steps {t.total_steps}", self.stop_signal)
+
+
+@contextmanager
+def _graceful_signals(loop: RunLoop):
+    """SIGINT/SIGTERM finish the current step, save, and stop; a second signal acts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+
+    def handler(number: int, frame: Any) -> None:
+        loop.stop_signal = number
+        signal.signal(number, previous[number])
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        previous[number] = signal.signal(number, handler)
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
 
 
 def _json_line(record: dict[str, Any]) -> str:
@@ -326,15 +425,25 @@ def _stderr_logger(quiet: bool) -> Callable[[str], None]:
 
 
 def _apply_resume_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
-    refused = sorted(set(overrides) - RESUME_OPTIONS)
+    """The checkpoint's config with the options a resume may change; repeating an option with the
+    value the run already has is fine (so the original command line plus --resume works)."""
+    current = {**dataclasses.asdict(config.model), **dataclasses.asdict(config.data), **dataclasses.asdict(config.train)}
+    refused = sorted(name for name, value in overrides.items()
+                     if name not in RESUME_OPTIONS and _differs(current.get(name), value))
     if refused:
         raise ConfigError(f"cannot change {', '.join(refused)} when resuming (the run would no longer "
                           f"continue the same training); allowed: {', '.join(sorted(RESUME_OPTIONS))}")
     train = dataclasses.asdict(config.train)
     if "steps" in overrides or "epochs" in overrides:
         train["steps"], train["epochs"] = None, None
-    train.update(overrides)
+    train.update({name: value for name, value in overrides.items() if name in RESUME_OPTIONS})
     return RunConfig(config.model, config.data, TrainConfig(**train))
+
+
+def _differs(saved: Any, given: Any) -> bool:
+    if isinstance(saved, (list, tuple)) and isinstance(given, (list, tuple)):
+        return tuple(saved) != tuple(given)
+    return saved != given
 
 
 def train(config: RunConfig | None = None, resume: str | Path | None = None,
@@ -342,18 +451,22 @@ def train(config: RunConfig | None = None, resume: str | Path | None = None,
           **overrides: Any) -> TrainResult:
     """Train a model (or continue one with `resume=RUN_DIR`) and return its final figures.
 
-    `overrides` are TrainConfig fields applied on top (with resume: steps, epochs, device, ...).
+    `overrides` are config fields of any section applied on top (`steps=500, hidden=128`); with
+    `resume`, only what keeps the run the same run (steps, epochs, device, intervals, ...).
     """
+    with flush_denormals():
+        return _train(config, resume, log, on_sample, overrides)
+
+
+def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[str], None] | None,
+           on_sample: Callable[[str], None] | None, overrides: dict[str, Any]) -> TrainResult:
     checkpoint = None
     if resume is not None:
         checkpoint = load_checkpoint(resume, prefer="last")
         config = _apply_resume_overrides(checkpoint.config, overrides)
         run_dir = checkpoint.path.parent
     else:
-        config = config or RunConfig()
-        if overrides:
-            config = RunConfig(config.model, config.data,
-                               TrainConfig(**{**dataclasses.asdict(config.train), **overrides}))
+        config = with_overrides(config or RunConfig(), overrides)
         run_dir = Path(config.train.out) if config.train.out else default_run_dir(config)
     log = log or _stderr_logger(config.train.quiet)
     if config.model.is_baseline:
@@ -361,18 +474,33 @@ def train(config: RunConfig | None = None, resume: str | Path | None = None,
             raise ConfigError(f"a {config.model.model} model is fitted in one pass; there is nothing to resume")
         return _fit_baseline_run(config, run_dir, log, on_sample)
     trainer = Trainer(config, log, checkpoint)
+    if trainer.step >= trainer.total_steps:
+        raise ConfigError(f"the checkpoint is at step {trainer.step} already; ask for more --steps to continue")
     if checkpoint is None:
         prepare_run_dir(run_dir, config.train.overwrite)
     else:
+        clean_stale(run_dir)
         _truncate_metrics(run_dir / "metrics.jsonl", checkpoint.path / "metrics.jsonl")
     write_json(run_dir / "config.json", config_document(config, kind="run"))
     log(f"model: {config.model.model}, {config.model.layers}x{config.model.hidden}, "
         f"{trainer.engine.num_parameters():,} parameters ({config.model.engine} engine) on {trainer.device}; run directory {run_dir}")
     loop = RunLoop(trainer, run_dir, log)
-    if trainer.step >= trainer.total_steps:
-        raise ConfigError(f"the checkpoint is at step {trainer.step} already; ask for more --steps to continue")
     loop.run()
     return _finish(trainer, loop, run_dir, on_sample)
+
+
+def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    """A copy of `config` with fields of any section replaced by name (validated again)."""
+    sections = {"model": dataclasses.asdict(config.model), "data": dataclasses.asdict(config.data),
+                "train": dataclasses.asdict(config.train)}
+    for name, value in overrides.items():
+        section = next((s for s, fields in sections.items() if name in fields), None)
+        if section is None:
+            raise ConfigError(f"unknown option {name!r}")
+        sections[section][name] = value
+    if "steps" in overrides and "epochs" not in overrides:
+        sections["train"]["epochs"] = None
+    return RunConfig.from_dict(sections)
 
 
 def _truncate_metrics(run_metrics: Path, checkpoint_metrics: Path) -> None:
