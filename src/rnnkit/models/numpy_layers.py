@@ -14,11 +14,14 @@ Weights follow PyTorch exactly: weight_ih (G*H, D), weight_hh (G*H, H), bias_ih 
 (G*H,), gates stacked in PyTorch's order (LSTM i, f, g, o; GRU r, z, n).
 
 Speed rules followed by every cell:
-  * the input projection x W_ih^T for the whole window is ONE matrix product, before the loop;
+  * the input projection x W_ih^T for the whole window is ONE matrix product (a gather for
+    one-hot inputs), before the loop;
   * each step does ONE matrix product h W_hh^T for all gates together;
   * buffers for the whole window are allocated once, and steps write into them with out=;
   * whatever does not depend on the recurrence (activation derivatives, weight gradients) is
-    computed for the whole window at once, outside the loop.
+    computed for the whole window at once, outside the loop;
+  * gate nonlinearities cost one exp per step (see `_lstm_gate_prescale`): NumPy's exp is about
+    twice as fast as its tanh, and the sign flips are folded into the weights once per window.
 """
 
 from __future__ import annotations
@@ -37,17 +40,29 @@ def embedding_forward(weight: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return np.take(weight, idx, axis=0)
 
 
+ONE_HOT_SCATTER_MAX_VOCAB = 128  # below this, the scatter-add is done as a (V, M) x (M, D) product
+
+
 def embedding_backward(dout: np.ndarray, idx: np.ndarray, num_embeddings: int) -> np.ndarray:
     """Gradient of the lookup: dE[v] = sum of dout[t, n] over the positions where idx[t, n] = v.
 
-    dout (T, N, D), idx (T, N) -> dE (V, D). A token that occurs k times receives k rows, so this
-    is a scatter-add. np.add.at does it one row at a time; one np.bincount over the flattened
-    (row, column) index of every element does it in a single vectorised pass.
+    dout (T, N, D), idx (T, N) -> dE (V, D). A token seen k times receives k rows: a scatter-add.
+    np.add.at and np.bincount do it element by element; instead, for a small vocabulary it is
+    the product onehot(idx)^T dout (BLAS, a few flops per element), and for a large one a
+    segment sum: sort the positions by id and add each run of equal ids with one reduceat.
     """
     dim = dout.shape[-1]
-    flat = (idx.reshape(-1, 1) * dim + np.arange(dim)).reshape(-1)
-    sums = np.bincount(flat, weights=dout.reshape(-1), minlength=num_embeddings * dim)
-    return sums.reshape(num_embeddings, dim).astype(dout.dtype, copy=False)
+    rows, ids = dout.reshape(-1, dim), idx.reshape(-1)
+    if num_embeddings <= ONE_HOT_SCATTER_MAX_VOCAB:
+        onehot_t = np.zeros((num_embeddings, ids.size), dtype=dout.dtype)
+        onehot_t[ids, np.arange(ids.size)] = 1
+        return np.matmul(onehot_t, rows)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+    grad = np.zeros((num_embeddings, dim), dtype=dout.dtype)
+    grad[sorted_ids[starts]] = np.add.reduceat(rows[order], starts, axis=0)
+    return grad
 
 
 def one_hot(idx: np.ndarray, num_classes: int, dtype: Any = np.float32) -> np.ndarray:
@@ -114,7 +129,7 @@ def rnn_forward(x: np.ndarray, h0: np.ndarray, weight_ih: np.ndarray, weight_hh:
     """
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
-    steps, hidden = _steps(x), h0.shape[-1]
+    steps = x.shape[0]
     pre = input_projection(x, weight_ih, bias_ih + bias_hh)  # both biases sit outside the loop
     hbuf = np.empty((steps + 1,) + h0.shape, dtype=pre.dtype)  # hbuf[t] = h_{t-1}; hbuf[0] = h0
     hbuf[0] = h0
@@ -128,8 +143,8 @@ def rnn_forward(x: np.ndarray, h0: np.ndarray, weight_ih: np.ndarray, weight_hh:
             np.tanh(a, out=hbuf[t + 1])
         else:
             np.maximum(a, 0, out=hbuf[t + 1])
-    cache = dict(x=x, hbuf=hbuf, weight_ih=weight_ih, weight_hh=weight_hh,
-                 nonlinearity=nonlinearity, hidden=hidden)
+    cache = {"x": x, "pre": pre, "hbuf": hbuf, "weight_ih": weight_ih, "weight_hh": weight_hh,
+             "nonlinearity": nonlinearity}
     return hbuf[1:], hbuf[-1], cache
 
 
@@ -183,7 +198,7 @@ def lstm_forward(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, weight_ih: np.nd
 
     x (T, N, D) floats or (T, N) ids; h0, c0 (N, H) -> hs (T, N, H), (h_T, c_T), cache.
     """
-    steps, h = _steps(x), h0.shape[-1]
+    steps, h = x.shape[0], h0.shape[-1]
     acts = input_projection(x, weight_ih, bias_ih + bias_hh)  # (T, N, 4H); becomes the gates
     pre = _lstm_gate_prescale(h, acts.dtype)
     acts *= pre  # the exp trick's pre-scaling, once for the whole window ...
@@ -209,8 +224,8 @@ def lstm_forward(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, weight_ih: np.nd
             cbuf[t + 1] += ig
             np.tanh(cbuf[t + 1], out=tanh_c[t])
             np.multiply(a[:, 3 * h:], tanh_c[t], out=hbuf[t + 1])
-    cache = dict(x=x, acts=acts, hbuf=hbuf, cbuf=cbuf, tanh_c=tanh_c,
-                 weight_ih=weight_ih, weight_hh=weight_hh)
+    cache = {"x": x, "acts": acts, "hbuf": hbuf, "cbuf": cbuf, "tanh_c": tanh_c,
+             "weight_ih": weight_ih, "weight_hh": weight_hh}
     return hbuf[1:], (hbuf[-1], cbuf[-1]), cache
 
 
@@ -223,14 +238,20 @@ def _lstm_local_derivatives(cache: Cache) -> tuple[np.ndarray, np.ndarray]:
     """
     acts, tanh_c, c_prev = cache["acts"], cache["tanh_c"], cache["cbuf"][:-1]
     h = tanh_c.shape[-1]
-    i, f, g, o = (acts[..., k * h:(k + 1) * h] for k in range(4))
-    coef = acts * (1 - acts)  # sigmoid'(a) = s (1 - s) for i, f, o ...
-    coef[..., 2 * h:3 * h] = 1 - g * g  # ... and tanh'(a) = 1 - g^2 for g
+    i, _, g, o = (acts[..., k * h:(k + 1) * h] for k in range(4))
+    coef = np.subtract(1, acts)  # in-place steps below: no window-sized temporaries
+    coef *= acts  # sigmoid'(a) = s (1 - s) for i, f, o ...
+    coef_g = coef[..., 2 * h:3 * h]
+    np.multiply(g, g, out=coef_g)
+    np.subtract(1, coef_g, out=coef_g)  # ... and tanh'(a) = 1 - g^2 for g
     coef[..., :h] *= g
     coef[..., h:2 * h] *= c_prev
-    coef[..., 2 * h:3 * h] *= i
+    coef_g *= i
     coef[..., 3 * h:] *= tanh_c
-    return o * (1 - tanh_c * tanh_c), coef
+    k_c = np.multiply(tanh_c, tanh_c)
+    np.subtract(1, k_c, out=k_c)
+    k_c *= o
+    return k_c, coef
 
 
 def lstm_backward(dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None,
@@ -276,7 +297,7 @@ def gru_forward(x: np.ndarray, h0: np.ndarray, weight_ih: np.ndarray, weight_hh:
 
     x (T, N, D) floats or (T, N) ids, h0 (N, H) -> hs (T, N, H), h_T, cache.
     """
-    steps, h = _steps(x), h0.shape[-1]
+    steps, h = x.shape[0], h0.shape[-1]
     acts = input_projection(x, weight_ih, bias_ih)  # (T, N, 3H), becomes [r, z, n]
     acts[..., :2 * h] += bias_hh[:2 * h]  # b_hr, b_hz are plain sums; b_hn stays inside r * (.)
     # sigmoid(a) = 1 / (1 + exp(-a)): negate the r, z pre-activations once for the whole window
@@ -307,8 +328,8 @@ def gru_forward(x: np.ndarray, h0: np.ndarray, weight_ih: np.ndarray, weight_hh:
             np.subtract(hbuf[t], a[:, 2 * h:], out=hbuf[t + 1])
             hbuf[t + 1] *= a[:, h:2 * h]
             hbuf[t + 1] += a[:, 2 * h:]
-    cache = dict(x=x, acts=acts, hbuf=hbuf, ghn=ghbuf[..., 2 * h:],
-                 weight_ih=weight_ih, weight_hh=weight_hh)
+    cache = {"x": x, "acts": acts, "hbuf": hbuf, "ghn": ghbuf[..., 2 * h:],
+             "weight_ih": weight_ih, "weight_hh": weight_hh}
     return hbuf[1:], hbuf[-1], cache
 
 
@@ -323,7 +344,7 @@ def gru_backward(dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None
     Returns dx, dh0, (dW_ih, dW_hh, db_ih, db_hh).
     """
     acts, hbuf, ghn, w_hh = cache["acts"], cache["hbuf"], cache["ghn"], cache["weight_hh"]
-    steps, n_batch, h = ghn.shape
+    steps, _, h = ghn.shape
     r, z, n = (acts[..., k * h:(k + 1) * h] for k in range(3))
     b_n = (1 - z) * (1 - n * n)  # everything without the recurrence, whole window at once
     b_z = (hbuf[:-1] - n) * z * (1 - z)
@@ -348,10 +369,6 @@ def gru_backward(dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------- shared helpers
-
-def _steps(x: np.ndarray) -> int:
-    return x.shape[0]
-
 
 def _recurrent_weight_grads(dpre: np.ndarray, hbuf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """dW_hh = sum_t dpre_t^T h_{t-1} and db = sum_t dpre_t: one product over the whole window."""

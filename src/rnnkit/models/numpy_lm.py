@@ -11,7 +11,8 @@ inside, sequences are time-major (T, N, ...) because the recurrence walks over t
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,8 @@ class NumpyRNNLM:
         if config.tie and config.embed != (2 if bidirectional else 1) * config.hidden:
             raise ValueError("tie needs embed equal to the head's input size (hidden, or 2*hidden "
                              "when bidirectional)")
+        if not np.issubdtype(np.dtype(dtype), np.floating):
+            raise ValueError(f"dtype must be a float type (float32 to train, float64 to check), got {dtype}")
         self.config = config
         self.dtype = np.dtype(dtype)
         self.bidirectional = bool(bidirectional)
@@ -75,7 +78,7 @@ class NumpyRNNLM:
 
     @property
     def head_weight(self) -> np.ndarray:
-        """The output matrix (V, H): `embed.weight` itself when tied."""
+        """The output matrix (V, H), or (V, 2H) bidirectional: `embed.weight` itself when tied."""
         return self.params["embed.weight" if self.config.tie else "head.weight"]
 
     def num_parameters(self) -> int:
@@ -149,29 +152,41 @@ class NumpyRNNLM:
 
     # ------------------------------------------------------------------ forward
 
+    def _fuse_embedding(self, dropout: float, ids: np.ndarray) -> bool:
+        """Whether the first layer should project the vocabulary instead of the window.
+
+        W_ih E[v]^T = (W_ih E^T)[:, v]: with no dropout between the lookup and the first layer,
+        embedding + input projection is a one-hot layer with weight W_ih E^T (G*H, V). That
+        costs V*D*G*H flops instead of T*N*D*G*H, and its backward is one scatter of the gate
+        gradients plus two small products. Worth it when V is small against D and the window.
+        """
+        embed = self.config.embed
+        return embed > 0 and dropout == 0 and self.vocab_size <= min(3 * embed, ids.size)
+
     def forward(self, idx: np.ndarray, state: State = None, train: bool = False,
                 rng: np.random.Generator | None = None) -> tuple[np.ndarray, State, dict]:
         """Logits (N, T, V) for every position, the state after the window, and the cache.
 
-        Dropout (inverted, rate config.dropout) on the embedding output, between layers and on
-        the last layer's output, only when train is true.
+        idx (N, T) ints; state as `initial_state` (None = zeros). Dropout (inverted, rate
+        config.dropout) on the embedding output, between layers and on the last layer's output,
+        only when train is true; masks come from rng (default: the model's own generator).
+        The logits are a batch-first view of the time-major array kept in the cache.
         """
         idx = self._check_idx(idx)
         h0, c0 = self._check_state(state, idx.shape[0])
         p = self.dropout if train else 0.0
         rng = rng if rng is not None else self._rng
         ids = np.ascontiguousarray(idx.T)  # (T, N), time-major from here on
-        cache: dict[str, Any] = {"ids": ids, "masks": [], "layers": []}
-        if self.config.embed > 0:
-            x, mask = layers.dropout_forward(
+        fused = self._fuse_embedding(p, ids)
+        cache: dict[str, Any] = {"ids": ids, "fused": fused, "masks": [None], "layers": []}
+        if self.config.embed > 0 and not fused:
+            x, cache["masks"][0] = layers.dropout_forward(
                 layers.embedding_forward(self.params["embed.weight"], ids), p, rng)
-            cache["masks"].append(mask)
         else:
-            x = ids  # one-hot inputs: the first layer gathers columns of W_ih
-            cache["masks"].append(None)
+            x = ids  # one-hot (or fused) inputs: the first layer gathers columns of its W_ih
         finals_h, finals_c = [], []
         for k in range(self.num_layers):
-            x, layer_caches, hs_final, cs_final = self._layer_forward(k, x, h0, c0)
+            x, layer_caches, hs_final, cs_final = self._layer_forward(k, x, h0, c0, fused and k == 0)
             x, mask = layers.dropout_forward(x, p, rng)
             cache["layers"].append(layer_caches)
             cache["masks"].append(mask)
@@ -183,11 +198,14 @@ class NumpyRNNLM:
         new_state = (new_h, np.stack(finals_c)) if self.kind == "lstm" else new_h
         return cache["logits"].transpose(1, 0, 2), new_state, cache
 
-    def _layer_forward(self, k: int, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None):
+    def _layer_forward(self, k: int, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
+                       fused: bool):
         """One layer, both directions; the reverse direction reads and writes time backwards."""
         outs, caches, hs_final, cs_final = [], [], [], []
         for d, sfx in enumerate(self._suffixes(k)):
             w = [self.params[f"rnn.{n}{sfx}"] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            if fused:  # W_ih E^T (G*H, V), stored as the transpose of a contiguous (V, G*H)
+                w[0] = np.matmul(self.params["embed.weight"], w[0].T).T
             s = k * self.num_directions + d  # torch's state index for (layer, direction)
             xin = x if d == 0 else x[::-1]
             if self.kind == "lstm":
@@ -212,7 +230,8 @@ class NumpyRNNLM:
         """Mean cross-entropy (nats/token) over the window, its gradients, and the final state.
 
         Truncated BPTT: the incoming state is a constant, so no gradient crosses the window's
-        start; the returned state is what the next window should start from.
+        start; the returned state is what the next window should start from. Runs in training
+        mode (dropout on, masks from rng).
         """
         targets = self._check_idx(targets, "targets")
         if targets.shape != np.shape(idx):
@@ -222,13 +241,13 @@ class NumpyRNNLM:
         return loss, self.backward(dlogits, cache), new_state
 
     def backward(self, dlogits: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
-        """Gradients of every parameter from dL/dlogits, time-major (T, N, V)."""
+        """Gradients of every parameter from dL/dlogits (time-major (T, N, V)) and the cache."""
         grads: dict[str, np.ndarray] = {}
         dx, dw_head, grads["head.bias"] = layers.affine_backward(dlogits, cache["top"], self.head_weight)
         for k in range(self.num_layers - 1, -1, -1):
             dx = layers.dropout_backward(dx, cache["masks"][k + 1])
-            dx = self._layer_backward(k, dx, cache["layers"][k], grads)
-        if self.config.embed > 0:
+            dx = self._layer_backward(k, dx, cache["layers"][k], grads, cache["fused"] and k == 0)
+        if self.config.embed > 0 and not cache["fused"]:
             dx = layers.dropout_backward(dx, cache["masks"][0])
             grads["embed.weight"] = layers.embedding_backward(dx, cache["ids"], self.vocab_size)
         if self.config.tie:
@@ -237,8 +256,13 @@ class NumpyRNNLM:
             grads["head.weight"] = dw_head
         return {name: grads[name] for name in self.params}
 
-    def _layer_backward(self, k: int, dout: np.ndarray, caches: list, grads: dict) -> np.ndarray | None:
-        """Backward through one layer (both directions); stores its weight gradients in grads."""
+    def _layer_backward(self, k: int, dout: np.ndarray, caches: list, grads: dict,
+                        fused: bool) -> np.ndarray | None:
+        """Backward through one layer (both directions); stores its weight gradients in grads.
+
+        Fused first layer: the cell returns dW_eff for W_eff = W_ih E^T, and the chain rule
+        through that product gives dW_ih = dW_eff E and dE = dW_eff^T W_ih (summed over directions).
+        """
         h = self.hidden
         dx_total = None
         for d, sfx in enumerate(self._suffixes(k)):
@@ -253,6 +277,11 @@ class NumpyRNNLM:
                 dx, _, wgrads = layers.rnn_backward(dhs, caches[d])
             for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), wgrads):
                 grads[f"rnn.{name}{sfx}"] = g
+            if fused:
+                d_eff, w_ih = wgrads[0], self.params[f"rnn.weight_ih{sfx}"]
+                grads[f"rnn.weight_ih{sfx}"] = np.matmul(d_eff, self.params["embed.weight"])
+                d_embed = np.matmul(d_eff.T, w_ih)
+                grads["embed.weight"] = d_embed + grads["embed.weight"] if d else d_embed
             if dx is not None:
                 dx = dx if d == 0 else dx[::-1]
                 dx_total = dx if dx_total is None else dx_total + dx
@@ -266,9 +295,10 @@ class NumpyRNNLM:
         if targets.shape != np.shape(idx):
             raise ValueError(f"targets {targets.shape} and idx {np.shape(idx)} must have one shape")
         _, new_state, cache = self.forward(idx, state)
-        logp = layers.log_softmax(cache["logits"].astype(np.float64))
-        picked = np.take_along_axis(logp, targets.T[..., None], axis=-1)
-        return float(-picked.sum()), new_state
+        # in the model's dtype (a float64 copy of (T, N, V) logits is large for word vocabularies);
+        # the per-token log-probabilities are summed in float64
+        mean, _ = layers.softmax_cross_entropy(cache["logits"], targets.T, grad=False)
+        return mean * targets.size, new_state
 
     def next_logprobs(self, idx: np.ndarray, state: State = None) -> tuple[np.ndarray, State]:
         """float64 log-probabilities (N, V) of the token after idx[:, -1], and the new state."""

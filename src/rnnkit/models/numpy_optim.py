@@ -9,7 +9,8 @@ per-parameter buffers, so a resumed run continues exactly where it stopped.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

@@ -50,7 +50,10 @@ class RNNLM(nn.Module):
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 state: State | None = None) -> tuple[torch.Tensor, torch.Tensor | None, State]:
-        hidden, state = self.rnn(self.drop(self.inputs(idx)), state)
+        x = self.inputs(idx)
+        if self.embed is not None:  # no dropout on one-hot rows (as in the NumPy engine)
+            x = self.drop(x)
+        hidden, state = self.rnn(x, state)
         logits = self.head(self.drop(hidden))
         loss = None
         if targets is not None:
