@@ -147,3 +147,10 @@ def test_baselines_through_train_evaluate_generate(tmp_path, capsys, model, extr
     assert last_json(capsys.readouterr().out)["text"] == text and text.startswith("you say")
     assert main(["train", "--resume", str(run), "--steps", "5"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["rnn", "rnn_relu", "gru", "lstm"])
+def test_gradcheck_command(model, capsys):
+    assert main(["gradcheck", "--model", model, "--layers", "2", "--bidirectional", "--json"]) == 0
+    result = last_json(capsys.readouterr().out)
+    assert result["max_rel_error"] < 1e-6 and "rnn.weight_hh_l1_reverse" in result["errors"]

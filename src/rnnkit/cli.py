@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(commands.add_parser("evaluate", help="loss, perplexity and bits per character of a checkpoint"))
     _add_generate(commands.add_parser("generate", help="sample text from a checkpoint"))
     _add_compare(commands.add_parser("compare", help="train RNNs and fit n-gram/HMM baselines on one text; compare"))
+    _add_gradcheck(commands.add_parser("gradcheck", help="check the NumPy engine's backward pass against finite differences"))
     corpora = commands.add_parser("corpora", help="list the bundled corpora")
     corpora.add_argument("--json", action="store_true", help="print a JSON list")
     return parser
@@ -163,6 +164,16 @@ def _add_compare(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--device", default=defaults.device, help="auto, cpu or cuda (default auto)")
     sub.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     sub.add_argument("--json", action="store_true", help="print the rows as one JSON list (last line)")
+
+
+def _add_gradcheck(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--model", choices=("rnn", "rnn_relu", "gru", "lstm"), default="lstm")
+    sub.add_argument("--layers", type=int, default=1)
+    sub.add_argument("--bidirectional", action="store_true")
+    sub.add_argument("--embed", type=int, default=5, help="embedding size (0 = one-hot input)")
+    sub.add_argument("--hidden", type=int, default=4)
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--json", action="store_true", help="print {parameter: max relative error} as JSON")
 
 
 def run_config_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
@@ -237,6 +248,29 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    """Max relative error of every parameter's analytic gradient; exit 1 if any is >= 1e-6."""
+    from .errors import ConfigError
+    from .gradcheck import gradcheck
+
+    for name in ("layers", "hidden"):
+        if not 1 <= getattr(args, name) <= 64:
+            raise ConfigError(f"--{name} must be between 1 and 64 for a gradient check")
+    if not 0 <= args.embed <= 64 or args.seed < 0:
+        raise ConfigError("--embed must be between 0 and 64 and --seed >= 0")
+    errors = gradcheck(args.model, layers=args.layers, bidirectional=args.bidirectional, embed=args.embed,
+                       hidden=args.hidden, seed=args.seed)
+    worst = max(errors.values())
+    if args.json:
+        print(json.dumps({"model": args.model, "layers": args.layers, "bidirectional": args.bidirectional,
+                          "max_rel_error": worst, "errors": errors}))
+    else:
+        for name, error in errors.items():
+            print(f"{name:<24} {error:.2e}")
+        print(f"{'PASS' if worst < 1e-6 else 'FAIL'}: max relative error {worst:.2e} (tolerance 1e-6)")
+    return 0 if worst < 1e-6 else 1
+
+
 def cmd_corpora(args: argparse.Namespace) -> int:
     from .corpora import describe_bundled
 
@@ -267,7 +301,8 @@ def _write_stdout(text: str) -> None:
     sys.stdout.flush()
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "generate": cmd_generate, "corpora": cmd_corpora,
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "generate": cmd_generate, "gradcheck": cmd_gradcheck,
+            "corpora": cmd_corpora,
             "compare": cmd_compare}
 
 
