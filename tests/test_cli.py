@@ -154,3 +154,14 @@ def test_gradcheck_command(model, capsys):
     assert main(["gradcheck", "--model", model, "--layers", "2", "--bidirectional", "--json"]) == 0
     result = last_json(capsys.readouterr().out)
     assert result["max_rel_error"] < 1e-6 and "rnn.weight_hh_l1_reverse" in result["errors"]
+
+
+def test_bpe_subwords_train_evaluate_generate(tmp_path, capsys):
+    run = tmp_path / "bpe"
+    assert main(["train", "--data", "toy", "--tokenizer", "bpe", "--vocab-size", "280", "--layers", "1",
+                 "--hidden", "32", "--embed", "16", "--batch-size", "4", "--seq-len", "8", "--steps", "30",
+                 "--lr", "0.02", "--quiet", "--out", str(run), "--json"]) == 0
+    trained = last_json(capsys.readouterr().out)
+    assert trained["val_bpc"] < trained["val_loss"] / 0.693  # a token covers several characters
+    assert main(["generate", str(run), "--prompt", "you say", "--max-new-tokens", "5", "--seed", "1", "--json"]) == 0
+    assert last_json(capsys.readouterr().out)["text"].startswith("you say")

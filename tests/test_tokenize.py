@@ -63,3 +63,29 @@ def test_json_round_trip_and_corrupt_json():
 def test_ids_are_deterministic_frequency_order():
     tok = build_tokenizer("char", "bbbaac")
     assert tok.vocab.itos == ["b", "a", "c"]
+
+
+def test_bpe_round_trip_is_exact_and_never_unknown():
+    from rnnkit.tokenize import BPETokenizer
+    tok = build_tokenizer("bpe", TEXT * 20, bpe_vocab=300)
+    assert isinstance(tok, BPETokenizer) and len(tok) <= 300
+    for text in (TEXT, "naïve café — 東京 🚀\nnew line", ""):
+        assert tok.decode(tok.encode(text)) == text
+    assert len(tok.encode(TEXT)) < len(TEXT)  # merges make tokens longer than one byte
+    again = Tokenizer.from_json(tok.to_json())
+    assert again.encode(TEXT).tolist() == tok.encode(TEXT).tolist()
+
+
+def test_stream_decoders_rebuild_the_decoded_text():
+    for kind in ("char", "word", "bpe"):
+        tok = build_tokenizer(kind, TEXT * 5 + "東京 🚀", bpe_vocab=300)
+        ids = tok.encode("It's late, isn't it? 東京 🚀")
+        stream = tok.stream_decoder()
+        assert "".join(stream.push(i) for i in ids) == tok.decode(ids)
+
+
+def test_char_encoding_is_vectorised_but_equal_to_the_plain_lookup():
+    tok = build_tokenizer("char", TEXT, ("€",))
+    text = TEXT + "€ and ☃"
+    plain = [tok.vocab.stoi.get(c, tok.vocab.unk_id) for c in text]
+    assert tok.encode(text).tolist() == plain

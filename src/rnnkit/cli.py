@@ -19,7 +19,8 @@ from .errors import RnnkitError, TrainingStopped
 # options the user gave, so `--resume` and (later) presets can tell what was asked for.
 TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "data": ("data", "data", str, "bundled corpus name, UTF-8 text file, or directory (default timemachine)"),
-    "tokenizer": ("data", "tokenizer", str, "char or word (default char)"),
+    "tokenizer": ("data", "tokenizer", str, "char, word or bpe (byte-level subwords) (default char)"),
+    "vocab_size": ("data", "bpe_vocab", int, "bpe: subword vocabulary size (default 1000)"),
     "min_freq": ("data", "min_freq", int, "drop tokens seen fewer times (they become <unk>)"),
     "max_size": ("data", "max_size", int, "largest vocabulary, <unk> included"),
     "batch_size": ("data", "batch_size", int, "N parallel streams per batch (default 32)"),
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(commands.add_parser("generate", help="sample text from a checkpoint"))
     _add_compare(commands.add_parser("compare", help="train RNNs and fit n-gram/HMM baselines on one text; compare"))
     _add_gradcheck(commands.add_parser("gradcheck", help="check the NumPy engine's backward pass against finite differences"))
+    _add_bench(commands.add_parser("bench", help="training speed of rnnkit beside plain PyTorch, a cell loop and NumPy"))
     corpora = commands.add_parser("corpora", help="list the bundled corpora")
     corpora.add_argument("--json", action="store_true", help="print a JSON list")
     return parser
@@ -174,6 +176,19 @@ def _add_gradcheck(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--hidden", type=int, default=4)
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument("--json", action="store_true", help="print {parameter: max relative error} as JSON")
+
+
+def _add_bench(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    sub.add_argument("--configs", metavar="NAMES", default=None,
+                     help="comma-separated: char-2x512-rnn|gru|lstm (or char-2x512), word-2x650, big-3x1024, "
+                          "tiny-rnn|gru|lstm (or tiny), all (default: all; big-3x1024 only on CUDA; tiny with --quick)")
+    sub.add_argument("--impls", metavar="NAMES", default=None,
+                     help="comma-separated: rnnkit, plain, cell-loop, numpy (default: all; numpy on the CPU only)")
+    sub.add_argument("--amp", action="store_true", help="also measure bf16 autocast (CUDA only)")
+    sub.add_argument("--quick", action="store_true", help="tiny configurations and few repeats (seconds, for CI)")
+    sub.add_argument("--repeats", type=int, default=None, help="timed repeats per implementation (default 5; 3 with --quick)")
+    sub.add_argument("--json", action="store_true", help="also print the rows as one JSON list (last line)")
 
 
 def run_config_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
@@ -296,6 +311,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import IMPLS, BenchOptions, format_table, run_bench, split_names
+
+    options = BenchOptions(device=args.device, configs=split_names(args.configs),
+                           impls=split_names(args.impls) or IMPLS, amp=args.amp, quick=args.quick,
+                           repeats=args.repeats)
+    rows = run_bench(options, log=lambda message: print(message, file=sys.stderr, flush=True))
+    print(format_table(rows))
+    if args.json:
+        print(json.dumps(rows))
+    return 0
+
+
 def _write_stdout(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
@@ -303,7 +331,7 @@ def _write_stdout(text: str) -> None:
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "generate": cmd_generate, "gradcheck": cmd_gradcheck,
             "corpora": cmd_corpora,
-            "compare": cmd_compare}
+            "compare": cmd_compare, "bench": cmd_bench}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from .errors import ConfigError
 MODELS = ("rnn", "rnn_relu", "gru", "lstm")
 BASELINES = ("ngram", "hmm")  # fitted in one pass (counting, Baum-Welch), no training loop
 ENGINES = ("torch", "numpy")
-TOKENIZERS = ("char", "word")
+TOKENIZERS = ("char", "word", "bpe")
 BATCHINGS = ("sequential", "random")
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
@@ -108,6 +108,7 @@ class DataConfig:
     lowercase: bool = False
     min_freq: int = 1
     max_size: int | None = None
+    bpe_vocab: int = 1000  # bpe: subword vocabulary size (256 byte tokens + merges)
     split: tuple[float, float, float] = (0.9, 0.05, 0.05)
     batch_size: int = 32
     seq_len: int = 64
@@ -120,6 +121,7 @@ class DataConfig:
         _bool("lowercase", self.lowercase)
         _int("min_freq", self.min_freq, 1)
         _int("max_size", self.max_size, 2, allow_none=True)
+        _int("bpe_vocab", self.bpe_vocab, 257, 1 << 20)
         self.split = _check_split(self.split)
         _int("batch_size", self.batch_size, 1, 1 << 20)
         _int("seq_len", self.seq_len, 1, 1 << 20)

@@ -66,13 +66,12 @@ def filter_logprobs(logprobs: np.ndarray, temperature: float = 1.0, top_k: int |
 
 
 def start_ids(tokenizer: Tokenizer, prompt: str) -> np.ndarray:
-    """Prompt ids; an empty prompt starts from a newline (or the most frequent token)."""
-    ids = tokenizer.encode(prompt) if prompt else np.zeros(0, dtype=np.int64)
-    if prompt and len(ids) == 0:
-        raise PromptError("the prompt holds no tokens for this tokenizer")
+    """Prompt ids; an empty prompt starts from the tokenizer's start token (a newline if it has one)."""
+    if not prompt:
+        return np.array([tokenizer.start_id()], dtype=np.int64)
+    ids = tokenizer.encode(prompt)
     if len(ids) == 0:
-        start = tokenizer.vocab.stoi.get("\n", 1 if tokenizer.vocab.has_unk and len(tokenizer) > 1 else 0)
-        ids = np.array([start], dtype=np.int64)
+        raise PromptError("the prompt holds no tokens for this tokenizer")
     return ids
 
 
@@ -101,17 +100,21 @@ def generate_text(scorer: Scorer, tokenizer: Tokenizer, prompt: str, sampling: S
                   on_text: Callable[[str], None] | None = None) -> str:
     """Prompt plus continuation as text; `on_text` receives the prompt, then each new piece."""
     ids = start_ids(tokenizer, prompt)
-    text = [prompt if prompt else tokenizer.decode(ids)]
+    stream = tokenizer.stream_decoder()
+    shown = prompt
+    if not prompt:
+        shown = "".join(stream.push(i) for i in ids)
+    else:
+        for i in ids[-8:]:  # prime the decoder with the prompt's last tokens (word spacing)
+            stream.push(i)
+    text = [shown]
     if on_text is not None:
-        on_text(text[0])
-    previous = [tokenizer.vocab.itos[int(ids[-1])]]
+        on_text(shown)
 
     def emit(token: int) -> None:
-        piece = tokenizer.vocab.itos[token]
-        piece = tokenizer.joiner(previous[0], piece) + piece
-        previous[0] = tokenizer.vocab.itos[token]
+        piece = stream.push(token)
         text.append(piece)
-        if on_text is not None:
+        if on_text is not None and piece:
             on_text(piece)
 
     generate_ids(scorer, ids, sampling, emit)

@@ -1,4 +1,10 @@
-"""Tokenizers (characters, words) and the Vocab that maps tokens to ids; saved as `tokenizer.json`."""
+"""Tokenizers (characters, words, BPE subwords) and the Vocab that maps tokens to ids; saved as
+`tokenizer.json`.
+
+Every tokenizer offers the same small interface: `encode(text) -> int64 ids`, `decode(ids)`,
+`len()`, `to_dict()`, `start_id()` (where generation begins without a prompt) and
+`stream_decoder()` (text piece by piece as ids arrive, for streaming generation).
+"""
 
 from __future__ import annotations
 
@@ -74,6 +80,8 @@ class Tokenizer:
 
     def encode(self, text: str) -> np.ndarray:
         """Token ids (int64). Unknown tokens become `<unk>`, or raise PromptError naming them."""
+        if self.kind == "char":
+            return self._encode_chars(text.lower() if self.lowercase else text)
         pieces = self.split(text)
         stoi = self.vocab.stoi
         unk = self.vocab.unk_id
@@ -84,6 +92,39 @@ class Tokenizer:
                 more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
                 raise PromptError(f"text contains {len(missing)} symbol(s) the vocabulary lacks: {shown}{more}")
         return np.fromiter((stoi.get(p, unk) for p in pieces), dtype=np.int64, count=len(pieces))
+
+    def _encode_chars(self, text: str) -> np.ndarray:
+        """Characters to ids with one table lookup over code points (about 100x a Python loop)."""
+        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        table = self._char_table()
+        encoded = np.full(points.shape, -1, dtype=np.int64)
+        inside = points < table.size
+        encoded[inside] = table[points[inside]]
+        if (encoded < 0).any():
+            if self.vocab.unk_id is None:
+                missing = sorted({chr(p) for p in np.unique(points[encoded < 0])})
+                shown = ", ".join(repr(m) for m in missing[:10])
+                more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+                raise PromptError(f"text contains {len(missing)} symbol(s) the vocabulary lacks: {shown}{more}")
+            encoded[encoded < 0] = self.vocab.unk_id
+        return encoded
+
+    def _char_table(self) -> np.ndarray:
+        """Code point -> id (-1 where the vocabulary has no such character); built once."""
+        if getattr(self, "_table", None) is None:
+            chars = [c for c in self.vocab.itos if len(c) == 1]
+            table = np.full(max((ord(c) for c in chars), default=0) + 1, -1, dtype=np.int64)
+            for c in chars:
+                table[ord(c)] = self.vocab.stoi[c]
+            self._table = table
+        return self._table
+
+    def start_id(self) -> int:
+        """Where generation starts without a prompt: a newline, else the most frequent token."""
+        return self.vocab.stoi.get("\n", 1 if self.vocab.has_unk and len(self) > 1 else 0)
+
+    def stream_decoder(self) -> "WordStream":
+        return WordStream(self)
 
     def unknown(self, text: str) -> list[str]:
         """The distinct tokens of `text` that the vocabulary lacks (mapped to <unk> by encode)."""
@@ -117,12 +158,9 @@ class Tokenizer:
 
     @classmethod
     def from_dict(cls, raw: Any) -> "Tokenizer":
-        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-            raise CheckpointError("tokenizer.json is not an rnnkit tokenizer")
-        version = raw.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise CheckpointError(f"tokenizer.json has format version {version!r}; this rnnkit reads "
-                                  f"up to {FORMAT_VERSION} (upgrade rnnkit)")
+        _check_header(raw)
+        if raw.get("kind") == "bpe":
+            return BPETokenizer.from_dict(raw)  # type: ignore[return-value]
         tokens, unk = raw.get("tokens"), raw.get("unk")
         if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
             raise CheckpointError("tokenizer.json: tokens must be a list of non-empty strings")
@@ -141,14 +179,120 @@ class Tokenizer:
         return cls.from_dict(raw)
 
 
+def _check_header(raw: Any) -> None:
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise CheckpointError("tokenizer.json is not an rnnkit tokenizer")
+    version = raw.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"tokenizer.json has format version {version!r}; this rnnkit reads "
+                              f"up to {FORMAT_VERSION} (upgrade rnnkit)")
+
+
+class WordStream:
+    """Char/word ids to text, one piece per id (word tokens get their spacing from `joiner`)."""
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tokenizer, self.previous = tokenizer, None
+
+    def push(self, index: int) -> str:
+        token = self.tokenizer.vocab.itos[int(index)]
+        piece = self.tokenizer.joiner(self.previous, token) + token
+        self.previous = token
+        return piece
+
+
+class BPETokenizer:
+    """Byte-level BPE subwords (Hugging Face `tokenizers`): every text encodes, nothing is <unk>.
+
+    The trained model travels inside tokenizer.json as the library's own JSON, so a checkpoint
+    decodes exactly as it was trained, with no file beside it.
+    """
+
+    kind = "bpe"
+
+    def __init__(self, hf: Any, lowercase: bool = False):
+        self.hf, self.lowercase = hf, lowercase
+
+    def __len__(self) -> int:
+        return self.hf.get_vocab_size()
+
+    def encode(self, text: str) -> np.ndarray:
+        if self.lowercase:
+            text = text.lower()
+        # encode line by line in parallel (the library's threads): long texts in one call are slow
+        lines = text.splitlines(keepends=True) or [""]
+        batches = self.hf.encode_batch(lines, add_special_tokens=False)
+        return np.fromiter((i for b in batches for i in b.ids), dtype=np.int64)
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.hf.decode([int(i) for i in ids], skip_special_tokens=False)
+
+    def unknown(self, text: str) -> list[str]:
+        return []  # byte-level: every character is some sequence of byte tokens
+
+    def start_id(self) -> int:
+        newline = self.hf.encode("\n", add_special_tokens=False).ids
+        return newline[0] if newline else 0
+
+    def stream_decoder(self) -> "BPEStream":
+        return BPEStream(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": "bpe",
+                "lowercase": self.lowercase, "hf": self.hf.to_str()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "BPETokenizer":
+        from tokenizers import Tokenizer as HFTokenizer
+        if not isinstance(raw.get("hf"), str) or not isinstance(raw.get("lowercase"), bool):
+            raise CheckpointError("tokenizer.json: a bpe tokenizer needs its 'hf' model and 'lowercase'")
+        try:
+            return cls(HFTokenizer.from_str(raw["hf"]), raw["lowercase"])
+        except Exception as error:  # the library raises its own exception types
+            raise CheckpointError(f"tokenizer.json: the BPE model does not load ({error})") from None
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int, lowercase: bool = False) -> "BPETokenizer":
+        """Learn `vocab_size` byte-level BPE tokens (256 byte tokens plus merges) from `text`."""
+        from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
+        hf = HFTokenizer(models.BPE())
+        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        hf.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        hf.train_from_iterator((text.lower() if lowercase else text).splitlines(keepends=True), trainer)
+        return cls(hf, lowercase)
+
+
+class BPEStream:
+    """BPE ids to text: bytes of a character can be split across tokens, so a piece is emitted
+    only once it decodes to whole characters."""
+
+    def __init__(self, tokenizer: BPETokenizer):
+        self.tokenizer, self.pending = tokenizer, []
+
+    def push(self, index: int) -> str:
+        self.pending.append(int(index))
+        text = self.tokenizer.decode(self.pending)
+        if text.endswith("\ufffd") and len(self.pending) < 8:
+            return ""  # an incomplete UTF-8 sequence: wait for the rest
+        self.pending = []
+        return text
+
+
 def build_tokenizer(kind: str, train_text: str, other_texts: Sequence[str] = (), lowercase: bool = False,
-                    min_freq: int = 1, max_size: int | None = None) -> Tokenizer:
+                    min_freq: int = 1, max_size: int | None = None, bpe_vocab: int = 1000) -> Tokenizer:
     """A tokenizer whose vocabulary comes from the training text alone.
 
     Word vocabularies always have `<unk>`. A char vocabulary gets one only when it needs it: when
     min_freq/max_size drop characters, or validation/test text holds characters unseen in training
     (otherwise a prompt with a foreign character is refused by name rather than silently replaced).
     """
+    if kind == "bpe":
+        return BPETokenizer.train(train_text, bpe_vocab, lowercase)  # type: ignore[return-value]
     probe = Tokenizer(kind, Vocab([], unk=False), lowercase)
     counts = Counter(probe.split(train_text))
     if not counts:

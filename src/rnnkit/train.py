@@ -144,7 +144,7 @@ def load_data(config: RunConfig, tokenizer: Tokenizer | None,
     corpus = load_corpus(data.data, data.split)
     if tokenizer is None:
         tokenizer = build_tokenizer(data.tokenizer, corpus.train, (corpus.val, corpus.test),
-                                    data.lowercase, data.min_freq, data.max_size)
+                                    data.lowercase, data.min_freq, data.max_size, data.bpe_vocab)
     splits = encode_corpus(corpus, tokenizer)
     if len(splits["val"].ids) < 2:
         raise DataError("the validation split is empty: give --split with a validation fraction "
