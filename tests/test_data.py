@@ -60,7 +60,7 @@ def test_too_short_text_is_a_data_error():
 
 def test_eval_batches_score_every_token_after_the_first():
     batches = eval_batches(IDS, seq_len=64, max_streams=8, min_stream=100)
-    assert batches.x.shape[0] == 8
+    assert batches.num_streams == 8
     covered = sum(x.numel() for x, _ in batches)
     assert covered == batches.tokens == 8 * ((len(IDS) - 1) // 8)
     single = eval_batches(IDS[:50], seq_len=16, max_streams=8)

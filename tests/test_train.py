@@ -94,7 +94,7 @@ def test_existing_output_is_never_overwritten_without_permission(tiny, tmp_path)
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "thesis.tex").write_text("do not delete")
-    with pytest.raises(OutputExistsError, match="not an rnnkit run"):
+    with pytest.raises(OutputExistsError, match="not an rnnkit output directory"):
         train(tiny("precious", steps=5, overwrite=True))
     assert (precious / "thesis.tex").read_text() == "do not delete"
 

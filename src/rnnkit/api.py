@@ -68,20 +68,31 @@ class LanguageModel:
         (the default) or of other text, tokenized with this model's own vocabulary."""
         if split not in SPLITS:
             raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-        fractions = split_fractions or self.config.data.split
-        corpus = load_corpus(data or self.config.data.data, fractions)
-        text = getattr(corpus, split)
-        try:
-            ids = self.tokenizer.encode(text)
-        except PromptError as error:
-            raise DataError(f"cannot evaluate this text with this model: {error}") from None
-        if len(ids) < 2:
+        tokens = self._split_tokens(data or self.config.data.data, split, split_fractions)
+        if len(tokens.ids) < 2:
             raise DataError(f"the {split} split has fewer than 2 tokens; give --split with a {split} "
                             "fraction, or other --data")
         with flush_denormals():
-            return evaluate_split(self.scorer, TokenSplit(ids, len(text)),
+            return evaluate_split(self.scorer, tokens,
                                   seq_len=max(self.config.data.seq_len, 256),
                                   max_streams=self.config.data.batch_size, max_tokens=max_tokens)
+
+    def _split_tokens(self, source: str, split: str,
+                      fractions: tuple[float, float, float] | None) -> TokenSplit:
+        """A split of a text (tokenized with this model's vocabulary) or of a prepared directory."""
+        from .prepare import is_prepared, load_prepared
+
+        if is_prepared(source):
+            tokenizer, arrays, meta = load_prepared(source)
+            if tokenizer.to_dict() != self.tokenizer.to_dict():
+                raise DataError(f"{source} was prepared with another tokenizer than this model's")
+            return TokenSplit(arrays[split], int(meta["chars"][split]))
+        corpus = load_corpus(source, fractions or self.config.data.split)
+        text = getattr(corpus, split)
+        try:
+            return TokenSplit(self.tokenizer.encode(text), len(text))
+        except PromptError as error:
+            raise DataError(f"cannot evaluate this text with this model: {error}") from None
 
 
 def load(path: str | Path, device: str = "auto", engine: str | None = None) -> LanguageModel:

@@ -98,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare(commands.add_parser("compare", help="train RNNs and fit n-gram/HMM baselines on one text; compare"))
     _add_gradcheck(commands.add_parser("gradcheck", help="check the NumPy engine's backward pass against finite differences"))
     _add_bench(commands.add_parser("bench", help="training speed of rnnkit beside plain PyTorch, a cell loop and NumPy"))
+    _add_prepare(commands.add_parser("prepare", help="tokenize a corpus once into memory-mapped token files"))
+    _add_gradients(commands.add_parser("gradients", help="gradient norm through time (vanishing gradients) and sigma_max(W_hh)"))
+    _add_plot(commands.add_parser("plot", help="draw a metric of one or more runs on one figure"))
+    _add_sweep(commands.add_parser("sweep", help="train one model per value of a numeric option; table and plot"))
+    _add_cloze(commands.add_parser("cloze", help="fill in a masked character: bidirectional vs unidirectional"))
     corpora = commands.add_parser("corpora", help="list the bundled corpora")
     corpora.add_argument("--json", action="store_true", help="print a JSON list")
     return parser
@@ -113,6 +118,8 @@ def _add_train(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--" + name, dest=name, action="store_true", default=None, help=help_text)
     sub.add_argument("--resume", metavar="RUN", help="continue a run (its last/ checkpoint) to --steps")
     sub.add_argument("--json", action="store_true", help="print the result as one JSON line")
+    sub.add_argument("--bidirectional", action="store_true",
+                     help="refused: a next-token model cannot read ahead (see rnnkit cloze)")
 
 
 def _add_evaluate(sub: argparse.ArgumentParser) -> None:
@@ -191,6 +198,23 @@ def _add_bench(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--json", action="store_true", help="also print the rows as one JSON list (last line)")
 
 
+def _add_prepare(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--data", nargs="+", required=True, metavar="PATH",
+                     help="files, directories or bundled corpus names (joined in order)")
+    sub.add_argument("--tokenizer", default="char", help="char, word or bpe (default char)")
+    sub.add_argument("--vocab-size", type=int, default=1000, help="bpe: subword vocabulary size")
+    sub.add_argument("--tokenizer-from", metavar="CKPT_OR_DIR", help="reuse this checkpoint's (or prepared dir's) tokenizer")
+    sub.add_argument("--min-freq", type=int, default=1)
+    sub.add_argument("--max-size", type=int, default=None)
+    sub.add_argument("--lowercase", action="store_true")
+    sub.add_argument("--split", type=parse_split, default=(0.9, 0.05, 0.05))
+    sub.add_argument("--workers", type=int, default=None, help="processes for word tokenization (default: CPUs, at most 4)")
+    sub.add_argument("--out", default=None, help="output directory (default prepared/NAME-TOKENIZER)")
+    sub.add_argument("--overwrite", action="store_true")
+    sub.add_argument("--quiet", action="store_true")
+    sub.add_argument("--json", action="store_true")
+
+
 def run_config_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """Build a RunConfig from the options given (sections -> dataclasses); also return them flat."""
     from .config import RunConfig
@@ -212,6 +236,7 @@ def run_config_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import train
 
+    _refuse_bidirectional(args)
     config, given = run_config_from_args(args)
     on_sample = None if args.json else _write_stdout
     if args.resume:
@@ -286,6 +311,29 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
     return 0 if worst < 1e-6 else 1
 
 
+def cmd_prepare(args: argparse.Namespace) -> int:
+    import time
+
+    from .prepare import prepare
+
+    if args.workers is not None and not 1 <= args.workers <= 256:
+        from .errors import ConfigError
+        raise ConfigError("--workers must be between 1 and 256")
+    started = time.perf_counter()
+    log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    meta = prepare(args.data, args.tokenizer, args.out, tuple(args.split), args.lowercase, args.min_freq,
+                   args.max_size, args.vocab_size, args.tokenizer_from, args.overwrite, args.workers, log)
+    seconds = time.perf_counter() - started
+    meta["seconds"] = round(seconds, 3)
+    meta["out"] = str(args.out or "")
+    total = sum(meta["chars"].values())
+    if args.json:
+        print(json.dumps(meta))
+    else:
+        print(f"prepared {sum(meta['tokens'].values()):,} tokens from {total:,} characters in {seconds:.1f} s")
+    return 0
+
+
 def cmd_corpora(args: argparse.Namespace) -> int:
     from .corpora import describe_bundled
 
@@ -324,14 +372,146 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_gradients(sub: argparse.ArgumentParser) -> None:
+    from .diagnostics import GradientOptions
+
+    defaults = GradientOptions()
+    sub.add_argument("checkpoints", nargs="*", metavar="CKPT", help="checkpoints or run directories to measure")
+    sub.add_argument("--model", default=None,
+                     help="freshly initialised models to measure too, comma-separated (default rnn,gru,lstm "
+                          "when no CKPT is given)")
+    sub.add_argument("--data", default=None, help="text to take the windows from (default: each checkpoint's own, "
+                                                  "timemachine for fresh models)")
+    sub.add_argument("--tokenizer", default="char", help="fresh models: char or word (default char)")
+    for name, help_text in (("seq_len", "window length T: distances 0..T are measured"),
+                            ("batch_size", "sequences per window"), ("batches", "windows averaged over"),
+                            ("layers", "fresh models: recurrent layers"), ("hidden", "fresh models: hidden size"),
+                            ("embed", "fresh models: embedding size (0 = one-hot)"), ("seed", "fresh models: seed")):
+        sub.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=getattr(defaults, name),
+                         help=f"{help_text} (default {getattr(defaults, name)})")
+    sub.add_argument("--out", default=None, help="output directory (default runs/gradients-DATA-TIME)")
+    sub.add_argument("--overwrite", action="store_true", help="replace gradients.json/png in --out")
+    sub.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    sub.add_argument("--json", action="store_true", help="print the JSON document as one line")
+
+
+def _add_plot(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (their metrics.jsonl)")
+    sub.add_argument("--metric", default="val_loss",
+                     help="val_loss, train_loss, grad_norm, lr, tokens_per_s, val_ppl or val_bpc (default val_loss)")
+    sub.add_argument("--x", default="step", help="step or elapsed_s (default step)")
+    sub.add_argument("--out", default=None, help="image file: .png, .svg or .pdf (default plot-METRIC.png)")
+    sub.add_argument("--log-y", action="store_true", help="logarithmic y axis")
+    sub.add_argument("--title", default=None, help="figure title")
+    sub.add_argument("--json", action="store_true", help="print the file and per-run summaries as one JSON line")
+
+
+def _add_sweep(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--set", dest="sweep", required=True, metavar="NAME=V1,V2,...",
+                     help="the numeric option to vary and its values, e.g. hidden=64,128,256 or lr=1e-3,3e-3")
+    for name, (_, _, kind, help_text) in TRAIN_OPTIONS.items():
+        if name == "out":
+            help_text = "sweep directory (default runs/sweep-DATA-TIME); each value's run goes inside"
+        sub.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=help_text)
+    sub.add_argument("--split", type=parse_split, default=None, help="train,val,test fractions (default 0.9,0.05,0.05)")
+    sub.add_argument("--clip", type=parse_clip, default=argparse.SUPPRESS,
+                     help="max global gradient norm, or 'none' (default 1.0)")
+    for name, (_, _, help_text) in TRAIN_FLAGS.items():
+        sub.add_argument("--" + name, dest=name, action="store_true", default=None, help=help_text)
+    sub.add_argument("--json", action="store_true", help="print the rows as one JSON list (last line)")
+
+
+def _add_cloze(sub: argparse.ArgumentParser) -> None:
+    from .cloze import ClozeOptions
+
+    defaults = ClozeOptions()
+    sub.add_argument("--data", default="timemachine", help="bundled corpus name, UTF-8 text file, or directory")
+    sub.add_argument("--model", default=defaults.model, help="gru or lstm (default gru)")
+    sub.add_argument("--bidirectional", action="store_true",
+                     help="also train the model that reads both sides of the gap, and compare the two")
+    sub.add_argument("--budget-seconds", type=float, default=defaults.budget_seconds,
+                     help=f"training time of each model (default {defaults.budget_seconds:g})")
+    sub.add_argument("--steps", type=int, default=None, help="stop each model after this many steps")
+    for name, kind in (("context", int), ("hidden", int), ("embed", int), ("batch_size", int), ("lr", float),
+                       ("eval_windows", int), ("seed", int)):
+        sub.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=getattr(defaults, name),
+                         help=f"default {getattr(defaults, name)}")
+    sub.add_argument("--device", default=defaults.device, help="auto, cpu or cuda (default auto)")
+    sub.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    sub.add_argument("--json", action="store_true", help="print the report as one JSON line")
+
+
+def _refuse_bidirectional(args: argparse.Namespace) -> None:
+    """`train --bidirectional`: a next-token model must not read ahead; say why in one line."""
+    if getattr(args, "bidirectional", False):
+        from .errors import ConfigError
+        raise ConfigError("a language model cannot be bidirectional: it predicts each next token from the "
+                          "tokens before it, and a backward pass over the window would already have read the "
+                          "token it must predict (a trivially low loss, and nothing to generate with); to see "
+                          "what context from both sides is worth, use `rnnkit cloze --bidirectional`")
+
+
+def cmd_gradients(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from .diagnostics import GradientOptions, gradients, summary_table
+
+    options = GradientOptions(**{f.name: getattr(args, f.name) for f in fields(GradientOptions)})
+    log = (lambda _message: None) if args.quiet else None
+    document = gradients(args.checkpoints, args.model, args.data, args.tokenizer, args.out, options,
+                         args.overwrite, log)
+    if args.json:
+        print(json.dumps(document))
+    else:
+        print(summary_table(document))
+        print(f"wrote {document['files']['json']} and {document['files']['png']}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plot import plot_runs, summary_lines
+
+    result = plot_runs(args.runs, args.metric, args.x, args.out, args.log_y, args.title)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print("\n".join(summary_lines(result)))
+        print(f"wrote {result['file']}")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import markdown_table, parse_set, sweep
+
+    name, values = parse_set(args.sweep)
+    config, _ = run_config_from_args(args)
+    quiet = bool(args.quiet)
+    rows = sweep(config, name, values, config.train.out, overwrite=bool(args.overwrite),
+                 log=(lambda _message: None) if quiet else None)
+    print(json.dumps(rows) if args.json else markdown_table(rows))
+    return 0
+
+
+def cmd_cloze(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from .cloze import ClozeOptions, cloze, report_lines
+
+    options = ClozeOptions(**{f.name: getattr(args, f.name) for f in fields(ClozeOptions)})
+    report = cloze(args.data, options, args.bidirectional, (lambda _message: None) if args.quiet else None)
+    print(json.dumps(report) if args.json else "\n".join(report_lines(report)))
+    return 0
+
+
 def _write_stdout(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "generate": cmd_generate, "gradcheck": cmd_gradcheck,
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "generate": cmd_generate, "gradcheck": cmd_gradcheck, "prepare": cmd_prepare,
             "corpora": cmd_corpora,
-            "compare": cmd_compare, "bench": cmd_bench}
+            "compare": cmd_compare, "bench": cmd_bench,
+            "gradients": cmd_gradients, "plot": cmd_plot, "sweep": cmd_sweep, "cloze": cmd_cloze}
 
 
 def main(argv: list[str] | None = None) -> int:

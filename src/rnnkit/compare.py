@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ from typing import Any
 
 from .config import BASELINES, MODELS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from .errors import ConfigError, DataError
+from .tokenize import Tokenizer
 
 DEFAULT_MODELS = "ngram:3,ngram:5,hmm:32,rnn,gru,lstm"
 UNBOUNDED_STEPS = 10_000_000  # neural runs stop at the time budget, not at a step count
@@ -147,15 +149,17 @@ def compare(data: str = "timemachine", tokenizer: str = "char", models: str | Se
     Everything the user can get wrong (models, options, data, an existing OUT) is checked before
     the first model starts, so a mistake costs no training time and leaves nothing behind.
     """
-    from .train import load_data, prepare_run_dir
+    from .train import load_data, prepare_run_dir, resolve_device
 
-    specs = parse_models(models) if isinstance(models, str) else list(models)
+    specs = parse_models(models if isinstance(models, str) else ",".join(spec.name for spec in models))
     neural = neural or NeuralOptions()
     _float_option("budget_seconds", budget_seconds)
     base = RunConfig(ModelConfig(), DataConfig(data=data, tokenizer=tokenizer, split=split,
                                                batch_size=neural.batch_size, seq_len=neural.seq_len),
                      TrainConfig(seed=seed, device=neural.device, quiet=True, sample_tokens=0, lr=neural.lr))
     configs = {spec: _run_config(spec, base, neural) for spec in specs}  # validates every option
+    if any(spec.is_neural for spec in specs):
+        resolve_device(neural.device)  # --device cuda without a GPU fails here, not after the baselines
     log = log or _stderr_logger(quiet)
     vocabulary, splits = load_data(base, None, lambda message: log(f"compare: {message}"))
     out_dir = Path(out) if out is not None else default_out(data)
@@ -186,13 +190,12 @@ def _run_config(spec: ModelSpec, base: RunConfig, neural: NeuralOptions) -> RunC
 
 def _compare_document(specs: list[ModelSpec], base: RunConfig, neural: NeuralOptions,
                       budget_seconds: float) -> dict[str, Any]:
-    return {"format": "rnnkit-compare", "models": [spec.name for spec in specs],
-            "budget_seconds": budget_seconds, "data": dataclasses.asdict(base.data),
-            "neural": dataclasses.asdict(neural),
-            "seed": base.train.seed}
+    """OUT/config.json: what was compared, with which shared settings."""
+    return {"format": "rnnkit-compare", "models": [spec.name for spec in specs], "budget_seconds": budget_seconds,
+            "data": dataclasses.asdict(base.data), "neural": dataclasses.asdict(neural), "seed": base.train.seed}
 
 
-def _run_one(spec: ModelSpec, config: RunConfig, out_dir: Path, budget: float, vocabulary: Any,
+def _run_one(spec: ModelSpec, config: RunConfig, out_dir: Path, budget: float, vocabulary: Tokenizer,
              has_test: bool) -> dict[str, Any]:
     """Train or fit one model into OUT/<model>/, load it back, and score it on val and test."""
     import rnnkit
@@ -239,8 +242,9 @@ def measure_step_seconds(config: RunConfig, max_seconds: float = 3.0, steps: int
     """Seconds per optimizer step of this model (forward, backward, AdamW) on random tokens.
 
     Two warm-up steps first (allocator, kernels), then up to `steps` timed ones, fewer if they
-    would take more than `max_seconds`. The global torch RNG is reseeded by the Trainer, so this
-    does not change the training that follows.
+    would take more than `max_seconds`; the median, so that one step stalled by another process
+    on a shared machine does not shrink the plan. The global torch RNG is reseeded by the
+    Trainer, so this does not change the training that follows.
     """
     import torch
 
@@ -263,11 +267,12 @@ def measure_step_seconds(config: RunConfig, max_seconds: float = 3.0, steps: int
 
     for _ in range(2):
         step()
-    started, done = time.perf_counter(), 0
-    while done < steps and (done == 0 or time.perf_counter() - started < max_seconds):
+    started, times = time.perf_counter(), []
+    while len(times) < steps and (not times or time.perf_counter() - started < max_seconds):
+        begin = time.perf_counter()
         step()
-        done += 1
-    return max((time.perf_counter() - started) / done, 1e-6)
+        times.append(time.perf_counter() - begin)
+    return max(statistics.median(times), 1e-6)
 
 
 def _check_same_tokens(rows: list[dict[str, Any]]) -> None:
@@ -339,7 +344,7 @@ def plot_comparison(rows: list[dict[str, Any]], out_dir: Path, title: str) -> Pa
         return None
     figure, axes = plt.subplots(figsize=(8, 5), dpi=120)
     try:
-        _draw(axes, rows, out_dir)
+        _draw(axes, rows)
         axes.set_title(title)
         figure.tight_layout()
         path = out_dir / "compare.png"
@@ -349,7 +354,7 @@ def plot_comparison(rows: list[dict[str, Any]], out_dir: Path, title: str) -> Pa
     return path
 
 
-def _draw(axes: Any, rows: list[dict[str, Any]], out_dir: Path) -> None:
+def _draw(axes: Any, rows: list[dict[str, Any]]) -> None:
     """Neural curves (val loss vs seconds) and baselines as dashed horizontal lines; the y range
     leaves out the first, untrained evaluations so that the differences that matter are visible."""
     colors = iter(f"C{i}" for i in range(10 * len(rows)))

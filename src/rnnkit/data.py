@@ -42,30 +42,41 @@ class SequentialBatches:
     With n tokens, each stream has L = (n - 1) // N positions; stream r holds inputs
     tokens[r*L : (r+1)*L] and targets shifted by one. Window i is columns [i*T, (i+1)*T).
     `drop_last` drops a final shorter window (training keeps one fixed shape; evaluation keeps all).
+    In-memory ids are laid out once on the device (a window is then a view, not a copy per step);
+    a memory-mapped array (a prepared dataset) is read one window at a time instead.
     """
 
     def __init__(self, ids: np.ndarray | torch.Tensor, batch_size: int, seq_len: int,
                  device: torch.device | str = "cpu", drop_last: bool = True):
-        ids = torch.as_tensor(ids, dtype=torch.long)
         length = (len(ids) - 1) // batch_size
         if length < (seq_len if drop_last else 1):
             need = batch_size * (seq_len if drop_last else 1) + 1
             raise DataError(f"the text is too short for one batch: {len(ids)} tokens, need at least "
                             f"{need} for batch size {batch_size} x sequence length {seq_len}; "
                             "lower --batch-size or --seq-len, or give more text")
-        used = batch_size * length
-        # laid out once on the device: a window is then a view, not a copy per step
-        self.x = ids[:used].view(batch_size, length).to(device)
-        self.y = ids[1:used + 1].view(batch_size, length).to(device)
-        self.seq_len = seq_len
+        self.num_streams, self.length, self.seq_len = batch_size, length, seq_len
+        self.device = torch.device(device)
         self.num_windows = length // seq_len if drop_last else -(-length // seq_len)
+        self.mapped = ids if isinstance(ids, np.memmap) else None
+        if self.mapped is None:
+            ids = torch.as_tensor(ids, dtype=torch.long)
+            used = batch_size * length
+            self.x = ids[:used].view(batch_size, length).to(device)
+            self.y = ids[1:used + 1].view(batch_size, length).to(device)
 
     def __len__(self) -> int:
         return self.num_windows
 
     def window(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         start = (index % self.num_windows) * self.seq_len
-        return self.x[:, start:start + self.seq_len], self.y[:, start:start + self.seq_len]
+        if self.mapped is None:
+            return self.x[:, start:start + self.seq_len], self.y[:, start:start + self.seq_len]
+        width = min(self.seq_len, self.length - start)
+        rows = np.arange(self.num_streams)[:, None] * self.length + start + np.arange(width + 1)
+        block = torch.from_numpy(self.mapped[rows].astype(np.int64))
+        if self.device.type == "cuda":
+            block = block.pin_memory().to(self.device, non_blocking=True)
+        return block[:, :-1], block[:, 1:]
 
     def __iter__(self):
         return (self.window(i) for i in range(self.num_windows))
@@ -73,7 +84,7 @@ class SequentialBatches:
     @property
     def tokens(self) -> int:
         """Target tokens covered by one pass."""
-        return self.x.shape[0] * min(self.x.shape[1], self.num_windows * self.seq_len)
+        return self.num_streams * min(self.length, self.num_windows * self.seq_len)
 
 
 class RandomBatches:
@@ -81,23 +92,27 @@ class RandomBatches:
 
     def __init__(self, ids: np.ndarray | torch.Tensor, batch_size: int, seq_len: int,
                  generator: torch.Generator, device: torch.device | str = "cpu"):
-        self.ids = torch.as_tensor(ids, dtype=torch.long).to(device)
-        if len(self.ids) < seq_len + 1:
-            raise DataError(f"the text is too short for one window: {len(self.ids)} tokens, need at "
+        if len(ids) < seq_len + 1:
+            raise DataError(f"the text is too short for one window: {len(ids)} tokens, need at "
                             f"least {seq_len + 1} for sequence length {seq_len}")
+        self.mapped = ids if isinstance(ids, np.memmap) else None
+        self.ids = None if self.mapped is not None else torch.as_tensor(ids, dtype=torch.long).to(device)
+        self.size, self.device = len(ids), torch.device(device)
         self.batch_size, self.seq_len, self.generator = batch_size, seq_len, generator
-        self.num_windows = max(1, (len(self.ids) - 1) // (batch_size * seq_len))
-        self._columns = torch.arange(seq_len, device=device)
+        self.num_windows = max(1, (len(ids) - 1) // (batch_size * seq_len))
 
     def __len__(self) -> int:
         return self.num_windows
 
     def window(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         # offsets drawn on the CPU generator (its state is saved for exact resume)
-        high = len(self.ids) - self.seq_len
-        offsets = torch.randint(0, high, (self.batch_size,), generator=self.generator)
-        rows = offsets.to(self.ids.device)[:, None] + self._columns
-        return self.ids[rows], self.ids[rows + 1]
+        offsets = torch.randint(0, self.size - self.seq_len, (self.batch_size,), generator=self.generator)
+        rows = offsets[:, None] + torch.arange(self.seq_len + 1)
+        if self.mapped is not None:
+            block = torch.from_numpy(self.mapped[rows.numpy()].astype(np.int64)).to(self.device)
+        else:
+            block = self.ids[rows.to(self.device)]
+        return block[:, :-1], block[:, 1:]
 
 
 def eval_batches(ids: np.ndarray, seq_len: int, max_streams: int, min_stream: int = 2048,

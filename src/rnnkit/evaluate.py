@@ -46,7 +46,7 @@ def evaluate_split(scorer: Scorer, split: TokenSplit, seq_len: int = 256, max_st
     """Score every token of a split (after its first) in contiguous streams with carried state."""
     batches = eval_batches(split.ids, seq_len, max_streams, max_tokens=max_tokens)
     on_device = hasattr(scorer, "score_tensor")  # torch: keep the sum on the device, sync once
-    state = scorer.initial_state(batches.x.shape[0])
+    state = scorer.initial_state(batches.num_streams)
     total = 0.0
     for x, y in batches:
         if on_device:

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .checkpoint import (Checkpoint, clean_stale, config_document, is_checkpoint, load_checkpoint,
@@ -110,8 +111,12 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
 
 
 def fingerprint(ids: Any) -> int:
-    """A checksum of the training tokens: resuming on different data must not pass silently."""
-    return zlib.crc32(ids.tobytes())
+    """A checksum of the training tokens: resuming on different data must not pass silently.
+    Read in slices, so a memory-mapped corpus is never loaded whole."""
+    crc = 0
+    for start in range(0, len(ids), 1 << 24):
+        crc = zlib.crc32(np.ascontiguousarray(ids[start:start + (1 << 24)]).tobytes(), crc)
+    return crc
 
 
 def default_run_dir(config: RunConfig) -> Path:
@@ -124,13 +129,15 @@ def default_run_dir(config: RunConfig) -> Path:
     return path
 
 
-def prepare_run_dir(path: Path, overwrite: bool) -> None:
-    """Create the run directory; never touch an existing one unless asked, and then only ours."""
+def prepare_run_dir(path: Path, overwrite: bool, marker: str = "config.json") -> None:
+    """Create the output directory; never touch an existing one unless asked, and then only one
+    of ours (recognised by its `marker` file)."""
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         if not overwrite:
-            raise OutputExistsError(f"{path} exists already; choose another --out, or pass --overwrite to replace it")
-        if not (path / "config.json").is_file() or not path.is_dir():
-            raise OutputExistsError(f"{path} exists and is not an rnnkit run directory; refusing to overwrite it")
+            raise OutputExistsError(f"{path} exists already; choose another output directory, or pass "
+                                    "--overwrite to replace it")
+        if not path.is_dir() or not (path / marker).is_file():
+            raise OutputExistsError(f"{path} exists and is not an rnnkit output directory; refusing to overwrite it")
         import shutil
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -139,19 +146,28 @@ def prepare_run_dir(path: Path, overwrite: bool) -> None:
 def load_data(config: RunConfig, tokenizer: Tokenizer | None,
               log: Callable[[str], None]) -> tuple[Tokenizer, dict[str, TokenSplit]]:
     """Read and split the text, build the vocabulary from the training split (unless given),
-    and encode all three splits; sets config.model.vocab_size."""
+    and encode all three splits; a prepared directory (`rnnkit prepare`) is memory-mapped instead.
+    Sets config.model.vocab_size."""
+    from .prepare import is_prepared, load_prepared
+
     data = config.data
-    corpus = load_corpus(data.data, data.split)
-    if tokenizer is None:
-        tokenizer = build_tokenizer(data.tokenizer, corpus.train, (corpus.val, corpus.test),
-                                    data.lowercase, data.min_freq, data.max_size, data.bpe_vocab)
-    splits = encode_corpus(corpus, tokenizer)
+    if is_prepared(data.data):
+        tokenizer, arrays, meta = load_prepared(data.data)
+        data.tokenizer = tokenizer.kind  # the prepared tokens decide; record what they are
+        splits = {name: TokenSplit(ids, int(meta["chars"][name])) for name, ids in arrays.items()}
+        name = f"{data.data} (prepared)"
+    else:
+        corpus = load_corpus(data.data, data.split)
+        if tokenizer is None:
+            tokenizer = build_tokenizer(data.tokenizer, corpus.train, (corpus.val, corpus.test),
+                                        data.lowercase, data.min_freq, data.max_size, data.bpe_vocab)
+        splits, name = encode_corpus(corpus, tokenizer), corpus.name
     if len(splits["val"].ids) < 2:
         raise DataError("the validation split is empty: give --split with a validation fraction "
                         "(e.g. 0.9,0.1,0), or a longer text")
     config.model.vocab_size = len(tokenizer)
-    sizes = ", ".join(f"{name} {len(s.ids):,} tokens ({s.chars:,} chars)" for name, s in splits.items())
-    log(f"data: {corpus.name} ({data.tokenizer}, vocabulary {len(tokenizer):,}): {sizes}")
+    sizes = ", ".join(f"{split} {len(s.ids):,} tokens ({s.chars:,} chars)" for split, s in splits.items())
+    log(f"data: {name} ({data.tokenizer}, vocabulary {len(tokenizer):,}): {sizes}")
     return tokenizer, splits
 
 

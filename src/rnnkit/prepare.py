@@ -1,0 +1,319 @@
+"""`rnnkit prepare`: tokenize a corpus once into memory-mapped token streams.
+
+    OUT/meta.json        format, dtype, token and character counts per split, checksum
+    OUT/tokenizer.json   the tokenizer (trained on the training split, or reused)
+    OUT/train.bin ...    raw little-endian uint16 (vocabulary <= 65,536) or uint32 token ids
+
+Text is read in chunks of whole lines, so a corpus larger than memory is fine; training reads
+the .bin files through np.memmap (`train --data OUT`) and never loads them whole. Word
+tokenization runs in parallel worker processes; char tokenization is one table lookup per chunk.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import re
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .corpora import BUNDLED, SPLIT_FILES, bundled_text
+from .errors import DataError
+from .tokenize import WORD_PATTERN, Tokenizer, Vocab
+
+FORMAT = "rnnkit-prepared"
+FORMAT_VERSION = 1
+CHUNK_BYTES = 8 << 20
+SPLITS = ("train", "val", "test")
+WHITESPACE = re.compile(rb"[ \t\n]")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A byte range of one file (or a bundled corpus's text) that belongs to one split."""
+
+    path: Path | None  # None: bundled text held in `text`
+    start: int
+    end: int
+    text: str | None = None
+
+
+def plan_sources(data: list[str], split: tuple[float, float, float]) -> dict[str, list[Source]]:
+    """Which bytes go to which split: a directory with train/valid/test files as given; otherwise
+    every input joined and cut at the split fractions (moved forward to the next whitespace)."""
+    if len(data) == 1 and Path(data[0]).is_dir():
+        given = _given_splits(Path(data[0]))
+        if given:
+            return given
+    files = _input_files(data)
+    total = sum(size for _, size, _ in files)
+    if total == 0:
+        raise DataError("the input is empty")
+    cuts = [0, round(total * split[0]), round(total * (split[0] + split[1])), total]
+    plan: dict[str, list[Source]] = {name: [] for name in SPLITS}
+    offset = 0
+    for path, size, text in files:
+        for name, low, high in zip(SPLITS, cuts, cuts[1:]):
+            start, end = max(low, offset) - offset, min(high, offset + size) - offset
+            if end > start:
+                plan[name].append(Source(path, _next_newline(path, text, start), _next_newline(path, text, end), text))
+        offset += size
+    return plan
+
+
+def _given_splits(directory: Path) -> dict[str, list[Source]] | None:
+    train, val_names, test = SPLIT_FILES
+    val = next((directory / n for n in val_names if (directory / n).is_file()), None)
+    if not ((directory / train).is_file() and val is not None and (directory / test).is_file()):
+        return None
+    return {name: [Source(path, 0, path.stat().st_size)]
+            for name, path in zip(SPLITS, (directory / train, val, directory / test))}
+
+
+def _input_files(data: list[str]) -> list[tuple[Path | None, int, str | None]]:
+    files: list[tuple[Path | None, int, str | None]] = []
+    for item in data:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.glob("*.txt") if p.is_file())
+            if not found:
+                raise DataError(f"directory {path} holds no .txt files")
+            files += [(p, p.stat().st_size, None) for p in found]
+        elif path.is_file():
+            files.append((path, path.stat().st_size, None))
+        elif item in BUNDLED:
+            text = bundled_text(item)
+            files.append((None, len(text.encode("utf-8")), text))
+        else:
+            raise DataError(f"no such corpus, file or directory: {item!r}")
+    return files
+
+
+def _next_newline(path: Path | None, text: str | None, position: int) -> int:
+    """The byte just after the next whitespace at or after `position`: a split never cuts a word
+    (or a character: whitespace bytes never occur inside a UTF-8 sequence)."""
+    if position == 0:
+        return 0
+    raw = text.encode("utf-8") if text is not None else None
+    size = len(raw) if raw is not None else path.stat().st_size
+    if position >= size:
+        return size
+    if raw is not None:
+        found = WHITESPACE.search(raw, position)
+        return found.end() if found else size
+    with open(path, "rb") as handle:
+        handle.seek(position)
+        while block := handle.read(1 << 16):
+            found = WHITESPACE.search(block)
+            if found:
+                return position + found.end()
+            position += len(block)
+    return size
+
+
+def read_chunks(source: Source, chunk_bytes: int = CHUNK_BYTES) -> Iterator[str]:
+    """The source's text in pieces of whole lines where possible, else cut at a space (a chunk
+    never ends inside a word or a character)."""
+    opener = (lambda: io.BytesIO(source.text.encode("utf-8"))) if source.text is not None \
+        else (lambda: open(source.path, "rb"))
+    with opener() as handle:
+        handle.seek(source.start)
+        left, carry = source.end - source.start, b""
+        while left > 0:
+            block = handle.read(min(chunk_bytes, left))
+            if not block:
+                break
+            left -= len(block)
+            block = carry + block
+            cut = _last_whitespace(block) if left > 0 else len(block)
+            if cut == 0:  # no whitespace in a whole chunk: keep reading
+                carry = block
+                continue
+            carry = block[cut:]
+            yield _decode(block[:cut], source)
+        if carry:
+            yield _decode(carry, source)
+
+
+def _last_whitespace(block: bytes) -> int:
+    """Position just after the block's last newline (else its last space or tab); 0 if none."""
+    for separator in (b"\n", b" ", b"\t"):
+        cut = block.rfind(separator) + 1
+        if cut:
+            return cut
+    return 0
+
+
+def _decode(raw: bytes, source: Source) -> str:
+    if b"\x00" in raw:
+        raise DataError(f"{source.path} looks binary (it contains NUL bytes); give UTF-8 text")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{source.path} is not valid UTF-8 (bad byte near offset "
+                        f"{source.start + error.start}); convert it first") from None
+
+
+def _count_words(args: tuple[str, bool]) -> Counter:
+    text, lowercase = args
+    return Counter(WORD_PATTERN.findall(text.lower() if lowercase else text))
+
+
+def _encode_chunk(args: tuple[Tokenizer, str]) -> np.ndarray:
+    tokenizer, text = args
+    return tokenizer.encode(text)
+
+
+def build_vocabulary(plan: dict[str, list[Source]], kind: str, lowercase: bool, min_freq: int,
+                     max_size: int | None, bpe_vocab: int, pool: ProcessPoolExecutor | None) -> Tokenizer:
+    """A tokenizer from the training split, read chunk by chunk (same rules as build_tokenizer)."""
+    if kind == "bpe":
+        from .tokenize import BPETokenizer
+        text = "".join(chunk for source in plan["train"] for chunk in read_chunks(source))
+        return BPETokenizer.train(text, bpe_vocab, lowercase)  # type: ignore[return-value]
+    train = _token_counts(plan["train"], kind, lowercase, pool)
+    if not train:
+        raise DataError("the training split holds no tokens")
+    unk = kind == "word"
+    if kind == "char":
+        others = set(_token_counts(plan["val"] + plan["test"], kind, lowercase, pool))
+        dropped = any(count < min_freq for count in train.values())
+        unk = dropped or (max_size is not None and len(train) > max_size) or bool(others - set(train))
+    return Tokenizer(kind, Vocab.from_counts(train, min_freq, max_size, unk), lowercase)
+
+
+def _token_counts(sources: list[Source], kind: str, lowercase: bool, pool: ProcessPoolExecutor | None) -> Counter:
+    counts: Counter = Counter()
+    chunks = (chunk for source in sources for chunk in read_chunks(source))
+    if kind == "char":
+        for chunk in chunks:  # a histogram of code points: linear time, no sort
+            points = np.frombuffer((chunk.lower() if lowercase else chunk).encode("utf-32-le"), dtype=np.uint32)
+            histogram = np.bincount(points)
+            present = np.flatnonzero(histogram)
+            counts.update(dict(zip(map(chr, present.tolist()), histogram[present].tolist())))
+        return counts
+    jobs = ((chunk, lowercase) for chunk in chunks)
+    for partial in (pool.map(_count_words, jobs) if pool else map(_count_words, jobs)):
+        counts.update(partial)
+    return counts
+
+
+def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = None,
+            split: tuple[float, float, float] = (0.9, 0.05, 0.05), lowercase: bool = False, min_freq: int = 1,
+            max_size: int | None = None, bpe_vocab: int = 1000, tokenizer_from: str | None = None,
+            overwrite: bool = False, workers: int | None = None,
+            log: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+    """Tokenize `data` into OUT (see the module docstring); returns the meta.json document."""
+    from .config import DataConfig
+    from .checkpoint import write_atomically
+    from .train import prepare_run_dir
+
+    DataConfig(data=data[0] if data else "", tokenizer=tokenizer, lowercase=lowercase, min_freq=min_freq,
+               max_size=max_size, bpe_vocab=bpe_vocab, split=split)  # the same checks as training
+    out = Path(out) if out else Path("prepared") / f"{Path(data[0]).stem}-{tokenizer}"
+    plan = plan_sources(data, split)
+    workers = workers or min(os.cpu_count() or 1, 4)
+    with ProcessPoolExecutor(workers) if tokenizer == "word" and workers > 1 else _no_pool() as pool:
+        if tokenizer_from:
+            tok = load_tokenizer(tokenizer_from)
+        else:
+            tok = build_vocabulary(plan, tokenizer, lowercase, min_freq, max_size, bpe_vocab, pool)
+        log(f"vocabulary: {len(tok):,} {tok.kind} tokens")
+        prepare_run_dir(out, overwrite, marker="meta.json")
+        meta: dict[str, Any] = {}
+
+        def write(tmp: Path) -> None:
+            meta.update(_encode_splits(plan, tok, tmp, pool, log))
+            (tmp / "tokenizer.json").write_text(tok.to_json(), encoding="utf-8")
+            meta.update(format=FORMAT, format_version=FORMAT_VERSION, tokenizer=tok.kind, vocab_size=len(tok),
+                        sources=[str(d) for d in data])
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+        write_atomically(out, write)
+    return meta
+
+
+class _no_pool:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def _encode_splits(plan: dict[str, list[Source]], tok: Any, out: Path, pool: ProcessPoolExecutor | None,
+                   log: Callable[[str], None]) -> dict[str, Any]:
+    """Append each chunk's ids to SPLIT.bin; count tokens and characters; checksum the bytes."""
+    dtype = np.uint16 if len(tok) <= 1 << 16 else np.uint32
+    tokens, chars, checksums = {}, {}, {}
+    for name in SPLITS:
+        n, c, crc = 0, 0, 0
+        with open(out / f"{name}.bin", "wb") as handle:
+            for ids, length in _encoded_chunks(plan[name], tok, pool):
+                raw = ids.astype(dtype).tobytes()
+                handle.write(raw)
+                n, c, crc = n + len(ids), c + length, zlib.crc32(raw, crc)
+        tokens[name], chars[name], checksums[name] = n, c, crc
+        log(f"{name}: {n:,} tokens ({c:,} chars)")
+    return {"dtype": np.dtype(dtype).name, "tokens": tokens, "chars": chars, "crc32": checksums}
+
+
+def _encoded_chunks(sources: list[Source], tok: Any, pool: ProcessPoolExecutor | None) -> Iterator[tuple[np.ndarray, int]]:
+    """(ids, characters) per chunk, in order; with a pool, a few chunks at a time in parallel."""
+    chunks = (chunk for source in sources for chunk in read_chunks(source))
+    if pool is None:
+        for chunk in chunks:
+            yield tok.encode(chunk), len(chunk)
+        return
+    while batch := list(itertools.islice(chunks, 2 * pool._max_workers)):
+        for ids, chunk in zip(pool.map(_encode_chunk, [(tok, chunk) for chunk in batch]), batch):
+            yield ids, len(chunk)
+
+
+def load_tokenizer(path: str | Path) -> Any:
+    """The tokenizer of a checkpoint, run directory, prepared directory, or a tokenizer.json file."""
+    from .checkpoint import resolve_checkpoint
+    from .errors import CheckpointError
+    path = Path(path).expanduser()
+    if path.is_dir() and (path / "tokenizer.json").is_file():
+        path = path / "tokenizer.json"
+    elif path.is_dir():
+        path = resolve_checkpoint(path) / "tokenizer.json"
+    try:
+        return Tokenizer.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        raise CheckpointError(f"cannot read a tokenizer from {path}") from None
+
+
+def is_prepared(path: str | Path) -> bool:
+    return (Path(path) / "meta.json").is_file()
+
+
+def load_prepared(path: str | Path) -> tuple[Any, dict[str, np.ndarray], dict[str, Any]]:
+    """(tokenizer, {split: read-only memmap of ids}, meta) of a prepared directory."""
+    directory = Path(path)
+    try:
+        meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise DataError(f"{directory / 'meta.json'} is unreadable") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("format_version", 99) > FORMAT_VERSION:
+        raise DataError(f"{directory} is not a prepared rnnkit dataset this version can read")
+    tokenizer = load_tokenizer(directory)
+    arrays = {}
+    for name in SPLITS:
+        count = int(meta["tokens"][name])
+        file = directory / f"{name}.bin"
+        if not file.is_file() or file.stat().st_size != count * np.dtype(meta["dtype"]).itemsize:
+            raise DataError(f"{file} is missing or its size does not match meta.json")
+        arrays[name] = np.memmap(file, dtype=meta["dtype"], mode="r", shape=(count,)) if count else \
+            np.zeros(0, dtype=meta["dtype"])
+    return tokenizer, arrays, meta

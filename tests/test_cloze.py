@@ -1,0 +1,97 @@
+"""rnnkit.cloze: a masked character from one side or both; `train --bidirectional` refused."""
+
+import json
+
+import pytest
+import torch
+
+from rnnkit.cli import main
+from rnnkit.cloze import ClozeModel, ClozeOptions, cloze, masked_windows
+from rnnkit.errors import ConfigError, DataError
+
+TINY = ["--data", "toy", "--budget-seconds", "30", "--steps", "15", "--hidden", "16", "--embed", "8",
+        "--context", "4", "--eval-windows", "200", "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_cloze_reports_both_accuracies(capsys):
+    assert main(["cloze", *TINY, "--bidirectional", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    rows = {row["direction"]: row for row in report["results"]}
+    assert set(rows) == {"unidirectional", "bidirectional"}
+    for row in rows.values():
+        assert 0.0 <= row["accuracy"] <= 1.0 and row["steps"] == 15 and row["gaps"] == 200
+    assert rows["bidirectional"]["parameters"] > rows["unidirectional"]["parameters"]  # H per direction
+    assert 0.0 < report["majority"]["accuracy"] < 1.0
+    assert main(["cloze", *TINY, "--bidirectional"]) == 0
+    out = capsys.readouterr().out
+    assert "unidirectional (left side only):" in out and "bidirectional (both sides):" in out
+    assert "points of accuracy" in out
+
+
+def test_without_the_flag_only_the_unidirectional_model(capsys):
+    assert main(["cloze", *TINY, "--model", "lstm"]) == 0
+    out = capsys.readouterr().out
+    assert "unidirectional" in out and "bidirectional (both sides)" not in out and "--bidirectional" in out
+
+
+def test_only_the_bidirectional_model_reads_the_right_side():
+    torch.manual_seed(0)
+    options = ClozeOptions(context=3, embed=4, hidden=5)
+    windows = torch.randint(0, 9, (2, 7))
+    changed = windows.clone()
+    changed[:, 4:] = (changed[:, 4:] + 1) % 9  # everything right of the gap
+    for bidirectional, sees_right in ((False, False), (True, True)):
+        model = ClozeModel(9, options, bidirectional).eval()
+        with torch.no_grad():
+            same = torch.allclose(model(windows), model(changed))
+        assert same is not sees_right
+
+
+def test_masked_windows():
+    ids = torch.arange(10, 20)
+    windows, targets = masked_windows(ids, torch.tensor([2, 7]), 2, mask_id=99)
+    assert windows.tolist() == [[10, 11, 99, 13, 14], [15, 16, 99, 18, 19]]
+    assert targets.tolist() == [12, 17]
+
+
+def test_bad_options(tmp_path):
+    with pytest.raises(ConfigError, match="gru, lstm"):
+        cloze("toy", ClozeOptions(model="rnn"))
+    with pytest.raises(ConfigError, match="budget_seconds"):
+        cloze("toy", ClozeOptions(budget_seconds=0))
+    short = tmp_path / "short.txt"
+    short.write_text("abcdefghij" * 3)
+    with pytest.raises(DataError, match="lower --context"):
+        cloze(str(short), ClozeOptions(context=16), log=lambda _m: None)
+
+
+@pytest.mark.parametrize("args, message", [(["cloze", "--model", "rnn"], "must be one of gru, lstm"),
+                                           (["cloze", "--context", "0"], "context must be"),
+                                           (["train", "--bidirectional"], "cannot be bidirectional")])
+def test_cli_errors_are_one_line_exit_2(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_train_bidirectional_points_to_cloze(tmp_path, capsys):
+    assert main(["train", "--bidirectional", "--data", "toy", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "rnnkit cloze" in err and "predict" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_both_sides_beat_one_side_on_real_text():
+    report = cloze("timemachine", ClozeOptions(budget_seconds=60, steps=400, device="cpu", eval_windows=2000),
+                   log=lambda _m: None)
+    rows = {row["direction"]: row["accuracy"] for row in report["results"]}
+    assert rows["bidirectional"] > rows["unidirectional"] + 0.05

@@ -1,0 +1,97 @@
+"""rnnkit.plot: metrics of several runs on one figure; bad runs and metrics refused."""
+
+import json
+
+import pytest
+import torch
+
+from rnnkit.cli import main
+from rnnkit.errors import ConfigError, DataError
+from rnnkit.plot import plot_runs, run_labels
+from rnnkit.train import train
+
+from conftest import tiny_config
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """Two tiny runs that differ only in clipping (as in the README's clipping recipe)."""
+    base = tmp_path_factory.mktemp("plot")
+    runs = []
+    for name, clip in (("noclip", None), ("clip1", 1.0)):
+        config = tiny_config(base / name, steps=10, eval_interval=5, log_interval=2, clip=clip, lr=0.05)
+        runs.append(train(config).checkpoint)
+    return runs
+
+
+def test_plot_two_runs_through_the_cli(two_runs, tmp_path, capsys):
+    out = tmp_path / "grad.png"
+    args = ["plot", *two_runs, "--metric", "grad_norm", "--log-y", "--out", str(out), "--json"]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out.read_bytes()[:8] == PNG
+    assert [run["run"] for run in result["runs"]] == ["noclip", "clip1"]
+    assert all(run["points"] == 6 and run["max"] >= run["min"] > 0 for run in result["runs"])
+    assert main(["plot", *two_runs, "--x", "elapsed_s", "--out", str(tmp_path / "val.svg")]) == 0
+    assert "noclip: 2 points" in capsys.readouterr().out  # evaluations at steps 5 and 10
+
+
+def test_the_metric_against_the_step_as_logged(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = [{"step": 1, "train_loss": 3.0, "lr": 0.1, "grad_norm": 5.0},
+             {"step": 2, "train_loss": 2.0, "lr": 0.1, "grad_norm": None, "val_loss": 2.5},
+             {"step": 3, "train_loss": 1.5, "lr": 0.1, "grad_norm": 2.0}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = plot_runs([run], "grad_norm", out=tmp_path / "g.png")
+    assert result["runs"][0] == {"run": "run", "points": 2, "min": 2.0, "max": 5.0, "first": 5.0,
+                                 "last": 2.0, "last_x": 3.0}
+    with pytest.raises(DataError, match="no val_loss values against elapsed_s"):
+        plot_runs([run], "val_loss", x="elapsed_s", out=tmp_path / "v.png")
+    assert not (tmp_path / "v.png").exists()
+
+
+def test_labels_stay_apart_when_names_collide(tmp_path):
+    assert run_labels([tmp_path / "a" / "run", tmp_path / "b" / "run"]) == [
+        str(tmp_path / "a" / "run"), str(tmp_path / "b" / "run")]
+    assert run_labels([tmp_path / "x", tmp_path / "y"]) == ["x", "y"]
+
+
+def test_refusals(two_runs, tmp_path):
+    with pytest.raises(ConfigError, match="--metric must be one of"):
+        plot_runs(two_runs, "accuracy", out=tmp_path / "a.png")
+    with pytest.raises(ConfigError, match="--x must be one of"):
+        plot_runs(two_runs, x="epoch", out=tmp_path / "a.png")
+    with pytest.raises(DataError, match="no such run directory"):
+        plot_runs([two_runs[0], tmp_path / "missing"], out=tmp_path / "a.png")
+    with pytest.raises(DataError, match="no metrics.jsonl"):
+        plot_runs([tmp_path], out=tmp_path / "a.png")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me")
+    with pytest.raises(ConfigError, match="--out must name"):
+        plot_runs(two_runs, out=notes)
+    assert notes.read_text() == "keep me" and not (tmp_path / "a.png").exists()
+
+
+@pytest.mark.parametrize("extra, message", [(["--metric", "nope"], "--metric must be one of"),
+                                            (["--out", "x.jsonl"], "--out must name")])
+def test_cli_errors_are_one_line(two_runs, capsys, extra, message):
+    assert main(["plot", *two_runs, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_missing_run_directory_is_one_line(tmp_path, capsys):
+    assert main(["plot", str(tmp_path / "nope"), "--out", str(tmp_path / "p.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no such run directory" in err and len(err.splitlines()) == 1
