@@ -165,3 +165,17 @@ def test_bpe_subwords_train_evaluate_generate(tmp_path, capsys):
     assert trained["val_bpc"] < trained["val_loss"] / 0.693  # a token covers several characters
     assert main(["generate", str(run), "--prompt", "you say", "--max-new-tokens", "5", "--seed", "1", "--json"]) == 0
     assert last_json(capsys.readouterr().out)["text"].startswith("you say")
+
+
+def test_adaptive_softmax_word_model_end_to_end(tmp_path, capsys):
+    run = tmp_path / "adaptive"
+    assert main(["train", "--data", "timemachine", "--tokenizer", "word", "--adaptive-softmax", "--cutoffs", "200,1000",
+                 "--layers", "1", "--hidden", "32", "--embed", "16", "--batch-size", "8", "--seq-len", "16",
+                 "--steps", "10", "--eval-interval", "10", "--eval-max-tokens", "2000", "--quiet",
+                 "--out", str(run), "--json"]) == 0
+    trained = last_json(capsys.readouterr().out)
+    assert 0 < trained["val_loss"] < 9.0
+    assert main(["evaluate", str(run), "--max-tokens", "2000", "--json"]) == 0
+    assert last_json(capsys.readouterr().out)["loss"] == pytest.approx(trained["val_loss"], rel=1e-4)
+    assert main(["generate", str(run), "--prompt", "The Time", "--max-new-tokens", "5", "--seed", "1"]) == 0
+    assert main(["train", "--engine", "numpy", "--adaptive-softmax"]) == 2

@@ -76,3 +76,27 @@ def test_scorer_score_matches_next_logprobs():
         logprobs, state = scorer.next_logprobs(x[:, t:t + 1], state)
         summed -= logprobs[0, y[0, t]]
     assert total == pytest.approx(summed, rel=1e-5)
+
+
+def test_adaptive_softmax_is_a_distribution_and_scores_like_its_log_probs():
+    torch.manual_seed(3)
+    lm = RNNLM(ModelConfig(model="lstm", layers=1, hidden=16, embed=8, vocab_size=500, adaptive_softmax=True))
+    idx = torch.randint(0, 500, (2, 7))
+    targets = torch.randint(0, 500, (2, 7))
+    log_probs, _, _ = lm(idx)
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(2, 7), atol=1e-5)
+    logits, loss, _ = lm(idx, targets)
+    assert logits is None
+    expected = -log_probs.gather(-1, targets[..., None]).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    total, _ = TorchScorer(lm).score(idx.numpy(), targets.numpy(), None)
+    assert total == pytest.approx(expected.item() * 14, rel=1e-5)
+
+
+def test_adaptive_softmax_refusals():
+    with pytest.raises(ConfigError, match="tie"):
+        ModelConfig(adaptive_softmax=True, tie=True, embed=256, hidden=256)
+    with pytest.raises(ConfigError, match="cutoffs"):
+        ModelConfig(cutoffs=(50, 20))
+    with pytest.raises(ConfigError, match="do not fit"):
+        RNNLM(ModelConfig(vocab_size=5, adaptive_softmax=True))

@@ -32,6 +32,8 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "hidden": ("model", "hidden", int, "hidden size H (default 256)"),
     "embed": ("model", "embed", int, "embedding size D; 0 = one-hot input (default 64)"),
     "dropout": ("model", "dropout", float, "dropout on embeddings, between layers and on outputs (default 0)"),
+    "cutoffs": ("model", "cutoffs", lambda text: parse_ints(text), "adaptive softmax cluster bounds, e.g. 2000,6000 "
+                                                                    "(default V/5,V/2)"),
     "order": ("model", "order", int, "ngram: longest n-gram, contexts of order-1 tokens (default 5)"),
     "states": ("model", "states", int, "hmm: hidden states (default 32)"),
     "hmm_iter": ("model", "hmm_iter", int, "hmm: Baum-Welch iterations at most (default 20)"),
@@ -60,6 +62,8 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
 }
 TRAIN_FLAGS = {"lowercase": ("data", "lowercase", "lowercase text before word/char splitting"),
                "tie": ("model", "tie", "tie input embedding and output weights (needs --embed == --hidden)"),
+               "adaptive_softmax": ("model", "adaptive_softmax", "adaptive softmax head for large word vocabularies "
+                                    "(frequent words in a full softmax, rare ones in smaller clusters)"),
                "amp": ("train", "amp", "bf16 autocast on CUDA"),
                "overwrite": ("train", "overwrite", "replace an existing run directory"),
                "quiet": ("train", "quiet", "no progress bar or log lines on stderr")}
@@ -77,6 +81,13 @@ def parse_split(text: str) -> tuple[float, ...]:
         return tuple(float(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected three fractions like 0.9,0.05,0.05, got {text!r}") from None
+
+
+def parse_ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 2000,6000, got {text!r}") from None
 
 
 def parse_clip(text: str) -> float | None:
@@ -115,7 +126,7 @@ def _add_train(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--clip", type=parse_clip, default=argparse.SUPPRESS,
                      help="max global gradient norm, or 'none' (default 1.0)")
     for name, (_, _, help_text) in TRAIN_FLAGS.items():
-        sub.add_argument("--" + name, dest=name, action="store_true", default=None, help=help_text)
+        sub.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true", default=None, help=help_text)
     sub.add_argument("--resume", metavar="RUN", help="continue a run (its last/ checkpoint) to --steps")
     sub.add_argument("--json", action="store_true", help="print the result as one JSON line")
     sub.add_argument("--bidirectional", action="store_true",
@@ -417,7 +428,7 @@ def _add_sweep(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--clip", type=parse_clip, default=argparse.SUPPRESS,
                      help="max global gradient norm, or 'none' (default 1.0)")
     for name, (_, _, help_text) in TRAIN_FLAGS.items():
-        sub.add_argument("--" + name, dest=name, action="store_true", default=None, help=help_text)
+        sub.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true", default=None, help=help_text)
     sub.add_argument("--json", action="store_true", help="print the rows as one JSON list (last line)")
 
 

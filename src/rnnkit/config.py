@@ -69,6 +69,8 @@ class ModelConfig:
     tie: bool = False
     engine: str = "torch"
     vocab_size: int = 0  # set from the tokenizer when the model is built; 0 = not yet known
+    adaptive_softmax: bool = False  # Grave et al. (2017): frequent words get a full softmax, rare ones a small one
+    cutoffs: tuple[int, ...] | None = None  # adaptive softmax cluster bounds; None = V/5 and V/2
     order: int = 5  # ngram: longest n-gram (contexts of order-1 tokens)
     states: int = 32  # hmm: hidden states K
     hmm_iter: int = 20  # hmm: Baum-Welch iterations at most
@@ -90,6 +92,16 @@ class ModelConfig:
         _int("embed", self.embed, 0, 1 << 16)
         _float("dropout", self.dropout, 0.0, 1.0, high_open=True)
         _bool("tie", self.tie)
+        _bool("adaptive_softmax", self.adaptive_softmax)
+        if self.cutoffs is not None:
+            if not isinstance(self.cutoffs, (list, tuple)) or not self.cutoffs or any(
+                    isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in self.cutoffs) \
+                    or list(self.cutoffs) != sorted(set(self.cutoffs)):
+                raise ConfigError(f"cutoffs must be increasing positive integers, got {self.cutoffs!r}")
+            self.cutoffs = tuple(self.cutoffs)
+        if self.adaptive_softmax and self.tie:
+            raise ConfigError("adaptive_softmax and tie cannot be combined: the adaptive head has no single "
+                              "output matrix to share with the embedding")
         _int("vocab_size", self.vocab_size, 0, 1 << 31)
         if self.tie and self.embed == 0:
             raise ConfigError("tie needs an embedding (embed > 0): a one-hot input has no weights to share")
@@ -217,6 +229,8 @@ class RunConfig:
                 raise ConfigError("--amp (bf16 autocast) is a torch-engine option; the NumPy engine runs in float32")
             if self.train.device == "cuda":
                 raise ConfigError("the NumPy engine runs on the CPU; use --engine torch for --device cuda")
+            if self.model.adaptive_softmax:
+                raise ConfigError("--adaptive-softmax is a torch-engine option; the NumPy engine has a full softmax")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -39,14 +39,14 @@ class RNNLM(nn.Module):
         self.rnn = cell(D or V, H, num_layers=config.layers, batch_first=True,
                         dropout=config.dropout if config.layers > 1 else 0.0, **options)
         self.drop = nn.Dropout(config.dropout)
-        self.head = nn.Linear(H, V)
+        self.head = adaptive_head(H, V, config.cutoffs) if config.adaptive_softmax else nn.Linear(H, V)
         if config.tie:
             self.head.weight = self.embed.weight  # Press & Wolf (2017): one matrix for input and output
 
     def inputs(self, idx: torch.Tensor) -> torch.Tensor:
         if self.embed is not None:
             return self.embed(idx)
-        return F.one_hot(idx, self.config.vocab_size).to(self.head.weight.dtype)
+        return F.one_hot(idx, self.config.vocab_size).to(self.rnn.weight_hh_l0.dtype)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 state: State | None = None) -> tuple[torch.Tensor, torch.Tensor | None, State]:
@@ -54,21 +54,52 @@ class RNNLM(nn.Module):
         if self.embed is not None:  # no dropout on one-hot rows (as in the NumPy engine)
             x = self.drop(x)
         hidden, state = self.rnn(x, state)
-        logits = self.head(self.drop(hidden))
+        out = self.drop(hidden)
+        if self.config.adaptive_softmax:
+            return self._adaptive(out, targets, state)
+        logits = self.head(out)
         loss = None
         if targets is not None:
             # mean nats per token; the softmax in fp32 even under bf16 autocast
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1))
         return logits, loss, state
 
+    def _adaptive(self, out: torch.Tensor, targets: torch.Tensor | None, state: State):
+        """Adaptive softmax: with targets only their log-probabilities are computed (the point of
+        it), so `logits` is None; without targets, full log-probabilities stand in for logits."""
+        N, T, H = out.shape
+        if targets is None:
+            return self.head.log_prob(out.reshape(-1, H).float()).view(N, T, -1), None, state
+        result = self.head(out.reshape(-1, H).float(), targets.reshape(-1))
+        return None, result.loss, state
+
+    def nll(self, idx: torch.Tensor, targets: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Summed negative log-likelihood (nats) of `targets`; no full softmax for an adaptive head."""
+        if self.config.adaptive_softmax:
+            _, loss, state = self(idx, targets, state)
+            return loss * targets.numel(), state
+        logits, _, state = self(idx, state=state)
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
+                               reduction="sum"), state
+
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
-        weight = self.head.weight
+        weight = self.rnn.weight_hh_l0
         shape = (self.config.layers, batch_size, self.config.hidden)
         zeros = torch.zeros(shape, dtype=weight.dtype, device=device or weight.device)
         return (zeros, zeros.clone()) if self.config.model == "lstm" else zeros
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())  # shared (tied) tensors counted once
+
+
+def adaptive_head(hidden: int, vocab: int, cutoffs: tuple[int, ...] | None) -> nn.Module:
+    """nn.AdaptiveLogSoftmaxWithLoss with clusters at `cutoffs` (default V/5 and V/2): ids are
+    frequency-ranked by the Vocab, so the head cluster holds the frequent words."""
+    cutoffs = tuple(cutoffs) if cutoffs else tuple(c for c in (vocab // 5, vocab // 2) if 0 < c < vocab)
+    if vocab < 100 or not cutoffs or cutoffs[-1] >= vocab - 1 or len(set(cutoffs)) != len(cutoffs):
+        raise ConfigError(f"adaptive softmax cutoffs {cutoffs} do not fit a vocabulary of {vocab}; "
+                          "it needs a vocabulary of at least 100 tokens and cutoffs below it")
+    return nn.AdaptiveLogSoftmaxWithLoss(hidden, vocab, list(cutoffs), div_value=4.0)
 
 
 def detach_state(state: State | None) -> State | None:
@@ -105,17 +136,16 @@ class TorchScorer:
         return logits.float(), state
 
     def score(self, idx: Any, targets: Any, state: State) -> tuple[float, State]:
-        logits, state = self._forward(idx, state)
-        targets = torch.as_tensor(targets, dtype=torch.long, device=self.device)
-        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum")
+        nll, state = self.score_tensor(idx, targets, state)
         return float(nll), state
 
     def score_tensor(self, idx: Any, targets: Any, state: State) -> tuple[torch.Tensor, State]:
         """Like `score` but leaves the sum on the device (no host sync per window)."""
-        logits, state = self._forward(idx, state)
+        self.model.eval()
+        idx = torch.as_tensor(idx, dtype=torch.long, device=self.device)
         targets = torch.as_tensor(targets, dtype=torch.long).to(self.device, non_blocking=True)
-        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="sum")
-        return nll, state
+        with torch.no_grad(), torch.autocast("cuda", torch.bfloat16, enabled=self.amp):
+            return self.model.nll(idx, targets, state)
 
     def next_logprobs(self, idx: Any, state: State) -> tuple[np.ndarray, State]:
         logits, state = self._forward(idx, state)
