@@ -254,6 +254,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(resume=args.resume, on_sample=on_sample, **given)
     else:
         result = train(config, on_sample=on_sample)
+    if not _main_process():
+        return 0  # under torchrun, rank 0 reports
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
@@ -512,6 +514,11 @@ def cmd_cloze(args: argparse.Namespace) -> int:
     report = cloze(args.data, options, args.bidirectional, (lambda _message: None) if args.quiet else None)
     print(json.dumps(report) if args.json else "\n".join(report_lines(report)))
     return 0
+
+
+def _main_process() -> bool:
+    import os
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _write_stdout(text: str) -> None:

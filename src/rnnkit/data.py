@@ -47,22 +47,24 @@ class SequentialBatches:
     """
 
     def __init__(self, ids: np.ndarray | torch.Tensor, batch_size: int, seq_len: int,
-                 device: torch.device | str = "cpu", drop_last: bool = True):
+                 device: torch.device | str = "cpu", drop_last: bool = True, rows: slice | None = None):
         length = (len(ids) - 1) // batch_size
         if length < (seq_len if drop_last else 1):
             need = batch_size * (seq_len if drop_last else 1) + 1
             raise DataError(f"the text is too short for one batch: {len(ids)} tokens, need at least "
                             f"{need} for batch size {batch_size} x sequence length {seq_len}; "
                             "lower --batch-size or --seq-len, or give more text")
-        self.num_streams, self.length, self.seq_len = batch_size, length, seq_len
+        # `rows`: this process's share of the streams under data parallelism (all of them otherwise)
+        self.streams = np.arange(batch_size)[rows or slice(None)]
+        self.num_streams, self.length, self.seq_len = len(self.streams), length, seq_len
         self.device = torch.device(device)
         self.num_windows = length // seq_len if drop_last else -(-length // seq_len)
         self.mapped = ids if isinstance(ids, np.memmap) else None
         if self.mapped is None:
             ids = torch.as_tensor(ids, dtype=torch.long)
             used = batch_size * length
-            self.x = ids[:used].view(batch_size, length).to(device)
-            self.y = ids[1:used + 1].view(batch_size, length).to(device)
+            self.x = ids[:used].view(batch_size, length)[rows or slice(None)].to(device)
+            self.y = ids[1:used + 1].view(batch_size, length)[rows or slice(None)].to(device)
 
     def __len__(self) -> int:
         return self.num_windows
@@ -72,7 +74,7 @@ class SequentialBatches:
         if self.mapped is None:
             return self.x[:, start:start + self.seq_len], self.y[:, start:start + self.seq_len]
         width = min(self.seq_len, self.length - start)
-        rows = np.arange(self.num_streams)[:, None] * self.length + start + np.arange(width + 1)
+        rows = self.streams[:, None] * self.length + start + np.arange(width + 1)
         block = torch.from_numpy(self.mapped[rows].astype(np.int64))
         if self.device.type == "cuda":
             block = block.pin_memory().to(self.device, non_blocking=True)
@@ -91,7 +93,7 @@ class RandomBatches:
     """N windows of T tokens at uniformly random offsets; an epoch is as many tokens as the stream."""
 
     def __init__(self, ids: np.ndarray | torch.Tensor, batch_size: int, seq_len: int,
-                 generator: torch.Generator, device: torch.device | str = "cpu"):
+                 generator: torch.Generator, device: torch.device | str = "cpu", rows: slice | None = None):
         if len(ids) < seq_len + 1:
             raise DataError(f"the text is too short for one window: {len(ids)} tokens, need at "
                             f"least {seq_len + 1} for sequence length {seq_len}")
@@ -99,6 +101,7 @@ class RandomBatches:
         self.ids = None if self.mapped is not None else torch.as_tensor(ids, dtype=torch.long).to(device)
         self.size, self.device = len(ids), torch.device(device)
         self.batch_size, self.seq_len, self.generator = batch_size, seq_len, generator
+        self.rows = rows or slice(None)  # every process draws the global batch and keeps its share
         self.num_windows = max(1, (len(ids) - 1) // (batch_size * seq_len))
 
     def __len__(self) -> int:
@@ -106,7 +109,7 @@ class RandomBatches:
 
     def window(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         # offsets drawn on the CPU generator (its state is saved for exact resume)
-        offsets = torch.randint(0, self.size - self.seq_len, (self.batch_size,), generator=self.generator)
+        offsets = torch.randint(0, self.size - self.seq_len, (self.batch_size,), generator=self.generator)[self.rows]
         rows = offsets[:, None] + torch.arange(self.seq_len + 1)
         if self.mapped is not None:
             block = torch.from_numpy(self.mapped[rows.numpy()].astype(np.int64)).to(self.device)

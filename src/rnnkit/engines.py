@@ -27,10 +27,17 @@ from .models.torch_lm import RNNLM, TorchScorer, detach_state, export_weights, i
 class TorchEngine:
     """Autograd, cuDNN on GPU, fused AdamW on CUDA, bf16 autocast with `amp`."""
 
-    def __init__(self, model_config: ModelConfig, train_config: TrainConfig, device: torch.device, amp: bool):
+    def __init__(self, model_config: ModelConfig, train_config: TrainConfig, device: torch.device, amp: bool,
+                 data_parallel: bool = False):
         self.device, self.amp, self.clip = device, amp, train_config.clip
         self.model = RNNLM(model_config).to(device)
         self.optimizer = make_torch_optimizer(self.model, train_config, device)
+        # under torchrun, DDP averages gradients across processes during backward
+        self.forward_model = self.model
+        if data_parallel:
+            from torch.nn.parallel import DistributedDataParallel
+            self.forward_model = DistributedDataParallel(
+                self.model, device_ids=[device] if device.type == "cuda" else None)
 
     def step(self, x: torch.Tensor, y: torch.Tensor, state: Any, lr: float,
              skip_nonfinite: bool = False) -> tuple[torch.Tensor, torch.Tensor, Any] | None:
@@ -43,7 +50,7 @@ class TorchEngine:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast("cuda", torch.bfloat16, enabled=self.amp):
-            _, loss, state = self.model(x, y, state)
+            _, loss, state = self.forward_model(x, y, state)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         max_norm = self.clip if self.clip is not None else math.inf  # inf: measure, do not clip
@@ -177,7 +184,11 @@ def _tensors_to_arrays(value: Any) -> Any:
     return value
 
 
-def make_engine(model_config: ModelConfig, train_config: TrainConfig, device: torch.device, amp: bool):
+def make_engine(model_config: ModelConfig, train_config: TrainConfig, device: torch.device, amp: bool,
+                data_parallel: bool = False):
     if model_config.engine == "numpy":
+        if data_parallel:
+            from .errors import ConfigError
+            raise ConfigError("the NumPy engine trains in one process; use --engine torch under torchrun")
         return NumpyEngine(model_config, train_config, train_config.seed)
-    return TorchEngine(model_config, train_config, device, amp)
+    return TorchEngine(model_config, train_config, device, amp, data_parallel)

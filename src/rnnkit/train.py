@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import distributed
 from .checkpoint import (Checkpoint, clean_stale, config_document, is_checkpoint, load_checkpoint,
                          save_checkpoint, write_json)
 from .config import RunConfig, TrainConfig
@@ -177,14 +178,16 @@ class Trainer:
 
     def __init__(self, config: RunConfig, log: Callable[[str], None], checkpoint: Checkpoint | None = None):
         self.config, self.log = config, log
-        self.device = resolve_device(config.train.device)
+        self.world = distributed.world_from_env()
+        self.device = distributed.start(self.world, resolve_device(config.train.device))
         self.amp = config.train.amp and self.device.type == "cuda"
         if config.train.amp and not self.amp:
             log("note: --amp (bf16 autocast) works on CUDA only; training in fp32 on the CPU")
         torch.manual_seed(config.train.seed)
         self.generator = torch.Generator().manual_seed(config.train.seed + 1)
         self.tokenizer, self.splits = load_data(config, checkpoint.tokenizer if checkpoint else None, log)
-        self.engine = make_engine(config.model, config.train, self.device, self.amp)
+        self.engine = make_engine(config.model, config.train, self.device, self.amp, self.world.active)
+        self.rows = self.world.rows(config.data.batch_size)
         self.batches = self._make_batches()
         self.total_steps = self._total_steps()
         self.step, self.best_val_loss, self.elapsed, self.carry = 0, math.inf, 0.0, None
@@ -196,8 +199,8 @@ class Trainer:
     def _make_batches(self) -> SequentialBatches | RandomBatches:
         data, ids = self.config.data, self.splits["train"].ids
         if data.batching == "sequential":
-            return SequentialBatches(ids, data.batch_size, data.seq_len, self.device)
-        return RandomBatches(ids, data.batch_size, data.seq_len, self.generator, self.device)
+            return SequentialBatches(ids, data.batch_size, data.seq_len, self.device, rows=self.rows)
+        return RandomBatches(ids, data.batch_size, data.seq_len, self.generator, self.device, rows=self.rows)
 
     def _total_steps(self) -> int:
         train = self.config.train
@@ -256,14 +259,25 @@ class Trainer:
                 "scheduler": {"name": self.config.train.schedule, "total_steps": self.total_steps,
                               "lr_scale": self.lr_scale},
                 "batch_generator": self.generator.get_state(),
-                "carry": self.engine.state_to_tensors(self.carry),
-                "window": {"loss_sum": self.loss_sum.cpu(), "norm_sum": self.norm_sum.cpu(), "count": self.count},
+                "carry": self._global_carry(),
+                "window": {"loss_sum": distributed.mean(self.loss_sum, self.world).cpu(),
+                           "norm_sum": distributed.mean(self.norm_sum, self.world).cpu(), "count": self.count},
                 "skipped": self.skipped, "data_fingerprint": fingerprint(self.splits["train"].ids)}
 
+    def _global_carry(self) -> list[torch.Tensor] | None:
+        """The carried state of all streams (every process's rows), so a resume may use another
+        number of processes."""
+        carry = self.engine.state_to_tensors(self.carry)
+        if carry is None or not self.world.active:
+            return carry
+        return [distributed.gather_rows(t.to(self.device), self.world).cpu() for t in carry]
+
     def save(self, run_dir: Path, kind: str, val_loss: float | None) -> None:
-        save_checkpoint(run_dir / kind, self.config, self.engine.weights(), self.tokenizer,
-                        self.trainer_state(), run_dir / "metrics.jsonl",
-                        kind=kind, step=self.step, val_loss=val_loss)
+        state = self.trainer_state()  # every process joins its collectives; one process writes
+        if self.world.is_main:
+            save_checkpoint(run_dir / kind, self.config, self.engine.weights(), self.tokenizer,
+                            state, run_dir / "metrics.jsonl", kind=kind, step=self.step, val_loss=val_loss)
+        distributed.barrier(self.world)
 
     def restore(self, checkpoint: Checkpoint) -> None:
         state = checkpoint.trainer_state()
@@ -277,7 +291,10 @@ class Trainer:
             self.elapsed, self.skipped = float(state["elapsed"]), int(state["skipped"])
             self.lr_scale = float(state["scheduler"]["lr_scale"])
             self.generator.set_state(state["batch_generator"])
-            self.carry = self.engine.state_from_tensors(state["carry"])
+            carry = state["carry"]
+            if carry is not None:
+                carry = [t[:, self.rows] for t in carry]  # this process's streams
+            self.carry = self.engine.state_from_tensors(carry)
             self.reset_window()
             window = state["window"]
             self.loss_sum += window["loss_sum"].to(self.device)
@@ -304,7 +321,7 @@ class RunLoop:
 
     def run(self) -> None:
         t, train = self.trainer, self.trainer.config.train
-        bar = _progress_bar(t.total_steps, t.step, train.quiet)
+        bar = _progress_bar(t.total_steps, t.step, train.quiet or not t.world.is_main)
         self.started = time.perf_counter() - t.elapsed
         self.window_start = time.perf_counter()
         with _graceful_signals(self):
@@ -341,19 +358,21 @@ class RunLoop:
         t = self.trainer
         seconds = time.perf_counter() - self.window_start  # .item() below waits for the device
         count = max(t.count, 1)
-        self.last_train_loss = (t.loss_sum / count).item() if t.count else math.nan
+        loss_sum, norm_sum = distributed.mean(t.loss_sum, t.world), distributed.mean(t.norm_sum, t.world)
+        self.last_train_loss = (loss_sum / count).item() if t.count else math.nan
         lr = learning_rate(t.config.train, t.step - 1, t.total_steps) * t.lr_scale  # the last update's
         record = {"step": t.step, "train_loss": self.last_train_loss, "lr": lr,
-                  "grad_norm": (t.norm_sum / count).item() if t.count else math.nan}
-        self.tokens_per_s = t.count * t.config.data.batch_size * t.config.data.seq_len / max(seconds, 1e-9)
+                  "grad_norm": (norm_sum / count).item() if t.count else math.nan}
+        self.tokens_per_s = t.count * t.config.data.batch_size * t.config.data.seq_len / max(seconds, 1e-9)  # global
         record["tokens_per_s"] = round(self.tokens_per_s, 1)
         if evaluate:
             self.last_eval = t.evaluate("val")
             record.update(val_loss=self.last_eval.loss, val_ppl=self.last_eval.ppl, val_bpc=self.last_eval.bpc)
         t.elapsed = time.perf_counter() - self.started
         record["elapsed_s"] = round(t.elapsed, 3)
-        with open(self.metrics_path, "a", encoding="utf-8") as handle:
-            handle.write(_json_line(record))
+        if t.world.is_main:
+            with open(self.metrics_path, "a", encoding="utf-8") as handle:
+                handle.write(_json_line(record))
         bar.set_postfix(loss=f"{self.last_train_loss:.3f}", refresh=False)
         t.reset_window()
         self.window_start = time.perf_counter()
@@ -374,6 +393,10 @@ class RunLoop:
         """Act on a non-finite loss/gradient per --on-nan; True when the step's results were discarded."""
         t = self.trainer
         bad_step = int(t.bad_step.item())
+        if t.world.active:  # every process must take the same decision
+            flag = torch.tensor([bad_step], dtype=torch.float64, device=t.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            bad_step = int(flag.item())
         if bad_step < 0:
             return False
         lr = learning_rate(t.config.train, bad_step - 1, t.total_steps) * t.lr_scale
@@ -383,7 +406,8 @@ class RunLoop:
             checkpoint = load_checkpoint(last, prefer="last")
             t.restore(checkpoint)
             t.lr_scale *= 0.5
-            _truncate_metrics(self.metrics_path, checkpoint.path / "metrics.jsonl")
+            if t.world.is_main:
+                _truncate_metrics(self.metrics_path, checkpoint.path / "metrics.jsonl")
             self.window_start = time.perf_counter()
             self.log(f"{what}: rolled back to step {t.step} and halved the learning rate (x{t.lr_scale:g})")
             return True
@@ -484,25 +508,36 @@ def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[s
     else:
         config = with_overrides(config or RunConfig(), overrides)
         run_dir = Path(config.train.out) if config.train.out else default_run_dir(config)
-    log = log or _stderr_logger(config.train.quiet)
+    world = distributed.world_from_env()
+    log = log or _stderr_logger(config.train.quiet or not world.is_main)  # one process speaks
     if config.model.is_baseline:
         if checkpoint is not None:
             raise ConfigError(f"a {config.model.model} model is fitted in one pass; there is nothing to resume")
         return _fit_baseline_run(config, run_dir, log, on_sample)
-    trainer = Trainer(config, log, checkpoint)
-    if trainer.step >= trainer.total_steps:
-        raise ConfigError(f"the checkpoint is at step {trainer.step} already; ask for more --steps to continue")
+    try:
+        trainer = Trainer(config, log, checkpoint)
+        if trainer.step >= trainer.total_steps:
+            raise ConfigError(f"the checkpoint is at step {trainer.step} already; ask for more --steps to continue")
+        if world.is_main:
+            _open_run_dir(config, run_dir, checkpoint)
+        distributed.barrier(world)
+        log(f"model: {config.model.model}, {config.model.layers}x{config.model.hidden}, "
+            f"{trainer.engine.num_parameters():,} parameters ({config.model.engine} engine) on {trainer.device}"
+            f"{f' x {world.size} processes' if world.active else ''}; run directory {run_dir}")
+        loop = RunLoop(trainer, run_dir, log)
+        loop.run()
+        return _finish(trainer, loop, run_dir, on_sample if world.is_main else None)
+    finally:
+        distributed.stop(world)
+
+
+def _open_run_dir(config: RunConfig, run_dir: Path, checkpoint: Checkpoint | None) -> None:
     if checkpoint is None:
         prepare_run_dir(run_dir, config.train.overwrite)
     else:
         clean_stale(run_dir)
         _truncate_metrics(run_dir / "metrics.jsonl", checkpoint.path / "metrics.jsonl")
     write_json(run_dir / "config.json", config_document(config, kind="run"))
-    log(f"model: {config.model.model}, {config.model.layers}x{config.model.hidden}, "
-        f"{trainer.engine.num_parameters():,} parameters ({config.model.engine} engine) on {trainer.device}; run directory {run_dir}")
-    loop = RunLoop(trainer, run_dir, log)
-    loop.run()
-    return _finish(trainer, loop, run_dir, on_sample)
 
 
 def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
@@ -568,7 +603,8 @@ def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], Non
 
 def _finish(trainer: Trainer, loop: RunLoop, run_dir: Path, on_sample: Callable[[str], None] | None) -> TrainResult:
     result = loop.last_eval or trainer.evaluate("val")
-    sample = _sample(trainer.config, trainer.engine.scorer(), trainer.tokenizer, on_sample)
+    sample = _sample(trainer.config, trainer.engine.scorer(), trainer.tokenizer, on_sample) \
+        if trainer.world.is_main else None
     return TrainResult(steps=trainer.step, train_loss=loop.last_train_loss, val_loss=result.loss,
                        val_ppl=result.ppl, val_bpc=result.bpc, best_val_loss=trainer.best_val_loss,
                        tokens_per_s=loop.tokens_per_s, seconds=trainer.elapsed, checkpoint=str(run_dir),
