@@ -12,7 +12,8 @@ from rnnkit.errors import ConfigError
 
 FIELDS = {"config", "impl", "model", "precision", "vocab", "layers", "hidden", "embed", "batch", "seq_len",
           "tokens_per_s", "ms_per_step", "ms_per_step_min", "ms_per_step_max", "steps_per_repeat", "repeats",
-          "peak_mem_mib", "ratio_to_plain", "device", "device_name", "torch", "threads", "date"}
+          "peak_mem_mib", "ratio_to_plain", "ratio_paired", "round_seconds", "device", "device_name", "torch",
+          "threads", "date"}
 
 
 def check_rows(rows: list[dict], configs: set[str], repeats: int) -> None:
@@ -24,7 +25,8 @@ def check_rows(rows: list[dict], configs: set[str], repeats: int) -> None:
         assert row["device"] == "cpu" and row["precision"] == "fp32" and row["repeats"] == repeats
         assert row["tokens_per_s"] > 0 and math.isfinite(row["tokens_per_s"])
         assert row["ms_per_step_min"] <= row["ms_per_step"] <= row["ms_per_step_max"]
-        assert row["ratio_to_plain"] > 0
+        assert row["ratio_to_plain"] > 0 and row["ratio_paired"] > 0
+        assert len(row["round_seconds"]) == repeats and all(s > 0 for s in row["round_seconds"])
         assert row["peak_mem_mib"] is None or row["peak_mem_mib"] >= 0
         # the ratio is computed from the same run's plain row
         plain = next(r for r in rows if r["config"] == row["config"] and r["impl"] == "plain")

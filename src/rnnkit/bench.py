@@ -54,6 +54,7 @@ TRAIN_FRACTION = 0.9
 WINDOWS = 3  # windows per pass over the synthetic data: the state is carried, then reset
 FIRST_SYMBOL = 0x4E00  # synthetic characters: CJK ideographs (no whitespace, no surrogates)
 MAX_STEPS_PER_REPEAT = 200
+CPU_SETTLE_S = 0.25  # pause before a CPU repeat: idle OpenMP/BLAS threads stop spinning
 MIB = 1 << 20
 
 
@@ -468,7 +469,13 @@ def prepare(impl: str, spec: BenchSpec, ids: np.ndarray, device: torch.device, a
 
 
 def measure(trial: Trial, device: torch.device, memory: MemoryProbe) -> None:
-    """One timed repeat of `trial.steps` steps, and the memory it rose by."""
+    """One timed repeat of `trial.steps` steps, and the memory it rose by.
+
+    On the CPU a short pause comes first: the previous implementation's OpenMP (torch) or BLAS
+    (NumPy) worker threads spin for a while after their last task and would steal the two cores
+    from the one being timed."""
+    if device.type == "cpu":
+        time.sleep(CPU_SETTLE_S)
     start = memory.current()
     memory.reset_peak()
     trial.seconds.append(time_steps(trial.stepper, trial.steps, device))
@@ -523,15 +530,21 @@ def result_row(spec: BenchSpec, trial: Trial, amp: bool, environment: dict[str, 
             "ms_per_step_max": round(max(trial.seconds) * 1e3, 3),
             "steps_per_repeat": trial.steps, "repeats": len(trial.seconds),
             "peak_mem_mib": None if peak is None else round(peak / MIB, 1), "ratio_to_plain": None,
+            "ratio_paired": None, "round_seconds": [round(s, 6) for s in trial.seconds],
             **environment}
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
-    """ratio_to_plain = tokens/s over plain's tokens/s in the same run (None without plain)."""
+    """Speed relative to plain in the same run (None without a plain row): `ratio_to_plain` is the
+    ratio of the medians; `ratio_paired` the median over rounds of plain's time over this one's in
+    the same round, which cancels load that drifts slowly across a run."""
     reference = next((row for row in rows if row["impl"] == REFERENCE), None)
+    if reference is None:
+        return
     for row in rows:
-        if reference is not None:
-            row["ratio_to_plain"] = round(row["tokens_per_s"] / reference["tokens_per_s"], 4)
+        row["ratio_to_plain"] = round(row["tokens_per_s"] / reference["tokens_per_s"], 4)
+        pairs = zip(reference["round_seconds"], row["round_seconds"])
+        row["ratio_paired"] = round(statistics.median(plain / mine for plain, mine in pairs), 4)
 
 
 def environment_of(device: torch.device) -> dict[str, Any]:
@@ -593,11 +606,12 @@ def format_table(rows: Sequence[dict[str, Any]], header: bool = True) -> str:
         lines.append(f"# {first['device']} ({first['device_name']}), {first['threads']} threads, torch {first['torch']}, "
                      f"{first['date']}; median of {first['repeats']} repeats")
         lines.append(f"{'config':<17} {'impl':<10} {'prec':<5} {'tokens/s':>11} {'ms/step':>10} "
-                     f"{'spread':>7} {'peak MiB':>9} {'vs plain':>8}")
+                     f"{'spread':>7} {'peak MiB':>9} {'vs plain':>8} {'paired':>7}")
     for row in rows:
         spread = (row["ms_per_step_max"] - row["ms_per_step_min"]) / row["ms_per_step"] * 100
         peak = "-" if row["peak_mem_mib"] is None else f"{row['peak_mem_mib']:,.1f}"
         ratio = "-" if row["ratio_to_plain"] is None else f"{row['ratio_to_plain']:.3f}"
+        paired = "-" if row["ratio_paired"] is None else f"{row['ratio_paired']:.3f}"
         lines.append(f"{row['config']:<17} {row['impl']:<10} {row['precision']:<5} {row['tokens_per_s']:>11,.0f} "
-                     f"{row['ms_per_step']:>10.2f} {spread:>6.1f}% {peak:>9} {ratio:>8}")
+                     f"{row['ms_per_step']:>10.2f} {spread:>6.1f}% {peak:>9} {ratio:>8} {paired:>7}")
     return "\n".join(lines)

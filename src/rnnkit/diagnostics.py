@@ -33,7 +33,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -59,6 +59,7 @@ class GradientProfile:
     layers: int
     hidden: int
     source: str  # "fresh" or the checkpoint directory
+    data: str  # the text the windows came from
     norms: list[float]  # norms[k] = mean ||dL_T/dh_{T-k}|| (top layer), k = 0..T
     sequences: int  # how many sequences the mean is over
     singular_values: list[dict[str, Any]] = field(default_factory=list)
@@ -82,7 +83,8 @@ class GradientProfile:
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "model": self.model, "layers": self.layers, "hidden": self.hidden,
-                "source": self.source, "sequences": self.sequences, "distance": list(range(len(self.norms))),
+                "source": self.source, "data": self.data, "sequences": self.sequences,
+                "distance": list(range(len(self.norms))),
                 "grad_norm": self.norms, "relative": _finite(self.relative),
                 "decay_per_step": _finite([self.decay_per_step()])[0], "singular_values": self.singular_values}
 
@@ -106,7 +108,16 @@ def hidden_gradient_norms(model: Any, x: torch.Tensor, y: torch.Tensor) -> torch
     docstring) so that the gradient with respect to every intermediate state can be asked for.
     `model` is an RNNLM; it is copied to float64 and eval mode, never changed.
     """
-    model = copy.deepcopy(model).to(torch.float64).cpu().eval()
+    return _last_step_gradients(_float64_copy(model), x, y)
+
+
+def _float64_copy(model: Any) -> Any:
+    """A float64 CPU copy in eval mode (no dropout): tiny gradients far back stay representable."""
+    return copy.deepcopy(model).to(torch.float64).cpu().eval()
+
+
+def _last_step_gradients(model: Any, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """`hidden_gradient_norms` on a model that is already a float64 CPU copy in eval mode."""
     x, y = x.cpu(), y.cpu()
     with torch.enable_grad():
         state = model.initial_state(x.shape[0], torch.device("cpu"))
@@ -144,7 +155,8 @@ def _sigma_max(matrix: torch.Tensor) -> float:
     return float(torch.linalg.matrix_norm(matrix, ord=2))
 
 
-def text_windows(ids: np.ndarray, batch_size: int, seq_len: int, batches: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def text_windows(ids: np.ndarray, batch_size: int, seq_len: int,
+                 batches: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """`batches` windows of N x T tokens spread evenly over the text (TBPTT layout, data.py)."""
     from .data import SequentialBatches
 
@@ -153,14 +165,25 @@ def text_windows(ids: np.ndarray, batch_size: int, seq_len: int, batches: int) -
     return [layout.window(int(index)) for index in picks]
 
 
-def gradient_profile(model: Any, windows: list[tuple[torch.Tensor, torch.Tensor]], label: str,
-                     source: str) -> GradientProfile:
+class Subject(NamedTuple):
+    """A model to measure, where it came from, and the token ids of the text to measure it on."""
+
+    model: Any  # an RNNLM
+    label: str
+    source: str
+    data: str
+    ids: np.ndarray
+
+
+def gradient_profile(subject: Subject, windows: list[tuple[torch.Tensor, torch.Tensor]], label: str) -> GradientProfile:
     """Average `hidden_gradient_norms` over every sequence of every window; add sigma_max(W_hh)."""
-    norms = torch.cat([hidden_gradient_norms(model, x, y) for x, y in windows], dim=1)  # (T+1, all N)
+    model = subject.model
+    model64 = _float64_copy(model)  # once for all windows
+    norms = torch.cat([_last_step_gradients(model64, x, y) for x, y in windows], dim=1)  # (T+1, all N)
     config = model.config
     return GradientProfile(label=label, model=config.model, layers=config.layers, hidden=config.hidden,
-                           source=source, norms=[float(v) for v in norms.mean(dim=1)], sequences=norms.shape[1],
-                           singular_values=recurrent_singular_values(model))
+                           source=subject.source, data=subject.data, norms=[float(v) for v in norms.mean(dim=1)],
+                           sequences=norms.shape[1], singular_values=recurrent_singular_values(model))
 
 
 # --------------------------------------------------------------------------- models and text
@@ -187,7 +210,7 @@ class GradientOptions:
 
 
 def fresh_models(kinds: Sequence[str], data: str, tokenizer: str, options: GradientOptions,
-                 log: Log) -> list[tuple[Any, str, str, np.ndarray]]:
+                 log: Log) -> list[Subject]:
     """Newly initialised RNNLMs (one per kind, each from `options.seed`) and the training text."""
     from .models.torch_lm import RNNLM
     from .train import load_data
@@ -199,11 +222,11 @@ def fresh_models(kinds: Sequence[str], data: str, tokenizer: str, options: Gradi
         torch.manual_seed(options.seed)  # the same seed for every kind, as `train` would use
         model_config = ModelConfig(model=kind, layers=options.layers, hidden=options.hidden, embed=options.embed,
                                    vocab_size=len(vocabulary))
-        models.append((RNNLM(model_config), kind, "fresh", splits["train"].ids))
+        models.append(Subject(RNNLM(model_config), kind, "fresh", data, splits["train"].ids))
     return models
 
 
-def checkpoint_model(path: str, data: str | None, log: Log) -> tuple[Any, str, str, np.ndarray]:
+def checkpoint_model(path: str, data: str | None, log: Log) -> Subject:
     """A trained RNNLM from a checkpoint (either engine) and the training split of its own text
     (or of `data`), encoded with the checkpoint's vocabulary."""
     from .api import load
@@ -221,7 +244,7 @@ def checkpoint_model(path: str, data: str | None, log: Log) -> tuple[Any, str, s
         raise DataError(f"gradients: cannot encode {config.data.data} with {path}'s vocabulary: {error}") from None
     checkpoint = Path(lm.path or path)
     run = checkpoint.parent if checkpoint.name in ("best", "last") else checkpoint
-    return lm.model, run.name, str(checkpoint), splits["train"].ids
+    return Subject(lm.model, run.name, str(checkpoint), config.data.data, splits["train"].ids)
 
 
 def _unique_labels(labels: list[str]) -> list[str]:
@@ -264,16 +287,15 @@ def gradients(checkpoints: Sequence[str] = (), models: str | None = None, data: 
     entries = [checkpoint_model(str(path), data, log) for path in checkpoints]
     if kinds:
         entries += fresh_models(kinds, data or "timemachine", tokenizer, options, log)
-    labels = _unique_labels([label for _, label, _, _ in entries])
     profiles = []
-    for (model, _, source, ids), label in zip(entries, labels):
-        windows = text_windows(ids, options.batch_size, options.seq_len, options.batches)
-        profiles.append(gradient_profile(model, windows, label, source))
+    for subject, label in zip(entries, _unique_labels([subject.label for subject in entries])):
+        windows = text_windows(subject.ids, options.batch_size, options.seq_len, options.batches)
+        profiles.append(gradient_profile(subject, windows, label))
         log(f"gradients: {label}: decay per step {profiles[-1].decay_per_step():.3f}")
     document = {"format": "rnnkit-gradients", "quantity": QUANTITY,
                 "singular_values": "sigma_max of rnn.weight_hh_l{k}: 'stacked' = the full (G*H, H) matrix, "
                                    "'gates' = each gate's (H, H) block",
-                "data": data, "seq_len": options.seq_len, "batch_size": options.batch_size,
+                "seq_len": options.seq_len, "batch_size": options.batch_size,
                 "batches": options.batches, "models": [profile.to_dict() for profile in profiles],
                 "files": {"json": str(outputs[0]), "png": str(outputs[1])}}
     out_dir.mkdir(parents=True, exist_ok=True)

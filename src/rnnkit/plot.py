@@ -92,7 +92,8 @@ def check_plot_options(run_dirs: Sequence[str | Path], metric: str, x: str, out:
     if x not in X_AXES:
         raise ConfigError(f"--x must be one of {', '.join(X_AXES)}; got {x!r}")
     if out is not None and Path(out).suffix.lower() not in SUFFIXES:
-        raise ConfigError(f"--out must name a {', '.join(SUFFIXES)} file (a plot never replaces other files), got {out}")
+        raise ConfigError(f"--out must name a {', '.join(SUFFIXES)} file (a plot never replaces other files), "
+                          f"got {out}")
     if out is not None and Path(out).is_dir():
         raise ConfigError(f"--out {out} is a directory; give a file name such as {Path(out) / 'plot.png'}")
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from .errors import ConfigError, TrainingDiverged
+from .train import DEFAULT_STEPS
 
 NUMERIC_TYPES = {"int": int, "float": float, "int | None": int, "float | None": float}
 NOT_SWEPT = {"vocab_size"}  # set from the tokenizer, not chosen
@@ -73,8 +74,8 @@ def parse_set(text: str) -> tuple[str, list[Value]]:
 
 def _parse_value(name: str, item: str, kind: type) -> Value:
     if item.lower() == "none":
-        optional = {spec.name: spec.type for k in (ModelConfig, DataConfig, TrainConfig) for spec in dataclasses.fields(k)}
-        if "None" in str(optional[name]):
+        types = {spec.name: spec.type for k in (ModelConfig, DataConfig, TrainConfig) for spec in dataclasses.fields(k)}
+        if "None" in str(types[name]):
             return None
         raise ConfigError(f"--set {name}: 'none' is not allowed here; {name} needs a number")
     try:
@@ -149,7 +150,8 @@ def sweep(base: RunConfig, name: str, values: Sequence[Value], out: str | Path |
     table = markdown_table(rows)
     (out_dir / "sweep.md").write_text(table + "\n", encoding="utf-8")
     _write_json(out_dir / "sweep.json", rows)
-    plot_sweep(rows, out_dir / "sweep.png", f"{base.model.model} on {Path(base.data.data).stem}: {name}")
+    plot_sweep(rows, out_dir / "sweep.png", f"{base.model.model} on {Path(base.data.data).stem}: {name} "
+                                            f"({_budget(configs[0], name)})")
     return rows
 
 
@@ -166,6 +168,19 @@ def _run_one(name: str, value: Value, config: RunConfig) -> dict[str, Any]:
     keep = ("val_loss", "best_val_loss", "val_ppl", "val_bpc", "train_loss", "steps", "seconds", "parameters",
             "tokens_per_s")
     return {**row, "status": "ok", **{key: figures[key] for key in keep}}
+
+
+def _budget(config: RunConfig, name: str) -> str:
+    """The budget every run shares, for the plot's title."""
+    train = config.train
+    if name in ("steps", "epochs", "max_seconds"):
+        return "budget as swept"
+    if train.max_seconds is not None and train.steps is None and train.epochs is None:
+        return f"{train.max_seconds:g} s each"
+    if train.epochs is not None:
+        return f"{train.epochs} epoch{'s' if train.epochs != 1 else ''} each"
+    cap = f", at most {train.max_seconds:g} s" if train.max_seconds else ""
+    return f"{train.steps or DEFAULT_STEPS} steps each{cap}"
 
 
 def _progress(row: dict[str, Any]) -> str:
@@ -215,10 +230,10 @@ def plot_sweep(rows: list[dict[str, Any]], path: Path, title: str) -> Path | Non
         for key, style in (("val_loss", "o-"), ("best_val_loss", "s--")):
             ys = [row[key] if row[key] is not None else math.nan for row in rows]
             axes.plot(xs, ys, style, markersize=5, label=key.replace("_", " "))
-        if categorical:
-            axes.set_xticks(xs, [_value(value) for value in values])
-        elif min(values) > 0 and max(values) / min(values) >= 20:
+        if not categorical and min(values) > 0 and max(values) / min(values) >= 20:
             axes.set_xscale("log")
+            axes.minorticks_off()
+        axes.set_xticks(xs, [_value(value) for value in values])  # label exactly the values swept
         axes.set_xlabel(rows[0]["option"] if rows else "value")
         axes.set_ylabel("validation loss (nats/token)")
         axes.set_title(title)
