@@ -5,16 +5,20 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_config
 
 from rnnkit.cli import main
 from rnnkit.config import ModelConfig
-from rnnkit.diagnostics import (GradientOptions, gradients, hidden_gradient_norms, parse_kinds,
-                                recurrent_singular_values)
+from rnnkit.diagnostics import (
+    GradientOptions,
+    gradients,
+    hidden_gradient_norms,
+    parse_kinds,
+    recurrent_singular_values,
+)
 from rnnkit.errors import ConfigError
 from rnnkit.models.torch_lm import RNNLM
 from rnnkit.train import train
-
-from conftest import tiny_config
 
 T = 32
 OPTIONS = GradientOptions(seq_len=T, batch_size=8, batches=2)

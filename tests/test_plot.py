@@ -4,13 +4,12 @@ import json
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from rnnkit.cli import main
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.plot import plot_runs, run_labels
 from rnnkit.train import train
-
-from conftest import tiny_config
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -5,12 +5,11 @@ import json
 
 import pytest
 import torch
+from conftest import tiny_config
 
 from rnnkit.cli import main
 from rnnkit.errors import ConfigError, TrainingDiverged
 from rnnkit.sweep import markdown_table, numeric_options, parse_set, sweep
-
-from conftest import tiny_config
 
 TINY = ["--data", "toy", "--tokenizer", "word", "--layers", "1", "--embed", "8", "--batch-size", "4",
         "--seq-len", "8", "--steps", "12", "--eval-interval", "6", "--lr", "0.02", "--schedule", "constant",

@@ -68,7 +68,7 @@ def test_metrics_have_the_promised_fields(tiny):
     result = train(tiny("fields", steps=10, clip=None, optimizer="sgd", lr=0.5))
     rows = metrics(result.checkpoint)
     assert [r["step"] for r in rows] == [5, 10]
-    for key in ("step", "train_loss", "lr", "grad_norm", "tokens_per_s"):
+    for key in ("step", "train_loss", "lr", "grad_norm", "grad_norm_max", "tokens_per_s"):
         assert all(math.isfinite(r[key]) for r in rows) and key in rows[-1]
     assert "val_loss" in rows[-1] and "val_loss" not in rows[0]
     assert result.tokens_per_s > 0 and result.seconds > 0
@@ -156,3 +156,14 @@ def test_resume_accepts_the_original_options_repeated(tiny):
     result = train(resume=done.checkpoint, steps=15, quiet=True, lr=config.train.lr,
                    hidden=config.model.hidden, data=config.data.data, split=list(config.data.split))
     assert result.steps == 15
+
+
+def test_grad_norm_max_is_the_largest_single_step(tiny):
+    result = train(tiny("spikes", steps=10, log_interval=10, eval_interval=10, clip=None))
+    row = metrics(result.checkpoint)[-1]
+    assert row["grad_norm_max"] >= row["grad_norm"] > 0
+
+
+def test_epochs_override_replaces_steps(tiny):
+    result = train(tiny("ep", steps=5), epochs=1)
+    assert result.steps == (result.sizes["train"] - 1) // 4 // 8

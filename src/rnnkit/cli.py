@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_gradcheck(commands.add_parser("gradcheck", help="check the NumPy engine's backward pass against finite differences"))
     _add_bench(commands.add_parser("bench", help="training speed of rnnkit beside plain PyTorch, a cell loop and NumPy"))
     _add_prepare(commands.add_parser("prepare", help="tokenize a corpus once into memory-mapped token files"))
-    _add_gradients(commands.add_parser("gradients", help="gradient norm through time (vanishing gradients) and sigma_max(W_hh)"))
+    _add_gradients(commands.add_parser("gradients", help="gradient norm through time, and sigma_max(W_hh)"))
     _add_plot(commands.add_parser("plot", help="draw a metric of one or more runs on one figure"))
     _add_sweep(commands.add_parser("sweep", help="train one model per value of a numeric option; table and plot"))
     _add_cloze(commands.add_parser("cloze", help="fill in a masked character: bidirectional vs unidirectional"))

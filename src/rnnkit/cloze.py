@@ -210,9 +210,10 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     budget = f"{options['budget_seconds']:g} s"
     if options["steps"] is not None:
         budget = f"{options['steps']} steps (at most {budget})"
-    lines = [f"cloze on {report['data']}: {options['model']}, hidden {options['hidden']}, "
-             f"{options['context']} characters each side of the gap, {budget} per model, "
-             f"{report['results'][0]['gaps']} validation gaps"]
+    head = (f"cloze on {report['data']}: {options['model']}, hidden {options['hidden']}, "
+            f"{options['context']} characters each side of the gap, {budget} per model, "
+            f"{report['results'][0]['gaps']} validation gaps")
+    lines = [head]
     lines += [_row_line(row) for row in report["results"]]
     lines.append(f"always {report['majority']['char']!r} (most frequent): accuracy "
                  f"{100 * report['majority']['accuracy']:.1f}%")

@@ -213,7 +213,7 @@ class Trainer:
     def reset_window(self) -> None:
         """Sums over the steps since the last metrics line, kept on the device (no sync per step)."""
         zero = torch.zeros((), dtype=torch.float64, device=self.device)
-        self.loss_sum, self.norm_sum, self.count = zero.clone(), zero.clone(), 0
+        self.loss_sum, self.norm_sum, self.norm_max, self.count = zero.clone(), zero.clone(), zero.clone(), 0
         self.bad_step = torch.full((), -1, dtype=torch.long, device=self.device)  # first non-finite step
 
     def lr(self) -> float:
@@ -234,6 +234,7 @@ class Trainer:
         self.bad_step = torch.where((self.bad_step < 0) & ~finite.to(self.device), self.step, self.bad_step)
         self.loss_sum += loss
         self.norm_sum += grad_norm
+        self.norm_max = torch.maximum(self.norm_max, torch.as_tensor(grad_norm, dtype=torch.float64, device=self.device))
         self.count += 1
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, Any]:
@@ -261,7 +262,8 @@ class Trainer:
                 "batch_generator": self.generator.get_state(),
                 "carry": self._global_carry(),
                 "window": {"loss_sum": distributed.mean(self.loss_sum, self.world).cpu(),
-                           "norm_sum": distributed.mean(self.norm_sum, self.world).cpu(), "count": self.count},
+                           "norm_sum": distributed.mean(self.norm_sum, self.world).cpu(),
+                           "norm_max": self.norm_max.cpu(), "count": self.count},
                 "skipped": self.skipped, "data_fingerprint": fingerprint(self.splits["train"].ids)}
 
     def _global_carry(self) -> list[torch.Tensor] | None:
@@ -299,6 +301,7 @@ class Trainer:
             window = state["window"]
             self.loss_sum += window["loss_sum"].to(self.device)
             self.norm_sum += window["norm_sum"].to(self.device)
+            self.norm_max = window["norm_max"].to(self.device)
             self.count = int(window["count"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
             raise CheckpointError(f"{checkpoint.path}/trainer_state.pt does not fit this run "
@@ -362,7 +365,8 @@ class RunLoop:
         self.last_train_loss = (loss_sum / count).item() if t.count else math.nan
         lr = learning_rate(t.config.train, t.step - 1, t.total_steps) * t.lr_scale  # the last update's
         record = {"step": t.step, "train_loss": self.last_train_loss, "lr": lr,
-                  "grad_norm": (norm_sum / count).item() if t.count else math.nan}
+                  "grad_norm": (norm_sum / count).item() if t.count else math.nan,
+                  "grad_norm_max": t.norm_max.item() if t.count else math.nan}  # spikes the mean hides
         self.tokens_per_s = t.count * t.config.data.batch_size * t.config.data.seq_len / max(seconds, 1e-9)  # global
         record["tokens_per_s"] = round(self.tokens_per_s, 1)
         if evaluate:
@@ -551,6 +555,8 @@ def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
         sections[section][name] = value
     if "steps" in overrides and "epochs" not in overrides:
         sections["train"]["epochs"] = None
+    if "epochs" in overrides and "steps" not in overrides:
+        sections["train"]["steps"] = None
     return RunConfig.from_dict(sections)
 
 
