@@ -119,14 +119,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_train(sub: argparse.ArgumentParser) -> None:
+def add_train_options(sub: argparse.ArgumentParser, out_help: str | None = None) -> None:
+    """Every model/data/train option, as `train` takes them (also used by `sweep`)."""
     for name, (_, _, kind, help_text) in TRAIN_OPTIONS.items():
+        if name == "out" and out_help:
+            help_text = out_help
         sub.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=help_text)
     sub.add_argument("--split", type=parse_split, default=None, help="train,val,test fractions (default 0.9,0.05,0.05)")
     sub.add_argument("--clip", type=parse_clip, default=argparse.SUPPRESS,
                      help="max global gradient norm, or 'none' (default 1.0)")
     for name, (_, _, help_text) in TRAIN_FLAGS.items():
         sub.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true", default=None, help=help_text)
+
+
+def _add_train(sub: argparse.ArgumentParser) -> None:
+    add_train_options(sub)
     sub.add_argument("--resume", metavar="RUN", help="continue a run (its last/ checkpoint) to --steps")
     sub.add_argument("--json", action="store_true", help="print the result as one JSON line")
     sub.add_argument("--bidirectional", action="store_true",
@@ -422,15 +429,7 @@ def _add_plot(sub: argparse.ArgumentParser) -> None:
 def _add_sweep(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--set", dest="sweep", required=True, metavar="NAME=V1,V2,...",
                      help="the numeric option to vary and its values, e.g. hidden=64,128,256 or lr=1e-3,3e-3")
-    for name, (_, _, kind, help_text) in TRAIN_OPTIONS.items():
-        if name == "out":
-            help_text = "sweep directory (default runs/sweep-DATA-TIME); each value's run goes inside"
-        sub.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=help_text)
-    sub.add_argument("--split", type=parse_split, default=None, help="train,val,test fractions (default 0.9,0.05,0.05)")
-    sub.add_argument("--clip", type=parse_clip, default=argparse.SUPPRESS,
-                     help="max global gradient norm, or 'none' (default 1.0)")
-    for name, (_, _, help_text) in TRAIN_FLAGS.items():
-        sub.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true", default=None, help=help_text)
+    add_train_options(sub, out_help="sweep directory (default runs/sweep-DATA-TIME); each value's run goes inside")
     sub.add_argument("--json", action="store_true", help="print the rows as one JSON list (last line)")
 
 
