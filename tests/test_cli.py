@@ -179,3 +179,9 @@ def test_adaptive_softmax_word_model_end_to_end(tmp_path, capsys):
     assert last_json(capsys.readouterr().out)["loss"] == pytest.approx(trained["val_loss"], rel=1e-4)
     assert main(["generate", str(run), "--prompt", "The Time", "--max-new-tokens", "5", "--seed", "1"]) == 0
     assert main(["train", "--engine", "numpy", "--adaptive-softmax"]) == 2
+
+
+def test_control_characters_in_input_are_escaped_in_the_one_line(capsys):
+    assert main(["train", "--model", "ls\x1etm\n\x1b[31m"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "\x1b" not in err and "\\x1e" in err

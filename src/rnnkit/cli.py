@@ -73,7 +73,13 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr (exit 2), not usage plus error."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, one_line(f"{self.prog}: error: {message} (see {self.prog} --help)") + "\n")
+
+
+def one_line(message: str) -> str:
+    """The message with control characters (newlines too) escaped: user input echoed in an error
+    must neither break the one-line rule nor send escape codes to the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 def parse_split(text: str) -> tuple[float, ...]:
@@ -540,10 +546,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except TrainingStopped as stopped:  # SIGINT/SIGTERM: a checkpoint was saved; say how to go on
-        print(f"rnnkit {args.command}: {stopped}", file=sys.stderr)
+        print(one_line(f"rnnkit {args.command}: {stopped}"), file=sys.stderr)
         return stopped.exit_code
     except RnnkitError as error:
-        print(f"rnnkit {args.command}: error: {error}", file=sys.stderr)
+        print(one_line(f"rnnkit {args.command}: error: {error}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"rnnkit {args.command}: interrupted", file=sys.stderr)
