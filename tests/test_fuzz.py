@@ -7,6 +7,7 @@ CI runs a few dozen examples per property; `pytest -m slow tests/test_fuzz.py` r
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import shutil
@@ -20,7 +21,8 @@ from hypothesis import strategies as st
 from rnnkit.cli import main
 
 TINY = ["--layers", "1", "--hidden", "8", "--embed", "4", "--batch-size", "2", "--seq-len", "4",
-        "--steps", "1", "--eval-interval", "1", "--sample-tokens", "0", "--device", "cpu", "--quiet"]
+        "--steps", "1", "--eval-interval", "1", "--sample-tokens", "0", "--device", "cpu", "--quiet",
+        "--max-seconds", "20"]  # a fuzzed huge --steps is valid: the time budget ends it
 FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 THOROUGH = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -191,9 +193,20 @@ def test_vocabulary_mismatch_between_checkpoint_and_data(checkpoint, tmp_path):
 
 @pytest.mark.slow
 def test_thorough_fuzz(checkpoint):
-    THOROUGH(given(st.binary(max_size=300))(random_bytes_as_data))()
-    THOROUGH(given(st.sampled_from(INT_OPTIONS + FLOAT_OPTIONS + CHOICE_OPTIONS), BAD_VALUES)(invalid_option))()
-    THOROUGH(given(st.text(max_size=20))(lambda prompt: prompt_outside_vocabulary(checkpoint, prompt)))()
+    calls = []
+
+    def counted(function):
+        @functools.wraps(function)  # hypothesis reads the wrapped function's parameters
+        def run(*args, **kwargs):
+            calls.append(1)
+            function(*args, **kwargs)
+        return run
+
+    THOROUGH(given(st.binary(max_size=300))(counted(random_bytes_as_data)))()
+    THOROUGH(given(st.sampled_from(INT_OPTIONS + FLOAT_OPTIONS + CHOICE_OPTIONS), BAD_VALUES)(counted(invalid_option)))()
+    THOROUGH(given(st.text(max_size=20))(counted(lambda prompt: prompt_outside_vocabulary(checkpoint, prompt))))()
     THOROUGH(given(st.sampled_from(["model.safetensors", "tokenizer.json", "config.json"]), st.floats(0, 1),
-                   st.binary(max_size=64))(lambda n, c, b: corrupt_file(checkpoint, n, c, b)))()
-    THOROUGH(given(CONFIG_KEYS, JSON_VALUES)(lambda w, v: edited_config(checkpoint, *w, v)))()
+                   st.binary(max_size=64))(counted(lambda n, c, b: corrupt_file(checkpoint, n, c, b))))()
+    THOROUGH(given(CONFIG_KEYS, JSON_VALUES)(counted(lambda w, v: edited_config(checkpoint, *w, v))))()
+    print(f"thorough fuzz: {len(calls)} examples")
+    assert len(calls) >= 1000

@@ -173,13 +173,13 @@ def cloze(data: str = "timemachine", options: ClozeOptions | None = None, bidire
           log: Log | None = None) -> dict[str, Any]:
     """Train the unidirectional cloze model (and, with `bidirectional`, the bidirectional one on
     the same data, sizes, seed and budget), score both on the same validation gaps, return a report."""
-    from .compare import _stderr_logger
+    from .train import stderr_logger
     from .train import flush_denormals, resolve_device
 
     options = options or ClozeOptions()
     options.validate()
     device = resolve_device(options.device)
-    log = log or _stderr_logger(False)
+    log = log or stderr_logger(False)
     tokenizer, ids = load_cloze_data(data, options.context, log)
     rows = []
     with flush_denormals():

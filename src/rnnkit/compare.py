@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .checkpoint import write_json
 from .config import BASELINES, MODELS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from .errors import ConfigError, DataError
 from .tokenize import Tokenizer
@@ -149,7 +150,7 @@ def compare(data: str = "timemachine", tokenizer: str = "char", models: str | Se
     Everything the user can get wrong (models, options, data, an existing OUT) is checked before
     the first model starts, so a mistake costs no training time and leaves nothing behind.
     """
-    from .train import load_data, prepare_run_dir, resolve_device
+    from .train import load_data, prepare_run_dir, resolve_device, stderr_logger
 
     specs = parse_models(models if isinstance(models, str) else ",".join(spec.name for spec in models))
     neural = neural or NeuralOptions()
@@ -160,11 +161,11 @@ def compare(data: str = "timemachine", tokenizer: str = "char", models: str | Se
     configs = {spec: _run_config(spec, base, neural) for spec in specs}  # validates every option
     if any(spec.is_neural for spec in specs):
         resolve_device(neural.device)  # --device cuda without a GPU fails here, not after the baselines
-    log = log or _stderr_logger(quiet)
+    log = log or stderr_logger(quiet)
     vocabulary, splits = load_data(base, None, lambda message: log(f"compare: {message}"))
     out_dir = Path(out) if out is not None else default_out(data)
     prepare_run_dir(out_dir, overwrite)
-    _write_json(out_dir / "config.json", _compare_document(specs, base, neural, budget_seconds))
+    write_json(out_dir / "config.json", _compare_document(specs, base, neural, budget_seconds))
     has_test = len(splits["test"].ids) >= 2
     rows = []
     for index, spec in enumerate(specs, 1):
@@ -172,7 +173,7 @@ def compare(data: str = "timemachine", tokenizer: str = "char", models: str | Se
         rows.append(row)
         log(f"compare: [{index}/{len(specs)}] {_progress(row)}")
     _check_same_tokens(rows)
-    _write_json(out_dir / "compare.json", rows)
+    write_json(out_dir / "compare.json", rows)
     plot_comparison(rows, out_dir, f"{Path(data).stem} ({tokenizer}), budget {budget_seconds:g} s per neural model")
     return rows
 
@@ -205,7 +206,7 @@ def _run_one(spec: ModelSpec, config: RunConfig, out_dir: Path, budget: float, v
     model_config = dataclasses.replace(config.model, vocab_size=len(vocabulary))
     config = RunConfig(model_config, config.data, dataclasses.replace(config.train, out=str(run_dir)))
     if spec.is_neural:
-        config = RunConfig(config.model, config.data, _budgeted_train_config(config, budget))
+        config = RunConfig(config.model, config.data, budgeted_train_config(config, budget))
     result = train(config, log=lambda _message: None)
     lm = rnnkit.load(result.best_checkpoint, device=config.train.device)
     if lm.tokenizer.to_dict() != vocabulary.to_dict():
@@ -221,7 +222,7 @@ def _run_one(spec: ModelSpec, config: RunConfig, out_dir: Path, budget: float, v
                        "steps": result.steps, "checkpoint": result.best_checkpoint})
 
 
-def _budgeted_train_config(config: RunConfig, budget: float) -> TrainConfig:
+def budgeted_train_config(config: RunConfig, budget: float) -> TrainConfig:
     """Train settings for one neural model under a wall-clock budget.
 
     The step time, measured on this machine, gives the steps the budget holds; the cosine schedule
@@ -286,17 +287,6 @@ def _check_same_tokens(rows: list[dict[str, Any]]) -> None:
 
 def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
-
-
-def _write_json(path: Path, document: Any) -> None:
-    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-
-
-def _stderr_logger(quiet: bool) -> Log:
-    def log(message: str) -> None:
-        if not quiet:
-            print(message, file=sys.stderr, flush=True)
-    return log
 
 
 def _progress(row: dict[str, Any]) -> str:

@@ -191,8 +191,8 @@ class TrainConfig:
         _float("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
         _int("decay_steps", self.decay_steps, 1, allow_none=True)
         _float("clip", self.clip, 0.0, 1e12, low_open=True, allow_none=True)
-        _int("steps", self.steps, 1, allow_none=True)
-        _int("epochs", self.epochs, 1, allow_none=True)
+        _int("steps", self.steps, 1, 10**12, allow_none=True)
+        _int("epochs", self.epochs, 1, 10**9, allow_none=True)
         if self.steps is not None and self.epochs is not None:
             raise ConfigError("give steps or epochs, not both")
         _float("max_seconds", self.max_seconds, 0.0, 1e9, low_open=True, allow_none=True)
@@ -208,7 +208,7 @@ class TrainConfig:
             raise ConfigError(f"out must be a directory path, got {self.out!r}")
         _bool("overwrite", self.overwrite)
         _bool("quiet", self.quiet)
-        _int("sample_tokens", self.sample_tokens, 0)
+        _int("sample_tokens", self.sample_tokens, 0, 10_000_000)  # checked now, not after training
 
 
 @dataclass

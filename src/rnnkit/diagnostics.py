@@ -39,7 +39,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .compare import _stderr_logger, _write_json
+from .checkpoint import write_json
+from .train import stderr_logger
 from .config import MODELS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from .errors import ConfigError, DataError, PromptError
 
@@ -280,7 +281,7 @@ def gradients(checkpoints: Sequence[str] = (), models: str | None = None, data: 
     options = options or GradientOptions()
     options.validate()
     kinds = parse_kinds(models) if models is not None else ([] if checkpoints else ["rnn", "gru", "lstm"])
-    log = log or _stderr_logger(False)
+    log = log or stderr_logger(False)
     out_dir = Path(out) if out is not None else default_out("gradients", data or "timemachine")
     outputs = [out_dir / "gradients.json", out_dir / "gradients.png"]
     check_outputs(outputs, overwrite)
@@ -299,7 +300,7 @@ def gradients(checkpoints: Sequence[str] = (), models: str | None = None, data: 
                 "batches": options.batches, "models": [profile.to_dict() for profile in profiles],
                 "files": {"json": str(outputs[0]), "png": str(outputs[1])}}
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(outputs[0], document)
+    write_json(outputs[0], document)
     plot_gradients(profiles, outputs[1], f"dL_T/dh_(T-k), top layer, T = {options.seq_len}")
     return document
 

@@ -111,7 +111,7 @@ def sweep_configs(base: RunConfig, name: str, values: Sequence[Value], out_dir: 
 
 def _budgeted(config: RunConfig) -> RunConfig:
     """A --max-seconds run without --steps: plan its schedule from a measured step time."""
-    from .compare import _budgeted_train_config
+    from .compare import budgeted_train_config
     from .train import load_data
 
     if config.model.is_baseline or config.train.max_seconds is None:
@@ -119,7 +119,7 @@ def _budgeted(config: RunConfig) -> RunConfig:
     if config.train.steps is not None or config.train.epochs is not None:
         return config
     load_data(config, None, lambda _message: None)  # sets config.model.vocab_size for the timing
-    return RunConfig(config.model, config.data, _budgeted_train_config(config, config.train.max_seconds))
+    return RunConfig(config.model, config.data, budgeted_train_config(config, config.train.max_seconds))
 
 
 def sweep(base: RunConfig, name: str, values: Sequence[Value], out: str | Path | None = None,
@@ -129,19 +129,20 @@ def sweep(base: RunConfig, name: str, values: Sequence[Value], out: str | Path |
     A run that diverges (NaN/inf loss) is a result, not a failure of the sweep: its row says so
     and the sweep goes on with the next value.
     """
-    from .compare import _stderr_logger, _write_json
+    from .checkpoint import write_json
     from .diagnostics import default_out
+    from .train import stderr_logger
     from .train import load_data, prepare_run_dir
 
     if name not in numeric_options():
         raise ConfigError(f"sweep: {name!r} is not a numeric option")
     out_dir = Path(out) if out is not None else default_out("sweep", base.data.data)
     configs = sweep_configs(base, name, values, out_dir)
-    log = log or _stderr_logger(False)
+    log = log or stderr_logger(False)
     check = RunConfig(dataclasses.replace(base.model), dataclasses.replace(base.data), base.train)
     load_data(check, None, lambda _message: None)  # a missing or unreadable text fails before OUT is made
     prepare_run_dir(out_dir, overwrite)
-    _write_json(out_dir / "config.json", {"format": "rnnkit-sweep", "option": name, "values": list(values),
+    write_json(out_dir / "config.json", {"format": "rnnkit-sweep", "option": name, "values": list(values),
                                           "config": base.to_dict()})
     rows = []
     for index, (value, config) in enumerate(zip(values, configs), 1):
@@ -149,7 +150,7 @@ def sweep(base: RunConfig, name: str, values: Sequence[Value], out: str | Path |
         log(f"sweep: [{index}/{len(values)}] {_progress(rows[-1])}")
     table = markdown_table(rows)
     (out_dir / "sweep.md").write_text(table + "\n", encoding="utf-8")
-    _write_json(out_dir / "sweep.json", rows)
+    write_json(out_dir / "sweep.json", rows)
     plot_sweep(rows, out_dir / "sweep.png", f"{base.model.model} on {Path(base.data.data).stem}: {name} "
                                             f"({_budget(configs[0], name)})")
     return rows

@@ -318,6 +318,7 @@ class RunLoop:
         self.last_eval: EvalResult | None = None
         self.tokens_per_s = math.nan
         self.stop_signal: int | None = None
+        self.out_of_time = False  # --max-seconds reached (the schedule keeps its horizon)
         # on the CPU reading a flag costs nothing, so divergence is caught at its step; on a GPU
         # the device records the first bad step and the host reads it at logging steps
         self.check_every_step = trainer.device.type == "cpu"
@@ -329,7 +330,7 @@ class RunLoop:
         self.window_start = time.perf_counter()
         with _graceful_signals(self):
             try:
-                while t.step < t.total_steps:
+                while t.step < t.total_steps and not self.out_of_time:
                     t.train_step()
                     bar.update(1)
                     self._after_step(bar)
@@ -340,8 +341,8 @@ class RunLoop:
         t, train = self.trainer, self.trainer.config.train
         if train.max_seconds is not None and time.perf_counter() - self.started >= train.max_seconds:
             self.log(f"time budget of {train.max_seconds:g} s reached at step {t.step}")
-            t.total_steps = t.step  # the last step: evaluate and save now
-        final = t.step == t.total_steps
+            self.out_of_time = True  # this is the last step: evaluate and save now
+        final = t.step == t.total_steps or self.out_of_time
         evaluate = t.step % train.eval_interval == 0 or final
         log_now = t.step % train.log_interval == 0 or evaluate
         if self.check_every_step or log_now:
@@ -460,7 +461,7 @@ def _progress_bar(total: int, initial: int, quiet: bool) -> Any:
                 dynamic_ncols=True, leave=False)
 
 
-def _stderr_logger(quiet: bool) -> Callable[[str], None]:
+def stderr_logger(quiet: bool) -> Callable[[str], None]:
     def log(message: str) -> None:
         if not quiet:
             from tqdm import tqdm
@@ -513,7 +514,7 @@ def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[s
         config = with_overrides(config or RunConfig(), overrides)
         run_dir = Path(config.train.out) if config.train.out else default_run_dir(config)
     world = distributed.world_from_env()
-    log = log or _stderr_logger(config.train.quiet or not world.is_main)  # one process speaks
+    log = log or stderr_logger(config.train.quiet or not world.is_main)  # one process speaks
     if config.model.is_baseline:
         if checkpoint is not None:
             raise ConfigError(f"a {config.model.model} model is fitted in one pass; there is nothing to resume")
