@@ -191,7 +191,7 @@ class TrainConfig:
         _float("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
         _int("decay_steps", self.decay_steps, 1, allow_none=True)
         _float("clip", self.clip, 0.0, 1e12, low_open=True, allow_none=True)
-        _int("steps", self.steps, 1, 10**12, allow_none=True)
+        _int("steps", self.steps, 1, 1 << 62, allow_none=True)
         _int("epochs", self.epochs, 1, 10**9, allow_none=True)
         if self.steps is not None and self.epochs is not None:
             raise ConfigError("give steps or epochs, not both")
