@@ -66,8 +66,8 @@ def test_group_names_expand():
     assert names == ["char-2x512-rnn", "char-2x512-gru", "char-2x512-lstm", "word-2x650"]
 
 
-@pytest.mark.parametrize("options", [dict(configs=("char-9x9",)), dict(impls=("jax",)), dict(repeats=0),
-                                     dict(device="tpu")])
+@pytest.mark.parametrize("options", [{"configs": ("char-9x9",)}, {"impls": ("jax",)}, {"repeats": 0},
+                                     {"device": "tpu"}, {"configs": ()}])
 def test_bad_options_raise(options):
     with pytest.raises(ConfigError):
         BenchOptions(**options)

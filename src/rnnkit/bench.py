@@ -18,14 +18,19 @@ Timing: every implementation is built and warmed up first, then timed in rounds 
 the order (A B C D, D C B A, ...) so that load from other processes falls on all alike. A repeat
 is k steps between two device synchronisations (CUDA events on a GPU), k chosen so that a repeat
 lasts about `seconds_per_repeat`; the figure is the median over repeats of time/k. Ratios to plain
-come from the same run. Peak memory is what an implementation holds after warm-up (weights,
-optimizer state, gradients, data, carried state) plus its largest rise during a timed repeat:
-torch.cuda.max_memory_allocated on CUDA, the resident set (VmRSS/VmHWM, peak reset through
-/proc/self/clear_refs) on the CPU, or None where that cannot be read.
+come from the same run (`ratio_to_plain` of the medians, `ratio_paired` the median of per-round
+ratios). Peak memory is the most an implementation holds from its construction through warm-up
+(weights, gradients, optimizer state, data, carried state, a step's working memory):
+torch.cuda.max_memory_allocated on CUDA, the resident-set rise (VmRSS/VmHWM, peak reset through
+/proc/self/clear_refs, freed heap returned first) on the CPU, or None where that cannot be read.
+Before a configuration is measured, two throwaway steps at its shapes fill per-shape caches, so
+the implementation built first is not charged for them. The CPU run is wrapped in
+`flush_denormals`, as `rnnkit train` is.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import math
 import os
@@ -186,14 +191,23 @@ def train_ids(ids: np.ndarray) -> np.ndarray:
     return ids[: round(len(ids) * TRAIN_FRACTION)]
 
 
-def streams(ids: np.ndarray, spec: BenchSpec, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Inputs and targets as N parallel streams on the device (the TBPTT layout) and the window count."""
-    tokens = torch.as_tensor(ids, dtype=torch.long)
-    length = (len(tokens) - 1) // spec.batch
-    used = spec.batch * length
-    x = tokens[:used].view(spec.batch, length).to(device)
-    y = tokens[1:used + 1].view(spec.batch, length).to(device)
-    return x, y, length // spec.seq_len
+class Windows:
+    """The TBPTT layout, as rnnkit's SequentialBatches: N parallel streams laid out on the device
+    once, walked in windows of T tokens (each a view, no copy per step)."""
+
+    def __init__(self, ids: np.ndarray, spec: BenchSpec, device: torch.device):
+        tokens = torch.as_tensor(ids, dtype=torch.long)
+        length = (len(tokens) - 1) // spec.batch
+        used = spec.batch * length
+        self.x = tokens[:used].view(spec.batch, length).to(device)
+        self.y = tokens[1:used + 1].view(spec.batch, length).to(device)
+        self.seq_len, self.count, self.index = spec.seq_len, length // spec.seq_len, 0
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """Inputs and targets of the next window, and whether it starts a new pass over the data."""
+        start, fresh = self.index * self.seq_len, self.index == 0
+        self.index = (self.index + 1) % self.count
+        return self.x[:, start:start + self.seq_len], self.y[:, start:start + self.seq_len], fresh
 
 
 # ---------------------------------------------------------------- implementations
@@ -231,7 +245,7 @@ def _run_config(spec: BenchSpec, path: Path, device: torch.device, amp: bool, se
         ModelConfig(model=spec.model, layers=spec.layers, hidden=spec.hidden, embed=spec.embed),
         DataConfig(data=str(path), tokenizer="char", batch_size=spec.batch, seq_len=spec.seq_len,
                    split=(TRAIN_FRACTION, round(1 - TRAIN_FRACTION, 6), 0.0)),
-        TrainConfig(steps=1 << 40, device=device.type, amp=amp, seed=seed, quiet=True, sample_tokens=0))
+        TrainConfig(steps=10**9, device=device.type, amp=amp, seed=seed, quiet=True, sample_tokens=0))
 
 
 RECURRENT = MappingProxyType({"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM})
@@ -293,13 +307,11 @@ class TorchStepper:
         fused = {"fused": True} if device.type == "cuda" else {}
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=defaults.lr,
                                            weight_decay=defaults.weight_decay, **fused)
-        self.x, self.y, self.windows = streams(ids, spec, device)
-        self.seq_len, self.index, self.state = spec.seq_len, 0, None
+        self.windows, self.state = Windows(ids, spec, device), None
 
     def step(self) -> None:
-        start = self.index * self.seq_len
-        x, y = self.x[:, start:start + self.seq_len], self.y[:, start:start + self.seq_len]
-        if self.index == 0:
+        x, y, fresh = self.windows.next()
+        if fresh:
             self.state = None  # a new pass over the data starts from a zero state
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.amp):
             logits, state = self.model(x, self.state)
@@ -310,7 +322,6 @@ class TorchStepper:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
         self.optimizer.step()
         self.state = detached(state)
-        self.index = (self.index + 1) % self.windows
 
 
 class NumpyStepper:
@@ -323,17 +334,12 @@ class NumpyStepper:
                             engine="numpy", vocab_size=spec.vocab)
         self.lr = TrainConfig().lr
         self.engine = NumpyEngine(model, TrainConfig(seed=seed), seed)
-        self.x, self.y, self.windows = streams(ids, spec, torch.device("cpu"))
-        self.seq_len, self.index, self.state = spec.seq_len, 0, None
+        self.windows, self.state = Windows(ids, spec, torch.device("cpu")), None
 
     def step(self) -> None:
-        start = self.index * self.seq_len
-        x, y = self.x[:, start:start + self.seq_len], self.y[:, start:start + self.seq_len]
-        if self.index == 0:
-            self.state = None
-        out = self.engine.step(x, y, self.state, self.lr)
+        x, y, fresh = self.windows.next()
+        out = self.engine.step(x, y, None if fresh else self.state, self.lr)
         self.state = None if out is None else out[2]
-        self.index = (self.index + 1) % self.windows
 
 
 def build_stepper(impl: str, spec: BenchSpec, ids: np.ndarray, device: torch.device, amp: bool,
@@ -377,6 +383,8 @@ def time_steps(stepper: Stepper, steps: int, device: torch.device) -> float:
 class MemoryProbe(Protocol):
     """Bytes in use now and at the peak since the last reset; None where they cannot be read."""
 
+    def settle(self) -> None: ...
+
     def current(self) -> int | None: ...
 
     def reset_peak(self) -> None: ...
@@ -389,6 +397,9 @@ class CudaMemory:
 
     def __init__(self, device: torch.device):
         self.device = device
+
+    def settle(self) -> None:
+        gc.collect()
 
     def current(self) -> int | None:
         torch.cuda.synchronize(self.device)
@@ -404,7 +415,20 @@ class CudaMemory:
 
 
 class RssMemory:
-    """The process's resident set from /proc/self/status (Linux); the peak is reset via clear_refs."""
+    """The process's resident set from /proc/self/status (Linux); the peak is reset via clear_refs.
+
+    A resident-set rise counts fresh pages only: memory that the C allocator kept from freed
+    objects is reused without one. So before each measurement the heap's free memory goes back to
+    the OS (glibc malloc_trim); otherwise whichever implementation is built first is charged for
+    pages the later ones reuse (seen: 575 vs 356 MiB for the same model, swapped by build order).
+    """
+
+    def settle(self) -> None:
+        gc.collect()
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc: figures may then depend on build order
+            pass
 
     def current(self) -> int | None:
         return _proc_status_bytes("VmRSS")
@@ -446,49 +470,46 @@ class Trial:
     impl: str
     stepper: Stepper
     steps: int  # per repeat
-    resident: int | None  # bytes held after warm-up
+    peak: int | None  # bytes: the most it held from construction through warm-up
     seconds: list[float] = field(default_factory=list)  # per step, one entry per repeat
-    transient: int | None = None  # largest rise in bytes during a repeat
-
-    def peak_bytes(self) -> int | None:
-        if self.resident is None or self.transient is None:
-            return None
-        return self.resident + self.transient
 
 
 def prepare(impl: str, spec: BenchSpec, ids: np.ndarray, device: torch.device, amp: bool,
             options: BenchOptions, memory: MemoryProbe) -> Trial:
-    """Build and warm up one implementation, then pick the steps per repeat from one timed step."""
+    """Build and warm up one implementation, then pick the steps per repeat from one timed step.
+
+    Its peak memory is measured here, from construction through at least two steps (the first
+    creates the optimizer state, the second runs with all of it): weights, gradients, optimizer
+    state, data, carried state and the step's working memory."""
+    memory.settle()
+    memory.reset_peak()
     before = memory.current()
     stepper = build_stepper(impl, spec, ids, device, amp, options.seed)
-    for _ in range(options.n_warmup):
+    for _ in range(max(1, options.n_warmup)):  # one step at least, for the memory figure
         stepper.step()
     one = time_steps(stepper, 1, device)
     steps = min(MAX_STEPS_PER_REPEAT, max(1, math.ceil(options.target_seconds / max(one, 1e-9))))
-    return Trial(impl, stepper, steps, _delta(memory.current(), before))
+    return Trial(impl, stepper, steps, _delta(memory.peak(), before))
 
 
-def measure(trial: Trial, device: torch.device, memory: MemoryProbe) -> None:
-    """One timed repeat of `trial.steps` steps, and the memory it rose by.
-
-    On the CPU a short pause comes first: the previous implementation's OpenMP (torch) or BLAS
-    (NumPy) worker threads spin for a while after their last task and would steal the two cores
-    from the one being timed."""
-    if device.type == "cpu":
-        time.sleep(CPU_SETTLE_S)
-    start = memory.current()
-    memory.reset_peak()
+def measure(trial: Trial, device: torch.device, settle_s: float) -> None:
+    """One timed repeat of `trial.steps` steps, after a pause of `settle_s` seconds."""
+    time.sleep(settle_s)
     trial.seconds.append(time_steps(trial.stepper, trial.steps, device))
-    rise = _delta(memory.peak(), start)
-    if rise is not None:
-        trial.transient = max(rise, trial.transient or 0)
 
 
-def run_rounds(trials: list[Trial], repeats: int, device: torch.device, memory: MemoryProbe) -> None:
+def run_rounds(trials: list[Trial], repeats: int, device: torch.device, settle_s: float) -> None:
     """Time every trial `repeats` times, alternating the order round by round (ABBA...)."""
     for round_number in range(repeats):
         for trial in trials if round_number % 2 == 0 else trials[::-1]:
-            measure(trial, device, memory)
+            measure(trial, device, settle_s)
+
+
+def settle_seconds(options: BenchOptions, device: torch.device) -> float:
+    """The pause before each CPU repeat: the previous implementation's OpenMP (torch) or BLAS
+    (NumPy) worker threads spin for a while after their last task and would steal the cores
+    from the one being timed. None on a GPU, none in a --quick smoke run."""
+    return CPU_SETTLE_S if device.type == "cpu" and not options.quick else 0.0
 
 
 # ---------------------------------------------------------------- the benchmark
@@ -503,13 +524,26 @@ def bench_config(spec: BenchSpec, device: torch.device, amp: bool, options: Benc
                  environment: dict[str, Any]) -> list[dict[str, Any]]:
     """Measure every applicable implementation on one configuration and precision; rows as dicts."""
     memory, ids = memory_probe(device), synthetic_ids(spec, options.seed)
+    prime(spec, ids, device, amp, options.seed)
     trials = [prepare(impl, spec, ids, device, amp, options, memory) for impl in impls_for(options, device, amp)]
-    run_rounds(trials, options.n_repeats, device, memory)
+    run_rounds(trials, options.n_repeats, device, settle_seconds(options, device))
     rows = [result_row(spec, trial, amp, environment) for trial in trials]
     add_ratios(rows)
     del trials
     release(device)
     return rows
+
+
+def prime(spec: BenchSpec, ids: np.ndarray, device: torch.device, amp: bool, seed: int) -> None:
+    """Two throwaway plain steps at this configuration's shapes, so that per-shape caches (oneDNN
+    primitives and scratch on the CPU, cuDNN plans and workspaces on a GPU) are not charged to
+    whichever implementation is built first."""
+    stepper = build_stepper("plain", spec, ids, device, amp, seed)
+    for _ in range(2):
+        stepper.step()
+    synchronize(device)
+    del stepper
+    release(device)
 
 
 def release(device: torch.device) -> None:
@@ -520,8 +554,7 @@ def release(device: torch.device) -> None:
 
 
 def result_row(spec: BenchSpec, trial: Trial, amp: bool, environment: dict[str, Any]) -> dict[str, Any]:
-    median = statistics.median(trial.seconds)
-    peak = trial.peak_bytes()
+    median, peak = statistics.median(trial.seconds), trial.peak
     return {"config": spec.name, "impl": trial.impl, "model": spec.model, "precision": "bf16" if amp else "fp32",
             "vocab": spec.vocab, "layers": spec.layers, "hidden": spec.hidden, "embed": spec.embed,
             "batch": spec.batch, "seq_len": spec.seq_len,
@@ -603,8 +636,8 @@ def format_table(rows: Sequence[dict[str, Any]], header: bool = True) -> str:
     lines = []
     if header and rows:
         first = rows[0]
-        lines.append(f"# {first['device']} ({first['device_name']}), {first['threads']} threads, torch {first['torch']}, "
-                     f"{first['date']}; median of {first['repeats']} repeats")
+        lines.append(f"# {first['device']} ({first['device_name']}), {first['threads']} threads, "
+                     f"torch {first['torch']}, {first['date']}; median of {first['repeats']} repeats")
         lines.append(f"{'config':<17} {'impl':<10} {'prec':<5} {'tokens/s':>11} {'ms/step':>10} "
                      f"{'spread':>7} {'peak MiB':>9} {'vs plain':>8} {'paired':>7}")
     for row in rows:
