@@ -43,6 +43,7 @@ from .checkpoint import write_json
 from .train import stderr_logger
 from .config import MODELS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from .errors import ConfigError, DataError, PromptError
+from .plot import finish_figure
 
 GATES = {"rnn": ("h",), "rnn_relu": ("h",), "gru": ("r", "z", "n"), "lstm": ("i", "f", "g", "o")}
 QUANTITY = ("mean over sequences of ||dL_T/dh_{T-k}||_2, top layer, L_T = loss at the last step "
@@ -363,11 +364,7 @@ def plot_gradients(profiles: Sequence[GradientProfile], path: Path, title: str) 
         axes.set_yscale("log")
         axes.set_xlabel("distance k (steps back from the last step)")
         axes.set_ylabel("mean ||dL_T / dh_(T-k)||")
-        axes.set_title(title)
-        axes.grid(True, which="both", alpha=0.3)
-        axes.legend(fontsize=8)
-        figure.tight_layout()
-        figure.savefig(path)
+        finish_figure(figure, axes, title, path)
     finally:
         plt.close(figure)
     return path

@@ -131,11 +131,7 @@ def _draw(lines: Sequence[Series], target: Path, metric: str, x: str, log_y: boo
             axes.set_yscale("log")
         axes.set_xlabel(LABELS[x])
         axes.set_ylabel(LABELS[metric])
-        axes.set_title(title or f"{metric} against {x}")
-        axes.grid(True, which="both", alpha=0.3)
-        axes.legend(fontsize=8)
-        figure.tight_layout()
-        figure.savefig(target)
+        finish_figure(figure, axes, title or f"{metric} against {x}", target)
     finally:
         plt.close(figure)
 
@@ -145,3 +141,12 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     metric = result["metric"]
     return [f"{run['run']}: {run['points']} points, {metric} min {run['min']:.4g}, max {run['max']:.4g}, "
             f"last {run['last']:.4g} (at {result['x']} {run['last_x']:g})" for run in result["runs"]]
+
+
+def finish_figure(figure: Any, axes: Any, title: str, path: Path) -> None:
+    """Title, grid, legend, tight layout, save: how every rnnkit figure ends."""
+    axes.set_title(title)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)

@@ -219,6 +219,7 @@ def plot_sweep(rows: list[dict[str, Any]], path: Path, title: str) -> Path | Non
     """sweep.png: final and best validation loss against the value (log x for wide ranges such
     as learning rates; evenly spaced labels when a value is `none`)."""
     from .diagnostics import import_pyplot
+    from .plot import finish_figure
 
     plt = import_pyplot(path.name)
     if plt is None:
@@ -237,11 +238,7 @@ def plot_sweep(rows: list[dict[str, Any]], path: Path, title: str) -> Path | Non
         axes.set_xticks(xs, [_value(value) for value in values])  # label exactly the values swept
         axes.set_xlabel(rows[0]["option"] if rows else "value")
         axes.set_ylabel("validation loss (nats/token)")
-        axes.set_title(title)
-        axes.grid(True, which="both", alpha=0.3)
-        axes.legend(fontsize=8)
-        figure.tight_layout()
-        figure.savefig(path)
+        finish_figure(figure, axes, title, path)
     finally:
         plt.close(figure)
     return path
