@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 
 from rnnkit.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
@@ -33,3 +35,19 @@ def text_file(tmp_path):
             path.write_text(content, encoding="utf-8")
         return path
     return write
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one torch thread (and do not fight other jobs for the cores);
+    the previous thread count is restored afterwards. Use with pytest.mark.usefixtures."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def rel(a, b) -> float:
+    """Largest absolute difference relative to the largest magnitude of the reference `b`."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)

@@ -13,12 +13,7 @@ TINY = ["--data", "toy", "--budget-seconds", "30", "--steps", "15", "--hidden", 
         "--context", "4", "--eval-windows", "200", "--device", "cpu", "--quiet"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_cloze_reports_both_accuracies(capsys):

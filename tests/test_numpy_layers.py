@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import rel
 import torch
 import torch.nn.functional as F
 
@@ -12,18 +13,9 @@ from rnnkit.models import numpy_layers as L
 T, N, D, H = 5, 3, 4, 6
 
 
-@pytest.fixture(autouse=True)
-def single_threaded_torch():
-    """Tiny torch references run ~50x faster on one thread than on two contended ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def rel(a, b):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)
 
 
 def test_embedding_lookup_and_scatter_add():

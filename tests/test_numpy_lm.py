@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import rel
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,18 +14,9 @@ from rnnkit.models.numpy_optim import AdamW, clip_grad_norm
 V = 11
 
 
-@pytest.fixture(autouse=True)
-def single_threaded_torch():
-    """Tiny torch references run ~50x faster on one thread than on two contended ones."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def rel(a, b):
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    return np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)
 
 
 class TorchLM(nn.Module):

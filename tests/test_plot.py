@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 from conftest import tiny_config
 
 from rnnkit.cli import main
@@ -14,12 +13,7 @@ from rnnkit.train import train
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

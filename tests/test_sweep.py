@@ -4,7 +4,6 @@ import importlib
 import json
 
 import pytest
-import torch
 from conftest import tiny_config
 
 from rnnkit.cli import main
@@ -16,12 +15,7 @@ TINY = ["--data", "toy", "--tokenizer", "word", "--layers", "1", "--embed", "8",
         "--device", "cpu", "--quiet"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_sweep_two_values_through_the_cli(tmp_path, capsys):

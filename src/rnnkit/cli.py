@@ -138,6 +138,15 @@ def add_train_options(sub: argparse.ArgumentParser, out_help: str | None = None)
         sub.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true", default=None, help=help_text)
 
 
+def add_defaulted_options(sub: argparse.ArgumentParser, defaults: Any, options: tuple[tuple[str, Any], ...],
+                          help_prefix: str = "") -> None:
+    """`--name` options whose defaults come from an options dataclass instance (compare, cloze)."""
+    for name, kind in options:
+        default = getattr(defaults, name)
+        sub.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=default,
+                         help=help_prefix.format(name=name) + f"(default {default})")
+
+
 def _add_train(sub: argparse.ArgumentParser) -> None:
     add_train_options(sub)
     sub.add_argument("--resume", metavar="RUN", help="continue a run (its last/ checkpoint) to --steps")
@@ -190,10 +199,8 @@ def _add_compare(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--split", type=parse_split, default=(0.9, 0.05, 0.05),
                      help="train,val,test fractions (default 0.9,0.05,0.05)")
     sub.add_argument("--seed", type=int, default=1337, help="random seed for every model (default 1337)")
-    for name, kind in (("layers", int), ("hidden", int), ("embed", int), ("dropout", float),
-                       ("batch_size", int), ("seq_len", int), ("lr", float)):
-        sub.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=getattr(defaults, name),
-                         help=f"neural models: {name} (default {getattr(defaults, name)})")
+    add_defaulted_options(sub, defaults, (("layers", int), ("hidden", int), ("embed", int), ("dropout", float),
+                                          ("batch_size", int), ("seq_len", int), ("lr", float)), "neural models: {name} ")
     sub.add_argument("--device", default=defaults.device, help="auto, cpu or cuda (default auto)")
     sub.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     sub.add_argument("--json", action="store_true", help="print the rows as one JSON list (last line)")
@@ -450,10 +457,8 @@ def _add_cloze(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--budget-seconds", type=float, default=defaults.budget_seconds,
                      help=f"training time of each model (default {defaults.budget_seconds:g})")
     sub.add_argument("--steps", type=int, default=None, help="stop each model after this many steps")
-    for name, kind in (("context", int), ("hidden", int), ("embed", int), ("batch_size", int), ("lr", float),
-                       ("eval_windows", int), ("seed", int)):
-        sub.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=getattr(defaults, name),
-                         help=f"default {getattr(defaults, name)}")
+    add_defaulted_options(sub, defaults, (("context", int), ("hidden", int), ("embed", int), ("batch_size", int),
+                                          ("lr", float), ("eval_windows", int), ("seed", int)))
     sub.add_argument("--device", default=defaults.device, help="auto, cpu or cuda (default auto)")
     sub.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     sub.add_argument("--json", action="store_true", help="print the report as one JSON line")
