@@ -8,10 +8,11 @@ import torch
 
 import rnnkit
 from rnnkit.cli import main
+from rnnkit.corpora import bundled_text
 from rnnkit.data import SequentialBatches
 from rnnkit.errors import DataError, OutputExistsError
-from rnnkit.prepare import load_prepared, prepare, read_chunks, plan_sources
-from rnnkit.corpora import bundled_text
+from rnnkit.prepare import load_prepared, plan_sources, prepare, read_chunks
+from rnnkit.tokenize import build_tokenizer
 
 
 def test_char_streams_decode_back_to_the_text(tmp_path):
@@ -40,6 +41,26 @@ def test_word_tokenization_in_parallel_equals_serial(tmp_path):
     prepare([str(data)], "word", tmp_path / "two", workers=2)
     for name in ("train.bin", "val.bin", "test.bin", "tokenizer.json"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+def test_word_streams_equal_in_memory_tokenization_across_chunks(tmp_path, monkeypatch):
+    """The one-reading word path (pieces spilled, vocabulary from piece counts, ids spread in
+    blocks) gives exactly the vocabulary and ids of build_tokenizer + encode on each split."""
+    import rnnkit.prepare as prepare_module
+    monkeypatch.setattr(prepare_module, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(prepare_module, "SPREAD_BLOCK", 1000)
+    data = tmp_path / "words.txt"
+    data.write_text(bundled_text("timemachine")[:60_000] + "Zoë's “quoted”\u2028 line\x85 end\n")
+    meta = prepare([str(data)], "word", tmp_path / "p", split=(0.8, 0.1, 0.1), lowercase=True, min_freq=2, workers=2)
+    tokenizer, arrays, _ = load_prepared(tmp_path / "p")
+    texts = {name: "".join(c for s in sources for c in read_chunks(s))
+             for name, sources in plan_sources([str(data)], (0.8, 0.1, 0.1)).items()}
+    reference = build_tokenizer("word", texts["train"], lowercase=True, min_freq=2)
+    assert tokenizer.vocab.itos == reference.vocab.itos
+    for name, text in texts.items():
+        assert np.array_equal(arrays[name], reference.encode(text))
+        assert meta["chars"][name] == len(text)
+    assert not list((tmp_path / "p").glob("*.pieces"))  # the spill files are gone
 
 
 def test_given_splits_and_tokenizer_reuse(tmp_path):

@@ -1,8 +1,12 @@
+from collections import Counter
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rnnkit.errors import CheckpointError, PromptError
-from rnnkit.tokenize import UNK, Tokenizer, Vocab, build_tokenizer
+from rnnkit.tokenize import UNK, WORD_PATTERN, Tokenizer, Vocab, build_tokenizer
 
 TEXT = "The Time Traveller (for so it will be convenient to speak of him) was expounding.\nIt's late, isn't it?"
 
@@ -89,3 +93,29 @@ def test_char_encoding_is_vectorised_but_equal_to_the_plain_lookup():
     text = TEXT + "€ and ☃"
     plain = [tok.vocab.stoi.get(c, tok.vocab.unk_id) for c in text]
     assert tok.encode(text).tolist() == plain
+
+
+# Characters chosen to stress the fast word path: every kind of Unicode whitespace, apostrophes,
+# underscores, digits, combining marks, punctuation, NUL and a non-BMP symbol.
+TRICKY = list("ab Z9_'’.,!-\n\t\r\x0b\x0c\x1c\x85\xa0\u2028\u3000\u0301é\x00😀") + ["don't", "x’y", "__", "\n\n"]
+
+
+@given(st.lists(st.sampled_from(TRICKY), max_size=60), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_fast_word_path_matches_the_regex(parts, lowercase):
+    """count/encode cut text at whitespace and tokenize distinct pieces once; they must agree
+    with running WORD_PATTERN over the whole text, token for token."""
+    text = "".join(parts)
+    vocab_text = "ab don't . , \n Z9 é"
+    tok = build_tokenizer("word", vocab_text, lowercase=lowercase)
+    reference = WORD_PATTERN.findall(text.lower() if lowercase else text)
+    assert tok.count(text) == Counter(reference)
+    expected = [tok.vocab.stoi.get(t, tok.vocab.unk_id) for t in reference]
+    assert tok.encode(text).tolist() == expected
+
+
+def test_word_encode_without_unk_names_the_missing_tokens():
+    tok = Tokenizer("word", Vocab(["a", "b", "\n"], unk=False))
+    assert tok.encode("a b\na  b").tolist() == [0, 1, 2, 0, 1]
+    with pytest.raises(PromptError, match="'c'"):
+        tok.encode("a c b")

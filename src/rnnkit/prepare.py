@@ -28,11 +28,19 @@ import numpy as np
 
 from .corpora import BUNDLED, SPLIT_FILES, bundled_text
 from .errors import DataError
-from .tokenize import WORD_PATTERN, Tokenizer, Vocab
+from .tokenize import (
+    FirstSeen,
+    PieceIds,
+    Tokenizer,
+    Vocab,
+    distinct_pieces,
+    piece_tokens,
+)
 
 FORMAT = "rnnkit-prepared"
 FORMAT_VERSION = 1
 CHUNK_BYTES = 8 << 20
+SPREAD_BLOCK = 1 << 22  # piece ids turned into token ids at a time (word pass 2)
 SPLITS = ("train", "val", "test")
 WHITESPACE = re.compile(rb"[ \t\n]")
 
@@ -120,9 +128,10 @@ def _next_newline(path: Path | None, text: str | None, position: int) -> int:
     return size
 
 
-def read_chunks(source: Source, chunk_bytes: int = CHUNK_BYTES) -> Iterator[str]:
+def read_chunks(source: Source, chunk_bytes: int | None = None) -> Iterator[str]:
     """The source's text in pieces of whole lines where possible, else cut at a space (a chunk
     never ends inside a word or a character)."""
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
     opener = (lambda: io.BytesIO(source.text.encode("utf-8"))) if source.text is not None \
         else (lambda: open(source.path, "rb"))
     with opener() as handle:
@@ -163,48 +172,71 @@ def _decode(raw: bytes, source: Source) -> str:
                         f"{source.start + error.start}); convert it first") from None
 
 
-def _count_words(args: tuple[str, bool]) -> Counter:
+def _chunk_pieces(args: tuple[str, bool]) -> tuple[list[str], np.ndarray]:
+    """A chunk's distinct whitespace pieces and each piece's index among them (a worker's job)."""
     text, lowercase = args
-    return Counter(WORD_PATTERN.findall(text.lower() if lowercase else text))
-
-
-def _encode_chunk(args: tuple[Tokenizer, str]) -> np.ndarray:
-    tokenizer, text = args
-    return tokenizer.encode(text)
+    distinct, positions = distinct_pieces(text.lower() if lowercase else text)
+    return distinct, positions.astype(np.uint32)
 
 
 def build_vocabulary(plan: dict[str, list[Source]], kind: str, lowercase: bool, min_freq: int,
-                     max_size: int | None, bpe_vocab: int, pool: ProcessPoolExecutor | None) -> Tokenizer:
-    """A tokenizer from the training split, read chunk by chunk (same rules as build_tokenizer)."""
+                     max_size: int | None, bpe_vocab: int) -> Tokenizer:
+    """A char or BPE tokenizer from the training split (same rules as build_tokenizer); word
+    vocabularies are built while encoding (see _encode_words)."""
     if kind == "bpe":
         from .tokenize import BPETokenizer
         text = "".join(chunk for source in plan["train"] for chunk in read_chunks(source))
         return BPETokenizer.train(text, bpe_vocab, lowercase)  # type: ignore[return-value]
-    train = _token_counts(plan["train"], kind, lowercase, pool)
+    train = _char_counts(plan["train"], lowercase)
     if not train:
         raise DataError("the training split holds no tokens")
-    unk = kind == "word"
-    if kind == "char":
-        others = set(_token_counts(plan["val"] + plan["test"], kind, lowercase, pool))
-        dropped = any(count < min_freq for count in train.values())
-        unk = dropped or (max_size is not None and len(train) > max_size) or bool(others - set(train))
+    others = set(_char_counts(plan["val"] + plan["test"], lowercase))
+    dropped = any(count < min_freq for count in train.values())
+    unk = dropped or (max_size is not None and len(train) > max_size) or bool(others - set(train))
     return Tokenizer(kind, Vocab.from_counts(train, min_freq, max_size, unk), lowercase)
 
 
-def _token_counts(sources: list[Source], kind: str, lowercase: bool, pool: ProcessPoolExecutor | None) -> Counter:
+def _char_counts(sources: list[Source], lowercase: bool) -> Counter:
     counts: Counter = Counter()
-    chunks = (chunk for source in sources for chunk in read_chunks(source))
-    if kind == "char":
-        for chunk in chunks:  # a histogram of code points: linear time, no sort
-            points = np.frombuffer((chunk.lower() if lowercase else chunk).encode("utf-32-le"), dtype=np.uint32)
-            histogram = np.bincount(points)
-            present = np.flatnonzero(histogram)
-            counts.update(dict(zip(map(chr, present.tolist()), histogram[present].tolist())))
-        return counts
-    jobs = ((chunk, lowercase) for chunk in chunks)
-    for partial in (pool.map(_count_words, jobs) if pool else map(_count_words, jobs)):
-        counts.update(partial)
+    for chunk in (chunk for source in sources for chunk in read_chunks(source)):
+        # a histogram of code points: linear time, no sort
+        points = np.frombuffer((chunk.lower() if lowercase else chunk).encode("utf-32-le"), dtype=np.uint32)
+        histogram = np.bincount(points)
+        present = np.flatnonzero(histogram)
+        counts.update(dict(zip(map(chr, present.tolist()), histogram[present].tolist())))
     return counts
+
+
+class PieceTable:
+    """Every distinct whitespace piece of the corpus, with how often it occurs in the training
+    split: word tokenization reads the text once (into piece ids), builds the vocabulary from
+    the piece counts, then turns piece ids into token ids without touching the text again."""
+
+    def __init__(self) -> None:
+        self.index = FirstSeen()
+        self.train_counts = np.zeros(0, dtype=np.int64)
+
+    def add(self, distinct: list[str], positions: np.ndarray, is_train: bool) -> np.ndarray:
+        """A chunk's piece indices made global (uint32); training pieces are counted."""
+        local_to_global = np.fromiter(map(self.index.__getitem__, distinct), dtype=np.uint32, count=len(distinct))
+        pieces = local_to_global[positions]
+        if is_train:
+            counts = np.bincount(pieces, minlength=len(self.index))
+            counts[: self.train_counts.size] += self.train_counts
+            self.train_counts = counts
+        return pieces
+
+    def token_counts(self) -> Counter:
+        counts: Counter = Counter()
+        for piece, n in zip(self.index, self.train_counts.tolist()):
+            for token in piece_tokens(piece):
+                counts[token] += n
+        return counts
+
+    def token_ids(self, tok: Tokenizer) -> list[list[int]]:
+        """Each piece's token ids under `tok` (<unk> where the vocabulary lacks a token)."""
+        stoi, unk = tok.vocab.stoi, tok.vocab.unk_id
+        return [[stoi.get(t, unk) for t in piece_tokens(piece)] for piece in self.index]
 
 
 def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = None,
@@ -213,8 +245,8 @@ def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = N
             overwrite: bool = False, workers: int | None = None,
             log: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """Tokenize `data` into OUT (see the module docstring); returns the meta.json document."""
-    from .config import DataConfig
     from .checkpoint import write_atomically
+    from .config import DataConfig
     from .train import prepare_run_dir
 
     DataConfig(data=data[0] if data else "", tokenizer=tokenizer, lowercase=lowercase, min_freq=min_freq,
@@ -222,43 +254,41 @@ def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = N
     out = Path(out) if out else Path("prepared") / f"{Path(data[0]).stem}-{tokenizer}"
     plan = plan_sources(data, split)
     workers = workers or min(os.cpu_count() or 1, 4)
-    with ProcessPoolExecutor(workers) if tokenizer == "word" and workers > 1 else _no_pool() as pool:
-        if tokenizer_from:
-            tok = load_tokenizer(tokenizer_from)
+    tok = load_tokenizer(tokenizer_from) if tokenizer_from else None
+    words = (tok.kind if tok is not None else tokenizer) == "word"
+    if tok is None and not words:
+        tok = build_vocabulary(plan, tokenizer, lowercase, min_freq, max_size, bpe_vocab)
+    prepare_run_dir(out, overwrite, marker="meta.json")
+    meta: dict[str, Any] = {}
+
+    def write(tmp: Path) -> None:
+        nonlocal tok
+        if words:
+            rules = (tok.lowercase if tok is not None else lowercase, min_freq, max_size)
+            tok, streams = _encode_words(plan, tok, rules, tmp, workers, log)
         else:
-            tok = build_vocabulary(plan, tokenizer, lowercase, min_freq, max_size, bpe_vocab, pool)
-        log(f"vocabulary: {len(tok):,} {tok.kind} tokens")
-        prepare_run_dir(out, overwrite, marker="meta.json")
-        meta: dict[str, Any] = {}
+            log(f"vocabulary: {len(tok):,} {tok.kind} tokens")
+            streams = _write_streams(tok, tmp, {name: _encoded_chunks(plan[name], tok) for name in SPLITS}, log)
+        meta.update(streams)
+        (tmp / "tokenizer.json").write_text(tok.to_json(), encoding="utf-8")
+        meta.update(format=FORMAT, format_version=FORMAT_VERSION, tokenizer=tok.kind, vocab_size=len(tok),
+                    sources=[str(d) for d in data])
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
-        def write(tmp: Path) -> None:
-            meta.update(_encode_splits(plan, tok, tmp, pool, log))
-            (tmp / "tokenizer.json").write_text(tok.to_json(), encoding="utf-8")
-            meta.update(format=FORMAT, format_version=FORMAT_VERSION, tokenizer=tok.kind, vocab_size=len(tok),
-                        sources=[str(d) for d in data])
-            (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-
-        write_atomically(out, write)
+    write_atomically(out, write)
     return meta
 
 
-class _no_pool:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-
-def _encode_splits(plan: dict[str, list[Source]], tok: Any, out: Path, pool: ProcessPoolExecutor | None,
+def _write_streams(tok: Any, out: Path, chunks: dict[str, Iterator[tuple[np.ndarray, int]]],
                    log: Callable[[str], None]) -> dict[str, Any]:
-    """Append each chunk's ids to SPLIT.bin; count tokens and characters; checksum the bytes."""
+    """Append each split's (ids, characters) chunks to SPLIT.bin; count tokens and characters;
+    checksum the bytes."""
     dtype = np.uint16 if len(tok) <= 1 << 16 else np.uint32
     tokens, chars, checksums = {}, {}, {}
     for name in SPLITS:
         n, c, crc = 0, 0, 0
         with open(out / f"{name}.bin", "wb") as handle:
-            for ids, length in _encoded_chunks(plan[name], tok, pool):
+            for ids, length in chunks[name]:
                 raw = ids.astype(dtype).tobytes()
                 handle.write(raw)
                 n, c, crc = n + len(ids), c + length, zlib.crc32(raw, crc)
@@ -267,16 +297,68 @@ def _encode_splits(plan: dict[str, list[Source]], tok: Any, out: Path, pool: Pro
     return {"dtype": np.dtype(dtype).name, "tokens": tokens, "chars": chars, "crc32": checksums}
 
 
-def _encoded_chunks(sources: list[Source], tok: Any, pool: ProcessPoolExecutor | None) -> Iterator[tuple[np.ndarray, int]]:
-    """(ids, characters) per chunk, in order; with a pool, a few chunks at a time in parallel."""
+def _encoded_chunks(sources: list[Source], tok: Any) -> Iterator[tuple[np.ndarray, int]]:
+    """(ids, characters) per chunk: char ids are one table lookup, BPE runs the library's threads."""
+    for source in sources:
+        for chunk in read_chunks(source):
+            yield tok.encode(chunk), len(chunk)
+
+
+def _encode_words(plan: dict[str, list[Source]], tok: Tokenizer | None, rules: tuple[bool, int, int | None],
+                  out: Path, workers: int, log: Callable[[str], None]) -> tuple[Tokenizer, dict[str, Any]]:
+    """Word streams in one reading of the text: pass 1 (worker processes) turns each chunk into
+    global piece ids, spilled to SPLIT.pieces; the vocabulary comes from the training split's
+    piece counts (unless `tok` is given); pass 2 maps piece ids to token ids with array lookups."""
+    lowercase, min_freq, max_size = rules
+    table, chars = PieceTable(), {}
+    with ProcessPoolExecutor(workers) if workers > 1 else _no_pool() as pool:
+        for name in SPLITS:
+            chars[name] = []
+            with open(out / f"{name}.pieces", "wb") as handle:
+                for (distinct, positions), length in _pieces_of_chunks(plan[name], lowercase, pool):
+                    handle.write(table.add(distinct, positions, name == "train").tobytes())
+                    chars[name].append(length)
+    if tok is None:
+        counts = table.token_counts()
+        if not counts:
+            raise DataError("the training split holds no tokens")
+        tok = Tokenizer("word", Vocab.from_counts(counts, min_freq, max_size, unk=True), lowercase)
+    log(f"vocabulary: {len(tok):,} word tokens")
+    pieces = PieceIds(table.token_ids(tok))
+    chunks = {name: _spread_pieces(out / f"{name}.pieces", pieces, sum(chars[name])) for name in SPLITS}
+    return tok, _write_streams(tok, out, chunks, log)
+
+
+def _pieces_of_chunks(sources: list[Source], lowercase: bool,
+                      pool: ProcessPoolExecutor | None) -> Iterator[tuple[tuple[list[str], np.ndarray], int]]:
+    """(distinct pieces, piece indices) and characters per chunk, in order; with a pool, a few
+    chunks at a time in parallel."""
     chunks = (chunk for source in sources for chunk in read_chunks(source))
     if pool is None:
         for chunk in chunks:
-            yield tok.encode(chunk), len(chunk)
+            yield _chunk_pieces((chunk, lowercase)), len(chunk)
         return
     while batch := list(itertools.islice(chunks, 2 * pool._max_workers)):
-        for ids, chunk in zip(pool.map(_encode_chunk, [(tok, chunk) for chunk in batch]), batch):
-            yield ids, len(chunk)
+        for result, chunk in zip(pool.map(_chunk_pieces, [(chunk, lowercase) for chunk in batch]), batch):
+            yield result, len(chunk)
+
+
+def _spread_pieces(path: Path, pieces: PieceIds, chars: int) -> Iterator[tuple[np.ndarray, int]]:
+    """Token ids from a spilled piece-id file, a block at a time; the file is removed after.
+    Characters were counted in pass 1, so they come with a last, empty block."""
+    with open(path, "rb") as handle:
+        while (ids := np.fromfile(handle, dtype=np.uint32, count=SPREAD_BLOCK)).size:
+            yield pieces.spread(ids), 0
+    yield np.zeros(0, dtype=np.int64), chars
+    path.unlink()
+
+
+class _no_pool:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
 
 
 def load_tokenizer(path: str | Path) -> Any:

@@ -25,6 +25,9 @@ FORMAT_VERSION = 1
 # of its own; newlines are kept as tokens so generated text keeps its line structure.
 WORD_PATTERN = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]|\n")
 NO_SPACE_BEFORE = set(".,;:!?)]}'’\"\n")
+# Newlines stand in as NUL while text is cut at whitespace (see word_pieces); text holding a real
+# NUL takes the plain regex path instead.
+NEWLINE_MARK = "\x00"
 NO_SPACE_AFTER = set("([{\n")
 
 
@@ -75,23 +78,47 @@ class Tokenizer:
             text = text.lower()
         return list(text) if self.kind == "char" else WORD_PATTERN.findall(text)
 
+    def count(self, text: str) -> Counter:
+        """How often each token occurs in `text` (what a vocabulary is built from)."""
+        if self.lowercase:
+            text = text.lower()
+        if self.kind == "char" or NEWLINE_MARK in text:
+            return Counter(text if self.kind == "char" else WORD_PATTERN.findall(text))
+        distinct, positions = distinct_pieces(text)
+        counts: Counter = Counter()
+        for piece, n in zip(distinct, np.bincount(positions, minlength=len(distinct)).tolist()):
+            for token in piece_tokens(piece):
+                counts[token] += n
+        return counts
+
     def __len__(self) -> int:
         return len(self.vocab)
 
     def encode(self, text: str) -> np.ndarray:
         """Token ids (int64). Unknown tokens become `<unk>`, or raise PromptError naming them."""
+        if self.lowercase:
+            text = text.lower()
         if self.kind == "char":
-            return self._encode_chars(text.lower() if self.lowercase else text)
-        pieces = self.split(text)
-        stoi = self.vocab.stoi
-        unk = self.vocab.unk_id
-        if unk is None:
-            missing = sorted({p for p in pieces if p not in stoi})
-            if missing:
-                shown = ", ".join(repr(m) for m in missing[:10])
-                more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-                raise PromptError(f"text contains {len(missing)} symbol(s) the vocabulary lacks: {shown}{more}")
-        return np.fromiter((stoi.get(p, unk) for p in pieces), dtype=np.int64, count=len(pieces))
+            return self._encode_chars(text)
+        if NEWLINE_MARK in text:  # a real NUL: the whole text is one piece for the regex
+            tokens, positions = [WORD_PATTERN.findall(text)], np.zeros(1, dtype=np.int64)
+        else:  # each distinct piece is tokenized and looked up once, then spread to its occurrences
+            distinct, positions = distinct_pieces(text)
+            tokens = [piece_tokens(piece) for piece in distinct]
+        self._refuse_missing({t for piece in tokens for t in piece})
+        stoi, unk = self.vocab.stoi, self.vocab.unk_id
+        ids = [[stoi.get(t, unk) for t in piece] for piece in tokens]
+        return PieceIds(ids).spread(positions)
+
+    def _refuse_missing(self, tokens: set[str]) -> None:
+        """Without <unk>, name the tokens the vocabulary lacks instead of encoding them."""
+        if self.vocab.unk_id is not None:
+            return
+        missing = sorted(t for t in tokens if t not in self.vocab.stoi)
+        if missing:
+            shown = ", ".join(repr(m) for m in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise PromptError(f"text contains {len(missing)} symbol(s) the vocabulary lacks: {shown}{more}")
 
     def _encode_chars(self, text: str) -> np.ndarray:
         """Characters to ids with one table lookup over code points (about 100x a Python loop)."""
@@ -101,11 +128,7 @@ class Tokenizer:
         inside = points < table.size
         encoded[inside] = table[points[inside]]
         if (encoded < 0).any():
-            if self.vocab.unk_id is None:
-                missing = sorted({chr(p) for p in np.unique(points[encoded < 0])})
-                shown = ", ".join(repr(m) for m in missing[:10])
-                more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-                raise PromptError(f"text contains {len(missing)} symbol(s) the vocabulary lacks: {shown}{more}")
+            self._refuse_missing({chr(p) for p in np.unique(points[encoded < 0])})
             encoded[encoded < 0] = self.vocab.unk_id
         return encoded
 
@@ -128,7 +151,7 @@ class Tokenizer:
 
     def unknown(self, text: str) -> list[str]:
         """The distinct tokens of `text` that the vocabulary lacks (mapped to <unk> by encode)."""
-        return sorted({p for p in self.split(text) if p not in self.vocab.stoi})
+        return sorted(t for t in self.count(text) if t not in self.vocab.stoi)
 
     def decode(self, ids: Iterable[int]) -> str:
         pieces: list[str] = []
@@ -177,6 +200,59 @@ class Tokenizer:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise CheckpointError("tokenizer.json is not valid JSON") from None
         return cls.from_dict(raw)
+
+
+def word_pieces(text: str) -> list[str]:
+    """`text` cut at whitespace, each newline a piece of its own (as NEWLINE_MARK).
+
+    No WORD_PATTERN match contains whitespace other than a lone newline, so the word tokens of a
+    text are the tokens of its pieces in order; `str.split` runs about 5x faster than the regex.
+    """
+    return text.replace("\n", f" {NEWLINE_MARK} ").split()
+
+
+def piece_tokens(piece: str) -> list[str]:
+    """The WORD_PATTERN tokens of one whitespace-free piece."""
+    if piece == NEWLINE_MARK:
+        return ["\n"]
+    if piece.isalnum():  # the regex's \w is isalnum() or "_": the whole piece is one word
+        return [piece]
+    return WORD_PATTERN.findall(piece)
+
+
+class FirstSeen(dict):
+    """piece -> its index in order of first appearance (a missing key gets the next index)."""
+
+    def __missing__(self, key: str) -> int:
+        value = self[key] = len(self)
+        return value
+
+
+def distinct_pieces(text: str) -> tuple[list[str], np.ndarray]:
+    """(distinct pieces in order of first appearance, the index of every piece among them)."""
+    pieces = word_pieces(text)
+    index = FirstSeen()
+    positions = np.fromiter(map(index.__getitem__, pieces), dtype=np.int64, count=len(pieces))
+    return list(index), positions
+
+
+class PieceIds:
+    """The token ids of each distinct piece, flattened so that a sequence of piece indices turns
+    into token ids with array operations: piece p's ids are flat[start[p] : start[p] + length[p]]."""
+
+    def __init__(self, ids: list[list[int]]):
+        self.lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        self.flat = np.fromiter((i for piece in ids for i in piece), dtype=np.int64, count=int(self.lengths.sum()))
+        self.starts = np.cumsum(self.lengths) - self.lengths
+        self.one_each = bool((self.lengths == 1).all())
+
+    def spread(self, positions: np.ndarray) -> np.ndarray:
+        """Token ids of the pieces at `positions`, concatenated."""
+        if self.one_each:
+            return self.flat[positions]  # the usual case: every piece is one token
+        counts = self.lengths[positions]
+        first_out = np.cumsum(counts) - counts  # where each occurrence begins in the output
+        return self.flat[np.repeat(self.starts[positions] - first_out, counts) + np.arange(int(counts.sum()))]
 
 
 def _check_header(raw: Any) -> None:
@@ -257,7 +333,8 @@ class BPETokenizer:
     @classmethod
     def train(cls, text: str, vocab_size: int, lowercase: bool = False) -> "BPETokenizer":
         """Learn `vocab_size` byte-level BPE tokens (256 byte tokens plus merges) from `text`."""
-        from tokenizers import Tokenizer as HFTokenizer, decoders, models, pre_tokenizers, trainers
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers import decoders, models, pre_tokenizers, trainers
         hf = HFTokenizer(models.BPE())
         hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         hf.decoder = decoders.ByteLevel()
@@ -294,7 +371,7 @@ def build_tokenizer(kind: str, train_text: str, other_texts: Sequence[str] = (),
     if kind == "bpe":
         return BPETokenizer.train(train_text, bpe_vocab, lowercase)  # type: ignore[return-value]
     probe = Tokenizer(kind, Vocab([], unk=False), lowercase)
-    counts = Counter(probe.split(train_text))
+    counts = probe.count(train_text)
     if not counts:
         raise ConfigError("the training text holds no tokens")
     unk = kind == "word"
@@ -302,7 +379,7 @@ def build_tokenizer(kind: str, train_text: str, other_texts: Sequence[str] = (),
         seen = set(counts)
         dropped = sum(1 for c in counts.values() if c < min_freq) > 0
         too_many = max_size is not None and len(counts) > max_size
-        unseen = any(set(probe.split(text)) - seen for text in other_texts)
+        unseen = any(set(probe.count(text)) - seen for text in other_texts)
         unk = dropped or too_many or unseen
     vocab = Vocab.from_counts(counts, min_freq, max_size, unk)
     return Tokenizer(kind, vocab, lowercase)
