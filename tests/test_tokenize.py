@@ -119,3 +119,22 @@ def test_word_encode_without_unk_names_the_missing_tokens():
     assert tok.encode("a b\na  b").tolist() == [0, 1, 2, 0, 1]
     with pytest.raises(PromptError, match="'c'"):
         tok.encode("a c b")
+
+
+BPE_PARTS = list("ab Zé9'’.,!-\n\t \x1f\xa0\u2000\u202f\u3000\u0301😀\r\x85\u2028") + ["  ", " \n", "'s", "don't", "\n\n"]
+
+
+@pytest.fixture(scope="module")
+def bpe():
+    return build_tokenizer("bpe", (TEXT + "  indented line \n\tand tabs\u3000ok\n\n") * 30, bpe_vocab=320)
+
+
+@given(st.lists(st.sampled_from(BPE_PARTS), max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_bpe_unit_cache_matches_line_by_line_encoding(bpe, parts):
+    """encode() runs the library once per distinct unit; it must give the ids of encoding the
+    text line by line, as the tokenizer was trained."""
+    text = "".join(parts)
+    lines = text.splitlines(keepends=True) or [""]
+    reference = [i for e in bpe.hf.encode_batch(lines, add_special_tokens=False) for i in e.ids]
+    assert bpe.encode(text).tolist() == reference

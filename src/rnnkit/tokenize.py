@@ -28,6 +28,13 @@ NO_SPACE_BEFORE = set(".,;:!?)]}'’\"\n")
 # Newlines stand in as NUL while text is cut at whitespace (see word_pieces); text holding a real
 # NUL takes the plain regex path instead.
 NEWLINE_MARK = "\x00"
+# A byte-level BPE unit: a whitespace run (within a line) and the non-space run after it, or a
+# line's trailing whitespace. The library's pre-tokenizer never joins text across such a boundary
+# (no pre-token holds non-space, then space, then non-space; its one look-ahead, \s+(?!\S), sees
+# the same next character inside the unit), so encoding units one by one equals encoding lines.
+BPE_UNIT = re.compile(r"[^\S\n]*\S+|[^\S\n]*\n|[^\S\n]+")
+# Line breaks other than "\n" that str.splitlines honours (text holding one takes the line path)
+LINE_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 NO_SPACE_AFTER = set("([{\n")
 
 
@@ -229,8 +236,12 @@ class FirstSeen(dict):
 
 
 def distinct_pieces(text: str) -> tuple[list[str], np.ndarray]:
+    """The word pieces of `text`, indexed (see index_pieces)."""
+    return index_pieces(word_pieces(text))
+
+
+def index_pieces(pieces: list[str]) -> tuple[list[str], np.ndarray]:
     """(distinct pieces in order of first appearance, the index of every piece among them)."""
-    pieces = word_pieces(text)
     index = FirstSeen()
     positions = np.fromiter(map(index.__getitem__, pieces), dtype=np.int64, count=len(pieces))
     return list(index), positions
@@ -293,12 +304,17 @@ class BPETokenizer:
         return self.hf.get_vocab_size()
 
     def encode(self, text: str) -> np.ndarray:
+        """Line by line (as trained), but each distinct unit is encoded once: the library runs at
+        about 0.5 MB/s per core here, and a corpus repeats its words (5x faster on Shakespeare)."""
         if self.lowercase:
             text = text.lower()
-        # encode line by line in parallel (the library's threads): long texts in one call are slow
-        lines = text.splitlines(keepends=True) or [""]
-        batches = self.hf.encode_batch(lines, add_special_tokens=False)
-        return np.fromiter((i for b in batches for i in b.ids), dtype=np.int64)
+        if LINE_BREAKS.search(text):  # splitlines also breaks at these: encode every line
+            lines = text.splitlines(keepends=True) or [""]
+            batches = self.hf.encode_batch(lines, add_special_tokens=False)
+            return np.fromiter((i for b in batches for i in b.ids), dtype=np.int64)
+        distinct, positions = index_pieces(BPE_UNIT.findall(text))
+        encoded = self.hf.encode_batch(distinct, add_special_tokens=False)
+        return PieceIds([e.ids for e in encoded]).spread(positions)
 
     def decode(self, ids: Iterable[int]) -> str:
         return self.hf.decode([int(i) for i in ids], skip_special_tokens=False)
