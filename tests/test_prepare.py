@@ -59,7 +59,7 @@ def test_word_streams_equal_in_memory_tokenization_across_chunks(tmp_path, monke
     assert tokenizer.vocab.itos == reference.vocab.itos
     for name, text in texts.items():
         assert np.array_equal(arrays[name], reference.encode(text))
-        assert meta["chars"][name] == len(text)
+        assert meta["chars"][name] == len(text) and meta["bytes"][name] == len(text.encode())
     assert not list((tmp_path / "p").glob("*.pieces"))  # the spill files are gone
 
 

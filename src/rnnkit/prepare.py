@@ -272,7 +272,8 @@ def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = N
         meta.update(streams)
         (tmp / "tokenizer.json").write_text(tok.to_json(), encoding="utf-8")
         meta.update(format=FORMAT, format_version=FORMAT_VERSION, tokenizer=tok.kind, vocab_size=len(tok),
-                    sources=[str(d) for d in data])
+                    sources=[str(d) for d in data],
+                    bytes={name: sum(s.end - s.start for s in plan[name]) for name in SPLITS})
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
     write_atomically(out, write)
