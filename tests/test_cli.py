@@ -80,6 +80,12 @@ def test_resume_through_the_cli(trained, tmp_path, capsys):
     (["train", "--split", "0.5,0.6,0"], "add up to 1"),
     (["train", "--layers", "two"], "invalid int value"),
     (["train", "--tie", "--embed", "8"], "embed must equal hidden"),
+    (["train", "--weight-drop", "1.5"], "weight_drop must be in"),
+    (["train", "--embed-dropout", "-0.1"], "embed_dropout must be in"),
+    (["train", "--dropout", "0.2", "--dropout-output", "0.2"], "set one kind"),
+    (["train", "--ar-alpha", "-2"], "ar_alpha must be in"),
+    (["train", "--optimizer", "ntasgd", "--nonmono", "0"], "nonmono must be"),
+    (["train", "--engine", "numpy", "--weight-drop", "0.2"], "torch-engine option"),
     (["evaluate", "/no/such/checkpoint"], "no such checkpoint"),
     (["generate", "/no/such/checkpoint"], "no such checkpoint"),
 ])
@@ -125,7 +131,7 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
     bad = tmp_path / "bin.txt"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     proc = subprocess.run([sys.executable, "-m", "rnnkit", "train", "--data", str(bad)],
-                          capture_output=True, text=True, env=env, timeout=120)
+                          check=False, capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "binary" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -185,3 +191,18 @@ def test_control_characters_in_input_are_escaped_in_the_one_line(capsys):
     assert main(["train", "--model", "ls\x1etm\n\x1b[31m"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "\x1b" not in err and "\\x1e" in err
+
+
+def test_regularised_training_through_the_cli_evaluates_in_both_engines(tmp_path, capsys):
+    run = tmp_path / "awd"
+    awd = ["--layers", "2", "--embed-dropout", "0.1", "--dropout-input", "0.2", "--dropout-hidden", "0.2",
+           "--dropout-output", "0.2", "--weight-drop", "0.3", "--ar-alpha", "2", "--tar-beta", "1",
+           "--optimizer", "ntasgd", "--lr", "1", "--nonmono", "2"]
+    assert main(["train", *TINY, *awd, "--out", str(run), "--json"]) == 0
+    trained = last_json(capsys.readouterr().out)
+    saved = json.loads((run / "config.json").read_text())["config"]
+    assert saved["model"]["weight_drop"] == 0.3 and saved["train"]["optimizer"] == "ntasgd"
+    assert saved["train"]["tar_beta"] == 1.0 and saved["model"]["dropout"] == 0.0
+    for engine in ("torch", "numpy"):
+        assert main(["evaluate", str(run), "--engine", engine, "--json"]) == 0
+        assert last_json(capsys.readouterr().out)["loss"] == pytest.approx(trained["best_val_loss"], rel=1e-5)

@@ -48,3 +48,36 @@ def test_unknown_keys_are_refused():
         RunConfig.from_dict({"model": {"hiden": 3}})
     with pytest.raises(ConfigError, match="unknown configuration section"):
         RunConfig.from_dict({"optim": {}})
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"embed_dropout": 1.0}, "embed_dropout must be in"), ({"weight_drop": -0.1}, "weight_drop must be in"),
+    ({"dropout_input": math.nan}, "dropout_input must be a finite"), ({"dropout_hidden": "0.3"}, "dropout_hidden"),
+    ({"dropout_output": 1.5}, "dropout_output must be in"),
+    ({"dropout": 0.2, "dropout_hidden": 0.3}, "set one kind"),
+])
+def test_regularisers_are_validated(options, message):
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig(**options)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"ar_alpha": -1.0}, "ar_alpha must be in"), ({"tar_beta": math.inf}, "tar_beta must be a finite"),
+    ({"nonmono": 0}, "nonmono must be"), ({"optimizer": "asgd"}, "optimizer must be one of"),
+    ({"preset": ""}, "preset must be"), ({"preset_version": 0}, "preset_version must be"),
+])
+def test_new_train_options_are_validated(options, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**options)
+
+
+def test_old_config_files_load_with_the_new_options_off():
+    config = RunConfig(ModelConfig(dropout=0.3), DataConfig(), TrainConfig(optimizer="sgd")).to_dict()
+    for name in ("embed_dropout", "dropout_input", "dropout_hidden", "dropout_output", "weight_drop"):
+        del config["model"][name]
+    for name in ("ar_alpha", "tar_beta", "nonmono", "preset", "preset_version"):
+        del config["train"][name]
+    old = RunConfig.from_dict(config)
+    assert old.model.dropout == 0.3 and not old.model.regularized
+    assert (old.train.ar_alpha, old.train.tar_beta, old.train.preset) == (0.0, 0.0, None)
+    assert ModelConfig(dropout=0.3, weight_drop=0.5, embed_dropout=0.1).regularized  # standard dropout mixes with these

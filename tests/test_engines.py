@@ -53,3 +53,17 @@ def test_numpy_engine_refuses_torch_only_options(tiny):
         numpy_config(RunConfig(train=dataclasses.replace(tiny().train, amp=True)))
     with pytest.raises(ConfigError, match="CPU"):
         numpy_config(RunConfig(train=dataclasses.replace(tiny().train, device="cuda")))
+
+
+@pytest.mark.parametrize("section, option, value", [
+    ("model", "embed_dropout", 0.1), ("model", "dropout_input", 0.1), ("model", "dropout_hidden", 0.1),
+    ("model", "dropout_output", 0.1), ("model", "weight_drop", 0.1), ("train", "ar_alpha", 2.0),
+    ("train", "tar_beta", 1.0), ("train", "optimizer", "ntasgd"),
+])
+def test_numpy_engine_refuses_awd_lstm_options(tiny, section, option, value):
+    config = tiny()
+    model = dataclasses.replace(config.model, engine="numpy", **({option: value} if section == "model" else {}))
+    train_config = dataclasses.replace(config.train, **({option: value} if section == "train" else {}))
+    with pytest.raises(ConfigError, match="--" + option.replace("_", "-") + r".*torch-engine option"):
+        RunConfig(model, config.data, train_config)
+    RunConfig(dataclasses.replace(model, engine="torch"), config.data, train_config)  # fine in torch

@@ -4,6 +4,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 from rnnkit.checkpoint import load_checkpoint
 from rnnkit.config import ModelConfig, RunConfig, TrainConfig
@@ -167,3 +168,94 @@ def test_grad_norm_max_is_the_largest_single_step(tiny):
 def test_epochs_override_replaces_steps(tiny):
     result = train(tiny("ep", steps=5), epochs=1)
     assert result.steps == (result.sizes["train"] - 1) // 4 // 8
+
+
+# --- AWD-LSTM regularisation and NT-ASGD ---
+
+AWD = {"layers": 2, "embed_dropout": 0.1, "dropout_input": 0.1, "dropout_hidden": 0.1, "dropout_output": 0.1,
+       "weight_drop": 0.2}
+
+
+def ntasgd_config(tiny, name, steps):
+    """SGD at a high rate so that validation stalls (and averaging starts) by step 14 of 30."""
+    base = tiny(name, steps=steps, optimizer="ntasgd", lr=2.0, eval_interval=2, nonmono=2,
+                ar_alpha=1.0, tar_beta=1.0)
+    return with_model(base, **AWD)  # every mask's RNG must resume too
+
+
+def test_nonmonotone_trigger_follows_algorithm_1():
+    from rnnkit.train import nonmonotone_trigger
+
+    assert not nonmonotone_trigger([5.0, 4.0, 3.0, 2.0], nonmono=2)  # improving
+    assert not nonmonotone_trigger([5.0, 4.0, 4.5], nonmono=2)  # t = 2 evaluations before: not > n
+    assert nonmonotone_trigger([5.0, 4.0, 3.0, 3.5, 4.5], nonmono=2)  # 4.5 > min(5, 4)
+    assert not nonmonotone_trigger([5.0, 4.0, 3.0, 3.5, 3.9], nonmono=2)  # 3.9 beats 4, the best before the last 2
+    assert nonmonotone_trigger([5.0, 4.0, 3.0, 3.5, 3.9], nonmono=1)  # 3.9 > min(5, 4, 3)
+
+
+@pytest.mark.parametrize("split", [10, 20])  # before the switch (history resumes), after (the average does)
+def test_ntasgd_averages_after_the_trigger_and_resumes_exactly(tiny, split):
+    from safetensors.torch import load_file
+
+    whole = train(ntasgd_config(tiny, "whole", 30))
+    part = train(ntasgd_config(tiny, "part", split))
+    state = load_checkpoint(part.checkpoint, prefer="last").trainer_state()
+    if split == 10:
+        assert state["engine"]["average"] is None and len(state["val_history"]) == 5
+    else:
+        assert state["engine"]["average"]["count"] > 1  # switched, and averaging
+        saved = load_file(str(Path(part.checkpoint) / "last" / "model.safetensors"))
+        trained = state["engine"]["average"]["trained_weights"]
+        assert saved.keys() == trained.keys()  # canonical names, the averaged weights in the checkpoint
+        assert not torch.equal(saved["rnn.weight_hh_l1"], trained["rnn.weight_hh_l1"])
+    resumed = train(resume=part.checkpoint, steps=30, quiet=True)
+    assert losses(resumed.checkpoint) == losses(whole.checkpoint)  # exact, not approximate
+    assert resumed.val_loss == whole.val_loss  # evaluated with the averaged weights, both times
+    import rnnkit
+    assert rnnkit.load(Path(resumed.checkpoint) / "last", device="cpu").evaluate().loss == pytest.approx(whole.val_loss)
+
+
+def test_ntasgd_evaluates_and_saves_the_average(tiny):
+    from rnnkit.engines import TorchEngine, WeightAverage
+
+    config = with_model(tiny("avg"), layers=2, weight_drop=0.2)
+    engine = TorchEngine(dataclasses.replace(config.model, vocab_size=9),
+                         dataclasses.replace(config.train, optimizer="ntasgd"), torch.device("cpu"), amp=False)
+    x = torch.randint(0, 9, (4, 8))
+    engine.start_averaging()
+    start = {k: v.clone() for k, v in engine.model.state_dict().items()}
+    engine.step(x, x, None, lr=0.5)
+    now = engine.model.state_dict()
+    expected = {k: (start[k] + now[k]) / 2 for k in start}  # the mean of the two iterates
+    for name, tensor in engine.weights().items():
+        torch.testing.assert_close(tensor, expected[name], rtol=1e-6, atol=1e-7)
+    assert engine.scorer().model is engine.average.model and isinstance(engine.average, WeightAverage)
+    assert not any(p.requires_grad for p in engine.average.model.parameters())
+
+
+def test_ar_tar_change_the_update_but_train_loss_logs_the_cross_entropy(tiny):
+    from rnnkit.engines import TorchEngine
+
+    model = dataclasses.replace(tiny().model, vocab_size=9)
+    x, y = torch.randint(0, 9, (4, 8)), torch.randint(0, 9, (4, 8))
+    updated = {}
+    for alpha, beta in ((0.0, 0.0), (5.0, 5.0)):
+        torch.manual_seed(0)
+        engine = TorchEngine(model, dataclasses.replace(tiny().train, ar_alpha=alpha, tar_beta=beta),
+                             torch.device("cpu"), amp=False)
+        cross_entropy = engine.model(x, y)[1].item()
+        loss, _, _ = engine.step(x, y, None, lr=0.1)
+        assert loss.item() == pytest.approx(cross_entropy, rel=1e-6)  # the penalty is not logged
+        updated[alpha] = engine.model.rnn.weight_hh_l0.detach().clone()
+    assert not torch.allclose(updated[0.0], updated[5.0])  # but it is trained on
+
+
+def test_regularised_run_evaluates_as_pure_cross_entropy_in_both_engines(tiny):
+    import rnnkit
+
+    config = with_model(tiny("awd", steps=10, ar_alpha=2.0, tar_beta=1.0), **AWD)
+    result = train(config)
+    torch_lm = rnnkit.load(result.checkpoint, device="cpu")
+    numpy_lm = rnnkit.load(result.checkpoint, device="cpu", engine="numpy")
+    assert torch_lm.evaluate().loss == pytest.approx(result.best_val_loss, rel=1e-9)
+    assert numpy_lm.evaluate().loss == pytest.approx(result.best_val_loss, rel=1e-5)

@@ -15,8 +15,10 @@ from typing import Any
 from . import __version__
 from .errors import RnnkitError, TrainingStopped
 
+AWD_HELP = " (AWD-LSTM, Merity et al. 2017; torch engine, training only; default 0)"
+
 # CLI flag -> (config section, field). Defaults live in the dataclasses; the CLI passes only the
-# options the user gave, so `--resume` and (later) presets can tell what was asked for.
+# options the user gave, so `--resume` and `--preset` can tell what was asked for.
 TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "data": ("data", "data", str, "bundled corpus name, UTF-8 text file, or directory (default timemachine)"),
     "tokenizer": ("data", "tokenizer", str, "char, word or bpe (byte-level subwords) (default char)"),
@@ -31,14 +33,31 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "layers": ("model", "layers", int, "recurrent layers (default 2)"),
     "hidden": ("model", "hidden", int, "hidden size H (default 256)"),
     "embed": ("model", "embed", int, "embedding size D; 0 = one-hot input (default 64)"),
-    "dropout": ("model", "dropout", float, "dropout on embeddings, between layers and on outputs (default 0)"),
-    "cutoffs": ("model", "cutoffs", lambda text: parse_ints(text), "adaptive softmax cluster bounds, e.g. 2000,6000 "
-                                                                    "(default V/5,V/2)"),
+    "dropout": ("model", "dropout", float, ("standard dropout (a new mask at every time step) on embeddings, "
+                                           "between layers and on outputs (default 0)")),
+    "embed_dropout": ("model", "embed_dropout", float, "drop whole word types (embedding rows), scaled by 1/(1-p)" + AWD_HELP),
+    "dropout_input": ("model", "dropout_input", float, "locked dropout (one mask per sequence) on the first layer's "
+                      + "inputs" + AWD_HELP),
+    "dropout_hidden": ("model", "dropout_hidden", float, "locked dropout between recurrent layers (none with one "
+                       + "layer)" + AWD_HELP),
+    "dropout_output": ("model", "dropout_output", float, "locked dropout on the last layer's outputs" + AWD_HELP),
+    "weight_drop": ("model", "weight_drop", float, "DropConnect on the hidden-to-hidden weights, a new mask per "
+                    + "forward pass" + AWD_HELP),
+    "cutoffs": ("model", "cutoffs", lambda text: parse_ints(text), ("adaptive softmax cluster bounds, e.g. 2000,6000 "
+                                                                     "(default V/5,V/2)")),
     "order": ("model", "order", int, "ngram: longest n-gram, contexts of order-1 tokens (default 5)"),
     "states": ("model", "states", int, "hmm: hidden states (default 32)"),
     "hmm_iter": ("model", "hmm_iter", int, "hmm: Baum-Welch iterations at most (default 20)"),
     "hmm_max_tokens": ("model", "hmm_max_tokens", int, "hmm: training tokens used at most (default 200000)"),
-    "optimizer": ("train", "optimizer", str, "adamw or sgd (default adamw)"),
+    "optimizer": ("train", "optimizer", str, ("adamw, sgd, or ntasgd: SGD, then the average of the weights once "
+                                             "validation stalls (Merity et al. 2017 use --schedule constant "
+                                             "--momentum 0) (default adamw)")),
+    "nonmono": ("train", "nonmono", int, ("ntasgd: start averaging once the val loss is worse than the best from "
+                                         "before the last this many evaluations (default 5)")),
+    "ar_alpha": ("train", "ar_alpha", float, "AR: the training loss gets + alpha * mean(h_t^2) of the dropped "
+                 + "last-layer output" + AWD_HELP),
+    "tar_beta": ("train", "tar_beta", float, "TAR: the training loss gets + beta * mean((h_t - h_t-1)^2) of the "
+                 + "raw last-layer output" + AWD_HELP),
     "lr": ("train", "lr", float, "peak learning rate (default 3e-3)"),
     "weight_decay": ("train", "weight_decay", float, "decoupled weight decay (default 0.01)"),
     "momentum": ("train", "momentum", float, "SGD momentum (default 0.9)"),
@@ -53,8 +72,8 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "log_interval": ("train", "log_interval", int, "write metrics every this many steps (default 50)"),
     "save_interval": ("train", "save_interval", int, "write last/ every this many steps (default: every evaluation)"),
     "eval_max_tokens": ("train", "eval_max_tokens", int, "score at most this many validation tokens per evaluation"),
-    "on_nan": ("train", "on_nan", str, "when the loss or a gradient turns NaN/inf: stop, skip the update, or "
-                                      "rollback to the last checkpoint and halve the learning rate (default stop)"),
+    "on_nan": ("train", "on_nan", str, ("when the loss or a gradient turns NaN/inf: stop, skip the update, or "
+                                       "rollback to the last checkpoint and halve the learning rate (default stop)")),
     "device": ("train", "device", str, "auto, cpu or cuda (default auto)"),
     "seed": ("train", "seed", int, "random seed (default 1337)"),
     "out": ("train", "out", str, "run directory (default runs/DATA-MODEL-TIME)"),
@@ -62,8 +81,8 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
 }
 TRAIN_FLAGS = {"lowercase": ("data", "lowercase", "lowercase text before word/char splitting"),
                "tie": ("model", "tie", "tie input embedding and output weights (needs --embed == --hidden)"),
-               "adaptive_softmax": ("model", "adaptive_softmax", "adaptive softmax head for large word vocabularies "
-                                    "(frequent words in a full softmax, rare ones in smaller clusters)"),
+               "adaptive_softmax": ("model", "adaptive_softmax", ("adaptive softmax head for large word vocabularies "
+                                                     "(frequent words in a full softmax, rare ones in smaller clusters)")),
                "amp": ("train", "amp", "bf16 autocast on CUDA"),
                "overwrite": ("train", "overwrite", "replace an existing run directory"),
                "quiet": ("train", "quiet", "no progress bar or log lines on stderr")}
@@ -122,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cloze(commands.add_parser("cloze", help="fill in a masked character: bidirectional vs unidirectional"))
     corpora = commands.add_parser("corpora", help="list the bundled corpora")
     corpora.add_argument("--json", action="store_true", help="print a JSON list")
+    presets = commands.add_parser("presets", help="list the named configurations for train --preset")
+    presets.add_argument("--json", action="store_true", help="print a JSON list")
     return parser
 
 
@@ -134,8 +155,11 @@ def add_train_options(sub: argparse.ArgumentParser, out_help: str | None = None)
     sub.add_argument("--split", type=parse_split, default=None, help="train,val,test fractions (default 0.9,0.05,0.05)")
     sub.add_argument("--clip", type=parse_clip, default=argparse.SUPPRESS,
                      help="max global gradient norm, or 'none' (default 1.0)")
-    for name, (_, _, help_text) in TRAIN_FLAGS.items():
-        sub.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true", default=None, help=help_text)
+    for name, (_, _, help_text) in TRAIN_FLAGS.items():  # --no-NAME turns off what a preset turned on
+        sub.add_argument("--" + name.replace("_", "-"), dest=name, action=argparse.BooleanOptionalAction,
+                         default=None, help=help_text)
+    sub.add_argument("--preset", default=None, help="start from a named configuration (see rnnkit presets); "
+                                                    "options given here override it")
 
 
 def add_defaulted_options(sub: argparse.ArgumentParser, defaults: Any, options: tuple[tuple[str, Any], ...],
@@ -261,6 +285,10 @@ def run_config_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]
         given["data"]["split"], flat["split"] = args.split, args.split
     if hasattr(args, "clip"):
         given["train"]["clip"], flat["clip"] = args.clip, args.clip
+    if args.preset is not None:
+        from .presets import preset_config
+        from .train import with_overrides
+        return with_overrides(preset_config(args.preset), flat), flat
     return RunConfig.from_dict(given), flat
 
 
@@ -270,8 +298,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     _refuse_bidirectional(args)
     config, given = run_config_from_args(args)
     on_sample = None if args.json else _write_stdout
-    if args.resume:
-        result = train(resume=args.resume, on_sample=on_sample, **given)
+    if args.resume:  # the run keeps its configuration; a --preset must be the one it started from
+        result = train(resume=args.resume, on_sample=on_sample, preset=args.preset, **given)
     else:
         result = train(config, on_sample=on_sample)
     if not _main_process():
@@ -363,7 +391,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(meta))
     else:
-        print(f"prepared {sum(meta['tokens'].values()):,} tokens from {total:,} characters in {seconds:.1f} s")
+        rate = sum(meta["bytes"].values()) / 1e6 / max(seconds, 1e-9)
+        print(f"prepared {sum(meta['tokens'].values()):,} tokens from {total:,} characters in {seconds:.1f} s "
+              f"({rate:.1f} MB/s)")
     return 0
 
 
@@ -378,6 +408,37 @@ def cmd_corpora(args: argparse.Namespace) -> int:
     for row in rows:
         print(f"{row['name']:<16}{row['chars']:>10,}{row['words']:>9,}{row['char_vocab']:>12}  {row['description']}")
     return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from .presets import PRESETS
+
+    rows = [{**preset.to_dict(), "args": preset_args(preset.sections())} for preset in PRESETS.values()]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for row in rows:
+        print(f"{row['name']} (version {row['version']}, for {row['device']}): {row['description']}")
+        print(f"  rnnkit train --preset {row['name']}  =  {' '.join(row['args'])}")
+        print(f"  expected: {row['expected']}")
+    return 0
+
+
+def preset_args(sections: dict[str, dict[str, Any]]) -> list[str]:
+    """A preset's options as the `rnnkit train` flags that would set them."""
+    flags = {(section, field): name for name, (section, field, *_rest) in {**TRAIN_OPTIONS, **TRAIN_FLAGS}.items()}
+    flags[("data", "split")] = "split"
+    args = []
+    for section, values in sections.items():
+        for field, value in values.items():
+            flag = "--" + flags.get((section, field), field).replace("_", "-")
+            if isinstance(value, bool):
+                args.append(flag if value else "--no-" + flag[2:])
+            elif isinstance(value, (list, tuple)):
+                args += [flag, ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
+            else:
+                args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    return args
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -537,7 +598,7 @@ def _write_stdout(text: str) -> None:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "generate": cmd_generate, "gradcheck": cmd_gradcheck, "prepare": cmd_prepare,
-            "corpora": cmd_corpora,
+            "corpora": cmd_corpora, "presets": cmd_presets,
             "compare": cmd_compare, "bench": cmd_bench,
             "gradients": cmd_gradients, "plot": cmd_plot, "sweep": cmd_sweep, "cloze": cmd_cloze}
 

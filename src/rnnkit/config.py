@@ -18,7 +18,7 @@ BASELINES = ("ngram", "hmm")  # fitted in one pass (counting, Baum-Welch), no tr
 ENGINES = ("torch", "numpy")
 TOKENIZERS = ("char", "word", "bpe")
 BATCHINGS = ("sequential", "random")
-OPTIMIZERS = ("adamw", "sgd")
+OPTIMIZERS = ("adamw", "sgd", "ntasgd")  # ntasgd: SGD, then weight averaging once validation stalls
 SCHEDULES = ("constant", "cosine")
 DEVICES = ("auto", "cpu", "cuda")
 ON_NAN = ("stop", "skip", "rollback")
@@ -57,6 +57,10 @@ def _bool(name: str, value: Any) -> None:
         raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
+LOCKED_DROPOUTS = ("dropout_input", "dropout_hidden", "dropout_output")
+MODEL_REGULARIZERS = LOCKED_DROPOUTS + ("embed_dropout", "weight_drop")  # torch engine, training only
+
+
 @dataclass
 class ModelConfig:
     """Architecture of a recurrent LM: embedding (or one-hot) -> L recurrent layers -> linear head."""
@@ -65,7 +69,13 @@ class ModelConfig:
     layers: int = 2
     hidden: int = 256
     embed: int = 64  # D = 0 feeds one-hot vectors of size V to the first layer
-    dropout: float = 0.0
+    dropout: float = 0.0  # standard dropout (a fresh mask per time step) on embeddings, between layers, on outputs
+    # AWD-LSTM regularisers (Merity et al. 2017), torch engine, training only; 0 = off
+    embed_dropout: float = 0.0  # drop whole word types (embedding rows), rescaled by 1/(1-p)
+    dropout_input: float = 0.0  # locked dropout (one mask per sequence) on the first layer's inputs
+    dropout_hidden: float = 0.0  # locked dropout between recurrent layers
+    dropout_output: float = 0.0  # locked dropout on the last layer's outputs
+    weight_drop: float = 0.0  # DropConnect on the hidden-to-hidden weights, a fresh mask per forward pass
     tie: bool = False
     engine: str = "torch"
     vocab_size: int = 0  # set from the tokenizer when the model is built; 0 = not yet known
@@ -80,6 +90,11 @@ class ModelConfig:
     def is_baseline(self) -> bool:
         return self.model in BASELINES
 
+    @property
+    def regularized(self) -> bool:
+        """True when an AWD-LSTM regulariser is on (training then leaves the plain fast path)."""
+        return any(getattr(self, name) > 0 for name in MODEL_REGULARIZERS)
+
     def __post_init__(self) -> None:
         _choice("model", self.model, MODELS + BASELINES)
         _int("order", self.order, 1, 32)
@@ -91,6 +106,12 @@ class ModelConfig:
         _int("hidden", self.hidden, 1, 1 << 16)
         _int("embed", self.embed, 0, 1 << 16)
         _float("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        for name in MODEL_REGULARIZERS:
+            _float(name, getattr(self, name), 0.0, 1.0, high_open=True)
+        if self.dropout > 0 and any(getattr(self, name) > 0 for name in LOCKED_DROPOUTS):
+            raise ConfigError("dropout (a fresh mask per time step) and the locked dropouts (dropout_input, "
+                              "dropout_hidden, dropout_output: one mask per sequence) act on the same "
+                              "activations; set one kind, e.g. --dropout 0 with the locked ones")
         _bool("tie", self.tie)
         _bool("adaptive_softmax", self.adaptive_softmax)
         if self.cutoffs is not None:
@@ -180,6 +201,12 @@ class TrainConfig:
     overwrite: bool = False
     quiet: bool = False
     sample_tokens: int = 200  # tokens sampled at the end of a run; 0 = none
+    # activation regularisation (Merity et al. 2017, sec. 4.6), torch engine, training loss only; 0 = off
+    ar_alpha: float = 0.0  # AR: alpha * mean(dropped last-layer output ^ 2)
+    tar_beta: float = 0.0  # TAR: beta * mean((h_t - h_{t-1}) ^ 2) of the raw last-layer output
+    nonmono: int = 5  # ntasgd: average once validation is worse than the best before the last `nonmono` evaluations
+    preset: str | None = None  # the preset this run started from (a record; see presets.py)
+    preset_version: int | None = None
 
     def __post_init__(self) -> None:
         _choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -209,6 +236,12 @@ class TrainConfig:
         _bool("overwrite", self.overwrite)
         _bool("quiet", self.quiet)
         _int("sample_tokens", self.sample_tokens, 0, 10_000_000)  # checked now, not after training
+        _float("ar_alpha", self.ar_alpha, 0.0, 1e6)
+        _float("tar_beta", self.tar_beta, 0.0, 1e6)
+        _int("nonmono", self.nonmono, 1, 1_000_000)
+        if self.preset is not None and (not isinstance(self.preset, str) or not self.preset):
+            raise ConfigError(f"preset must be a preset name, got {self.preset!r}")
+        _int("preset_version", self.preset_version, 1, allow_none=True)
 
 
 @dataclass
@@ -231,12 +264,13 @@ class RunConfig:
                 raise ConfigError("the NumPy engine runs on the CPU; use --engine torch for --device cuda")
             if self.model.adaptive_softmax:
                 raise ConfigError("--adaptive-softmax is a torch-engine option; the NumPy engine has a full softmax")
+            _refuse_awd_options_for_numpy(self.model, self.train)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: Any) -> "RunConfig":
+    def from_dict(cls, raw: Any) -> RunConfig:
         if not isinstance(raw, dict):
             raise ConfigError("a run configuration must be a JSON object")
         unknown = set(raw) - {"model", "data", "train"}
@@ -245,6 +279,18 @@ class RunConfig:
         return cls(model=section_from_dict(ModelConfig, raw.get("model", {})),
                    data=section_from_dict(DataConfig, raw.get("data", {})),
                    train=section_from_dict(TrainConfig, raw.get("train", {})))
+
+
+def _refuse_awd_options_for_numpy(model: ModelConfig, train: TrainConfig) -> None:
+    """The NumPy engine has standard dropout only; name every AWD-LSTM option that is on."""
+    names = [name for name in MODEL_REGULARIZERS if getattr(model, name) > 0]
+    names += [name for name in ("ar_alpha", "tar_beta") if getattr(train, name) > 0]
+    if train.optimizer == "ntasgd":
+        names.append("optimizer ntasgd")
+    if names:
+        flags = ", ".join("--" + name.replace("_", "-") for name in names)
+        raise ConfigError(f"{flags}: torch-engine option(s); the NumPy engine has standard --dropout only "
+                          "(use --engine torch, or leave them at 0)")
 
 
 def section_from_dict(kind: type, raw: Any) -> Any:

@@ -12,6 +12,7 @@ logging, checkpoints. Both engines use PyTorch's parameter names, so their weigh
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from typing import Any
@@ -21,17 +22,27 @@ import torch
 
 from .config import ModelConfig, TrainConfig
 from .models.base import Scorer
-from .models.torch_lm import RNNLM, TorchScorer, detach_state, export_weights, import_weights
+from .models.torch_lm import (
+    RNNLM,
+    TorchScorer,
+    activation_penalty,
+    detach_state,
+    export_weights,
+    import_weights,
+)
 
 
 class TorchEngine:
-    """Autograd, cuDNN on GPU, fused AdamW on CUDA, bf16 autocast with `amp`."""
+    """Autograd, cuDNN on GPU, fused AdamW on CUDA, bf16 autocast with `amp`; AR/TAR added to the
+    loss it minimises, and NT-ASGD's weight average (WeightAverage) once the trainer switches it on."""
 
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig, device: torch.device, amp: bool,
                  data_parallel: bool = False):
         self.device, self.amp, self.clip = device, amp, train_config.clip
+        self.ar_alpha, self.tar_beta = train_config.ar_alpha, train_config.tar_beta
         self.model = RNNLM(model_config).to(device)
         self.optimizer = make_torch_optimizer(self.model, train_config, device)
+        self.average: WeightAverage | None = None  # NT-ASGD, once triggered (see start_averaging)
         # under torchrun, DDP averages gradients across processes during backward
         self.forward_model = self.model
         if data_parallel:
@@ -50,35 +61,74 @@ class TorchEngine:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast("cuda", torch.bfloat16, enabled=self.amp):
-            _, loss, state = self.forward_model(x, y, state)
+            loss, objective, state = self._losses(x, y, state)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        objective.backward()
         max_norm = self.clip if self.clip is not None else math.inf  # inf: measure, do not clip
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
-        if skip_nonfinite and not bool(torch.isfinite(loss) & torch.isfinite(grad_norm)):
+        if skip_nonfinite and not bool(torch.isfinite(objective) & torch.isfinite(grad_norm)):
             self.optimizer.zero_grad(set_to_none=True)
             return None
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update(self.model)
+        # the cross-entropy alone is returned and logged as train_loss (AR/TAR left out), so that
+        # it compares with val_loss and with runs without them
         return loss.detach(), grad_norm, detach_state(state)
 
+    def _losses(self, x: torch.Tensor, y: torch.Tensor, state: Any) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """(cross-entropy, what to minimise: cross-entropy + AR/TAR, new state)."""
+        if not (self.ar_alpha > 0 or self.tar_beta > 0):
+            _, loss, state = self.forward_model(x, y, state)
+            return loss, loss, state
+        _, loss, state, (raw, dropped) = self.forward_model(x, y, state, return_activations=True)
+        return loss, loss + activation_penalty(raw, dropped, self.ar_alpha, self.tar_beta), state
+
+    @property
+    def averaging(self) -> bool:
+        return self.average is not None
+
+    def start_averaging(self) -> None:
+        """NT-ASGD's switch: from now on evaluation and checkpoints use the running mean of the weights."""
+        self.average = WeightAverage(self.model)
+
+    def _served(self) -> RNNLM:
+        """The model that is evaluated and saved: the weight average once NT-ASGD has switched."""
+        return self.average.model if self.average is not None else self.model
+
     def scorer(self) -> Scorer:
-        return TorchScorer(self.model, self.device, self.amp)
+        return TorchScorer(self._served(), self.device, self.amp)
 
     def weights(self) -> dict[str, torch.Tensor]:
-        return export_weights(self.model)
+        """What model.safetensors holds: the averaged weights once NT-ASGD has switched (the
+        weights being trained then travel in the trainer state, see `state`)."""
+        return export_weights(self._served())
 
     def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Load a checkpoint's weights; call `load_state` next, which sorts out an average."""
         import_weights(self.model, weights)
 
     def state(self) -> dict[str, Any]:
         cuda_rng = torch.cuda.get_rng_state_all() if self.device.type == "cuda" else []
-        return {"optimizer": self.optimizer.state_dict(), "rng_cpu": torch.get_rng_state(), "rng_cuda": cuda_rng}
+        average = None
+        if self.average is not None:
+            average = {"count": self.average.count, "trained_weights": export_weights(self.model)}
+        return {"optimizer": self.optimizer.state_dict(), "rng_cpu": torch.get_rng_state(), "rng_cuda": cuda_rng,
+                "average": average}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng_cpu"])
         if self.device.type == "cuda" and state["rng_cuda"]:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
+        average = state.get("average")  # absent in checkpoints from before NT-ASGD
+        self.average = None
+        if average is not None:
+            # load_weights put the saved (averaged) weights into the model: they become the
+            # average, and the weights being trained come back from the trainer state
+            self.start_averaging()
+            self.average.count = int(average["count"])
+            import_weights(self.model, average["trained_weights"])
 
     def state_to_tensors(self, state: Any) -> list[torch.Tensor] | None:
         if state is None:
@@ -95,9 +145,28 @@ class TorchEngine:
         return self.model.num_parameters()
 
 
+class WeightAverage:
+    """The averaging half of NT-ASGD (Merity et al. 2017, sec. 3; Polyak & Juditsky 1992): a copy of
+    the model whose weights are the mean of the trained weights over the updates since the switch,
+
+        w_avg = (1/count) * sum_{i=T}^{k} w_i,   kept as   w_avg += (w_k - w_avg) / count
+
+    A Python counter, not a device tensor, so an update never waits for the GPU."""
+
+    def __init__(self, model: RNNLM):
+        self.model = copy.deepcopy(model).requires_grad_(False)
+        self.count = 1  # the weights at the switch are the first term of the mean
+
+    @torch.no_grad()
+    def update(self, model: RNNLM) -> None:
+        self.count += 1
+        for mine, theirs in zip(self.model.parameters(), model.parameters()):
+            mine.lerp_(theirs, 1.0 / self.count)
+
+
 def make_torch_optimizer(model: torch.nn.Module, train: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     params = list(model.parameters())
-    if train.optimizer == "sgd":
+    if train.optimizer in ("sgd", "ntasgd"):  # ntasgd: plain SGD updates; the averaging is WeightAverage
         return torch.optim.SGD(params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
     # fused AdamW on CUDA: one kernel for all parameters instead of a loop of small ones
     fused = {"fused": True} if device.type == "cuda" else {}

@@ -12,14 +12,14 @@ tokenization runs in parallel worker processes; char tokenization is one table l
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import os
 import re
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from .tokenize import (
 FORMAT = "rnnkit-prepared"
 FORMAT_VERSION = 1
 CHUNK_BYTES = 8 << 20
+WORD_CHUNK_BYTES = 2 << 20  # smaller jobs keep every worker busy to the end of each split
 SPREAD_BLOCK = 1 << 22  # piece ids turned into token ids at a time (word pass 2)
 SPLITS = ("train", "val", "test")
 WHITESPACE = re.compile(rb"[ \t\n]")
@@ -172,11 +173,12 @@ def _decode(raw: bytes, source: Source) -> str:
                         f"{source.start + error.start}); convert it first") from None
 
 
-def _chunk_pieces(args: tuple[str, bool]) -> tuple[list[str], np.ndarray]:
-    """A chunk's distinct whitespace pieces and each piece's index among them (a worker's job)."""
-    text, lowercase = args
+def _chunk_pieces(job: tuple[str, str, bool]) -> tuple[str, list[str], np.ndarray, int]:
+    """(split, distinct whitespace pieces, each piece's index among them, characters) of one
+    chunk: a worker process's job."""
+    name, text, lowercase = job
     distinct, positions = distinct_pieces(text.lower() if lowercase else text)
-    return distinct, positions.astype(np.uint32)
+    return name, distinct, positions.astype(np.uint32), len(text)
 
 
 def build_vocabulary(plan: dict[str, list[Source]], kind: str, lowercase: bool, min_freq: int,
@@ -311,14 +313,14 @@ def _encode_words(plan: dict[str, list[Source]], tok: Tokenizer | None, rules: t
     global piece ids, spilled to SPLIT.pieces; the vocabulary comes from the training split's
     piece counts (unless `tok` is given); pass 2 maps piece ids to token ids with array lookups."""
     lowercase, min_freq, max_size = rules
-    table, chars = PieceTable(), {}
-    with ProcessPoolExecutor(workers) if workers > 1 else _no_pool() as pool:
-        for name in SPLITS:
-            chars[name] = []
-            with open(out / f"{name}.pieces", "wb") as handle:
-                for (distinct, positions), length in _pieces_of_chunks(plan[name], lowercase, pool):
-                    handle.write(table.add(distinct, positions, name == "train").tobytes())
-                    chars[name].append(length)
+    table, chars = PieceTable(), dict.fromkeys(SPLITS, 0)
+    jobs = ((name, chunk, lowercase) for name in SPLITS for source in plan[name]
+            for chunk in read_chunks(source, WORD_CHUNK_BYTES))
+    with ProcessPoolExecutor(workers) if workers > 1 else _no_pool() as pool, ExitStack() as files:
+        spills = {name: files.enter_context(open(out / f"{name}.pieces", "wb")) for name in SPLITS}
+        for name, distinct, positions, length in _ordered_map(_chunk_pieces, jobs, pool, 2 * workers):
+            spills[name].write(table.add(distinct, positions, name == "train").tobytes())
+            chars[name] += length
     if tok is None:
         counts = table.token_counts()
         if not counts:
@@ -326,22 +328,24 @@ def _encode_words(plan: dict[str, list[Source]], tok: Tokenizer | None, rules: t
         tok = Tokenizer("word", Vocab.from_counts(counts, min_freq, max_size, unk=True), lowercase)
     log(f"vocabulary: {len(tok):,} word tokens")
     pieces = PieceIds(table.token_ids(tok))
-    chunks = {name: _spread_pieces(out / f"{name}.pieces", pieces, sum(chars[name])) for name in SPLITS}
+    chunks = {name: _spread_pieces(out / f"{name}.pieces", pieces, chars[name]) for name in SPLITS}
     return tok, _write_streams(tok, out, chunks, log)
 
 
-def _pieces_of_chunks(sources: list[Source], lowercase: bool,
-                      pool: ProcessPoolExecutor | None) -> Iterator[tuple[tuple[list[str], np.ndarray], int]]:
-    """(distinct pieces, piece indices) and characters per chunk, in order; with a pool, a few
-    chunks at a time in parallel."""
-    chunks = (chunk for source in sources for chunk in read_chunks(source))
+def _ordered_map(function: Callable[[Any], Any], jobs: Iterator[Any], pool: ProcessPoolExecutor | None,
+                 ahead: int) -> Iterator[Any]:
+    """function(job) for every job, in order; with a pool, up to `ahead` jobs in flight, so the
+    workers never wait for a whole batch and this process reads the next chunk meanwhile."""
     if pool is None:
-        for chunk in chunks:
-            yield _chunk_pieces((chunk, lowercase)), len(chunk)
+        yield from map(function, jobs)
         return
-    while batch := list(itertools.islice(chunks, 2 * pool._max_workers)):
-        for result, chunk in zip(pool.map(_chunk_pieces, [(chunk, lowercase) for chunk in batch]), batch):
-            yield result, len(chunk)
+    pending: deque = deque()
+    for job in jobs:
+        pending.append(pool.submit(function, job))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def _spread_pieces(path: Path, pieces: PieceIds, chars: int) -> Iterator[tuple[np.ndarray, int]]:

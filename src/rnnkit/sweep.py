@@ -28,7 +28,7 @@ from .errors import ConfigError, TrainingDiverged
 from .train import DEFAULT_STEPS
 
 NUMERIC_TYPES = {"int": int, "float": float, "int | None": int, "float | None": float}
-NOT_SWEPT = {"vocab_size"}  # set from the tokenizer, not chosen
+NOT_SWEPT = {"vocab_size", "preset_version"}  # set from the tokenizer / the preset, not chosen
 TABLE = ("parameters", "steps", "train s", "train loss", "val loss", "best val loss", "val bpc")
 
 Log = Callable[[str], None]
@@ -131,8 +131,7 @@ def sweep(base: RunConfig, name: str, values: Sequence[Value], out: str | Path |
     """
     from .checkpoint import write_json
     from .diagnostics import default_out
-    from .train import stderr_logger
-    from .train import load_data, prepare_run_dir
+    from .train import load_data, prepare_run_dir, stderr_logger
 
     if name not in numeric_options():
         raise ConfigError(f"sweep: {name!r} is not a numeric option")

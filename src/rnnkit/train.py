@@ -26,15 +26,29 @@ import numpy as np
 import torch
 
 from . import distributed
-from .checkpoint import (Checkpoint, clean_stale, config_document, is_checkpoint, load_checkpoint,
-                         save_checkpoint, write_json)
+from .checkpoint import (
+    Checkpoint,
+    clean_stale,
+    config_document,
+    is_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    write_json,
+)
 from .config import RunConfig, TrainConfig
 from .corpora import load_corpus
 from .data import RandomBatches, SequentialBatches, TokenSplit, encode_corpus
-from .errors import CheckpointError, ConfigError, DataError, OutputExistsError, TrainingDiverged, TrainingStopped
+from .engines import make_engine
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    OutputExistsError,
+    TrainingDiverged,
+    TrainingStopped,
+)
 from .evaluate import EvalResult, evaluate_split
 from .generate import SamplingConfig, generate_text
-from .engines import make_engine
 from .tokenize import Tokenizer, build_tokenizer
 
 DEFAULT_STEPS = 1000
@@ -109,6 +123,14 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     progress = min(1.0, (step - warmup) / max(1, horizon - warmup))
     low = config.lr * config.min_lr_ratio
     return low + 0.5 * (config.lr - low) * (1.0 + math.cos(math.pi * progress))
+
+
+def nonmonotone_trigger(history: list[float], nonmono: int) -> bool:
+    """NT-ASGD's non-monotone trigger (Merity et al. 2017, Algorithm 1): with validation losses
+    v_0..v_t (the newest last), start averaging when t > n and v_t > min(v_0 .. v_{t-n-1}), i.e.
+    the newest loss is worse than the best one from before the last n = `nonmono` evaluations."""
+    *previous, newest = history
+    return len(previous) > nonmono and newest > min(previous[:-nonmono])
 
 
 def fingerprint(ids: Any) -> int:
@@ -192,6 +214,7 @@ class Trainer:
         self.total_steps = self._total_steps()
         self.step, self.best_val_loss, self.elapsed, self.carry = 0, math.inf, 0.0, None
         self.lr_scale, self.skipped = 1.0, 0  # halved by each NaN rollback; updates skipped for NaN
+        self.val_history: list[float] = []  # ntasgd: validation losses until averaging starts
         self.reset_window()
         if checkpoint is not None:
             self.restore(checkpoint)
@@ -254,6 +277,16 @@ class Trainer:
                               max_streams=max(self.config.data.batch_size, 1),
                               max_tokens=self.config.train.eval_max_tokens)
 
+    def note_validation(self, val_loss: float) -> None:
+        """NT-ASGD: after each evaluation, switch to weight averaging once validation has stalled."""
+        if self.config.train.optimizer != "ntasgd" or self.engine.averaging:
+            return
+        self.val_history.append(val_loss)
+        if nonmonotone_trigger(self.val_history, self.config.train.nonmono):
+            self.engine.start_averaging()
+            self.log(f"step {self.step}: val loss {val_loss:.4f} is worse than the best from before the last "
+                     f"{self.config.train.nonmono} evaluations; averaging the weights from here on (NT-ASGD)")
+
     def trainer_state(self) -> dict[str, Any]:
         return {"step": self.step, "best_val_loss": self.best_val_loss, "elapsed": self.elapsed,
                 "engine": self.engine.state(),
@@ -264,7 +297,8 @@ class Trainer:
                 "window": {"loss_sum": distributed.mean(self.loss_sum, self.world).cpu(),
                            "norm_sum": distributed.mean(self.norm_sum, self.world).cpu(),
                            "norm_max": self.norm_max.cpu(), "count": self.count},
-                "skipped": self.skipped, "data_fingerprint": fingerprint(self.splits["train"].ids)}
+                "skipped": self.skipped, "data_fingerprint": fingerprint(self.splits["train"].ids),
+                "val_history": list(self.val_history)}
 
     def _global_carry(self) -> list[torch.Tensor] | None:
         """The carried state of all streams (every process's rows), so a resume may use another
@@ -292,6 +326,7 @@ class Trainer:
             self.step, self.best_val_loss = int(state["step"]), float(state["best_val_loss"])
             self.elapsed, self.skipped = float(state["elapsed"]), int(state["skipped"])
             self.lr_scale = float(state["scheduler"]["lr_scale"])
+            self.val_history = [float(v) for v in state.get("val_history", [])]  # absent before NT-ASGD
             self.generator.set_state(state["batch_generator"])
             carry = state["carry"]
             if carry is not None:
@@ -345,14 +380,14 @@ class RunLoop:
         final = t.step == t.total_steps or self.out_of_time
         evaluate = t.step % train.eval_interval == 0 or final
         log_now = t.step % train.log_interval == 0 or evaluate
-        if self.check_every_step or log_now:
-            if self._diverged():
-                return
+        if (self.check_every_step or log_now) and self._diverged():
+            return
         record = self._log_step(bar, evaluate) if log_now else None
         save_last = (train.save_interval is None and evaluate) or final or (
             train.save_interval is not None and t.step % train.save_interval == 0)
         if evaluate:
             self._keep_best(record)
+            t.note_validation(record["val_loss"])  # before saving: last/ then holds the switch
         if save_last or self.stop_signal is not None:
             t.save(self.run_dir, "last", record.get("val_loss") if record else None)
         if self.stop_signal is not None:
@@ -493,25 +528,36 @@ def _differs(saved: Any, given: Any) -> bool:
 
 def train(config: RunConfig | None = None, resume: str | Path | None = None,
           log: Callable[[str], None] | None = None, on_sample: Callable[[str], None] | None = None,
-          **overrides: Any) -> TrainResult:
+          preset: str | None = None, **overrides: Any) -> TrainResult:
     """Train a model (or continue one with `resume=RUN_DIR`) and return its final figures.
 
     `overrides` are config fields of any section applied on top (`steps=500, hidden=128`); with
     `resume`, only what keeps the run the same run (steps, epochs, device, intervals, ...).
+    `preset` (see rnnkit.presets) starts from a named configuration instead of `config`; the
+    overrides still win. With `resume`, a preset must be the one the run started from.
     """
     with flush_denormals():
-        return _train(config, resume, log, on_sample, overrides)
+        return _train(config, resume, log, on_sample, preset, overrides)
+
+
+def _starting_config(config: RunConfig | None, preset: str | None, overrides: dict[str, Any]) -> RunConfig:
+    if preset is None:
+        return with_overrides(config or RunConfig(), overrides)
+    if config is not None:
+        raise ConfigError("give a config or a preset, not both (put changes to the preset in the overrides)")
+    from .presets import preset_config
+    return with_overrides(preset_config(preset), overrides)
 
 
 def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[str], None] | None,
-           on_sample: Callable[[str], None] | None, overrides: dict[str, Any]) -> TrainResult:
+           on_sample: Callable[[str], None] | None, preset: str | None, overrides: dict[str, Any]) -> TrainResult:
     checkpoint = None
     if resume is not None:
         checkpoint = load_checkpoint(resume, prefer="last")
-        config = _apply_resume_overrides(checkpoint.config, overrides)
+        config = _apply_resume_overrides(checkpoint.config, overrides if preset is None else {**overrides, "preset": preset})
         run_dir = checkpoint.path.parent
     else:
-        config = with_overrides(config or RunConfig(), overrides)
+        config = _starting_config(config, preset, overrides)
         run_dir = Path(config.train.out) if config.train.out else default_run_dir(config)
     world = distributed.world_from_env()
     log = log or stderr_logger(config.train.quiet or not world.is_main)  # one process speaks

@@ -1,0 +1,112 @@
+"""Named, versioned starting configurations: `rnnkit train --preset NAME`, `rnnkit presets`.
+
+A preset is a set of option values by config section, applied on top of the dataclass defaults;
+anything given explicitly (on the command line, or as an override to `rnnkit.train`) wins over
+the preset. A run records the preset's name and version in its config.json (TrainConfig.preset,
+TrainConfig.preset_version), so a result can be traced to the values it started from. Bump a
+preset's version whenever its values change.
+
+The values below are starting points, not measured claims: `expected` says what is known.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from .config import RunConfig
+from .errors import ConfigError
+
+NOT_MEASURED = "not measured yet: untuned starting values"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    version: int
+    description: str
+    device: str  # what it is meant to run on, in words
+    expected: str  # the result a run should reach (once measured)
+    options: Mapping[str, Mapping[str, Any]]  # {"model": {...}, "data": {...}, "train": {...}}
+
+    def sections(self) -> dict[str, dict[str, Any]]:
+        """The options as plain (mutable, copied) dicts by section."""
+        return {section: copy.deepcopy(dict(values)) for section, values in self.options.items()}
+
+    def config(self) -> RunConfig:
+        """The dataclass defaults with this preset's values, and the preset's name and version."""
+        sections = self.sections()
+        sections.setdefault("train", {}).update(preset=self.name, preset_version=self.version)
+        try:
+            return RunConfig.from_dict(sections)
+        except ConfigError as error:
+            raise ConfigError(f"preset {self.name} (version {self.version}): {error}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "description": self.description,
+                "device": self.device, "expected": self.expected, "options": self.sections()}
+
+
+def _preset(name: str, version: int, description: str, device: str, expected: str,
+            **sections: Mapping[str, Any]) -> Preset:
+    frozen = MappingProxyType({key: MappingProxyType(dict(values)) for key, values in sections.items()})
+    return Preset(name, version, description, device, expected, frozen)
+
+
+# Locked dropouts, embedding dropout and weight-drop as in AWD-LSTM (Merity et al. 2017), scaled
+# down for small models and small corpora; AR/TAR at the paper's alpha=2, beta=1.
+_WORD_MODEL = MappingProxyType({
+    "model": "lstm", "layers": 2, "hidden": 256, "embed": 256, "tie": True,
+    "dropout_input": 0.4, "dropout_hidden": 0.3, "dropout_output": 0.4, "embed_dropout": 0.1, "weight_drop": 0.3})
+_WORD_TRAIN = MappingProxyType({
+    "optimizer": "adamw", "lr": 3e-3, "schedule": "cosine", "warmup_steps": 100, "steps": 3000,
+    "max_seconds": 300.0, "eval_interval": 200, "log_interval": 50, "ar_alpha": 2.0, "tar_beta": 1.0,
+    "device": "cpu"})
+
+PRESETS: Mapping[str, Preset] = MappingProxyType({preset.name: preset for preset in (
+    _preset("shakespeare-char", 1,
+            "char-level 3x1024 LSTM on tinyshakespeare with AWD-LSTM regularisation, bf16, 5 minutes",
+            "cuda (one H100)", NOT_MEASURED,
+            model={"model": "lstm", "layers": 3, "hidden": 1024, "embed": 128, "tie": False,
+                   "dropout_input": 0.25, "dropout_hidden": 0.25, "dropout_output": 0.25, "weight_drop": 0.2},
+            data={"data": "tinyshakespeare", "tokenizer": "char", "split": [0.9, 0.1, 0.0],
+                  "batch_size": 128, "seq_len": 256},
+            train={"optimizer": "adamw", "lr": 2e-3, "schedule": "cosine", "warmup_steps": 100, "steps": 5000,
+                   "max_seconds": 300.0, "eval_interval": 100, "log_interval": 25, "amp": True,
+                   "device": "cuda"}),
+    _preset("shakespeare-char-cpu", 1,
+            "char-level 2x384 LSTM on tinyshakespeare, sized for 2 CPU cores and 10 minutes",
+            "cpu (2 cores)", NOT_MEASURED,
+            model={"model": "lstm", "layers": 2, "hidden": 384, "embed": 64, "dropout": 0.1},
+            data={"data": "tinyshakespeare", "tokenizer": "char", "split": [0.9, 0.1, 0.0],
+                  "batch_size": 64, "seq_len": 128},
+            train={"lr": 4e-3, "steps": 3000, "max_seconds": 600.0, "eval_interval": 100, "device": "cpu"}),
+    _preset("timemachine-word", 1,
+            "word-level 2x256 tied LSTM on The Time Machine (lowercased), AWD-LSTM regularisation",
+            "cpu (2 cores)", NOT_MEASURED,
+            model=_WORD_MODEL,
+            data={"data": "timemachine", "tokenizer": "word", "lowercase": True, "min_freq": 2,
+                  "split": [0.9, 0.05, 0.05], "batch_size": 32, "seq_len": 35},
+            train=_WORD_TRAIN),
+    _preset("shakespeare-word", 1,
+            "word-level 2x256 tied LSTM on tinyshakespeare, AWD-LSTM regularisation",
+            "cpu (2 cores)", NOT_MEASURED,
+            model=_WORD_MODEL,
+            data={"data": "tinyshakespeare", "tokenizer": "word", "min_freq": 3,
+                  "split": [0.9, 0.05, 0.05], "batch_size": 32, "seq_len": 35},
+            train=_WORD_TRAIN),
+)})
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)} (see `rnnkit presets`)")
+    return PRESETS[name]
+
+
+def preset_config(name: str) -> RunConfig:
+    """The RunConfig a preset starts from (apply overrides with rnnkit.train.with_overrides)."""
+    return get_preset(name).config()
