@@ -69,10 +69,12 @@ def random_bytes_as_data(content: bytes) -> None:
 
 INT_OPTIONS = ["--layers", "--hidden", "--embed", "--batch-size", "--seq-len", "--steps", "--epochs",
                "--eval-interval", "--log-interval", "--min-freq", "--max-size", "--order", "--states",
-               "--warmup-steps", "--seed", "--sample-tokens", "--max-new-tokens-not-an-option"]
-FLOAT_OPTIONS = ["--lr", "--dropout", "--weight-decay", "--momentum", "--clip", "--min-lr-ratio", "--max-seconds"]
+               "--warmup-steps", "--seed", "--sample-tokens", "--nonmono", "--max-new-tokens-not-an-option"]
+FLOAT_OPTIONS = ["--lr", "--dropout", "--weight-decay", "--momentum", "--clip", "--min-lr-ratio", "--max-seconds",
+                 "--embed-dropout", "--dropout-input", "--dropout-hidden", "--dropout-output", "--weight-drop",
+                 "--ar-alpha", "--tar-beta"]
 CHOICE_OPTIONS = ["--model", "--tokenizer", "--batching", "--optimizer", "--schedule", "--device", "--engine",
-                  "--on-nan", "--split"]
+                  "--on-nan", "--split", "--preset"]
 BAD_VALUES = st.one_of(st.sampled_from(["0", "-1", "-7", "nan", "inf", "-inf", "1e400", "", " ", "abc", "1.5",
                                         "10000000000000000000000", "0x10", "None", "true", "[]", "0,0,0", "1,1,1"]),
                        st.text(max_size=12))

@@ -88,3 +88,19 @@ def test_missing_run_directory_is_one_line(tmp_path, capsys):
     assert main(["plot", str(tmp_path / "nope"), "--out", str(tmp_path / "p.png")]) == 2
     err = capsys.readouterr().err.strip()
     assert "no such run directory" in err and len(err.splitlines()) == 1
+
+
+def test_reference_lines(two_runs, tmp_path, capsys):
+    from rnnkit.plot import parse_reference
+    assert parse_reference("1.886:nanoGPT CPU, 2 min") == (1.886, "nanoGPT CPU, 2 min")
+    assert parse_reference("2") == (2.0, "")
+    for bad in ("abc:label", "nan", "inf:x", ""):
+        with pytest.raises(ConfigError, match="--reference"):
+            parse_reference(bad)
+    plain, marked = tmp_path / "plain.svg", tmp_path / "marked.svg"
+    assert main(["plot", *two_runs, "--out", str(plain)]) == 0
+    assert main(["plot", *two_runs, "--out", str(marked), "--reference", "3.5:target"]) == 0
+    dashes = [path.read_text().count("stroke-dasharray") for path in (plain, marked)]
+    assert dashes[0] == 0 and dashes[1] >= 1  # the dashed line (and its legend entry)
+    assert main(["plot", *two_runs, "--out", str(tmp_path / "x.png"), "--reference", "x"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not (tmp_path / "x.png").exists()

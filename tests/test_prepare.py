@@ -34,11 +34,14 @@ def test_chunks_are_whole_lines_and_cover_everything(tmp_path):
     assert "".join(chunks) == path.read_text()
 
 
-def test_word_tokenization_in_parallel_equals_serial(tmp_path):
+@pytest.mark.parametrize("kind", ["word", "char"])
+def test_tokenization_in_parallel_equals_serial(tmp_path, monkeypatch, kind):
+    import rnnkit.prepare as prepare_module
+    monkeypatch.setattr(prepare_module, "JOB_BYTES", 50_000)  # many jobs, several in flight
     data = tmp_path / "words.txt"
     data.write_text(bundled_text("timemachine") * 3)
-    prepare([str(data)], "word", tmp_path / "one", workers=1)
-    prepare([str(data)], "word", tmp_path / "two", workers=2)
+    prepare([str(data)], kind, tmp_path / "one", workers=1)
+    prepare([str(data)], kind, tmp_path / "two", workers=2)
     for name in ("train.bin", "val.bin", "test.bin", "tokenizer.json"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
 

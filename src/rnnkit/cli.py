@@ -497,6 +497,8 @@ def _add_plot(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--out", default=None, help="image file: .png, .svg or .pdf (default plot-METRIC.png)")
     sub.add_argument("--log-y", action="store_true", help="logarithmic y axis")
     sub.add_argument("--title", default=None, help="figure title")
+    sub.add_argument("--reference", action="append", default=[], metavar="VALUE[:LABEL]",
+                     help="a dashed horizontal line at VALUE, e.g. '1.886:nanoGPT CPU' (repeatable)")
     sub.add_argument("--json", action="store_true", help="print the file and per-run summaries as one JSON line")
 
 
@@ -553,9 +555,10 @@ def cmd_gradients(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .plot import plot_runs, summary_lines
+    from .plot import parse_reference, plot_runs, summary_lines
 
-    result = plot_runs(args.runs, args.metric, args.x, args.out, args.log_y, args.title)
+    references = [parse_reference(text) for text in args.reference]
+    result = plot_runs(args.runs, args.metric, args.x, args.out, args.log_y, args.title, references)
     if args.json:
         print(json.dumps(result))
     else:

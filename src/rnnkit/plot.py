@@ -99,9 +99,11 @@ def check_plot_options(run_dirs: Sequence[str | Path], metric: str, x: str, out:
 
 
 def plot_runs(run_dirs: Sequence[str | Path], metric: str = "val_loss", x: str = "step",
-              out: str | Path | None = None, log_y: bool = False, title: str | None = None) -> dict[str, Any]:
+              out: str | Path | None = None, log_y: bool = False, title: str | None = None,
+              references: Sequence[tuple[float, str]] = ()) -> dict[str, Any]:
     """Draw `metric` against `x` for every run on one figure; return the file and per-run summaries.
 
+    `references` are (value, label) pairs drawn as dashed horizontal lines: a result to beat.
     The default file is `plot-METRIC.png` in the current directory. Every run is read before
     anything is drawn, so a bad directory or a missing metric leaves no file behind.
     """
@@ -112,11 +114,12 @@ def plot_runs(run_dirs: Sequence[str | Path], metric: str = "val_loss", x: str =
         raise ConfigError(f"--log-y needs positive values, and {metric} has values <= 0")
     target = Path(out) if out is not None else Path(f"plot-{metric}.png")
     target.parent.mkdir(parents=True, exist_ok=True)
-    _draw(lines, target, metric, x, log_y, title)
+    _draw(lines, target, metric, x, log_y, title, references)
     return {"file": str(target), "metric": metric, "x": x, "runs": [line.summary() for line in lines]}
 
 
-def _draw(lines: Sequence[Series], target: Path, metric: str, x: str, log_y: bool, title: str | None) -> None:
+def _draw(lines: Sequence[Series], target: Path, metric: str, x: str, log_y: bool, title: str | None,
+          references: Sequence[tuple[float, str]] = ()) -> None:
     from .diagnostics import import_pyplot
 
     plt = import_pyplot(str(target))
@@ -127,6 +130,8 @@ def _draw(lines: Sequence[Series], target: Path, metric: str, x: str, log_y: boo
         for line in lines:
             marker = "o" if len(line.y) < 40 else None
             axes.plot(line.x, line.y, marker=marker, markersize=3, label=line.label)
+        for value, label in references:
+            axes.axhline(value, color="gray", linestyle="--", linewidth=1, label=label or f"{value:g}")
         if log_y:
             axes.set_yscale("log")
         axes.set_xlabel(LABELS[x])
@@ -134,6 +139,18 @@ def _draw(lines: Sequence[Series], target: Path, metric: str, x: str, log_y: boo
         finish_figure(figure, axes, title or f"{metric} against {x}", target)
     finally:
         plt.close(figure)
+
+
+def parse_reference(text: str) -> tuple[float, str]:
+    """`VALUE` or `VALUE:LABEL` (as given to --reference) -> (value, label)."""
+    value, _, label = text.partition(":")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise ConfigError(f"--reference takes VALUE or VALUE:LABEL with a finite number, got {text!r}")
+    return number, label.strip()
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:

@@ -40,7 +40,7 @@ from .tokenize import (
 FORMAT = "rnnkit-prepared"
 FORMAT_VERSION = 1
 CHUNK_BYTES = 8 << 20
-WORD_CHUNK_BYTES = 2 << 20  # smaller jobs keep every worker busy to the end of each split
+JOB_BYTES = 2 << 20  # text per worker job: small jobs keep every worker busy to the end
 SPREAD_BLOCK = 1 << 22  # piece ids turned into token ids at a time (word pass 2)
 SPLITS = ("train", "val", "test")
 WHITESPACE = re.compile(rb"[ \t\n]")
@@ -182,31 +182,41 @@ def _chunk_pieces(job: tuple[str, str, bool]) -> tuple[str, list[str], np.ndarra
 
 
 def build_vocabulary(plan: dict[str, list[Source]], kind: str, lowercase: bool, min_freq: int,
-                     max_size: int | None, bpe_vocab: int) -> Tokenizer:
+                     max_size: int | None, bpe_vocab: int, pool: ProcessPoolExecutor | None = None) -> Tokenizer:
     """A char or BPE tokenizer from the training split (same rules as build_tokenizer); word
     vocabularies are built while encoding (see _encode_words)."""
     if kind == "bpe":
         from .tokenize import BPETokenizer
         text = "".join(chunk for source in plan["train"] for chunk in read_chunks(source))
         return BPETokenizer.train(text, bpe_vocab, lowercase)  # type: ignore[return-value]
-    train = _char_counts(plan["train"], lowercase)
+    train = _char_counts(plan["train"], lowercase, pool)
     if not train:
         raise DataError("the training split holds no tokens")
-    others = set(_char_counts(plan["val"] + plan["test"], lowercase))
+    others = set(_char_counts(plan["val"] + plan["test"], lowercase, pool))
     dropped = any(count < min_freq for count in train.values())
     unk = dropped or (max_size is not None and len(train) > max_size) or bool(others - set(train))
     return Tokenizer(kind, Vocab.from_counts(train, min_freq, max_size, unk), lowercase)
 
 
-def _char_counts(sources: list[Source], lowercase: bool) -> Counter:
+def _char_counts(sources: list[Source], lowercase: bool, pool: ProcessPoolExecutor | None) -> Counter:
     counts: Counter = Counter()
-    for chunk in (chunk for source in sources for chunk in read_chunks(source)):
-        # a histogram of code points: linear time, no sort
-        points = np.frombuffer((chunk.lower() if lowercase else chunk).encode("utf-32-le"), dtype=np.uint32)
-        histogram = np.bincount(points)
+    jobs = ((chunk, lowercase) for source in sources for chunk in read_chunks(source, JOB_BYTES))
+    for histogram in _ordered_map(_code_point_histogram, jobs, pool):
         present = np.flatnonzero(histogram)
         counts.update(dict(zip(map(chr, present.tolist()), histogram[present].tolist())))
     return counts
+
+
+def _code_point_histogram(job: tuple[str, bool]) -> np.ndarray:
+    """How often each code point occurs in a chunk: linear time, no sort (a worker's job)."""
+    text, lowercase = job
+    return np.bincount(np.frombuffer((text.lower() if lowercase else text).encode("utf-32-le"), dtype=np.uint32))
+
+
+def _encode_chunk(job: tuple[Any, str]) -> tuple[np.ndarray, int]:
+    """(ids, characters) of one chunk (a worker's job)."""
+    tok, text = job
+    return tok.encode(text), len(text)
 
 
 class PieceTable:
@@ -247,7 +257,6 @@ def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = N
             overwrite: bool = False, workers: int | None = None,
             log: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """Tokenize `data` into OUT (see the module docstring); returns the meta.json document."""
-    from .checkpoint import write_atomically
     from .config import DataConfig
     from .train import prepare_run_dir
 
@@ -257,20 +266,32 @@ def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = N
     plan = plan_sources(data, split)
     workers = workers or min(os.cpu_count() or 1, 4)
     tok = load_tokenizer(tokenizer_from) if tokenizer_from else None
-    words = (tok.kind if tok is not None else tokenizer) == "word"
-    if tok is None and not words:
-        tok = build_vocabulary(plan, tokenizer, lowercase, min_freq, max_size, bpe_vocab)
-    prepare_run_dir(out, overwrite, marker="meta.json")
+    kind = tok.kind if tok is not None else tokenizer
+    # worker processes for char and word; BPE runs the library's own threads (a fork after
+    # they started would make the library disable them, with a warning)
+    with ProcessPoolExecutor(workers) if workers > 1 and kind != "bpe" else _no_pool() as pool:
+        if tok is None and kind != "word":
+            tok = build_vocabulary(plan, tokenizer, lowercase, min_freq, max_size, bpe_vocab, pool)
+        prepare_run_dir(out, overwrite, marker="meta.json")
+        rules = (tok.lowercase if tok is not None else lowercase, min_freq, max_size)
+        return _write_prepared(out, data, plan, tok, rules, pool, log)
+
+
+def _write_prepared(out: Path, data: list[str], plan: dict[str, list[Source]], tok: Any,
+                    rules: tuple[bool, int, int | None], pool: ProcessPoolExecutor | None,
+                    log: Callable[[str], None]) -> dict[str, Any]:
+    """Encode every split into OUT (written to a temporary directory, renamed into place)."""
+    from .checkpoint import write_atomically
     meta: dict[str, Any] = {}
 
     def write(tmp: Path) -> None:
         nonlocal tok
-        if words:
-            rules = (tok.lowercase if tok is not None else lowercase, min_freq, max_size)
-            tok, streams = _encode_words(plan, tok, rules, tmp, workers, log)
+        if tok is None or tok.kind == "word":
+            tok, streams = _encode_words(plan, tok, rules, tmp, pool, log)
         else:
             log(f"vocabulary: {len(tok):,} {tok.kind} tokens")
-            streams = _write_streams(tok, tmp, {name: _encoded_chunks(plan[name], tok) for name in SPLITS}, log)
+            chunks = {name: _encoded_chunks(plan[name], tok, pool) for name in SPLITS}
+            streams = _write_streams(tok, tmp, chunks, log)
         meta.update(streams)
         (tmp / "tokenizer.json").write_text(tok.to_json(), encoding="utf-8")
         meta.update(format=FORMAT, format_version=FORMAT_VERSION, tokenizer=tok.kind, vocab_size=len(tok),
@@ -300,25 +321,24 @@ def _write_streams(tok: Any, out: Path, chunks: dict[str, Iterator[tuple[np.ndar
     return {"dtype": np.dtype(dtype).name, "tokens": tokens, "chars": chars, "crc32": checksums}
 
 
-def _encoded_chunks(sources: list[Source], tok: Any) -> Iterator[tuple[np.ndarray, int]]:
-    """(ids, characters) per chunk: char ids are one table lookup, BPE runs the library's threads."""
-    for source in sources:
-        for chunk in read_chunks(source):
-            yield tok.encode(chunk), len(chunk)
+def _encoded_chunks(sources: list[Source], tok: Any, pool: ProcessPoolExecutor | None) -> Iterator[tuple[np.ndarray, int]]:
+    """(ids, characters) per chunk, in order."""
+    jobs = ((tok, chunk) for source in sources for chunk in read_chunks(source, JOB_BYTES if pool else None))
+    return _ordered_map(_encode_chunk, jobs, pool)
 
 
 def _encode_words(plan: dict[str, list[Source]], tok: Tokenizer | None, rules: tuple[bool, int, int | None],
-                  out: Path, workers: int, log: Callable[[str], None]) -> tuple[Tokenizer, dict[str, Any]]:
+                  out: Path, pool: ProcessPoolExecutor | None, log: Callable[[str], None]) -> tuple[Tokenizer, dict[str, Any]]:
     """Word streams in one reading of the text: pass 1 (worker processes) turns each chunk into
     global piece ids, spilled to SPLIT.pieces; the vocabulary comes from the training split's
     piece counts (unless `tok` is given); pass 2 maps piece ids to token ids with array lookups."""
     lowercase, min_freq, max_size = rules
     table, chars = PieceTable(), dict.fromkeys(SPLITS, 0)
     jobs = ((name, chunk, lowercase) for name in SPLITS for source in plan[name]
-            for chunk in read_chunks(source, WORD_CHUNK_BYTES))
-    with ProcessPoolExecutor(workers) if workers > 1 else _no_pool() as pool, ExitStack() as files:
+            for chunk in read_chunks(source, JOB_BYTES))
+    with ExitStack() as files:
         spills = {name: files.enter_context(open(out / f"{name}.pieces", "wb")) for name in SPLITS}
-        for name, distinct, positions, length in _ordered_map(_chunk_pieces, jobs, pool, 2 * workers):
+        for name, distinct, positions, length in _ordered_map(_chunk_pieces, jobs, pool):
             spills[name].write(table.add(distinct, positions, name == "train").tobytes())
             chars[name] += length
     if tok is None:
@@ -332,9 +352,9 @@ def _encode_words(plan: dict[str, list[Source]], tok: Tokenizer | None, rules: t
     return tok, _write_streams(tok, out, chunks, log)
 
 
-def _ordered_map(function: Callable[[Any], Any], jobs: Iterator[Any], pool: ProcessPoolExecutor | None,
-                 ahead: int) -> Iterator[Any]:
-    """function(job) for every job, in order; with a pool, up to `ahead` jobs in flight, so the
+def _ordered_map(function: Callable[[Any], Any], jobs: Iterator[Any],
+                 pool: ProcessPoolExecutor | None) -> Iterator[Any]:
+    """function(job) for every job, in order; with a pool, two jobs per worker in flight, so the
     workers never wait for a whole batch and this process reads the next chunk meanwhile."""
     if pool is None:
         yield from map(function, jobs)
@@ -342,7 +362,7 @@ def _ordered_map(function: Callable[[Any], Any], jobs: Iterator[Any], pool: Proc
     pending: deque = deque()
     for job in jobs:
         pending.append(pool.submit(function, job))
-        if len(pending) >= ahead:
+        if len(pending) >= 2 * pool._max_workers:
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()
