@@ -6,7 +6,7 @@ the preset. A run records the preset's name and version in its config.json (Trai
 TrainConfig.preset_version), so a result can be traced to the values it started from. Bump a
 preset's version whenever its values change.
 
-The values below are starting points, not measured claims: `expected` says what is known.
+`expected` says what a run of the preset reached, where one has been measured, and when.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import Any
 from .config import RunConfig
 from .errors import ConfigError
 
-NOT_MEASURED = "not measured yet: untuned starting values"
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,8 @@ _WORD_TRAIN = {"optimizer": "adamw", "lr": 3e-3, "schedule": "cosine", "warmup_s
 PRESETS: Mapping[str, Preset] = MappingProxyType({preset.name: preset for preset in (
     _preset("shakespeare-char", 1,
             "char-level 3x1024 LSTM on tinyshakespeare with AWD-LSTM regularisation, bf16, 5 minutes",
-            "cuda (one H100)", NOT_MEASURED,
+            "cuda (one H100)", "not measured yet (no GPU so far): untuned starting values; target <= 1.38 "
+            "nats/char validation within 5 minutes",
             model={"model": "lstm", "layers": 3, "hidden": 1024, "embed": 128, "tie": False,
                    "dropout_input": 0.25, "dropout_hidden": 0.25, "dropout_output": 0.25, "weight_drop": 0.2},
             data={"data": "tinyshakespeare", "tokenizer": "char", "split": [0.9, 0.1, 0.0],
@@ -80,7 +80,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({preset.name: preset for preset
     # trial runs it was at 2.03 after two minutes where 2x256 was at 1.79
     _preset("shakespeare-char-cpu", 2,
             "char-level 2x256 LSTM on tinyshakespeare, sized for 2 CPU cores and 10 minutes",
-            "cpu (2 cores)", NOT_MEASURED,
+            "cpu (2 cores)", "best val loss 1.5207 nats/char (bpc 2.194) after 560 s, 1.7885 after 112 s "
+            "(2-core CPU, 2026-11-23)",
             model={"model": "lstm", "layers": 2, "hidden": 256, "embed": 64, "dropout": 0.1},
             data={"data": "tinyshakespeare", "tokenizer": "char", "split": [0.9, 0.1, 0.0],
                   "batch_size": 32, "seq_len": 128},
@@ -89,7 +90,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({preset.name: preset for preset
     # ppl 63.8) and overfitted after, so the schedule ends there
     _preset("timemachine-word", 2,
             "word-level 2x256 tied LSTM on The Time Machine (lowercased), AWD-LSTM regularisation",
-            "cpu (2 cores)", NOT_MEASURED,
+            "cpu (2 cores)", "best val ppl 63.8 (4.1561 nats/word) at step 700, 114 s (2-core CPU, 2026-11-23)",
             model=_WORD_MODEL,
             data={"data": "timemachine", "tokenizer": "word", "lowercase": True, "min_freq": 2,
                   "split": [0.9, 0.05, 0.05], "batch_size": 32, "seq_len": 35},
@@ -98,7 +99,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({preset.name: preset for preset
     # stopped, so it gets 10 minutes like the char preset
     _preset("shakespeare-word", 2,
             "word-level 2x256 tied LSTM on tinyshakespeare, AWD-LSTM regularisation",
-            "cpu (2 cores)", NOT_MEASURED,
+            "cpu (2 cores)", "best val ppl 56.1 (4.0266 nats/word) at step 2,000, 551 s (2-core CPU, 2026-11-23)",
             model=_WORD_MODEL,
             data={"data": "tinyshakespeare", "tokenizer": "word", "min_freq": 3,
                   "split": [0.9, 0.05, 0.05], "batch_size": 32, "seq_len": 35},
