@@ -328,6 +328,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(f"{args.split}: loss {result.loss:.4f} nats/token | ppl {result.ppl:.3f} | "
               f"{result.bits_per_token:.4f} bits/token | bpc {result.bpc:.4f} | {result.tokens:,} tokens")
+        if result.unk_rate > 0:
+            print(f"{result.unk_rate:.1%} of the scored tokens are <unk>: their words are never spelled out, "
+                  "so bpc flatters this model against a char model")
     return 0
 
 

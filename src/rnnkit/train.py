@@ -47,7 +47,7 @@ from .errors import (
     TrainingDiverged,
     TrainingStopped,
 )
-from .evaluate import EvalResult, evaluate_split
+from .evaluate import EvalResult, evaluate_split, unk_id_of
 from .generate import SamplingConfig, generate_text
 from .tokenize import Tokenizer, build_tokenizer
 
@@ -275,7 +275,7 @@ class Trainer:
     def evaluate(self, split: str = "val") -> EvalResult:
         return evaluate_split(self.engine.scorer(), self.splits[split], seq_len=max(self.config.data.seq_len, 256),
                               max_streams=max(self.config.data.batch_size, 1),
-                              max_tokens=self.config.train.eval_max_tokens)
+                              max_tokens=self.config.train.eval_max_tokens, unk_id=unk_id_of(self.tokenizer))
 
     def note_validation(self, val_loss: float) -> None:
         """NT-ASGD: after each evaluation, switch to weight averaging once validation has stalled."""
@@ -407,7 +407,8 @@ class RunLoop:
         record["tokens_per_s"] = round(self.tokens_per_s, 1)
         if evaluate:
             self.last_eval = t.evaluate("val")
-            record.update(val_loss=self.last_eval.loss, val_ppl=self.last_eval.ppl, val_bpc=self.last_eval.bpc)
+            record.update(val_loss=self.last_eval.loss, val_ppl=self.last_eval.ppl, val_bpc=self.last_eval.bpc,
+                          val_unk_rate=self.last_eval.unk_rate)
         t.elapsed = time.perf_counter() - self.started
         record["elapsed_s"] = round(t.elapsed, 3)
         if t.world.is_main:
@@ -636,7 +637,8 @@ def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], Non
     model = fit_baseline(config.model, splits["train"].ids, config.train.seed)
     seconds = time.perf_counter() - started
     result = evaluate_split(model, splits["val"], seq_len=max(config.data.seq_len, 256),
-                            max_streams=config.data.batch_size, max_tokens=config.train.eval_max_tokens)
+                            max_streams=config.data.batch_size, max_tokens=config.train.eval_max_tokens,
+                            unk_id=unk_id_of(tokenizer))
     tokens_per_s = len(splits["train"].ids) / max(seconds, 1e-9)
     record = {"step": 0, "train_loss": None, "lr": None, "grad_norm": None, "tokens_per_s": round(tokens_per_s, 1),
               "val_loss": result.loss, "val_ppl": result.ppl, "val_bpc": result.bpc, "elapsed_s": round(seconds, 3)}
