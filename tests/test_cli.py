@@ -206,3 +206,21 @@ def test_regularised_training_through_the_cli_evaluates_in_both_engines(tmp_path
     for engine in ("torch", "numpy"):
         assert main(["evaluate", str(run), "--engine", engine, "--json"]) == 0
         assert last_json(capsys.readouterr().out)["loss"] == pytest.approx(trained["best_val_loss"], rel=1e-5)
+
+
+def test_commands_without_a_model_start_without_torch(tmp_path):
+    """`prepare`, `presets`, `corpora` and `--help` never import torch (seconds of start-up), and
+    the package still offers rnnkit.train / rnnkit.evaluate as functions once the modules load."""
+    import subprocess
+    import sys
+    data = tmp_path / "t.txt"
+    data.write_text("some text to prepare\n" * 50)
+    script = ("import sys, contextlib, io\nfrom rnnkit.cli import main\n"
+              "with contextlib.redirect_stdout(io.StringIO()):\n"
+              "    codes = [main(['presets']), main(['corpora', '--json']),\n"
+              f"             main(['prepare', '--data', {str(data)!r}, '--out', {str(tmp_path / 'p')!r}, '--quiet'])]\n"
+              "print(codes, 'torch' in sys.modules)\n"
+              "import rnnkit, rnnkit.train, rnnkit.evaluate\n"
+              "print(callable(rnnkit.train) and callable(rnnkit.evaluate), rnnkit.train.__module__)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["[0, 0, 0] False", "True rnnkit.train"]

@@ -47,7 +47,7 @@ def test_tokenization_in_parallel_equals_serial(tmp_path, monkeypatch, kind):
 
 
 def test_word_streams_equal_in_memory_tokenization_across_chunks(tmp_path, monkeypatch):
-    """The one-reading word path (pieces spilled, vocabulary from piece counts, ids spread in
+    """The one-reading word path (token types spilled, vocabulary from their counts, ids mapped in
     blocks) gives exactly the vocabulary and ids of build_tokenizer + encode on each split."""
     import rnnkit.prepare as prepare_module
     monkeypatch.setattr(prepare_module, "CHUNK_BYTES", 4096)
@@ -63,7 +63,7 @@ def test_word_streams_equal_in_memory_tokenization_across_chunks(tmp_path, monke
     for name, text in texts.items():
         assert np.array_equal(arrays[name], reference.encode(text))
         assert meta["chars"][name] == len(text) and meta["bytes"][name] == len(text.encode())
-    assert not list((tmp_path / "p").glob("*.pieces"))  # the spill files are gone
+    assert not list((tmp_path / "p").glob("*.types"))  # the spill files are gone
 
 
 def test_given_splits_and_tokenizer_reuse(tmp_path):

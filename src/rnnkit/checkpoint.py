@@ -26,11 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from . import __version__
 from .config import RunConfig
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, OutputExistsError
 from .tokenize import Tokenizer
 
 FORMAT = "rnnkit-checkpoint"
@@ -52,6 +51,7 @@ class Checkpoint:
         if not path.is_file():
             raise CheckpointError(f"{self.path} has no trainer_state.pt, so it cannot be resumed")
         try:
+            import torch
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # any unpickling failure means we will not trust it
             raise CheckpointError(f"{path} is corrupt or not a plain-tensor file "
@@ -81,12 +81,26 @@ def save_checkpoint(target: Path, config: RunConfig, weights: dict[str, torch.Te
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": FORMAT})
         (tmp / "tokenizer.json").write_text(tokenizer.to_json(), encoding="utf-8")
         if trainer_state is not None:
+            import torch
             torch.save(trainer_state, tmp / "trainer_state.pt")
         if metrics is not None and metrics.is_file():
             shutil.copyfile(metrics, tmp / "metrics.jsonl")
         write_json(tmp / "config.json", config_document(config, **info))  # last: marks it complete
 
     write_atomically(target, write)
+
+
+def prepare_run_dir(path: Path, overwrite: bool, marker: str = "config.json") -> None:
+    """Create the output directory; never touch an existing one unless asked, and then only one
+    of ours (recognised by its `marker` file)."""
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        if not overwrite:
+            raise OutputExistsError(f"{path} exists already; choose another output directory, or pass "
+                                    "--overwrite to replace it")
+        if not path.is_dir() or not (path / marker).is_file():
+            raise OutputExistsError(f"{path} exists and is not an rnnkit output directory; refusing to overwrite it")
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
 
 
 def write_atomically(target: Path, write: Callable[[Path], None]) -> None:

@@ -124,26 +124,22 @@ def parse_clip(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `only`, just that command gets its options (the others keep
+    their one-line help). main() passes the command it was given, so `rnnkit prepare` or `rnnkit
+    --help` never imports the torch-backed modules where other commands keep their defaults."""
     parser = OneLineParser(prog="rnnkit", description="Recurrent language models: train, evaluate, generate.")
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
-    _add_train(commands.add_parser("train", help="train a model (defaults: char LSTM on timemachine)"))
-    _add_evaluate(commands.add_parser("evaluate", help="loss, perplexity and bits per character of a checkpoint"))
-    _add_generate(commands.add_parser("generate", help="sample text from a checkpoint"))
-    _add_compare(commands.add_parser("compare", help="train RNNs and fit n-gram/HMM baselines on one text; compare"))
-    _add_gradcheck(commands.add_parser("gradcheck", help="check the NumPy engine's backward pass against finite differences"))
-    _add_bench(commands.add_parser("bench", help="training speed of rnnkit beside plain PyTorch, a cell loop and NumPy"))
-    _add_prepare(commands.add_parser("prepare", help="tokenize a corpus once into memory-mapped token files"))
-    _add_gradients(commands.add_parser("gradients", help="gradient norm through time, and sigma_max(W_hh)"))
-    _add_plot(commands.add_parser("plot", help="draw a metric of one or more runs on one figure"))
-    _add_sweep(commands.add_parser("sweep", help="train one model per value of a numeric option; table and plot"))
-    _add_cloze(commands.add_parser("cloze", help="fill in a masked character: bidirectional vs unidirectional"))
-    corpora = commands.add_parser("corpora", help="list the bundled corpora")
-    corpora.add_argument("--json", action="store_true", help="print a JSON list")
-    presets = commands.add_parser("presets", help="list the named configurations for train --preset")
-    presets.add_argument("--json", action="store_true", help="print a JSON list")
+    for name, help_text, add_options in SUBCOMMANDS:
+        sub = commands.add_parser(name, help=help_text)
+        if only is None or only == name:
+            add_options(sub)
     return parser
+
+
+def _add_json_only(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--json", action="store_true", help="print a JSON list")
 
 
 def add_train_options(sub: argparse.ArgumentParser, out_help: str | None = None) -> None:
@@ -609,8 +605,27 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "generate": cmd_genera
             "gradients": cmd_gradients, "plot": cmd_plot, "sweep": cmd_sweep, "cloze": cmd_cloze}
 
 
+SUBCOMMANDS = (
+    ("train", "train a model (defaults: char LSTM on timemachine)", _add_train),
+    ("evaluate", "loss, perplexity and bits per character of a checkpoint", _add_evaluate),
+    ("generate", "sample text from a checkpoint", _add_generate),
+    ("compare", "train RNNs and fit n-gram/HMM baselines on one text; compare", _add_compare),
+    ("gradcheck", "check the NumPy engine's backward pass against finite differences", _add_gradcheck),
+    ("bench", "training speed of rnnkit beside plain PyTorch, a cell loop and NumPy", _add_bench),
+    ("prepare", "tokenize a corpus once into memory-mapped token files", _add_prepare),
+    ("gradients", "gradient norm through time, and sigma_max(W_hh)", _add_gradients),
+    ("plot", "draw a metric of one or more runs on one figure", _add_plot),
+    ("sweep", "train one model per value of a numeric option; table and plot", _add_sweep),
+    ("cloze", "fill in a masked character: bidirectional vs unidirectional", _add_cloze),
+    ("corpora", "list the bundled corpora", _add_json_only),
+    ("presets", "list the named configurations for train --preset", _add_json_only),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), "")  # top-level options take no value
+    parser = build_parser(only=command)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -41,7 +41,7 @@ FORMAT = "rnnkit-prepared"
 FORMAT_VERSION = 1
 CHUNK_BYTES = 8 << 20
 JOB_BYTES = 2 << 20  # text per worker job: small jobs keep every worker busy to the end
-SPREAD_BLOCK = 1 << 22  # piece ids turned into token ids at a time (word pass 2)
+SPREAD_BLOCK = 1 << 22  # type ids mapped to vocabulary ids at a time (word pass 2)
 SPLITS = ("train", "val", "test")
 WHITESPACE = re.compile(rb"[ \t\n]")
 
@@ -173,12 +173,14 @@ def _decode(raw: bytes, source: Source) -> str:
                         f"{source.start + error.start}); convert it first") from None
 
 
-def _chunk_pieces(job: tuple[str, str, bool]) -> tuple[str, list[str], np.ndarray, int]:
-    """(split, distinct whitespace pieces, each piece's index among them, characters) of one
-    chunk: a worker process's job."""
+def _chunk_tokens(job: tuple[str, str, bool]) -> tuple[str, list[str], np.ndarray, int]:
+    """(split, distinct word tokens, each token's index among them, characters) of one chunk: a
+    worker's job. Each distinct whitespace piece is tokenized once, then spread to its places."""
     name, text, lowercase = job
-    distinct, positions = distinct_pieces(text.lower() if lowercase else text)
-    return name, distinct, positions.astype(np.uint32), len(text)
+    pieces, positions = distinct_pieces(text.lower() if lowercase else text)
+    types = FirstSeen()
+    ids = [[types[token] for token in piece_tokens(piece)] for piece in pieces]
+    return name, list(types), PieceIds(ids).spread(positions).astype(np.uint32), len(text)
 
 
 def build_vocabulary(plan: dict[str, list[Source]], kind: str, lowercase: bool, min_freq: int,
@@ -219,36 +221,32 @@ def _encode_chunk(job: tuple[Any, str]) -> tuple[np.ndarray, int]:
     return tok.encode(text), len(text)
 
 
-class PieceTable:
-    """Every distinct whitespace piece of the corpus, with how often it occurs in the training
-    split: word tokenization reads the text once (into piece ids), builds the vocabulary from
-    the piece counts, then turns piece ids into token ids without touching the text again."""
+class TokenTable:
+    """Every distinct word token of the corpus, with its count in the training split: the text is
+    read once into token-type ids (spilled to disk), and once the counts are complete the types
+    are mapped to vocabulary ids (frequency order, <unk>) with one array lookup."""
 
     def __init__(self) -> None:
         self.index = FirstSeen()
         self.train_counts = np.zeros(0, dtype=np.int64)
 
     def add(self, distinct: list[str], positions: np.ndarray, is_train: bool) -> np.ndarray:
-        """A chunk's piece indices made global (uint32); training pieces are counted."""
+        """A chunk's type indices made global (uint32); training tokens are counted."""
         local_to_global = np.fromiter(map(self.index.__getitem__, distinct), dtype=np.uint32, count=len(distinct))
-        pieces = local_to_global[positions]
+        types = local_to_global[positions]
         if is_train:
-            counts = np.bincount(pieces, minlength=len(self.index))
+            counts = np.bincount(types, minlength=len(self.index))
             counts[: self.train_counts.size] += self.train_counts
             self.train_counts = counts
-        return pieces
+        return types
 
-    def token_counts(self) -> Counter:
-        counts: Counter = Counter()
-        for piece, n in zip(self.index, self.train_counts.tolist()):
-            for token in piece_tokens(piece):
-                counts[token] += n
-        return counts
+    def counts(self) -> Counter:
+        return Counter({token: n for token, n in zip(self.index, self.train_counts.tolist()) if n})
 
-    def token_ids(self, tok: Tokenizer) -> list[list[int]]:
-        """Each piece's token ids under `tok` (<unk> where the vocabulary lacks a token)."""
+    def vocabulary_ids(self, tok: Tokenizer) -> np.ndarray:
+        """Each type's id under `tok` (<unk> where the vocabulary lacks it)."""
         stoi, unk = tok.vocab.stoi, tok.vocab.unk_id
-        return [[stoi.get(t, unk) for t in piece_tokens(piece)] for piece in self.index]
+        return np.fromiter((stoi.get(t, unk) for t in self.index), dtype=np.int64, count=len(self.index))
 
 
 def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = None,
@@ -258,7 +256,7 @@ def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = N
             log: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """Tokenize `data` into OUT (see the module docstring); returns the meta.json document."""
     from .config import DataConfig
-    from .train import prepare_run_dir
+    from .checkpoint import prepare_run_dir
 
     DataConfig(data=data[0] if data else "", tokenizer=tokenizer, lowercase=lowercase, min_freq=min_freq,
                max_size=max_size, bpe_vocab=bpe_vocab, split=split)  # the same checks as training
@@ -330,25 +328,25 @@ def _encoded_chunks(sources: list[Source], tok: Any, pool: ProcessPoolExecutor |
 def _encode_words(plan: dict[str, list[Source]], tok: Tokenizer | None, rules: tuple[bool, int, int | None],
                   out: Path, pool: ProcessPoolExecutor | None, log: Callable[[str], None]) -> tuple[Tokenizer, dict[str, Any]]:
     """Word streams in one reading of the text: pass 1 (worker processes) turns each chunk into
-    global piece ids, spilled to SPLIT.pieces; the vocabulary comes from the training split's
-    piece counts (unless `tok` is given); pass 2 maps piece ids to token ids with array lookups."""
+    token-type ids, spilled to SPLIT.types; the vocabulary comes from the training split's counts
+    (unless `tok` is given); pass 2 maps type ids to vocabulary ids with one array lookup."""
     lowercase, min_freq, max_size = rules
-    table, chars = PieceTable(), dict.fromkeys(SPLITS, 0)
+    table, chars = TokenTable(), dict.fromkeys(SPLITS, 0)
     jobs = ((name, chunk, lowercase) for name in SPLITS for source in plan[name]
             for chunk in read_chunks(source, JOB_BYTES))
     with ExitStack() as files:
-        spills = {name: files.enter_context(open(out / f"{name}.pieces", "wb")) for name in SPLITS}
-        for name, distinct, positions, length in _ordered_map(_chunk_pieces, jobs, pool):
+        spills = {name: files.enter_context(open(out / f"{name}.types", "wb")) for name in SPLITS}
+        for name, distinct, positions, length in _ordered_map(_chunk_tokens, jobs, pool):
             spills[name].write(table.add(distinct, positions, name == "train").tobytes())
             chars[name] += length
     if tok is None:
-        counts = table.token_counts()
+        counts = table.counts()
         if not counts:
             raise DataError("the training split holds no tokens")
         tok = Tokenizer("word", Vocab.from_counts(counts, min_freq, max_size, unk=True), lowercase)
     log(f"vocabulary: {len(tok):,} word tokens")
-    pieces = PieceIds(table.token_ids(tok))
-    chunks = {name: _spread_pieces(out / f"{name}.pieces", pieces, chars[name]) for name in SPLITS}
+    lookup = table.vocabulary_ids(tok)
+    chunks = {name: _spilled_ids(out / f"{name}.types", lookup, chars[name]) for name in SPLITS}
     return tok, _write_streams(tok, out, chunks, log)
 
 
@@ -368,12 +366,12 @@ def _ordered_map(function: Callable[[Any], Any], jobs: Iterator[Any],
         yield pending.popleft().result()
 
 
-def _spread_pieces(path: Path, pieces: PieceIds, chars: int) -> Iterator[tuple[np.ndarray, int]]:
-    """Token ids from a spilled piece-id file, a block at a time; the file is removed after.
+def _spilled_ids(path: Path, lookup: np.ndarray, chars: int) -> Iterator[tuple[np.ndarray, int]]:
+    """Vocabulary ids from a spilled type-id file, a block at a time; the file is removed after.
     Characters were counted in pass 1, so they come with a last, empty block."""
     with open(path, "rb") as handle:
-        while (ids := np.fromfile(handle, dtype=np.uint32, count=SPREAD_BLOCK)).size:
-            yield pieces.spread(ids), 0
+        while (types := np.fromfile(handle, dtype=np.uint32, count=SPREAD_BLOCK)).size:
+            yield lookup[types], 0
     yield np.zeros(0, dtype=np.int64), chars
     path.unlink()
 

@@ -32,6 +32,7 @@ from .checkpoint import (
     config_document,
     is_checkpoint,
     load_checkpoint,
+    prepare_run_dir,
     save_checkpoint,
     write_json,
 )
@@ -150,20 +151,6 @@ def default_run_dir(config: RunConfig) -> Path:
     while path.exists():
         path, n = base.with_name(f"{base.name}-{n}"), n + 1
     return path
-
-
-def prepare_run_dir(path: Path, overwrite: bool, marker: str = "config.json") -> None:
-    """Create the output directory; never touch an existing one unless asked, and then only one
-    of ours (recognised by its `marker` file)."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        if not overwrite:
-            raise OutputExistsError(f"{path} exists already; choose another output directory, or pass "
-                                    "--overwrite to replace it")
-        if not path.is_dir() or not (path / marker).is_file():
-            raise OutputExistsError(f"{path} exists and is not an rnnkit output directory; refusing to overwrite it")
-        import shutil
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
 
 
 def load_data(config: RunConfig, tokenizer: Tokenizer | None,
