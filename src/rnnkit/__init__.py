@@ -13,8 +13,14 @@ import types
 from typing import Any
 
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from .errors import (CheckpointError, ConfigError, DataError, OutputExistsError,  # noqa: E402
-                     PromptError, RnnkitError)
+from .errors import (  # noqa: E402
+    CheckpointError,
+    ConfigError,
+    DataError,
+    OutputExistsError,
+    PromptError,
+    RnnkitError,
+)
 
 # public name -> the submodule that defines it
 _LAZY = {"LanguageModel": "api", "evaluate": "api", "load": "api", "EvalResult": "evaluate",

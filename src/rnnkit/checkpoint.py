@@ -24,8 +24,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:  # torch is imported where a checkpoint is read or written, not on import
+    import torch
 
 from . import __version__
 from .config import RunConfig

@@ -255,8 +255,8 @@ def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = N
             overwrite: bool = False, workers: int | None = None,
             log: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """Tokenize `data` into OUT (see the module docstring); returns the meta.json document."""
-    from .config import DataConfig
     from .checkpoint import prepare_run_dir
+    from .config import DataConfig
 
     DataConfig(data=data[0] if data else "", tokenizer=tokenizer, lowercase=lowercase, min_freq=min_freq,
                max_size=max_size, bpe_vocab=bpe_vocab, split=split)  # the same checks as training

@@ -44,7 +44,6 @@ from .errors import (
     CheckpointError,
     ConfigError,
     DataError,
-    OutputExistsError,
     TrainingDiverged,
     TrainingStopped,
 )
