@@ -105,6 +105,18 @@ def prepare_run_dir(path: Path, overwrite: bool, marker: str = "config.json") ->
     path.mkdir(parents=True, exist_ok=True)
 
 
+def fresh_run_dir(name: str) -> Path:
+    """runs/NAME-TIMESTAMP, with -2, -3... if that exists already: a default output directory
+    never lands on an earlier run."""
+    from datetime import datetime
+
+    base = Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 2
+    while path.exists():
+        path, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return path
+
+
 def write_atomically(target: Path, write: Callable[[Path], None]) -> None:
     """Build the directory beside `target`, fsync it, then swap it in with renames."""
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -26,11 +26,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import write_json
+from .checkpoint import fresh_run_dir, write_json
 from .config import BASELINES, MODELS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from .errors import ConfigError, DataError
 from .tokenize import Tokenizer
@@ -130,15 +129,6 @@ def _parse_one(item: str) -> ModelSpec:
     return ModelSpec(kind, size)
 
 
-def default_out(data: str) -> Path:
-    """runs/compare-DATA-TIMESTAMP, with -2, -3... if that exists already."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path("runs") / f"compare-{Path(data).stem or 'data'}-{stamp}"
-    path, n = base, 2
-    while path.exists():
-        path, n = base.with_name(f"{base.name}-{n}"), n + 1
-    return path
-
 
 def compare(data: str = "timemachine", tokenizer: str = "char", models: str | Sequence[ModelSpec] = DEFAULT_MODELS,
             budget_seconds: float = 60.0, out: str | Path | None = None, *, seed: int = 1337,
@@ -163,7 +153,7 @@ def compare(data: str = "timemachine", tokenizer: str = "char", models: str | Se
         resolve_device(neural.device)  # --device cuda without a GPU fails here, not after the baselines
     log = log or stderr_logger(quiet)
     vocabulary, splits = load_data(base, None, lambda message: log(f"compare: {message}"))
-    out_dir = Path(out) if out is not None else default_out(data)
+    out_dir = Path(out) if out is not None else fresh_run_dir(f"compare-{Path(data).stem or 'data'}")
     prepare_run_dir(out_dir, overwrite)
     write_json(out_dir / "config.json", _compare_document(specs, base, neural, budget_seconds))
     has_test = len(splits["test"].ids) >= 2
@@ -200,6 +190,7 @@ def _run_one(spec: ModelSpec, config: RunConfig, out_dir: Path, budget: float, v
              has_test: bool) -> dict[str, Any]:
     """Train or fit one model into OUT/<model>/, load it back, and score it on val and test."""
     import rnnkit
+
     from .train import train
 
     run_dir = out_dir / spec.dirname

@@ -39,11 +39,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import write_json
-from .train import stderr_logger
+from .checkpoint import fresh_run_dir, write_json
 from .config import MODELS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from .errors import ConfigError, DataError, PromptError
 from .plot import finish_figure
+from .train import stderr_logger
 
 GATES = {"rnn": ("h",), "rnn_relu": ("h",), "gru": ("r", "z", "n"), "lstm": ("i", "f", "g", "o")}
 QUANTITY = ("mean over sequences of ||dL_T/dh_{T-k}||_2, top layer, L_T = loss at the last step "
@@ -317,14 +317,7 @@ def check_outputs(paths: Sequence[Path], overwrite: bool) -> None:
 
 def default_out(command: str, data: str) -> Path:
     """runs/COMMAND-DATA-TIMESTAMP, with -2, -3... if that exists already."""
-    from datetime import datetime
-
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path("runs") / f"{command}-{Path(data).stem or 'data'}-{stamp}"
-    path, n = base, 2
-    while path.exists():
-        path, n = base.with_name(f"{base.name}-{n}"), n + 1
-    return path
+    return fresh_run_dir(f"{command}-{Path(data).stem or 'data'}")
 
 
 def summary_table(document: dict[str, Any]) -> str:

@@ -18,7 +18,6 @@ import zlib
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from .checkpoint import (
     Checkpoint,
     clean_stale,
     config_document,
+    fresh_run_dir,
     is_checkpoint,
     load_checkpoint,
     prepare_run_dir,
@@ -143,13 +143,7 @@ def fingerprint(ids: Any) -> int:
 
 
 def default_run_dir(config: RunConfig) -> Path:
-    name = Path(config.data.data).stem or "data"
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path("runs") / f"{name}-{config.model.model}-{stamp}"
-    path, n = base, 2
-    while path.exists():
-        path, n = base.with_name(f"{base.name}-{n}"), n + 1
-    return path
+    return fresh_run_dir(f"{Path(config.data.data).stem or 'data'}-{config.model.model}")
 
 
 def load_data(config: RunConfig, tokenizer: Tokenizer | None,
