@@ -28,14 +28,7 @@ import numpy as np
 
 from .corpora import BUNDLED, SPLIT_FILES, bundled_text
 from .errors import DataError
-from .tokenize import (
-    FirstSeen,
-    PieceIds,
-    Tokenizer,
-    Vocab,
-    distinct_pieces,
-    piece_tokens,
-)
+from .tokenize import FirstSeen, Tokenizer, Vocab, word_types
 
 FORMAT = "rnnkit-prepared"
 FORMAT_VERSION = 1
@@ -175,12 +168,10 @@ def _decode(raw: bytes, source: Source) -> str:
 
 def _chunk_tokens(job: tuple[str, str, bool]) -> tuple[str, list[str], np.ndarray, int]:
     """(split, distinct word tokens, each token's index among them, characters) of one chunk: a
-    worker's job. Each distinct whitespace piece is tokenized once, then spread to its places."""
+    worker's job (see word_types)."""
     name, text, lowercase = job
-    pieces, positions = distinct_pieces(text.lower() if lowercase else text)
-    types = FirstSeen()
-    ids = [[types[token] for token in piece_tokens(piece)] for piece in pieces]
-    return name, list(types), PieceIds(ids).spread(positions).astype(np.uint32), len(text)
+    types, positions = word_types(text.lower() if lowercase else text)
+    return name, types, positions.astype(np.uint32), len(text)
 
 
 def build_vocabulary(plan: dict[str, list[Source]], kind: str, lowercase: bool, min_freq: int,
@@ -245,8 +236,7 @@ class TokenTable:
 
     def vocabulary_ids(self, tok: Tokenizer) -> np.ndarray:
         """Each type's id under `tok` (<unk> where the vocabulary lacks it)."""
-        stoi, unk = tok.vocab.stoi, tok.vocab.unk_id
-        return np.fromiter((stoi.get(t, unk) for t in self.index), dtype=np.int64, count=len(self.index))
+        return tok.lookup(list(self.index))
 
 
 def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = None,

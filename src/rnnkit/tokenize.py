@@ -25,6 +25,7 @@ FORMAT_VERSION = 1
 # of its own; newlines are kept as tokens so generated text keeps its line structure.
 WORD_PATTERN = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]|\n")
 NO_SPACE_BEFORE = set(".,;:!?)]}'’\"\n")
+NO_SPACE_AFTER = set("([{\n")
 # Newlines stand in as NUL while text is cut at whitespace (see word_pieces); text holding a real
 # NUL takes the plain regex path instead.
 NEWLINE_MARK = "\x00"
@@ -35,7 +36,6 @@ NEWLINE_MARK = "\x00"
 BPE_UNIT = re.compile(r"[^\S\n]*\S+|[^\S\n]*\n|[^\S\n]+")
 # Line breaks other than "\n" that str.splitlines honours (text holding one takes the line path)
 LINE_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-NO_SPACE_AFTER = set("([{\n")
 
 
 class Vocab:
@@ -89,14 +89,10 @@ class Tokenizer:
         """How often each token occurs in `text` (what a vocabulary is built from)."""
         if self.lowercase:
             text = text.lower()
-        if self.kind == "char" or NEWLINE_MARK in text:
-            return Counter(text if self.kind == "char" else WORD_PATTERN.findall(text))
-        distinct, positions = distinct_pieces(text)
-        counts: Counter = Counter()
-        for piece, n in zip(distinct, np.bincount(positions, minlength=len(distinct)).tolist()):
-            for token in piece_tokens(piece):
-                counts[token] += n
-        return counts
+        if self.kind == "char":
+            return Counter(text)
+        types, positions = word_types(text)
+        return Counter(dict(zip(types, np.bincount(positions, minlength=len(types)).tolist())))
 
     def __len__(self) -> int:
         return len(self.vocab)
@@ -107,15 +103,15 @@ class Tokenizer:
             text = text.lower()
         if self.kind == "char":
             return self._encode_chars(text)
-        if NEWLINE_MARK in text:  # a real NUL: the whole text is one piece for the regex
-            tokens, positions = [WORD_PATTERN.findall(text)], np.zeros(1, dtype=np.int64)
-        else:  # each distinct piece is tokenized and looked up once, then spread to its occurrences
-            distinct, positions = distinct_pieces(text)
-            tokens = [piece_tokens(piece) for piece in distinct]
-        self._refuse_missing({t for piece in tokens for t in piece})
-        stoi, unk = self.vocab.stoi, self.vocab.unk_id
-        ids = [[stoi.get(t, unk) for t in piece] for piece in tokens]
-        return PieceIds(ids).spread(positions)
+        types, positions = word_types(text)  # each distinct token is looked up once
+        self._refuse_missing(set(types))
+        return self.lookup(types)[positions]
+
+    def lookup(self, tokens: Sequence[str]) -> np.ndarray:
+        """The id of each token, <unk> (or -1 without one) where the vocabulary lacks it."""
+        stoi = self.vocab.stoi
+        unk = self.vocab.unk_id if self.vocab.unk_id is not None else -1
+        return np.fromiter((stoi.get(t, unk) for t in tokens), dtype=np.int64, count=len(tokens))
 
     def _refuse_missing(self, tokens: set[str]) -> None:
         """Without <unk>, name the tokens the vocabulary lacks instead of encoding them."""
@@ -235,9 +231,16 @@ class FirstSeen(dict):
         return value
 
 
-def distinct_pieces(text: str) -> tuple[list[str], np.ndarray]:
-    """The word pieces of `text`, indexed (see index_pieces)."""
-    return index_pieces(word_pieces(text))
+def word_types(text: str) -> tuple[list[str], np.ndarray]:
+    """(distinct word tokens in order of first appearance, the index of every token of `text`
+    among them). Each distinct whitespace piece is tokenized once and spread to its places; text
+    holding a real NUL (the newline stand-in) goes through the regex whole."""
+    if NEWLINE_MARK in text:
+        return index_pieces(WORD_PATTERN.findall(text))
+    pieces, positions = index_pieces(word_pieces(text))
+    types = FirstSeen()
+    ids = [[types[token] for token in piece_tokens(piece)] for piece in pieces]
+    return list(types), PieceIds(ids).spread(positions)
 
 
 def index_pieces(pieces: list[str]) -> tuple[list[str], np.ndarray]:
