@@ -51,7 +51,7 @@ def test_word_streams_equal_in_memory_tokenization_across_chunks(tmp_path, monke
     blocks) gives exactly the vocabulary and ids of build_tokenizer + encode on each split."""
     import rnnkit.prepare as prepare_module
     monkeypatch.setattr(prepare_module, "CHUNK_BYTES", 4096)
-    monkeypatch.setattr(prepare_module, "SPREAD_BLOCK", 1000)
+    monkeypatch.setattr(prepare_module, "TYPE_BLOCK", 1000)
     data = tmp_path / "words.txt"
     data.write_text(bundled_text("timemachine")[:60_000] + "Zoë's “quoted”\u2028 line\x85 end\n")
     meta = prepare([str(data)], "word", tmp_path / "p", split=(0.8, 0.1, 0.1), lowercase=True, min_freq=2, workers=2)

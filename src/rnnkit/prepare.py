@@ -19,7 +19,7 @@ import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ FORMAT = "rnnkit-prepared"
 FORMAT_VERSION = 1
 CHUNK_BYTES = 8 << 20
 JOB_BYTES = 2 << 20  # text per worker job: small jobs keep every worker busy to the end
-SPREAD_BLOCK = 1 << 22  # type ids mapped to vocabulary ids at a time (word pass 2)
+TYPE_BLOCK = 1 << 22  # type ids mapped to vocabulary ids at a time (word pass 2)
 SPLITS = ("train", "val", "test")
 WHITESPACE = re.compile(rb"[ \t\n]")
 
@@ -257,7 +257,7 @@ def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = N
     kind = tok.kind if tok is not None else tokenizer
     # worker processes for char and word; BPE runs the library's own threads (a fork after
     # they started would make the library disable them, with a warning)
-    with ProcessPoolExecutor(workers) if workers > 1 and kind != "bpe" else _no_pool() as pool:
+    with ProcessPoolExecutor(workers) if workers > 1 and kind != "bpe" else nullcontext() as pool:
         if tok is None and kind != "word":
             tok = build_vocabulary(plan, tokenizer, lowercase, min_freq, max_size, bpe_vocab, pool)
         prepare_run_dir(out, overwrite, marker="meta.json")
@@ -360,18 +360,10 @@ def _spilled_ids(path: Path, lookup: np.ndarray, chars: int) -> Iterator[tuple[n
     """Vocabulary ids from a spilled type-id file, a block at a time; the file is removed after.
     Characters were counted in pass 1, so they come with a last, empty block."""
     with open(path, "rb") as handle:
-        while (types := np.fromfile(handle, dtype=np.uint32, count=SPREAD_BLOCK)).size:
+        while (types := np.fromfile(handle, dtype=np.uint32, count=TYPE_BLOCK)).size:
             yield lookup[types], 0
     yield np.zeros(0, dtype=np.int64), chars
     path.unlink()
-
-
-class _no_pool:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def load_tokenizer(path: str | Path) -> Any:
