@@ -19,7 +19,7 @@ from .config import RunConfig
 from .corpora import load_corpus
 from .data import TokenSplit
 from .errors import ConfigError, DataError, PromptError
-from .evaluate import EvalResult, evaluate_split, unk_id_of
+from .evaluate import EvalResult, evaluate_split
 from .generate import SamplingConfig, generate_text
 from .models.base import Scorer
 from .models.registry import scorer_from_weights
@@ -76,7 +76,7 @@ class LanguageModel:
             return evaluate_split(self.scorer, tokens,
                                   seq_len=max(self.config.data.seq_len, 256),
                                   max_streams=self.config.data.batch_size, max_tokens=max_tokens,
-                                  unk_id=unk_id_of(self.tokenizer))
+                                  unk_id=self.tokenizer.unk_id)
 
     def _split_tokens(self, source: str, split: str,
                       fractions: tuple[float, float, float] | None) -> TokenSplit:

@@ -61,9 +61,3 @@ def evaluate_split(scorer: Scorer, split: TokenSplit, seq_len: int = 256, max_st
             nll, state = scorer.score(x.numpy(), y.numpy(), state)
         total = total + nll
     return metrics_from_nll(float(total), batches.tokens, split.chars_per_token, unknown)
-
-
-def unk_id_of(tokenizer: object) -> int | None:
-    """The id of `<unk>` in a tokenizer's vocabulary; None where it has none (byte-level BPE)."""
-    vocab = getattr(tokenizer, "vocab", None)
-    return vocab.unk_id if vocab is not None else None

@@ -21,7 +21,6 @@ from .config import RunConfig
 from .errors import ConfigError
 
 
-
 @dataclass(frozen=True)
 class Preset:
     name: str

@@ -2,8 +2,9 @@
 `tokenizer.json`.
 
 Every tokenizer offers the same small interface: `encode(text) -> int64 ids`, `decode(ids)`,
-`len()`, `to_dict()`, `start_id()` (where generation begins without a prompt) and
-`stream_decoder()` (text piece by piece as ids arrive, for streaming generation).
+`len()`, `to_dict()`, `start_id()` (where generation begins without a prompt), `unk_id` (the id
+of `<unk>`, None where there is none) and `stream_decoder()` (text piece by piece as ids arrive,
+for streaming generation).
 """
 
 from __future__ import annotations
@@ -96,6 +97,10 @@ class Tokenizer:
 
     def __len__(self) -> int:
         return len(self.vocab)
+
+    @property
+    def unk_id(self) -> int | None:
+        return self.vocab.unk_id
 
     def encode(self, text: str) -> np.ndarray:
         """Token ids (int64). Unknown tokens become `<unk>`, or raise PromptError naming them."""
@@ -299,6 +304,7 @@ class BPETokenizer:
     """
 
     kind = "bpe"
+    unk_id = None  # byte-level: every text encodes, nothing is <unk>
 
     def __init__(self, hf: Any, lowercase: bool = False):
         self.hf, self.lowercase = hf, lowercase

@@ -47,7 +47,7 @@ from .errors import (
     TrainingDiverged,
     TrainingStopped,
 )
-from .evaluate import EvalResult, evaluate_split, unk_id_of
+from .evaluate import EvalResult, evaluate_split
 from .generate import SamplingConfig, generate_text
 from .tokenize import Tokenizer, build_tokenizer
 
@@ -255,7 +255,7 @@ class Trainer:
     def evaluate(self, split: str = "val") -> EvalResult:
         return evaluate_split(self.engine.scorer(), self.splits[split], seq_len=max(self.config.data.seq_len, 256),
                               max_streams=max(self.config.data.batch_size, 1),
-                              max_tokens=self.config.train.eval_max_tokens, unk_id=unk_id_of(self.tokenizer))
+                              max_tokens=self.config.train.eval_max_tokens, unk_id=self.tokenizer.unk_id)
 
     def note_validation(self, val_loss: float) -> None:
         """NT-ASGD: after each evaluation, switch to weight averaging once validation has stalled."""
@@ -618,7 +618,7 @@ def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], Non
     seconds = time.perf_counter() - started
     result = evaluate_split(model, splits["val"], seq_len=max(config.data.seq_len, 256),
                             max_streams=config.data.batch_size, max_tokens=config.train.eval_max_tokens,
-                            unk_id=unk_id_of(tokenizer))
+                            unk_id=tokenizer.unk_id)
     tokens_per_s = len(splits["train"].ids) / max(seconds, 1e-9)
     record = {"step": 0, "train_loss": None, "lr": None, "grad_norm": None, "tokens_per_s": round(tokens_per_s, 1),
               "val_loss": result.loss, "val_ppl": result.ppl, "val_bpc": result.bpc, "elapsed_s": round(seconds, 3)}
