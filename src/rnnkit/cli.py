@@ -131,7 +131,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = OneLineParser(prog="rnnkit", description="Recurrent language models: train, evaluate, generate.")
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
-    for name, help_text, add_options in SUBCOMMANDS:
+    for name, (help_text, add_options, _) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=help_text)
         if only is None or only == name:
             add_options(sub)
@@ -599,27 +599,23 @@ def _write_stdout(text: str) -> None:
     sys.stdout.flush()
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "generate": cmd_generate, "gradcheck": cmd_gradcheck, "prepare": cmd_prepare,
-            "corpora": cmd_corpora, "presets": cmd_presets,
-            "compare": cmd_compare, "bench": cmd_bench,
-            "gradients": cmd_gradients, "plot": cmd_plot, "sweep": cmd_sweep, "cloze": cmd_cloze}
-
-
-SUBCOMMANDS = (
-    ("train", "train a model (defaults: char LSTM on timemachine)", _add_train),
-    ("evaluate", "loss, perplexity and bits per character of a checkpoint", _add_evaluate),
-    ("generate", "sample text from a checkpoint", _add_generate),
-    ("compare", "train RNNs and fit n-gram/HMM baselines on one text; compare", _add_compare),
-    ("gradcheck", "check the NumPy engine's backward pass against finite differences", _add_gradcheck),
-    ("bench", "training speed of rnnkit beside plain PyTorch, a cell loop and NumPy", _add_bench),
-    ("prepare", "tokenize a corpus once into memory-mapped token files", _add_prepare),
-    ("gradients", "gradient norm through time, and sigma_max(W_hh)", _add_gradients),
-    ("plot", "draw a metric of one or more runs on one figure", _add_plot),
-    ("sweep", "train one model per value of a numeric option; table and plot", _add_sweep),
-    ("cloze", "fill in a masked character: bidirectional vs unidirectional", _add_cloze),
-    ("corpora", "list the bundled corpora", _add_json_only),
-    ("presets", "list the named configurations for train --preset", _add_json_only),
-)
+# command -> (one-line help, adds its options to the parser, runs it)
+SUBCOMMANDS = {
+    "train": ("train a model (defaults: char LSTM on timemachine)", _add_train, cmd_train),
+    "evaluate": ("loss, perplexity and bits per character of a checkpoint", _add_evaluate, cmd_evaluate),
+    "generate": ("sample text from a checkpoint", _add_generate, cmd_generate),
+    "compare": ("train RNNs and fit n-gram/HMM baselines on one text; compare", _add_compare, cmd_compare),
+    "gradcheck": ("check the NumPy engine's backward pass against finite differences", _add_gradcheck,
+                  cmd_gradcheck),
+    "bench": ("training speed of rnnkit beside plain PyTorch, a cell loop and NumPy", _add_bench, cmd_bench),
+    "prepare": ("tokenize a corpus once into memory-mapped token files", _add_prepare, cmd_prepare),
+    "gradients": ("gradient norm through time, and sigma_max(W_hh)", _add_gradients, cmd_gradients),
+    "plot": ("draw a metric of one or more runs on one figure", _add_plot, cmd_plot),
+    "sweep": ("train one model per value of a numeric option; table and plot", _add_sweep, cmd_sweep),
+    "cloze": ("fill in a masked character: bidirectional vs unidirectional", _add_cloze, cmd_cloze),
+    "corpora": ("list the bundled corpora", _add_json_only, cmd_corpora),
+    "presets": ("list the named configurations for train --preset", _add_json_only, cmd_presets),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -631,7 +627,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return COMMANDS[args.command](args)
+        _, _, run = SUBCOMMANDS[args.command]
+        return run(args)
     except TrainingStopped as stopped:  # SIGINT/SIGTERM: a checkpoint was saved; say how to go on
         print(one_line(f"rnnkit {args.command}: {stopped}"), file=sys.stderr)
         return stopped.exit_code
