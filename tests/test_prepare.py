@@ -12,7 +12,7 @@ from rnnkit.corpora import bundled_text
 from rnnkit.data import SequentialBatches
 from rnnkit.errors import DataError, OutputExistsError
 from rnnkit.prepare import load_prepared, plan_sources, prepare, read_chunks
-from rnnkit.tokenize import build_tokenizer
+from rnnkit.tokenize import Tokenizer, Vocab, build_tokenizer
 
 
 def test_char_streams_decode_back_to_the_text(tmp_path):
@@ -76,6 +76,22 @@ def test_given_splits_and_tokenizer_reuse(tmp_path):
     again = prepare([str(corpus)], "word", tmp_path / "reuse", tokenizer_from=str(tmp_path / "ptb-prep"))
     assert (tmp_path / "reuse" / "tokenizer.json").read_text() == (tmp_path / "ptb-prep" / "tokenizer.json").read_text()
     assert again["tokens"] == meta["tokens"]
+
+
+def test_reused_word_tokenizer_without_unk_refuses_unknown_words(tmp_path):
+    """A hand-made word tokenizer without <unk> must not turn a missing word into a wrapped-around
+    id: prepare names the words and writes nothing."""
+    (tmp_path / "text.txt").write_text("a b c a b zebra\n" * 20)
+    tok = Tokenizer("word", Vocab(["a", "b", "c", "\n"], unk=False))
+    (tmp_path / "tokenizer.json").write_text(tok.to_json())
+    with pytest.raises(DataError, match="1 word.*'zebra'"):
+        prepare([str(tmp_path / "text.txt")], "word", tmp_path / "out", tokenizer_from=str(tmp_path / "tokenizer.json"))
+    assert not (tmp_path / "out").exists()
+    earlier = prepare([str(tmp_path / "text.txt")], "word", tmp_path / "out")
+    with pytest.raises(DataError):  # a failed --overwrite leaves the earlier output whole
+        prepare([str(tmp_path / "text.txt")], "word", tmp_path / "out", overwrite=True,
+                tokenizer_from=str(tmp_path / "tokenizer.json"))
+    assert load_prepared(tmp_path / "out")[2] == earlier
 
 
 def test_memmap_windows_equal_in_memory_windows(tmp_path):

@@ -103,8 +103,8 @@ TRICKY = list("ab Z9_'’.,!-\n\t\r\x0b\x0c\x1c\x85\xa0\u2028\u3000\u0301é\x00�
 @given(st.lists(st.sampled_from(TRICKY), max_size=60), st.booleans())
 @settings(max_examples=300, deadline=None)
 def test_fast_word_path_matches_the_regex(parts, lowercase):
-    """count/encode cut text at whitespace and tokenize distinct pieces once; they must agree
-    with running WORD_PATTERN over the whole text, token for token."""
+    """count/encode find tokens with array operations over bytes (rnnkit.wordscan); they must
+    agree with running WORD_PATTERN over the whole text, token for token."""
     text = "".join(parts)
     vocab_text = "ab don't . , \n Z9 é"
     tok = build_tokenizer("word", vocab_text, lowercase=lowercase)

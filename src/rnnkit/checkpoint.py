@@ -93,16 +93,23 @@ def save_checkpoint(target: Path, config: RunConfig, weights: dict[str, torch.Te
 
 
 def prepare_run_dir(path: Path, overwrite: bool, marker: str = "config.json") -> None:
-    """Create the output directory; never touch an existing one unless asked, and then only one
-    of ours (recognised by its `marker` file)."""
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        if not overwrite:
-            raise OutputExistsError(f"{path} exists already; choose another output directory, or pass "
-                                    "--overwrite to replace it")
-        if not path.is_dir() or not (path / marker).is_file():
-            raise OutputExistsError(f"{path} exists and is not an rnnkit output directory; refusing to overwrite it")
+    """Create the output directory, emptied (see check_output_dir)."""
+    if check_output_dir(path, overwrite, marker):
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
+
+
+def check_output_dir(path: Path, overwrite: bool, marker: str) -> bool:
+    """Whether `path` holds an earlier output to replace. Never touch an existing directory unless
+    asked, and then only one of ours (recognised by its `marker` file)."""
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return False
+    if not overwrite:
+        raise OutputExistsError(f"{path} exists already; choose another output directory, or pass "
+                                "--overwrite to replace it")
+    if not path.is_dir() or not (path / marker).is_file():
+        raise OutputExistsError(f"{path} exists and is not an rnnkit output directory; refusing to overwrite it")
+    return True
 
 
 def fresh_run_dir(name: str) -> Path:

@@ -235,8 +235,15 @@ class TokenTable:
         return Counter({token: n for token, n in zip(self.index, self.train_counts.tolist()) if n})
 
     def vocabulary_ids(self, tok: Tokenizer) -> np.ndarray:
-        """Each type's id under `tok` (<unk> where the vocabulary lacks it)."""
-        return tok.lookup(list(self.index))
+        """Each type's id under `tok` (<unk> where the vocabulary lacks it; a reused vocabulary
+        without <unk> refuses such text, naming the words)."""
+        ids = tok.lookup(list(self.index))
+        missing = [token for token, i in zip(self.index, ids.tolist()) if i < 0]
+        if missing:
+            shown = ", ".join(repr(m) for m in missing[:10])
+            raise DataError(f"the text holds {len(missing)} word(s) the tokenizer lacks and it has no "
+                            f"<unk>: {shown}{' ...' if len(missing) > 10 else ''}")
+        return ids
 
 
 def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = None,
@@ -245,7 +252,7 @@ def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = N
             overwrite: bool = False, workers: int | None = None,
             log: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """Tokenize `data` into OUT (see the module docstring); returns the meta.json document."""
-    from .checkpoint import prepare_run_dir
+    from .checkpoint import check_output_dir
     from .config import DataConfig
 
     DataConfig(data=data[0] if data else "", tokenizer=tokenizer, lowercase=lowercase, min_freq=min_freq,
@@ -260,7 +267,7 @@ def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = N
     with ProcessPoolExecutor(workers) if workers > 1 and kind != "bpe" else nullcontext() as pool:
         if tok is None and kind != "word":
             tok = build_vocabulary(plan, tokenizer, lowercase, min_freq, max_size, bpe_vocab, pool)
-        prepare_run_dir(out, overwrite, marker="meta.json")
+        check_output_dir(out, overwrite, marker="meta.json")  # replaced only once the new one is complete
         rules = (tok.lowercase if tok is not None else lowercase, min_freq, max_size)
         return _write_prepared(out, data, plan, tok, rules, pool, log)
 
@@ -295,18 +302,23 @@ def _write_streams(tok: Any, out: Path, chunks: dict[str, Iterator[tuple[np.ndar
                    log: Callable[[str], None]) -> dict[str, Any]:
     """Append each split's (ids, characters) chunks to SPLIT.bin; count tokens and characters;
     checksum the bytes."""
-    dtype = np.uint16 if len(tok) <= 1 << 16 else np.uint32
+    dtype = stream_dtype(len(tok))
     tokens, chars, checksums = {}, {}, {}
     for name in SPLITS:
         n, c, crc = 0, 0, 0
         with open(out / f"{name}.bin", "wb") as handle:
             for ids, length in chunks[name]:
-                raw = ids.astype(dtype).tobytes()
+                raw = ids.astype(dtype, copy=False).tobytes()
                 handle.write(raw)
                 n, c, crc = n + len(ids), c + length, zlib.crc32(raw, crc)
         tokens[name], chars[name], checksums[name] = n, c, crc
         log(f"{name}: {n:,} tokens ({c:,} chars)")
     return {"dtype": np.dtype(dtype).name, "tokens": tokens, "chars": chars, "crc32": checksums}
+
+
+def stream_dtype(vocab_size: int) -> type:
+    """The narrowest unsigned integer that holds every id."""
+    return np.uint16 if vocab_size <= 1 << 16 else np.uint32
 
 
 def _encoded_chunks(sources: list[Source], tok: Any, pool: ProcessPoolExecutor | None) -> Iterator[tuple[np.ndarray, int]]:
@@ -335,7 +347,7 @@ def _encode_words(plan: dict[str, list[Source]], tok: Tokenizer | None, rules: t
             raise DataError("the training split holds no tokens")
         tok = Tokenizer("word", Vocab.from_counts(counts, min_freq, max_size, unk=True), lowercase)
     log(f"vocabulary: {len(tok):,} word tokens")
-    lookup = table.vocabulary_ids(tok)
+    lookup = table.vocabulary_ids(tok).astype(stream_dtype(len(tok)))  # pass 2 gathers the final dtype
     chunks = {name: _spilled_ids(out / f"{name}.types", lookup, chars[name]) for name in SPLITS}
     return tok, _write_streams(tok, out, chunks, log)
 

@@ -27,9 +27,6 @@ FORMAT_VERSION = 1
 WORD_PATTERN = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]|\n")
 NO_SPACE_BEFORE = set(".,;:!?)]}'’\"\n")
 NO_SPACE_AFTER = set("([{\n")
-# Newlines stand in as NUL while text is cut at whitespace (see word_pieces); text holding a real
-# NUL takes the plain regex path instead.
-NEWLINE_MARK = "\x00"
 # A byte-level BPE unit: a whitespace run (within a line) and the non-space run after it, or a
 # line's trailing whitespace. The library's pre-tokenizer never joins text across such a boundary
 # (no pre-token holds non-space, then space, then non-space; its one look-ahead, \s+(?!\S), sees
@@ -210,26 +207,8 @@ class Tokenizer:
         return cls.from_dict(raw)
 
 
-def word_pieces(text: str) -> list[str]:
-    """`text` cut at whitespace, each newline a piece of its own (as NEWLINE_MARK).
-
-    No WORD_PATTERN match contains whitespace other than a lone newline, so the word tokens of a
-    text are the tokens of its pieces in order; `str.split` runs about 5x faster than the regex.
-    """
-    return text.replace("\n", f" {NEWLINE_MARK} ").split()
-
-
-def piece_tokens(piece: str) -> list[str]:
-    """The WORD_PATTERN tokens of one whitespace-free piece."""
-    if piece == NEWLINE_MARK:
-        return ["\n"]
-    if piece.isalnum():  # the regex's \w is isalnum() or "_": the whole piece is one word
-        return [piece]
-    return WORD_PATTERN.findall(piece)
-
-
 class FirstSeen(dict):
-    """piece -> its index in order of first appearance (a missing key gets the next index)."""
+    """key -> its index in order of first appearance (a missing key gets the next index)."""
 
     def __missing__(self, key: str) -> int:
         value = self[key] = len(self)
@@ -237,15 +216,11 @@ class FirstSeen(dict):
 
 
 def word_types(text: str) -> tuple[list[str], np.ndarray]:
-    """(distinct word tokens in order of first appearance, the index of every token of `text`
-    among them). Each distinct whitespace piece is tokenized once and spread to its places; text
-    holding a real NUL (the newline stand-in) goes through the regex whole."""
-    if NEWLINE_MARK in text:
-        return index_pieces(WORD_PATTERN.findall(text))
-    pieces, positions = index_pieces(word_pieces(text))
-    types = FirstSeen()
-    ids = [[types[token] for token in piece_tokens(piece)] for piece in pieces]
-    return list(types), PieceIds(ids).spread(positions)
+    """(distinct word tokens, the index among them of every WORD_PATTERN token of `text`): each
+    distinct token is then looked up or counted once (see wordscan for how they are found)."""
+    from .wordscan import word_types as scan  # wordscan builds on this module
+
+    return scan(text.encode("utf-8"))
 
 
 def index_pieces(pieces: list[str]) -> tuple[list[str], np.ndarray]:

@@ -1,0 +1,103 @@
+"""The array word scanner (rnnkit.wordscan) against the regex it replaces."""
+
+import re
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rnnkit.tokenize import WORD_PATTERN
+from rnnkit.wordscan import (
+    APOSTROPHE,
+    BYTE_CLASS,
+    FIBONACCI,
+    NEWLINE,
+    OTHER,
+    SPACE,
+    SYMBOL,
+    WORD,
+    number_keys,
+    word_types,
+)
+
+
+def scanned(text: str) -> list[str]:
+    distinct, ids = word_types(text.encode("utf-8"))
+    assert len(set(distinct)) == len(distinct), "a token is listed twice"
+    assert ids.dtype == np.int64 and (ids.size == 0 or ids.max() < len(distinct))
+    return [distinct[i] for i in ids.tolist()]
+
+
+def test_byte_classes_follow_python_for_every_ascii_character():
+    for code in range(1, 128):
+        char = chr(code)
+        expected = (NEWLINE if char == "\n" else APOSTROPHE if char == "'" else SPACE if char.isspace()
+                    else WORD if re.fullmatch(r"\w", char) else SYMBOL)
+        assert BYTE_CLASS[code] == expected, repr(char)
+    assert BYTE_CLASS[0] == OTHER and (BYTE_CLASS[0x80:] == OTHER).all()
+
+
+def test_every_ascii_character_next_to_words_and_apostrophes():
+    text = " ".join(f"a{chr(c)}b 'x{chr(c)}' {chr(c)}{chr(c)}" for c in range(1, 128))
+    assert scanned(text) == WORD_PATTERN.findall(text)
+
+
+def test_apostrophes_join_only_between_word_characters():
+    text = "don't rock'n'roll 'quoted' a''b x' 'y o'_ 9'9 it’s ’tis l'été\n'\n"
+    assert scanned(text) == WORD_PATTERN.findall(text)
+    assert "rock'n'roll" in scanned(text) and "it’s" in scanned(text)
+
+
+def test_long_tokens_sharing_prefixes_stay_distinct():
+    words = ["abcdefgh", "abcdefghi", "abcdefghij", "abcdefgh_x", "abcdefghabcdefgh",
+             "abcdefghabcdefghX", "x" * 40, "x" * 41, "honorificabilitudinitatibus", "a_b'c_d'e_f'g_h'i"]
+    text = " ".join(words * 3) + "\n" + ",".join(reversed(words))
+    tokens = scanned(text)
+    assert tokens == WORD_PATTERN.findall(text)
+    assert set(words) <= set(tokens)
+
+
+def test_non_ascii_pieces_go_through_the_regex_and_share_indices():
+    text = "“Hello,” she said , Hello . café’s\u00a0menu\u2028next\x85line 😀! naïve naïve\x00end ,"
+    tokens = scanned(text)
+    assert tokens == WORD_PATTERN.findall(text)
+    distinct, ids = word_types(text.encode())
+    comma = distinct.index(",")
+    assert (np.asarray(ids) == comma).sum() == 3  # in "Hello,”", alone, and at the end: one index
+
+
+def test_empty_and_blank_text():
+    assert scanned("") == []
+    assert scanned(" \t\r\x0b\x0c  ") == []
+    assert scanned("\n\n") == ["\n", "\n"]
+
+
+ALPHABET = st.sampled_from(
+    [chr(c) for c in range(128)] + list("é’“😀\u00a0\u2028\u0301ß") + ["don't", "abcdefghijk", "  ", "\n"])
+
+
+@given(st.lists(ALPHABET, max_size=200))
+@settings(max_examples=400, deadline=None)
+def test_matches_the_regex_token_for_token(parts):
+    text = "".join(parts)
+    assert scanned(text) == WORD_PATTERN.findall(text)
+
+
+def test_number_keys_agrees_with_unique():
+    rng = np.random.default_rng(0)
+    pool = rng.integers(1, 2**63, size=70_000, dtype=np.uint64)
+    keys = pool[rng.integers(0, pool.size, size=300_000)]
+    distinct, ids = number_keys(keys)
+    assert distinct.size == np.unique(keys).size
+    assert (distinct[ids] == keys).all()
+
+
+def test_number_keys_survives_keys_that_all_hash_to_one_slot():
+    """Keys whose hashes share their top 40 bits land in one slot at every table size: the probe
+    limit makes the table grow, and at its largest, probing still ends with every key placed."""
+    inverse = pow(int(FIBONACCI), -1, 2**64)  # key * FIBONACCI = (1 << 62) + i for key i below
+    keys = np.array([((1 << 62) + i) * inverse % 2**64 for i in range(1500)], dtype=np.uint64)
+    keys = np.concatenate([keys, keys[::7]])
+    distinct, ids = number_keys(keys)
+    assert distinct.size == 1500
+    assert (distinct[ids] == keys).all()
