@@ -207,9 +207,10 @@ def _code_point_histogram(job: tuple[str, bool]) -> np.ndarray:
 
 
 def _encode_chunk(job: tuple[Any, str]) -> tuple[np.ndarray, int]:
-    """(ids, characters) of one chunk (a worker's job)."""
+    """(ids in the stream's dtype, characters) of one chunk (a worker's job; the narrow dtype
+    also sends a quarter of the bytes back)."""
     tok, text = job
-    return tok.encode(text), len(text)
+    return tok.encode(text).astype(stream_dtype(len(tok))), len(text)
 
 
 class TokenTable:

@@ -127,21 +127,20 @@ class Tokenizer:
 
     def _encode_chars(self, text: str) -> np.ndarray:
         """Characters to ids with one table lookup over code points (about 100x a Python loop)."""
-        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
         table = self._char_table()
-        encoded = np.full(points.shape, -1, dtype=np.int64)
-        inside = points < table.size
-        encoded[inside] = table[points[inside]]
+        encoded = table.take(np.minimum(points, table.size - 1))
         if (encoded < 0).any():
-            self._refuse_missing({chr(p) for p in np.unique(points[encoded < 0])})
+            self._refuse_missing({chr(p) for p in np.unique(points[encoded < 0]).tolist()})
             encoded[encoded < 0] = self.vocab.unk_id
         return encoded
 
     def _char_table(self) -> np.ndarray:
-        """Code point -> id (-1 where the vocabulary has no such character); built once."""
+        """Code point -> id, -1 where the vocabulary has no such character; the last entry (-1)
+        stands for every code point past the vocabulary's highest. Built once."""
         if getattr(self, "_table", None) is None:
             chars = [c for c in self.vocab.itos if len(c) == 1]
-            table = np.full(max((ord(c) for c in chars), default=0) + 1, -1, dtype=np.int64)
+            table = np.full(max((ord(c) for c in chars), default=0) + 2, -1, dtype=np.int64)
             for c in chars:
                 table[ord(c)] = self.vocab.stoi[c]
             self._table = table
