@@ -9,32 +9,34 @@ from hypothesis import strategies as st
 from rnnkit.tokenize import WORD_PATTERN
 from rnnkit.wordscan import (
     APOSTROPHE,
-    BYTE_CLASS,
+    BMP,
     FIBONACCI,
     NEWLINE,
-    OTHER,
     SPACE,
     SYMBOL,
     WORD,
+    character_class,
+    class_table,
     number_keys,
     word_types,
 )
 
 
 def scanned(text: str) -> list[str]:
-    distinct, ids = word_types(text.encode("utf-8"))
+    distinct, ids = word_types(text)
     assert len(set(distinct)) == len(distinct), "a token is listed twice"
     assert ids.dtype == np.int64 and (ids.size == 0 or ids.max() < len(distinct))
     return [distinct[i] for i in ids.tolist()]
 
 
-def test_byte_classes_follow_python_for_every_ascii_character():
-    for code in range(1, 128):
+def test_character_classes_follow_the_regex_engine_for_every_code_point():
+    table = class_table()
+    for code in [*range(BMP), 0x1F600, 0x10400, 0x1D7CE, 0x20000, 0xE0020, 0x10FFFF]:
         char = chr(code)
-        expected = (NEWLINE if char == "\n" else APOSTROPHE if char == "'" else SPACE if char.isspace()
+        expected = (NEWLINE if char == "\n" else APOSTROPHE if char in "'’" else SPACE if re.fullmatch(r"\s", char)
                     else WORD if re.fullmatch(r"\w", char) else SYMBOL)
-        assert BYTE_CLASS[code] == expected, repr(char)
-    assert BYTE_CLASS[0] == OTHER and (BYTE_CLASS[0x80:] == OTHER).all()
+        got = table[code] if code < BMP else character_class(char)
+        assert got == expected, hex(code)
 
 
 def test_every_ascii_character_next_to_words_and_apostrophes():
@@ -57,13 +59,23 @@ def test_long_tokens_sharing_prefixes_stay_distinct():
     assert set(words) <= set(tokens)
 
 
-def test_non_ascii_pieces_go_through_the_regex_and_share_indices():
-    text = "“Hello,” she said , Hello . café’s\u00a0menu\u2028next\x85line 😀! naïve naïve\x00end ,"
+def test_non_ascii_text_and_a_shared_index_for_each_token():
+    text = "“Hello,” she said , Hello . café’s\u00a0menu\u2028next\x85line 😀! naïve naïve e\u0301 𝟎𝟏 ,"
     tokens = scanned(text)
     assert tokens == WORD_PATTERN.findall(text)
-    distinct, ids = word_types(text.encode())
-    comma = distinct.index(",")
-    assert (np.asarray(ids) == comma).sum() == 3  # in "Hello,”", alone, and at the end: one index
+    distinct, ids = word_types(text)
+    assert (np.asarray(ids) == distinct.index(",")).sum() == 3
+    assert "café’s" in distinct and "𝟎𝟏" in distinct  # ’ joins; mathematical digits are \w
+
+
+def test_cyrillic_greek_and_cjk_text():
+    text = "Мир, труд! Ελληνικά κείμενα. 東京は大きい。 Don't 그래요?\n" * 3
+    assert scanned(text) == WORD_PATTERN.findall(text)
+
+
+def test_nul_and_lone_surrogates():
+    for text in ("a\x00b \x00\x00 c", "x\ud800y \udfff z", "\ud83d\ude00 ok"):
+        assert scanned(text) == WORD_PATTERN.findall(text)
 
 
 def test_empty_and_blank_text():
@@ -73,7 +85,7 @@ def test_empty_and_blank_text():
 
 
 ALPHABET = st.sampled_from(
-    [chr(c) for c in range(128)] + list("é’“😀\u00a0\u2028\u0301ß") + ["don't", "abcdefghijk", "  ", "\n"])
+    [chr(c) for c in range(128)] + list("é’“😀\u00a0\u2028\u0301ßЖ東\ud800𝟎") + ["don't", "abcdefghijk", "  ", "\n"])
 
 
 @given(st.lists(ALPHABET, max_size=200))

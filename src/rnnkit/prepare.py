@@ -171,7 +171,7 @@ def _chunk_tokens(job: tuple[str, str, bool]) -> tuple[str, list[str], np.ndarra
     worker's job (see word_types)."""
     name, text, lowercase = job
     types, positions = word_types(text.lower() if lowercase else text)
-    return name, types, positions.astype(np.uint32), len(text)
+    return name, types, positions.astype(stream_dtype(len(types))), len(text)
 
 
 def build_vocabulary(plan: dict[str, list[Source]], kind: str, lowercase: bool, min_freq: int,

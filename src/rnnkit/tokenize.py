@@ -219,7 +219,7 @@ def word_types(text: str) -> tuple[list[str], np.ndarray]:
     distinct token is then looked up or counted once (see wordscan for how they are found)."""
     from .wordscan import word_types as scan  # wordscan builds on this module
 
-    return scan(text.encode("utf-8"))
+    return scan(text)
 
 
 def index_pieces(pieces: list[str]) -> tuple[list[str], np.ndarray]:

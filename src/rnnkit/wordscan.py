@@ -1,57 +1,95 @@
-"""Word tokens of UTF-8 text found with array operations over its bytes: WORD_PATTERN's tokens,
-token for token, at about 4x the regex's speed (57 against 13 MB/s on 2 MB chunks of Shakespeare
-on one core of the 2-core development machine). Word encoding, counting and `rnnkit prepare
---tokenizer word` are built on it.
+"""Word tokens of text found with array operations: WORD_PATTERN's tokens, token for token, at
+about 4x the regex's speed on English (see README, "More measured figures"). Word encoding,
+counting and `rnnkit prepare --tokenizer word` are built on it.
 
-WORD_PATTERN is  \\w+(?:['’]\\w+)*  |  [^\\w\\s]  |  \\n.  Over ASCII bytes its rules are local:
-a word byte is [A-Za-z0-9_]; an apostrophe (') is part of a word when word bytes stand on both
-sides of it; every other byte that is not whitespace is a token of its own, as is a newline; the
-rest of ASCII whitespace (str.isspace) only separates tokens. No token crosses whitespace, so a
-piece of text between two whitespace bytes that holds a byte outside that table (anything from
-0x80, where Unicode letters, ’ and Unicode whitespace live; or NUL) is cut with the regex itself,
-once per distinct piece, and its tokens are slotted back in place.
+WORD_PATTERN is  \\w+(?:['’]\\w+)*  |  [^\\w\\s]  |  \\n.  Its rules only look at one character
+and its neighbours: a word character is what the regex calls \\w (str.isalnum, or "_"); an
+apostrophe (' or ’) is part of a word when word characters stand on both sides of it; every other
+character that is not whitespace (\\s, str.isspace) is a token of its own, as is a newline; the
+rest of whitespace only separates tokens. So each character gets a class from a table (ASCII
+text: one per byte; other text: one per code point), and token bounds come from comparing each
+class with its neighbours'.
 
-Distinct tokens are found without sorting: a token of at most 8 bytes *is* a uint64 (its bytes,
-zero-padded; exact, so nothing can collide) and those numbers go through a NumPy hash table; a
-longer token is keyed by the pair (number of its first 8 bytes, number of the rest), numbered
-the same way. Only the regex's tokens go through a dict.
+Distinct tokens are found without sorting, from the UTF-8 bytes: a token of at most 8 bytes *is*
+a uint64 (its bytes, zero-padded; exact, so nothing can collide) and those numbers go through a
+NumPy hash table; a longer token is keyed by the pair (number of its first 8 bytes, number of
+the rest), numbered the same way.
 """
 
 from __future__ import annotations
 
+import re
+from functools import cache
+
 import numpy as np
 
-from .tokenize import WORD_PATTERN, FirstSeen, PieceIds, index_pieces
+from .tokenize import WORD_PATTERN, index_pieces
 
-SPACE, WORD, SYMBOL, NEWLINE, APOSTROPHE, OTHER = range(6)
-BYTE_CLASS = np.full(256, SYMBOL, dtype=np.uint8)
-BYTE_CLASS[list(b" \t\x0b\x0c\r\x1c\x1d\x1e\x1f")] = SPACE  # ASCII bytes that str.isspace() accepts
-BYTE_CLASS[list(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz")] = WORD
-BYTE_CLASS[ord("\n")] = NEWLINE
-BYTE_CLASS[ord("'")] = APOSTROPHE
-BYTE_CLASS[0] = OTHER  # NUL: 0 marks an empty slot of the hash table, so NUL takes the regex path
-BYTE_CLASS[0x80:] = OTHER
+SPACE, WORD, SYMBOL, NEWLINE, APOSTROPHE = range(5)
 KEY_BYTES = 8  # a uint64
 # KEY_MASK[n] keeps the first n bytes of a little-endian uint64 read at a token's start
 KEY_MASK = np.array([(1 << (8 * n)) - 1 for n in range(KEY_BYTES + 1)], dtype=np.uint64)
 FIBONACCI = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: spreads keys over the table
+BMP = 0x10000  # code points below this get their class from one table; the rest one by one
+WORD_CHARACTER = re.compile(r"\w")
 
 
-def word_types(raw: bytes) -> tuple[list[str], np.ndarray]:
-    """(distinct word tokens of the UTF-8 text `raw`, the index among them of every token in
-    order). The order of the distinct tokens is arbitrary but deterministic."""
-    classes = BYTE_CLASS.take(np.frombuffer(raw, dtype=np.uint8))
-    pieces = _regex_pieces(classes) if not raw.isascii() or b"\x00" in raw else None
-    starts, ends = _token_bounds(classes)
+def character_class(char: str) -> int:
+    """The class of one character under WORD_PATTERN (the regex's own \\w decides words)."""
+    if char == "\n":
+        return NEWLINE
+    if char in "'’":
+        return APOSTROPHE
+    if char.isspace():  # the regex's \s
+        return SPACE
+    return WORD if WORD_CHARACTER.fullmatch(char) else SYMBOL
+
+
+@cache
+def class_table() -> np.ndarray:
+    """The class of every code point of the Basic Multilingual Plane (built once, about 50 ms)."""
+    return np.array([character_class(chr(c)) for c in range(BMP)], dtype=np.uint8)
+
+
+def word_types(text: str) -> tuple[list[str], np.ndarray]:
+    """(distinct word tokens of `text`, the index among them of every token in order). The order
+    of the distinct tokens is arbitrary but deterministic."""
+    if "\x00" in text:  # a NUL token's key would be 0, the hash table's empty slot
+        return index_pieces(WORD_PATTERN.findall(text))
+    raw = text.encode("utf-8", "surrogatepass")
+    if raw.isascii():  # a byte is a character
+        starts, ends = _token_bounds(class_table().take(np.frombuffer(raw, dtype=np.uint8)))
+    else:
+        points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        starts, ends = _token_bounds(_point_classes(points))
+        offsets = _byte_offsets(points)
+        starts, ends = offsets[starts], offsets[ends]
     ids, count = number_spans(_windows(raw), starts, ends - starts)
     where = np.empty(count, dtype=np.int64)
     where[ids] = np.arange(ids.size)  # one occurrence of each distinct token (any will do)
-    distinct = [raw[s:e].decode("ascii") for s, e in zip(starts[where].tolist(), ends[where].tolist())]
-    if pieces is None:
-        return distinct, ids
-    spelled = FirstSeen(zip(distinct, range(count)))  # the regex's tokens join these
-    ids = _insert_regex_tokens(raw, pieces, starts, ids, spelled)
-    return list(spelled), ids
+    distinct = [raw[s:e].decode("utf-8", "surrogatepass") for s, e in zip(starts[where].tolist(), ends[where].tolist())]
+    return distinct, ids
+
+
+def _point_classes(points: np.ndarray) -> np.ndarray:
+    """The class of every code point: a table lookup, and one call per distinct point past the
+    BMP (emoji, historic scripts: rare)."""
+    classes = class_table().take(np.minimum(points, BMP - 1))
+    beyond = np.flatnonzero(points >= BMP)
+    if beyond.size:
+        distinct, where = np.unique(points[beyond], return_inverse=True)
+        own = np.array([character_class(chr(p)) for p in distinct.tolist()], dtype=np.uint8)
+        classes[beyond] = own[where]
+    return classes
+
+
+def _byte_offsets(points: np.ndarray) -> np.ndarray:
+    """Where each code point's UTF-8 bytes begin, and the total at the end (1 to 4 bytes each;
+    a lone surrogate takes 3, as "surrogatepass" writes it)."""
+    sizes = 1 + (points >= 0x80).astype(np.int64) + (points >= 0x800) + (points >= BMP)
+    offsets = np.zeros(points.size + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    return offsets
 
 
 def _windows(raw: bytes) -> np.ndarray:
@@ -75,28 +113,13 @@ def number_spans(windows: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -
     return ids, distinct.size
 
 
-def _regex_pieces(classes: np.ndarray) -> np.ndarray:
-    """[starts; ends] of the whitespace-free pieces holding an OTHER byte; their bytes are marked
-    SPACE in `classes` so that the array pass skips them."""
-    # the separators, with one before the text and one after it
-    separators = np.concatenate(([-1], np.flatnonzero((classes == SPACE) | (classes == NEWLINE)), [classes.size]))
-    after = np.searchsorted(separators, np.flatnonzero(classes == OTHER))  # the next separator
-    starts, ends = separators[after - 1] + 1, separators[after]
-    first = np.ones(starts.size, dtype=bool)
-    first[1:] = starts[1:] != starts[:-1]  # several OTHER bytes in one piece: keep the piece once
-    starts, ends = starts[first], ends[first]
-    inside = np.zeros(classes.size + 1, dtype=np.int8)
-    inside[starts], inside[ends] = 1, -1  # pieces never touch: a separator lies between any two
-    classes[np.cumsum(inside[:-1], dtype=np.int8).astype(bool)] = SPACE
-    return np.stack([starts, ends])
-
-
 def _token_bounds(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(start, end) byte offsets of every token the array pass sees, in order."""
+    """(start, end) of every token, in characters, from the class of each character."""
     word = classes == WORD
     apostrophe = classes == APOSTROPHE
     joined = np.zeros_like(word)
-    joined[1:-1] = apostrophe[1:-1] & word[:-2] & word[2:]  # \w+(?:'\w+)*: ' between word bytes
+    # \w+(?:['’]\w+)*: an apostrophe between word characters joins them
+    joined[1:-1] = apostrophe[1:-1] & word[:-2] & word[2:]
     word |= joined
     alone = (classes == SYMBOL) | (classes == NEWLINE) | (apostrophe & ~joined)
     before, after = np.zeros_like(word), np.zeros_like(word)
@@ -141,15 +164,3 @@ def _hash_table(keys: np.ndarray, bits: int, max_rounds: int | None) -> tuple[np
     index = np.zeros(size, dtype=np.int64)
     index[occupied] = np.arange(occupied.size)
     return table[occupied], index[slots]
-
-
-def _insert_regex_tokens(raw: bytes, pieces: np.ndarray, starts: np.ndarray, ids: np.ndarray,
-                         spelled: FirstSeen) -> np.ndarray:
-    """`ids` with the regex's tokens of the OTHER pieces slotted in where the pieces stand
-    (indexed through `spelled`, which gains the tokens it lacks)."""
-    distinct, positions = index_pieces([raw[s:e] for s, e in pieces.T.tolist()])
-    tokens = [[spelled[t] for t in WORD_PATTERN.findall(piece.decode("utf-8"))] for piece in distinct]
-    table = PieceIds(tokens)
-    counts = table.lengths[positions]
-    places = np.repeat(np.searchsorted(starts, pieces[0]), counts)
-    return np.insert(ids, places, table.spread(positions))
