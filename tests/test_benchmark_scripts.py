@@ -1,9 +1,12 @@
 """The benchmark scripts still run (a tiny configuration; their figures are not checked here)."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import rnnkit
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,3 +20,13 @@ def test_prepare_speed_reports_every_row():
         "word scanner, english (ASCII)", "word scanner, curly apostrophes", "word scanner, accented e",
         "word scanner, Cyrillic letters", "prepare --tokenizer char", "prepare --tokenizer word"]
     assert all(row["MB/s"] > 0 for row in rows)
+
+
+def test_prompt_context_scores_both_ways(tiny):
+    """Timemachine has newlines to start lines from; the script reads the run's own split."""
+    run = rnnkit.train(tiny(tokenizer="char", data="timemachine", steps=5)).checkpoint
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "prompt_context.py"), str(run), "--lines", "5"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"5 lines, 150 tokens scored: from a zero state \d+\.\d{4} nats/token; "
+                        r"after a newline \d+\.\d{4}\n", done.stdout)

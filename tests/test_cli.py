@@ -107,8 +107,17 @@ def test_bad_data_files(tmp_path, content, capsys):
     assert data.read_bytes() == content  # the user's file is untouched
 
 
+def test_beam_search_from_the_command_line(trained, capsys):
+    args = ["generate", str(trained), "--prompt", "you", "--beam", "4", "--max-new-tokens", "6", "--json"]
+    assert main(args) == 0
+    text = last_json(capsys.readouterr().out)["text"]
+    assert main([*args, "--seed", "9"]) == 0  # deterministic: the seed does not matter
+    assert last_json(capsys.readouterr().out)["text"] == text and text.startswith("you")
+
+
 def test_bad_generate_options(trained, capsys):
-    for extra in (["--temperature", "0"], ["--top-p", "2"], ["--top-k", "0"], ["--max-new-tokens", "-1"]):
+    for extra in (["--temperature", "0"], ["--top-p", "2"], ["--top-k", "0"], ["--max-new-tokens", "-1"],
+                  ["--beam", "0"], ["--beam", "3", "--top-k", "2"]):
         assert main(["generate", str(trained), *extra]) == 2
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
 

@@ -97,6 +97,16 @@ def prompt_outside_vocabulary(checkpoint: Path, prompt: str) -> None:
         assert "vocabulary lacks" in err or "no tokens" in err
 
 
+GENERATE_OPTIONS = ["--temperature", "--top-k", "--top-p", "--beam", "--max-new-tokens", "--seed"]
+
+
+def invalid_generate_option(checkpoint: Path, option: str, value: str, beam: bool) -> None:
+    """A bad sampling value, alone or beside --beam (which refuses the sampling options)."""
+    extra = ["--beam", "2"] if beam and option != "--beam" else []
+    code, err = run_cli(["generate", str(checkpoint), "--max-new-tokens", "3", *extra, option, value])
+    assert_clean_failure(code, err)
+
+
 def corrupt_file(checkpoint: Path, name: str, cut: float, noise: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "ckpt"
@@ -150,6 +160,12 @@ def test_invalid_option_values(option, value):
 @given(prompt=st.text(max_size=20))
 def test_prompts_outside_the_vocabulary(checkpoint, prompt):
     prompt_outside_vocabulary(checkpoint, prompt)
+
+
+@FAST
+@given(st.sampled_from(GENERATE_OPTIONS), BAD_VALUES, st.booleans())
+def test_invalid_generate_options(checkpoint, option, value, beam):
+    invalid_generate_option(checkpoint, option, value, beam)
 
 
 @FAST
@@ -207,6 +223,8 @@ def test_thorough_fuzz(checkpoint):
     THOROUGH(given(st.binary(max_size=300))(counted(random_bytes_as_data)))()
     THOROUGH(given(st.sampled_from(INT_OPTIONS + FLOAT_OPTIONS + CHOICE_OPTIONS), BAD_VALUES)(counted(invalid_option)))()
     THOROUGH(given(st.text(max_size=20))(counted(lambda prompt: prompt_outside_vocabulary(checkpoint, prompt))))()
+    THOROUGH(given(st.sampled_from(GENERATE_OPTIONS), BAD_VALUES, st.booleans())(
+        counted(lambda o, v, b: invalid_generate_option(checkpoint, o, v, b))))()
     THOROUGH(given(st.sampled_from(["model.safetensors", "tokenizer.json", "config.json"]), st.floats(0, 1),
                    st.binary(max_size=64))(counted(lambda n, c, b: corrupt_file(checkpoint, n, c, b))))()
     THOROUGH(given(CONFIG_KEYS, JSON_VALUES)(counted(lambda w, v: edited_config(checkpoint, *w, v))))()

@@ -4,7 +4,16 @@ import torch
 
 from rnnkit.config import ModelConfig
 from rnnkit.errors import ConfigError, PromptError
-from rnnkit.generate import SamplingConfig, filter_logprobs, generate_text
+from rnnkit.generate import (
+    SamplingConfig,
+    beam_search_ids,
+    filter_logprobs,
+    generate_text,
+    start_ids,
+)
+from rnnkit.models.hmm import HMMLM
+from rnnkit.models.ngram import KneserNeyLM
+from rnnkit.models.numpy_lm import NumpyRNNLM
 from rnnkit.models.torch_lm import RNNLM, TorchScorer
 from rnnkit.tokenize import build_tokenizer
 
@@ -23,7 +32,9 @@ def test_temperature_top_k_top_p():
 
 
 @pytest.mark.parametrize("options", [{"temperature": 0}, {"temperature": -1}, {"top_k": 0}, {"top_p": 0},
-                                     {"top_p": 1.5}, {"max_new_tokens": -1}, {"seed": -2}])
+                                     {"top_p": 1.5}, {"max_new_tokens": -1}, {"seed": -2}, {"beam": 0},
+                                     {"beam": 2.5}, {"beam": 3, "top_k": 5}, {"beam": 3, "greedy": True},
+                                     {"beam": 3, "temperature": 0.7}, {"beam": 3, "top_p": 0.9}])
 def test_invalid_sampling_options(options):
     with pytest.raises(ConfigError):
         SamplingConfig(**options)
@@ -57,3 +68,69 @@ def test_prompt_with_unknown_characters_is_refused_by_name():
     scorer, tokenizer = _model_and_tokenizer()
     with pytest.raises(PromptError, match="'Z'"):
         generate_text(scorer, tokenizer, "Zed", SamplingConfig(5))
+
+
+def _continuation_logprobs(scorer, prompt: np.ndarray, continuations: np.ndarray) -> np.ndarray:
+    """log p(continuation | prompt) of every row, each scored from scratch (no beam, no state reuse)."""
+    total = np.zeros(len(continuations))
+    for t in range(continuations.shape[1]):
+        read = np.concatenate([np.tile(prompt, (len(continuations), 1)), continuations[:, :t]], axis=1)
+        logprobs, _ = scorer.next_logprobs(read, scorer.initial_state(len(continuations)))
+        total += logprobs[np.arange(len(continuations)), continuations[:, t]]
+    return total
+
+
+def test_a_wide_enough_beam_finds_the_likeliest_continuation():
+    """Width V^2 over 3 new tokens keeps every prefix, so the search is exhaustive: its answer
+    must be the argmax over all V^3 continuations, scored independently."""
+    scorer, tokenizer = _model_and_tokenizer()
+    prompt, vocab = tokenizer.encode("wor"), len(tokenizer)
+    every = np.stack(np.meshgrid(*[np.arange(vocab)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    scores = _continuation_logprobs(scorer, prompt, every)
+    ids, logprob = beam_search_ids(scorer, prompt, vocab ** 2, 3)
+    assert ids == every[np.argmax(scores)].tolist()
+    assert logprob == pytest.approx(scores.max(), abs=1e-6)
+
+
+def test_beam_of_one_is_greedy_and_a_wider_beam_is_no_less_likely_here():
+    scorer, tokenizer = _model_and_tokenizer()
+    greedy = generate_text(scorer, tokenizer, "he", SamplingConfig(12, greedy=True))
+    assert generate_text(scorer, tokenizer, "he", SamplingConfig(12, beam=1)) == greedy
+    prompt = tokenizer.encode("he")
+    narrow, wide = beam_search_ids(scorer, prompt, 1, 12), beam_search_ids(scorer, prompt, 8, 12)
+    assert _continuation_logprobs(scorer, prompt, np.array([wide[0]]))[0] == pytest.approx(wide[1], abs=1e-6)
+    assert wide[1] >= narrow[1] - 1e-9
+    assert beam_search_ids(scorer, prompt, 8, 0) == ([], 0.0)
+
+
+def _every_scorer():
+    tokens = np.array([0, 1, 2, 3, 1, 2, 0, 3, 3, 1, 0, 2] * 20)
+    config = ModelConfig(model="lstm", layers=2, hidden=8, embed=4, vocab_size=4)
+    torch.manual_seed(0)
+    return [TorchScorer(RNNLM(config)), NumpyRNNLM(config, dtype=np.float64, seed=1),
+            KneserNeyLM(3, 4).fit(tokens), HMMLM(3, 4, n_iter=3, seed=0).fit(tokens)]
+
+
+@pytest.mark.parametrize("scorer", _every_scorer(), ids=["torch", "numpy", "ngram", "hmm"])
+def test_select_state_picks_rows_for_every_scorer(scorer):
+    """Reading three prompts as a batch, then continuing rows [2, 0, 2], must equal continuing
+    each prompt on its own."""
+    prompts = np.array([[0, 1, 2], [3, 3, 1], [2, 0, 1]])
+    _, state = scorer.next_logprobs(prompts, scorer.initial_state(3))
+    rows, nxt = np.array([2, 0, 2]), np.array([[1], [3], [0]])
+    batched, _ = scorer.next_logprobs(nxt, scorer.select_state(state, rows))
+    for i, row in enumerate(rows):
+        alone, _ = scorer.next_logprobs(np.concatenate([prompts[row], nxt[i]])[None, :], scorer.initial_state(1))
+        assert np.allclose(batched[i], alone[0], atol=1e-5)
+
+
+def test_the_model_reads_a_newline_before_the_prompt():
+    tokenizer = build_tokenizer("char", "hello world\n")
+    newline = tokenizer.vocab.stoi["\n"]
+    assert start_ids(tokenizer, "").tolist() == [newline]
+    assert start_ids(tokenizer, "he").tolist() == [newline, *tokenizer.encode("he").tolist()]
+    assert start_ids(tokenizer, "\nhe").tolist() == tokenizer.encode("\nhe").tolist()  # already a line start
+    one_line = build_tokenizer("char", "hello world")  # no newline to read: the prompt alone
+    assert start_ids(one_line, "he").tolist() == one_line.encode("he").tolist()
+    words = build_tokenizer("word", "you say yes\nI say no\n")
+    assert start_ids(words, "you say").tolist() == [words.vocab.stoi["\n"], *words.encode("you say").tolist()]

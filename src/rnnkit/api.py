@@ -55,9 +55,11 @@ class LanguageModel:
 
     def generate(self, prompt: str = "", max_new_tokens: int = 200, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, do_sample: bool = True,
-                 seed: int | None = None, stream: Callable[[str], None] | None = None) -> str:
-        """Prompt plus continuation. `do_sample=False` is greedy decoding; `stream` gets each piece."""
-        sampling = SamplingConfig(max_new_tokens, temperature, top_k, top_p, not do_sample, seed)
+                 seed: int | None = None, stream: Callable[[str], None] | None = None,
+                 beam: int | None = None) -> str:
+        """Prompt plus continuation. `do_sample=False` is greedy decoding; `beam=K` is beam search
+        with K continuations kept (deterministic); `stream` gets each piece."""
+        sampling = SamplingConfig(max_new_tokens, temperature, top_k, top_p, not do_sample, seed, beam)
         with flush_denormals():
             return generate_text(self.scorer, self.tokenizer, prompt, sampling, stream)
 

@@ -197,6 +197,8 @@ def _add_generate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--top-k", type=int, default=None)
     sub.add_argument("--top-p", type=float, default=None)
     sub.add_argument("--greedy", action="store_true", help="always take the most likely token")
+    sub.add_argument("--beam", type=int, default=None, metavar="K",
+                     help="beam search: keep the K most likely continuations at each step, print the best")
     sub.add_argument("--seed", type=int, default=None, help="same seed, same text")
     sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
                      help="run a neural checkpoint in this engine (default: the one that trained it)")
@@ -336,11 +338,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .generate import SamplingConfig
 
     prompt = read_text_file(args.prompt_file) if args.prompt_file else args.prompt
-    SamplingConfig(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.greedy, args.seed)
+    SamplingConfig(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.greedy, args.seed,
+                   args.beam)  # bad options are refused before the checkpoint is loaded
     lm = load(args.checkpoint, args.device, args.engine)
     stream = None if args.json else _write_stdout
     text = lm.generate(prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p,
-                       not args.greedy, args.seed, stream)
+                       not args.greedy, args.seed, stream, args.beam)
     if args.json:
         print(json.dumps({"text": text}, ensure_ascii=False))
     else:

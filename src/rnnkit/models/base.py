@@ -23,3 +23,7 @@ class Scorer(Protocol):
 
     def next_logprobs(self, idx: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         """Log-probabilities (N, V) of the token after idx[:, -1], having read idx (N, T); new state."""
+
+    def select_state(self, state: Any, rows: np.ndarray) -> Any:
+        """The state of batch rows `rows` (int64, repeats allowed), in that order: beam search
+        carries the states of the continuations it keeps."""

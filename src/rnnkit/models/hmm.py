@@ -186,6 +186,10 @@ class HMMLM:
         _, pred = self._forward(pred, idx)
         return np.log(pred @ self.emissionprob), pred
 
+    def select_state(self, state: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The predictive state distributions of these rows: (len(rows), K)."""
+        return state[rows]
+
     def log_likelihood(self, tokens: np.ndarray) -> float:
         """log p(x_1..x_T) in nats of a 1-D sequence, first token included (as hmmlearn's score)."""
         seq = self._check(np.ravel(tokens), "tokens")[None, :]

@@ -302,6 +302,10 @@ class KneserNeyLM:
         new_state = hist[:, hist.shape[1] - (self.order - 1):].copy()
         return np.log(self._distribution(new_state)), new_state
 
+    def select_state(self, state: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """The histories of these rows: (len(rows), K-1)."""
+        return state[rows]
+
     def prob(self, context, token: int) -> float:
         """p(token | context) for one context (a sequence of ids, oldest first); for inspection."""
         hist = self._history(np.asarray(context, dtype=np.int64).reshape(1, -1), None)

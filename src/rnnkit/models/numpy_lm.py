@@ -304,3 +304,9 @@ class NumpyRNNLM:
         """float64 log-probabilities (N, V) of the token after idx[:, -1], and the new state."""
         _, new_state, cache = self.forward(idx, state)
         return layers.log_softmax(cache["logits"][-1].astype(np.float64)), new_state
+
+    def select_state(self, state: State, rows: np.ndarray) -> State:
+        """Rows of the batch axis (axis 1 of each (L*dirs, N, H) array)."""
+        if isinstance(state, (tuple, list)):
+            return tuple(part[:, rows] for part in state)
+        return state[:, rows]

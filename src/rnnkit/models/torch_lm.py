@@ -283,6 +283,12 @@ class TorchScorer:
         logits, state = self._forward(idx, state)
         return torch.log_softmax(logits[:, -1].double(), dim=-1).cpu().numpy(), state
 
+    def select_state(self, state: State, rows: np.ndarray) -> State:
+        index = torch.as_tensor(rows, dtype=torch.long, device=self.device)
+        if isinstance(state, tuple):  # LSTM (h, c), each (layers, N, H)
+            return tuple(part.index_select(1, index) for part in state)
+        return state.index_select(1, index)
+
 
 def export_weights(model: RNNLM) -> dict[str, torch.Tensor]:
     """Named weights for safetensors; a tied head is stored once, as `embed.weight`."""
