@@ -4,9 +4,9 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import rel
 import torch
 import torch.nn.functional as F
+from conftest import rel
 
 from rnnkit.models import numpy_layers as L
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from conftest import rel
 import torch
 import torch.nn.functional as F
+from conftest import rel
 from torch import nn
 
 from rnnkit.config import ModelConfig

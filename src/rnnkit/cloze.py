@@ -173,8 +173,7 @@ def cloze(data: str = "timemachine", options: ClozeOptions | None = None, bidire
           log: Log | None = None) -> dict[str, Any]:
     """Train the unidirectional cloze model (and, with `bidirectional`, the bidirectional one on
     the same data, sizes, seed and budget), score both on the same validation gaps, return a report."""
-    from .train import stderr_logger
-    from .train import flush_denormals, resolve_device
+    from .train import flush_denormals, resolve_device, stderr_logger
 
     options = options or ClozeOptions()
     options.validate()
