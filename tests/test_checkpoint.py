@@ -6,7 +6,14 @@ import pytest
 import torch
 
 from rnnkit.api import load
-from rnnkit.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
+from rnnkit.checkpoint import (
+    check_output_dir,
+    load_checkpoint,
+    prepare_run_dir,
+    resolve_checkpoint,
+    save_checkpoint,
+    write_json,
+)
 from rnnkit.errors import CheckpointError
 from rnnkit.train import train
 
@@ -117,3 +124,27 @@ def test_a_crash_between_renames_falls_back_to_the_old_copy(run_dir, tmp_path):
     run = copy_run(run_dir, tmp_path)
     (run / "last").rename(run / ".last.old-deadbeef")
     assert resolve_checkpoint(run, prefer="last").name == ".last.old-deadbeef"
+
+
+def test_json_files_are_replaced_whole_and_killed_writes_are_swept(tmp_path, monkeypatch):
+    """write_json renames a finished file into place: a failure mid-write keeps the old content;
+    what a killed write leaves (.NAME.tmp-*) counts as nothing and is removed on the next start."""
+    target = tmp_path / "config.json"
+    write_json(target, {"v": 1})
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("rnnkit.checkpoint.json.dumps", broken)
+        with pytest.raises(OSError):
+            write_json(target, {"v": 2})
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".config.json.tmp-0a1b2c3d").write_text('{"trunc')  # as a SIGKILL mid-write leaves it
+    assert check_output_dir(run, overwrite=False, marker="config.json") is False
+    prepare_run_dir(run, overwrite=False)
+    assert list(run.iterdir()) == []

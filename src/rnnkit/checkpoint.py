@@ -69,7 +69,13 @@ def config_document(config: RunConfig, **info: Any) -> dict[str, Any]:
 
 
 def write_json(path: Path, document: Any) -> None:
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    """Written beside `path`, then renamed over it: a kill mid-write leaves the old file whole."""
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def save_checkpoint(target: Path, config: RunConfig, weights: dict[str, torch.Tensor], tokenizer: Tokenizer,
@@ -97,12 +103,13 @@ def prepare_run_dir(path: Path, overwrite: bool, marker: str = "config.json") ->
     if check_output_dir(path, overwrite, marker):
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
+    clean_stale(path)
 
 
 def check_output_dir(path: Path, overwrite: bool, marker: str) -> bool:
     """Whether `path` holds an earlier output to replace. Never touch an existing directory unless
     asked, and then only one of ours (recognised by its `marker` file)."""
-    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+    if not path.exists() or (path.is_dir() and all(_is_temporary(p) for p in path.iterdir())):
         return False
     if not overwrite:
         raise OutputExistsError(f"{path} exists already; choose another output directory, or pass "
@@ -110,6 +117,11 @@ def check_output_dir(path: Path, overwrite: bool, marker: str) -> bool:
     if not path.is_dir() or not (path / marker).is_file():
         raise OutputExistsError(f"{path} exists and is not an rnnkit output directory; refusing to overwrite it")
     return True
+
+
+def _is_temporary(path: Path) -> bool:
+    """What a killed write of ours leaves behind (write_json, write_atomically): never user data."""
+    return path.name.startswith(".") and ".tmp-" in path.name
 
 
 def fresh_run_dir(name: str) -> Path:
@@ -235,7 +247,10 @@ def clean_stale(run_dir: Path) -> None:
     """Remove what a killed save left behind: temporary directories, and old copies whose
     replacement is complete (an old copy is kept when it is the only complete one)."""
     for tmp in run_dir.glob(".*.tmp-*"):
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:  # a JSON file whose write was cut short (see write_json)
+            tmp.unlink(missing_ok=True)
     for old in run_dir.glob(".*.old-*"):
         name = old.name[1:].split(".old-")[0]
         if is_checkpoint(run_dir / name):
