@@ -48,17 +48,23 @@ def start(run: Path) -> subprocess.Popen:
 
 
 def kill_during_training(proc: subprocess.Popen, run: Path, rng: random.Random) -> bool:
-    """SIGKILL once the run has made progress, at a random moment (saves happen every 2 steps)."""
-    seen = metric_lines(run)
+    """SIGKILL once the run has logged 1-3 more steps, at a random moment within about a step
+    (saves happen every 2 steps, so some kills land mid-save). Counting steps rather than time
+    bounds the progress between kills: 20 kills end well before the last step on any machine."""
+    target = metric_lines(run) + rng.randint(1, 3)
     deadline = time.monotonic() + 60
-    while metric_lines(run) <= seen and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(rng.uniform(0.0, 0.15))
+    while metric_lines(run) < target and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    time.sleep(rng.uniform(0.0, 0.03))
     if proc.poll() is not None:
         return False
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     return True
+
+
+def is_complete(run: Path) -> bool:
+    return (run / "last").is_dir() and load_checkpoint(run, prefer="last").info["step"] == STEPS
 
 
 def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tmp_path):
@@ -74,8 +80,7 @@ def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tmp_path):
         if (run / "last").exists() or list(run.glob(".last.old-*")):  # once one was saved,
             newest = load_checkpoint(run, prefer="last")  # the newest complete checkpoint always loads
             assert newest.trainer_state()["step"] >= 2
-    complete = (run / "last").is_dir() and load_checkpoint(run, prefer="last").info["step"] == STEPS
-    if not complete:  # (the last kill can land after the final save, as the run exits)
+    if not is_complete(run):  # (the last kill can land after the final save, as the run exits)
         proc = start(run)
         assert proc.wait(timeout=300) == 0, proc.stderr.read()
     assert kills >= 20
