@@ -261,7 +261,7 @@ def _add_prepare(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--max-size", type=int, default=None)
     sub.add_argument("--lowercase", action="store_true")
     sub.add_argument("--split", type=parse_split, default=(0.9, 0.05, 0.05))
-    sub.add_argument("--workers", type=int, default=None, help="processes for word tokenization (default: CPUs, at most 4)")
+    sub.add_argument("--workers", type=int, default=None, help="processes for char and word tokenization (default: CPUs, at most 4)")
     sub.add_argument("--out", default=None, help="output directory (default prepared/NAME-TOKENIZER)")
     sub.add_argument("--overwrite", action="store_true")
     sub.add_argument("--quiet", action="store_true")

@@ -5,8 +5,9 @@
     OUT/train.bin ...    raw little-endian uint16 (vocabulary <= 65,536) or uint32 token ids
 
 Text is read in chunks of whole lines, so a corpus larger than memory is fine; training reads
-the .bin files through np.memmap (`train --data OUT`) and never loads them whole. Word
-tokenization runs in parallel worker processes; char tokenization is one table lookup per chunk.
+the .bin files through np.memmap (`train --data OUT`) and never loads them whole. Char and word
+text is tokenized in worker processes, 2 MB at a time (word tokens: see rnnkit.wordscan); BPE
+runs the library's own threads. An existing OUT is replaced only once the new one is complete.
 """
 
 from __future__ import annotations
