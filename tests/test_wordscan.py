@@ -3,7 +3,7 @@
 import re
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rnnkit.tokenize import WORD_PATTERN
@@ -18,6 +18,7 @@ from rnnkit.wordscan import (
     character_class,
     class_table,
     number_keys,
+    whitespace_pieces,
     word_types,
 )
 
@@ -113,3 +114,17 @@ def test_number_keys_survives_keys_that_all_hash_to_one_slot():
     distinct, ids = number_keys(keys)
     assert distinct.size == 1500
     assert (distinct[ids] == keys).all()
+
+
+@given(st.lists(ALPHABET, max_size=120), st.integers(1, 12))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_long_text_goes_in_whitespace_pieces_with_the_same_tokens(monkeypatch, parts, size):
+    """Pieces join back to the text and end after a space or newline, so tokenizing them one by
+    one (with one index for a token seen in several) equals tokenizing the whole."""
+    text = "".join(parts)
+    pieces = list(whitespace_pieces(text, size))
+    assert "".join(pieces) == text
+    assert all(piece[-1] in " \n" for piece in pieces[:-1])
+    with monkeypatch.context() as patch:  # (the context undoes it after every example)
+        patch.setattr("rnnkit.wordscan.CHUNK_CHARS", size)
+        assert scanned(text) == WORD_PATTERN.findall(text)

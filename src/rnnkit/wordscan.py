@@ -23,7 +23,7 @@ from functools import cache
 
 import numpy as np
 
-from .tokenize import WORD_PATTERN, index_pieces
+from .tokenize import WORD_PATTERN, FirstSeen, index_pieces
 
 SPACE, WORD, SYMBOL, NEWLINE, APOSTROPHE = range(5)
 KEY_BYTES = 8  # a uint64
@@ -32,6 +32,7 @@ KEY_MASK = np.array([(1 << (8 * n)) - 1 for n in range(KEY_BYTES + 1)], dtype=np
 FIBONACCI = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: spreads keys over the table
 BMP = 0x10000  # code points below this get their class from one table; the rest one by one
 WORD_CHARACTER = re.compile(r"\w")
+CHUNK_CHARS = 1 << 21  # the piece size at which the array pass ran fastest here (2 MB of English)
 
 
 def character_class(char: str) -> int:
@@ -53,7 +54,36 @@ def class_table() -> np.ndarray:
 
 def word_types(text: str) -> tuple[list[str], np.ndarray]:
     """(distinct word tokens of `text`, the index among them of every token in order). The order
-    of the distinct tokens is arbitrary but deterministic."""
+    of the distinct tokens is arbitrary but deterministic. Long text goes in pieces of about
+    CHUNK_CHARS cut after whitespace (no token crosses whitespace): the working arrays are sized
+    by the piece, not the text (33.5 MB of Shakespeare: peak memory of building a vocabulary and
+    encoding 696 -> 318 MB, time 2.4 -> 1.7 s)."""
+    if len(text) <= CHUNK_CHARS:
+        return _chunk_types(text)
+    index, parts = FirstSeen(), []
+    for piece in whitespace_pieces(text, CHUNK_CHARS):
+        distinct, ids = _chunk_types(piece)
+        parts.append(np.fromiter(map(index.__getitem__, distinct), dtype=np.int64, count=len(distinct))[ids])
+    return list(index), np.concatenate(parts)
+
+
+def whitespace_pieces(text: str, size: int):
+    """`text` in consecutive pieces of about `size` characters, each ending just after a space or
+    newline (or at the end of the text)."""
+    start = 0
+    while start < len(text):
+        end = start + size
+        if end < len(text):
+            cut = max(text.rfind(" ", start, end), text.rfind("\n", start, end))
+            if cut < 0:  # no break in a whole piece: go on to the next one
+                found = [i for i in (text.find(" ", end), text.find("\n", end)) if i >= 0]
+                cut = min(found) if found else len(text) - 1
+            end = cut + 1
+        yield text[start:end]
+        start = end
+
+
+def _chunk_types(text: str) -> tuple[list[str], np.ndarray]:
     if "\x00" in text:  # a NUL token's key would be 0, the hash table's empty slot
         return index_pieces(WORD_PATTERN.findall(text))
     raw = text.encode("utf-8", "surrogatepass")
