@@ -27,6 +27,7 @@ from .tokenize import WORD_PATTERN, FirstSeen, index_pieces
 
 SPACE, WORD, SYMBOL, NEWLINE, APOSTROPHE = range(5)
 KEY_BYTES = 8  # a uint64
+LONGEST_KEYED = 8 * KEY_BYTES  # longer tokens are numbered by a dict (number_spans nests 8 deep at most)
 # KEY_MASK[n] keeps the first n bytes of a little-endian uint64 read at a token's start
 KEY_MASK = np.array([(1 << (8 * n)) - 1 for n in range(KEY_BYTES + 1)], dtype=np.uint64)
 FIBONACCI = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: spreads keys over the table
@@ -94,11 +95,28 @@ def _chunk_types(text: str) -> tuple[list[str], np.ndarray]:
         starts, ends = _token_bounds(_point_classes(points))
         offsets = _byte_offsets(points)
         starts, ends = offsets[starts], offsets[ends]
-    ids, count = number_spans(_windows(raw), starts, ends - starts)
+    ids, count = _number_tokens(raw, starts, ends)
     where = np.empty(count, dtype=np.int64)
     where[ids] = np.arange(ids.size)  # one occurrence of each distinct token (any will do)
     distinct = [raw[s:e].decode("utf-8", "surrogatepass") for s, e in zip(starts[where].tolist(), ends[where].tolist())]
     return distinct, ids
+
+
+def _number_tokens(raw: bytes, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, int]:
+    """(the index of each token among the distinct ones, how many are distinct). Tokens up to
+    LONGEST_KEYED bytes are numbered by their bytes in arrays (number_spans); longer ones (a URL,
+    a base64 blob, a long run of one letter: rare) by a dict, so the key pairs nest only so deep."""
+    lengths = ends - starts
+    keyed = lengths <= LONGEST_KEYED
+    if keyed.all():
+        return number_spans(_windows(raw), starts, lengths)
+    ids = np.empty(starts.size, dtype=np.int64)
+    keyed_ids, count = number_spans(_windows(raw), starts[keyed], lengths[keyed])
+    ids[keyed] = keyed_ids
+    spelled = FirstSeen()
+    ids[~keyed] = count + np.fromiter((spelled[raw[s:e]] for s, e in zip(starts[~keyed].tolist(), ends[~keyed].tolist())),
+                                      dtype=np.int64, count=int((~keyed).sum()))
+    return ids, count + len(spelled)
 
 
 def _point_classes(points: np.ndarray) -> np.ndarray:
