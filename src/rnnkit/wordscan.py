@@ -1,5 +1,5 @@
 """Word tokens of text found with array operations: WORD_PATTERN's tokens, token for token, at
-about 4x the regex's speed on English (see README, "More measured figures"). Word encoding,
+3-6x the regex's speed (see README, "More measured figures"). Word encoding,
 counting and `rnnkit prepare --tokenizer word` are built on it.
 
 WORD_PATTERN is  \\w+(?:['’]\\w+)*  |  [^\\w\\s]  |  \\n.  Its rules only look at one character
