@@ -150,15 +150,20 @@ def _windows(raw: bytes) -> np.ndarray:
 def number_spans(windows: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, int]:
     """(the index of each byte span among the distinct spans, how many are distinct). A span's
     first 8 bytes are its key; a longer span is keyed by (index of its first 8 bytes, index of
-    the rest), numbered the same way (spans are under 4 GiB, so an index fits in 32 bits)."""
-    distinct, ids = number_keys(windows[starts] & KEY_MASK[np.minimum(lengths, KEY_BYTES)])
+    the rest), numbered the same way among the longer spans only (spans are under 4 GiB, so an
+    index fits in 32 bits)."""
+    heads, ids = number_keys(windows[starts] & KEY_MASK[np.minimum(lengths, KEY_BYTES)])
     longer = np.flatnonzero(lengths > KEY_BYTES)
-    if longer.size:
-        rest, _ = number_spans(windows, starts[longer] + KEY_BYTES, lengths[longer] - KEY_BYTES)
-        pairs = (ids.astype(np.uint64) + np.uint64(1)) << np.uint64(32)  # nonzero: 0 is an empty slot
-        pairs[longer] |= rest.astype(np.uint64) + np.uint64(1)
-        distinct, ids = number_keys(pairs)
-    return ids, distinct.size
+    if not longer.size:
+        return ids, heads.size
+    rest, _ = number_spans(windows, starts[longer] + KEY_BYTES, lengths[longer] - KEY_BYTES)
+    pairs = ((ids[longer].astype(np.uint64) + np.uint64(1)) << np.uint64(32)) | (rest.astype(np.uint64) + np.uint64(1))
+    combined, pair_ids = number_keys(pairs)  # 0 is an empty slot: hence the + 1s
+    ids[longer] = heads.size + pair_ids  # a short span keeps its head's index
+    used = np.zeros(heads.size + combined.size, dtype=bool)
+    used[ids] = True  # heads seen only at the start of longer spans are left unused: close the gaps
+    dense = np.cumsum(used) - 1
+    return dense[ids], int(dense[-1]) + 1
 
 
 def _token_bounds(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
