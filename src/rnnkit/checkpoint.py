@@ -246,7 +246,7 @@ def load_checkpoint(path: str | Path, prefer: str = "best") -> Checkpoint:
 def clean_stale(run_dir: Path) -> None:
     """Remove what a killed save left behind: temporary directories, and old copies whose
     replacement is complete (an old copy is kept when it is the only complete one)."""
-    for tmp in run_dir.glob(".*.tmp-*"):
+    for tmp in filter(_is_temporary, run_dir.iterdir()):
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:  # a JSON file whose write was cut short (see write_json)

@@ -82,8 +82,8 @@ def start_ids(tokenizer: Tokenizer, prompt: str) -> np.ndarray:
     they were trained on; after a newline the prompt reads as the start of a line (the
     shakespeare-char-cpu preset's model: the first 30 characters of 200 validation lines cost
     2.04 nats/char from a zero state, 1.66 after a newline; benchmarks/prompt_context.py). An
-    empty prompt is the newline alone;
-    a prompt that starts with a newline, or a vocabulary without one, gets nothing added.
+    empty prompt is the newline alone; a prompt that starts with a newline, or a vocabulary
+    without one, gets nothing added.
     """
     start = np.array([tokenizer.start_id()], dtype=np.int64)
     if not prompt:
@@ -142,7 +142,7 @@ def beam_search_ids(scorer: Scorer, prompt_ids: np.ndarray, width: int, max_new_
         tokens.append(chosen)
         if step + 1 < max_new_tokens:
             logprobs, state = scorer.next_logprobs(chosen[:, None], scorer.select_state(state, rows))
-    return _trace_back(parents, tokens), float(scores[0]) if max_new_tokens else 0.0
+    return _trace_back(parents, tokens), float(scores[0])  # no step: the prompt alone, 0.0
 
 
 def _trace_back(parents: list[np.ndarray], tokens: list[np.ndarray]) -> list[int]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from .corpora import BUNDLED, SPLIT_FILES, bundled_text
 from .errors import DataError
-from .tokenize import FirstSeen, Tokenizer, Vocab, word_types
+from .tokenize import FirstSeen, Tokenizer, Vocab, name_tokens, word_types
 
 FORMAT = "rnnkit-prepared"
 FORMAT_VERSION = 1
@@ -242,9 +242,8 @@ class TokenTable:
         ids = tok.lookup(list(self.index))
         missing = [token for token, i in zip(self.index, ids.tolist()) if i < 0]
         if missing:
-            shown = ", ".join(repr(m) for m in missing[:10])
             raise DataError(f"the text holds {len(missing)} word(s) the tokenizer lacks and it has no "
-                            f"<unk>: {shown}{' ...' if len(missing) > 10 else ''}")
+                            f"<unk>: {name_tokens(missing)}")
         return ids
 
 

@@ -121,9 +121,7 @@ class Tokenizer:
             return
         missing = sorted(t for t in tokens if t not in self.vocab.stoi)
         if missing:
-            shown = ", ".join(repr(m) for m in missing[:10])
-            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
-            raise PromptError(f"text contains {len(missing)} symbol(s) the vocabulary lacks: {shown}{more}")
+            raise PromptError(f"text contains {len(missing)} symbol(s) the vocabulary lacks: {name_tokens(missing)}")
 
     def _encode_chars(self, text: str) -> np.ndarray:
         """Characters to ids with one table lookup over code points (about 100x a Python loop)."""
@@ -204,6 +202,12 @@ class Tokenizer:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise CheckpointError("tokenizer.json is not valid JSON") from None
         return cls.from_dict(raw)
+
+
+def name_tokens(tokens: Sequence[str], shown: int = 10) -> str:
+    """The first `shown` tokens, quoted, and how many more: for messages about missing tokens."""
+    more = f" and {len(tokens) - shown} more" if len(tokens) > shown else ""
+    return ", ".join(repr(t) for t in tokens[:shown]) + more
 
 
 class FirstSeen(dict):
