@@ -58,7 +58,7 @@ def run(order: int, train: np.ndarray, val: np.ndarray, vocab: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    default_corpus = Path(rnnkit.__file__).parent / "corpora" / "tinyshakespeare.txt"
+    default_corpus = Path(rnnkit.__file__).parent / "text" / "bundled" / "tinyshakespeare.txt"
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--orders", default="5", help="orders to run, e.g. 5 or 1-6 or 2,4,6 (default 5)")
     ap.add_argument("--corpus", type=Path, default=default_corpus)

@@ -50,7 +50,7 @@ from rnnkit.models.numpy_lm import NumpyRNNLM  # noqa: E402
 from rnnkit.models.numpy_optim import AdamW, clip_grad_norm  # noqa: E402
 
 VOCAB, EMBED, BATCH, STEPS = 65, 64, 32, 35
-CORPUS = Path(__file__).resolve().parents[1] / "src" / "rnnkit" / "corpora" / "tinyshakespeare.txt"
+CORPUS = Path(__file__).resolve().parents[1] / "src" / "rnnkit" / "text" / "bundled" / "tinyshakespeare.txt"
 
 
 def token_stream(size: int, vocab: int, seed: int = 0) -> np.ndarray:

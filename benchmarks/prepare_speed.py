@@ -7,7 +7,7 @@
    wall time (Python's start-up included).
 2. word scanner: 2 MB of the same text, and three variants of it that are not ASCII (curly
    apostrophes, accented e, Cyrillic letters), turned into (distinct tokens, index of every
-   token) by rnnkit.wordscan and by the plain way: WORD_PATTERN.findall, then one dict lookup
+   token) by rnnkit.text.wordscan and by the plain way: WORD_PATTERN.findall, then one dict lookup
    per token. Median of RUNS, one core, ratio per variant in the same run.
 
     PYTHONPATH=src python benchmarks/prepare_speed.py
@@ -33,9 +33,8 @@ try:
 except ImportError:  # run from a checkout without PYTHONPATH=src
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     import rnnkit
-from rnnkit.corpora import bundled_text
-from rnnkit.tokenize import WORD_PATTERN, FirstSeen
-from rnnkit.wordscan import word_types
+from rnnkit.text.corpora import bundled_text
+from rnnkit.text.wordscan import WORD_PATTERN, FirstSeen, word_types
 
 LATIN = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 CYRILLIC = "абвгдежзийклмнопрстуфхцчшщАБВГДЕЖЗИЙКЛМНОПРСТУФХЦЧШЩ"

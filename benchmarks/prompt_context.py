@@ -18,7 +18,7 @@ try:
 except ImportError:  # run from a checkout without PYTHONPATH=src
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     import rnnkit
-from rnnkit.corpora import load_corpus
+from rnnkit.text.corpora import load_corpus
 
 
 def main() -> None:

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from rnnkit.bench import IMPLS, BenchOptions, format_table, resolve_configs, run_bench
 from rnnkit.cli import main
 from rnnkit.errors import ConfigError
+from rnnkit.studies.bench import IMPLS, BenchOptions, format_table, resolve_configs, run_bench
 
 FIELDS = {"config", "impl", "model", "precision", "vocab", "layers", "hidden", "embed", "batch", "seq_len",
           "tokens_per_s", "ms_per_step", "ms_per_step_min", "ms_per_step_max", "steps_per_repeat", "repeats",

@@ -6,15 +6,14 @@ import pytest
 import torch
 
 from rnnkit.api import load
-from rnnkit.checkpoint import (
+from rnnkit.checkpoint import load_checkpoint, save_checkpoint
+from rnnkit.errors import CheckpointError
+from rnnkit.files import (
     check_output_dir,
-    load_checkpoint,
     prepare_run_dir,
     resolve_checkpoint,
-    save_checkpoint,
     write_json,
 )
-from rnnkit.errors import CheckpointError
 from rnnkit.train import train
 
 
@@ -136,7 +135,7 @@ def test_json_files_are_replaced_whole_and_killed_writes_are_swept(tmp_path, mon
         raise OSError("disk full")
 
     with monkeypatch.context() as patch:
-        patch.setattr("rnnkit.checkpoint.json.dumps", broken)
+        patch.setattr("rnnkit.files.json.dumps", broken)
         with pytest.raises(OSError):
             write_json(target, {"v": 2})
     assert json.loads(target.read_text()) == {"v": 1}

@@ -1,4 +1,4 @@
-"""rnnkit.cloze: a masked character from one side or both; `train --bidirectional` refused."""
+"""rnnkit.studies.cloze: a masked character from one side or both; `train --bidirectional` refused."""
 
 import json
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from rnnkit.cli import main
-from rnnkit.cloze import ClozeModel, ClozeOptions, cloze, masked_windows
 from rnnkit.errors import ConfigError, DataError
+from rnnkit.studies.cloze import ClozeModel, ClozeOptions, cloze, masked_windows
 
 TINY = ["--data", "toy", "--budget-seconds", "30", "--steps", "15", "--hidden", "16", "--embed", "8",
         "--context", "4", "--eval-windows", "200", "--device", "cpu", "--quiet"]

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.compare import ModelSpec, parse_models, plot_comparison
 from rnnkit.errors import ConfigError
+from rnnkit.studies.compare import ModelSpec, parse_models, plot_comparison
 
 TINY = ["--data", "toy", "--tokenizer", "word", "--hidden", "16", "--embed", "8", "--batch-size", "4",
         "--seq-len", "8", "--lr", "0.02", "--device", "cpu", "--seed", "3"]

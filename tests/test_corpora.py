@@ -1,7 +1,7 @@
 import pytest
 
-from rnnkit.corpora import BUNDLED, TOY_SENTENCE, bundled_text, describe_bundled, load_corpus, split_corpus
 from rnnkit.errors import DataError
+from rnnkit.text.corpora import BUNDLED, TOY_SENTENCE, bundled_text, describe_bundled, load_corpus, split_corpus
 
 
 def test_bundled_corpora_load_and_split_contiguously():

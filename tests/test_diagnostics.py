@@ -1,4 +1,4 @@
-"""rnnkit.diagnostics: gradient norms through time (vanishing gradients) and sigma_max(W_hh)."""
+"""rnnkit.studies.diagnostics: gradient norms through time (vanishing gradients) and sigma_max(W_hh)."""
 
 import json
 
@@ -9,15 +9,15 @@ from conftest import tiny_config
 
 from rnnkit.cli import main
 from rnnkit.config import ModelConfig
-from rnnkit.diagnostics import (
+from rnnkit.errors import ConfigError
+from rnnkit.models.torch_lm import RNNLM
+from rnnkit.studies.diagnostics import (
     GradientOptions,
     gradients,
     hidden_gradient_norms,
     parse_kinds,
     recurrent_singular_values,
 )
-from rnnkit.errors import ConfigError
-from rnnkit.models.torch_lm import RNNLM
 from rnnkit.train import train
 
 T = 32

@@ -15,7 +15,7 @@ from rnnkit.models.hmm import HMMLM
 from rnnkit.models.ngram import KneserNeyLM
 from rnnkit.models.numpy_lm import NumpyRNNLM
 from rnnkit.models.torch_lm import RNNLM, TorchScorer
-from rnnkit.tokenize import build_tokenizer
+from rnnkit.text.tokenizer import build_tokenizer
 
 LOGPROBS = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from rnnkit.gradcheck import gradcheck, relative_error
 from rnnkit.models import numpy_layers
+from rnnkit.studies.gradcheck import gradcheck, relative_error
 
 CELLS = ["rnn", "rnn_relu", "gru", "lstm"]
 TOLERANCE = 1e-6

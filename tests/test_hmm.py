@@ -12,7 +12,7 @@ import rnnkit
 from rnnkit.errors import CheckpointError, ConfigError
 from rnnkit.models.hmm import HMMLM, estimate_fit_seconds, random_init
 
-CORPORA = Path(rnnkit.__file__).parent / "corpora"
+CORPORA = Path(rnnkit.__file__).parent / "text" / "bundled"
 
 
 def two_state_model():

@@ -12,7 +12,7 @@ import rnnkit
 from rnnkit.errors import CheckpointError, ConfigError, DataError
 from rnnkit.models.ngram import PAD, KneserNeyLM, estimate_discounts
 
-CORPORA = Path(rnnkit.__file__).parent / "corpora"
+CORPORA = Path(rnnkit.__file__).parent / "text" / "bundled"
 
 
 # ---------------------------------------------------------------------------- plain reference

@@ -1,4 +1,4 @@
-"""rnnkit.plot: metrics of several runs on one figure; bad runs and metrics refused."""
+"""rnnkit.studies.plot: metrics of several runs on one figure; bad runs and metrics refused."""
 
 import json
 
@@ -7,7 +7,7 @@ from conftest import tiny_config
 
 from rnnkit.cli import main
 from rnnkit.errors import ConfigError, DataError
-from rnnkit.plot import plot_runs, run_labels
+from rnnkit.studies.plot import plot_runs, run_labels
 from rnnkit.train import train
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -91,7 +91,7 @@ def test_missing_run_directory_is_one_line(tmp_path, capsys):
 
 
 def test_reference_lines(two_runs, tmp_path, capsys):
-    from rnnkit.plot import parse_reference
+    from rnnkit.studies.plot import parse_reference
     assert parse_reference("1.886:nanoGPT CPU, 2 min") == (1.886, "nanoGPT CPU, 2 min")
     assert parse_reference("2") == (2.0, "")
     for bad in ("abc:label", "nan", "inf:x", ""):

@@ -8,11 +8,12 @@ import torch
 
 import rnnkit
 from rnnkit.cli import main
-from rnnkit.corpora import bundled_text
 from rnnkit.data import SequentialBatches
 from rnnkit.errors import DataError, OutputExistsError
-from rnnkit.prepare import load_prepared, plan_sources, prepare, read_chunks
-from rnnkit.tokenize import WORD_PATTERN, Tokenizer, Vocab
+from rnnkit.text.corpora import bundled_text
+from rnnkit.text.prepare import load_prepared, plan_sources, prepare, read_chunks
+from rnnkit.text.tokenizer import Tokenizer, Vocab
+from rnnkit.text.wordscan import WORD_PATTERN
 
 
 def test_char_streams_decode_back_to_the_text(tmp_path):
@@ -36,7 +37,7 @@ def test_chunks_are_whole_lines_and_cover_everything(tmp_path):
 
 @pytest.mark.parametrize("kind", ["word", "char"])
 def test_tokenization_in_parallel_equals_serial(tmp_path, monkeypatch, kind):
-    import rnnkit.prepare as prepare_module
+    import rnnkit.text.prepare as prepare_module
     monkeypatch.setattr(prepare_module, "JOB_BYTES", 50_000)  # many jobs, several in flight
     data = tmp_path / "words.txt"
     data.write_text(bundled_text("timemachine") * 3)
@@ -49,7 +50,7 @@ def test_tokenization_in_parallel_equals_serial(tmp_path, monkeypatch, kind):
 def test_word_streams_equal_in_memory_tokenization_across_chunks(tmp_path, monkeypatch):
     """The one-reading word path (token types spilled, vocabulary from their counts, ids mapped in
     blocks) gives exactly the vocabulary and ids of build_tokenizer + encode on each split."""
-    import rnnkit.prepare as prepare_module
+    import rnnkit.text.prepare as prepare_module
     monkeypatch.setattr(prepare_module, "CHUNK_BYTES", 4096)
     monkeypatch.setattr(prepare_module, "TYPE_BLOCK", 1000)
     data = tmp_path / "words.txt"

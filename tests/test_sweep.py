@@ -1,4 +1,4 @@
-"""rnnkit.sweep: one run per value of a numeric option, a table, JSON and a plot; bad --set refused."""
+"""rnnkit.studies.sweep: one run per value of a numeric option, a table, JSON and a plot; bad --set refused."""
 
 import importlib
 import json
@@ -8,7 +8,7 @@ from conftest import tiny_config
 
 from rnnkit.cli import main
 from rnnkit.errors import ConfigError, TrainingDiverged
-from rnnkit.sweep import markdown_table, numeric_options, parse_set, sweep
+from rnnkit.studies.sweep import markdown_table, numeric_options, parse_set, sweep
 
 TINY = ["--data", "toy", "--tokenizer", "word", "--layers", "1", "--embed", "8", "--batch-size", "4",
         "--seq-len", "8", "--steps", "12", "--eval-interval", "6", "--lr", "0.02", "--schedule", "constant",

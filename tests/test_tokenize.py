@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnkit.errors import CheckpointError, PromptError
-from rnnkit.tokenize import UNK, WORD_PATTERN, Tokenizer, Vocab, build_tokenizer
+from rnnkit.text.tokenizer import UNK, Tokenizer, Vocab, build_tokenizer
+from rnnkit.text.wordscan import WORD_PATTERN
 
 TEXT = "The Time Traveller (for so it will be convenient to speak of him) was expounding.\nIt's late, isn't it?"
 
@@ -70,7 +71,7 @@ def test_ids_are_deterministic_frequency_order():
 
 
 def test_bpe_round_trip_is_exact_and_never_unknown():
-    from rnnkit.tokenize import BPETokenizer
+    from rnnkit.text.tokenizer import BPETokenizer
     tok = build_tokenizer("bpe", TEXT * 20, bpe_vocab=300)
     assert isinstance(tok, BPETokenizer) and len(tok) <= 300
     for text in (TEXT, "naïve café — 東京 🚀\nnew line", ""):
@@ -103,7 +104,7 @@ TRICKY = list("ab Z9_'’.,!-\n\t\r\x0b\x0c\x1c\x85\xa0\u2028\u3000\u0301é\x00�
 @given(st.lists(st.sampled_from(TRICKY), max_size=60), st.booleans())
 @settings(max_examples=300, deadline=None)
 def test_fast_word_path_matches_the_regex(parts, lowercase):
-    """count/encode find tokens with array operations over bytes (rnnkit.wordscan); they must
+    """count/encode find tokens with array operations over bytes (rnnkit.text.wordscan); they must
     agree with running WORD_PATTERN over the whole text, token for token."""
     text = "".join(parts)
     vocab_text = "ab don't . , \n Z9 é"

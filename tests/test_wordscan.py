@@ -1,4 +1,4 @@
-"""The array word scanner (rnnkit.wordscan) against the regex it replaces."""
+"""The array word scanner (rnnkit.text.wordscan) against the regex it replaces."""
 
 import re
 
@@ -6,8 +6,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rnnkit.tokenize import WORD_PATTERN
-from rnnkit.wordscan import (
+from rnnkit.text.wordscan import (
     APOSTROPHE,
     BMP,
     FIBONACCI,
@@ -15,6 +14,7 @@ from rnnkit.wordscan import (
     SPACE,
     SYMBOL,
     WORD,
+    WORD_PATTERN,
     character_class,
     class_table,
     number_keys,
@@ -128,5 +128,5 @@ def test_long_text_goes_in_whitespace_pieces_with_the_same_tokens(monkeypatch, p
     assert "".join(pieces) == text
     assert all(piece[-1] in " \n" for piece in pieces[:-1])
     with monkeypatch.context() as patch:  # (the context undoes it after every example)
-        patch.setattr("rnnkit.wordscan.CHUNK_CHARS", size)
+        patch.setattr("rnnkit.text.wordscan.CHUNK_CHARS", size)
         assert scanned(text) == WORD_PATTERN.findall(text)

@@ -16,15 +16,15 @@ from typing import Any
 
 from .checkpoint import load_checkpoint
 from .config import RunConfig
-from .corpora import load_corpus
 from .data import TokenSplit
 from .errors import ConfigError, DataError, PromptError
 from .evaluate import EvalResult, evaluate_split
 from .generate import SamplingConfig, generate_text
 from .models.base import Scorer
 from .models.registry import scorer_from_weights
-from .tokenize import Tokenizer
-from .train import flush_denormals, resolve_device
+from .runtime import flush_denormals, resolve_device
+from .text.corpora import load_corpus
+from .text.tokenizer import Tokenizer
 
 SPLITS = ("train", "val", "test")
 
@@ -83,7 +83,7 @@ class LanguageModel:
     def _split_tokens(self, source: str, split: str,
                       fractions: tuple[float, float, float] | None) -> TokenSplit:
         """A split of a text (tokenized with this model's vocabulary) or of a prepared directory."""
-        from .prepare import is_prepared, load_prepared
+        from .text.prepare import is_prepared, load_prepared
 
         if is_prepared(source):
             tokenizer, arrays, meta = load_prepared(source)

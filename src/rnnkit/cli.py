@@ -207,7 +207,7 @@ def _add_generate(sub: argparse.ArgumentParser) -> None:
 
 
 def _add_compare(sub: argparse.ArgumentParser) -> None:
-    from .compare import DEFAULT_MODELS, NeuralOptions
+    from .studies.compare import DEFAULT_MODELS, NeuralOptions
 
     defaults = NeuralOptions()
     sub.add_argument("--data", default="timemachine", help="bundled corpus name, UTF-8 text file, or directory")
@@ -334,8 +334,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from .api import load
-    from .corpora import read_text_file
     from .generate import SamplingConfig
+    from .text.corpora import read_text_file
 
     prompt = read_text_file(args.prompt_file) if args.prompt_file else args.prompt
     SamplingConfig(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.greedy, args.seed,
@@ -354,7 +354,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_gradcheck(args: argparse.Namespace) -> int:
     """Max relative error of every parameter's analytic gradient; exit 1 if any is >= 1e-6."""
     from .errors import ConfigError
-    from .gradcheck import gradcheck
+    from .studies.gradcheck import gradcheck
 
     for name in ("layers", "hidden"):
         if not 1 <= getattr(args, name) <= 64:
@@ -377,7 +377,7 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
 def cmd_prepare(args: argparse.Namespace) -> int:
     import time
 
-    from .prepare import prepare
+    from .text.prepare import prepare
 
     if args.workers is not None and not 1 <= args.workers <= 256:
         from .errors import ConfigError
@@ -400,7 +400,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_corpora(args: argparse.Namespace) -> int:
-    from .corpora import describe_bundled
+    from .text.corpora import describe_bundled
 
     rows = describe_bundled()
     if args.json:
@@ -446,7 +446,7 @@ def preset_args(sections: dict[str, dict[str, Any]]) -> list[str]:
 def cmd_compare(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
-    from .compare import NeuralOptions, compare, markdown_table
+    from .studies.compare import NeuralOptions, compare, markdown_table
 
     neural = NeuralOptions(**{f.name: getattr(args, f.name) for f in fields(NeuralOptions)})
     rows = compare(args.data, args.tokenizer, args.models, args.budget_seconds, args.out, seed=args.seed,
@@ -456,7 +456,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import IMPLS, BenchOptions, format_table, run_bench, split_names
+    from .studies.bench import IMPLS, BenchOptions, format_table, run_bench, split_names
 
     options = BenchOptions(device=args.device, configs=split_names(args.configs),
                            impls=split_names(args.impls) or IMPLS, amp=args.amp, quick=args.quick,
@@ -469,7 +469,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _add_gradients(sub: argparse.ArgumentParser) -> None:
-    from .diagnostics import GradientOptions
+    from .studies.diagnostics import GradientOptions
 
     defaults = GradientOptions()
     sub.add_argument("checkpoints", nargs="*", metavar="CKPT", help="checkpoints or run directories to measure")
@@ -512,7 +512,7 @@ def _add_sweep(sub: argparse.ArgumentParser) -> None:
 
 
 def _add_cloze(sub: argparse.ArgumentParser) -> None:
-    from .cloze import ClozeOptions
+    from .studies.cloze import ClozeOptions
 
     defaults = ClozeOptions()
     sub.add_argument("--data", default="timemachine", help="bundled corpus name, UTF-8 text file, or directory")
@@ -542,7 +542,7 @@ def _refuse_bidirectional(args: argparse.Namespace) -> None:
 def cmd_gradients(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
-    from .diagnostics import GradientOptions, gradients, summary_table
+    from .studies.diagnostics import GradientOptions, gradients, summary_table
 
     options = GradientOptions(**{f.name: getattr(args, f.name) for f in fields(GradientOptions)})
     log = (lambda _message: None) if args.quiet else None
@@ -557,7 +557,7 @@ def cmd_gradients(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .plot import parse_reference, plot_runs, summary_lines
+    from .studies.plot import parse_reference, plot_runs, summary_lines
 
     references = [parse_reference(text) for text in args.reference]
     result = plot_runs(args.runs, args.metric, args.x, args.out, args.log_y, args.title, references)
@@ -570,7 +570,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import markdown_table, parse_set, sweep
+    from .studies.sweep import markdown_table, parse_set, sweep
 
     name, values = parse_set(args.sweep)
     config, _ = run_config_from_args(args)
@@ -584,7 +584,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_cloze(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
-    from .cloze import ClozeOptions, cloze, report_lines
+    from .studies.cloze import ClozeOptions, cloze, report_lines
 
     options = ClozeOptions(**{f.name: getattr(args, f.name) for f in fields(ClozeOptions)})
     report = cloze(args.data, options, args.bidirectional, (lambda _message: None) if args.quiet else None)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .corpora import Corpus
 from .errors import DataError
-from .tokenize import Tokenizer
+from .text.corpora import Corpus
+from .text.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import ConfigError, PromptError
 from .models.base import Scorer
-from .tokenize import Tokenizer
+from .text.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)

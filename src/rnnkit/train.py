@@ -25,19 +25,8 @@ import numpy as np
 import torch
 
 from . import distributed
-from .checkpoint import (
-    Checkpoint,
-    clean_stale,
-    config_document,
-    fresh_run_dir,
-    is_checkpoint,
-    load_checkpoint,
-    prepare_run_dir,
-    save_checkpoint,
-    write_json,
-)
+from .checkpoint import Checkpoint, config_document, load_checkpoint, save_checkpoint
 from .config import RunConfig, TrainConfig
-from .corpora import load_corpus
 from .data import RandomBatches, SequentialBatches, TokenSplit, encode_corpus
 from .engines import make_engine
 from .errors import (
@@ -48,8 +37,11 @@ from .errors import (
     TrainingStopped,
 )
 from .evaluate import EvalResult, evaluate_split
+from .files import clean_stale, fresh_run_dir, is_checkpoint, prepare_run_dir, write_json
 from .generate import SamplingConfig, generate_text
-from .tokenize import Tokenizer, build_tokenizer
+from .runtime import flush_denormals, resolve_device, stderr_logger
+from .text.corpora import load_corpus
+from .text.tokenizer import Tokenizer, build_tokenizer
 
 DEFAULT_STEPS = 1000
 RESUME_OPTIONS = {"steps", "epochs", "max_seconds", "eval_interval", "log_interval", "save_interval", "eval_max_tokens",
@@ -77,35 +69,6 @@ class TrainResult:
         """Plain data for JSON; a figure that does not exist (NaN, e.g. a baseline's train loss) is None."""
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                 for k, v in dataclasses.asdict(self).items()}
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for, but PyTorch sees no CUDA GPU; use --device cpu or auto")
-    return torch.device(name)
-
-
-def _denormals_flushed() -> bool:
-    return (torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == 0.0
-
-
-@contextmanager
-def flush_denormals():
-    """Within the block, flush denormal floats to zero on the CPU (then restore the setting).
-
-    As a model fits its text, softmax tails and saturated gates produce denormal numbers, and
-    x86 arithmetic on them is ~100x slower: a toy LSTM's step went from 12 ms to 1.3 s. Flushing
-    them changes results only below 1e-38 and keeps runs deterministic. The setting is global to
-    the thread, so it is undone on the way out rather than left for the caller's other code.
-    """
-    previous = _denormals_flushed()
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(previous)
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -151,7 +114,7 @@ def load_data(config: RunConfig, tokenizer: Tokenizer | None,
     """Read and split the text, build the vocabulary from the training split (unless given),
     and encode all three splits; a prepared directory (`rnnkit prepare`) is memory-mapped instead.
     Sets config.model.vocab_size."""
-    from .prepare import is_prepared, load_prepared
+    from .text.prepare import is_prepared, load_prepared
 
     data = config.data
     if is_prepared(data.data):
@@ -475,14 +438,6 @@ def _progress_bar(total: int, initial: int, quiet: bool) -> Any:
     disable = quiet or not sys.stderr.isatty()
     return tqdm(total=total, initial=initial, disable=disable, file=sys.stderr, unit="step",
                 dynamic_ncols=True, leave=False)
-
-
-def stderr_logger(quiet: bool) -> Callable[[str], None]:
-    def log(message: str) -> None:
-        if not quiet:
-            from tqdm import tqdm
-            tqdm.write(message, file=sys.stderr)
-    return log
 
 
 def _apply_resume_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:

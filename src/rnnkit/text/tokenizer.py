@@ -17,14 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CheckpointError, ConfigError, PromptError
+from ..errors import CheckpointError, ConfigError, PromptError
+from .wordscan import WORD_PATTERN, index_pieces, word_types
 
 UNK = "<unk>"
 FORMAT = "rnnkit-tokenizer"
 FORMAT_VERSION = 1
-# A word is letters/digits with inner apostrophes ("don't"); every other visible symbol is a token
-# of its own; newlines are kept as tokens so generated text keeps its line structure.
-WORD_PATTERN = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]|\n")
+# Word tokens follow wordscan.WORD_PATTERN; these say where detokenizing puts no space.
 NO_SPACE_BEFORE = set(".,;:!?)]}'’\"\n")
 NO_SPACE_AFTER = set("([{\n")
 # A byte-level BPE unit: a whitespace run (within a line) and the non-space run after it, or a
@@ -208,29 +207,6 @@ def name_tokens(tokens: Sequence[str], shown: int = 10) -> str:
     """The first `shown` tokens, quoted, and how many more: for messages about missing tokens."""
     more = f" and {len(tokens) - shown} more" if len(tokens) > shown else ""
     return ", ".join(repr(t) for t in tokens[:shown]) + more
-
-
-class FirstSeen(dict):
-    """key -> its index in order of first appearance (a missing key gets the next index)."""
-
-    def __missing__(self, key: str) -> int:
-        value = self[key] = len(self)
-        return value
-
-
-def word_types(text: str) -> tuple[list[str], np.ndarray]:
-    """(distinct word tokens, the index among them of every WORD_PATTERN token of `text`): each
-    distinct token is then looked up or counted once (see wordscan for how they are found)."""
-    from .wordscan import word_types as scan  # wordscan builds on this module
-
-    return scan(text)
-
-
-def index_pieces(pieces: list[str]) -> tuple[list[str], np.ndarray]:
-    """(distinct pieces in order of first appearance, the index of every piece among them)."""
-    index = FirstSeen()
-    positions = np.fromiter(map(index.__getitem__, pieces), dtype=np.int64, count=len(pieces))
-    return list(index), positions
 
 
 class PieceIds:

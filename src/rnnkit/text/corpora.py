@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import DataError
+from ..errors import DataError
 
 TOY_SENTENCE = "you say goodbye and I say hello."
 TOY_REPEATS = 200
@@ -45,7 +45,7 @@ def bundled_text(name: str) -> str:
         return " ".join([TOY_SENTENCE] * TOY_REPEATS)
     if name not in BUNDLED:
         raise DataError(f"no bundled corpus named {name!r}; bundled: {', '.join(BUNDLED)}")
-    return resources.files("rnnkit").joinpath("corpora", f"{name}.txt").read_text(encoding="utf-8")
+    return resources.files("rnnkit.text").joinpath("bundled", f"{name}.txt").read_text(encoding="utf-8")
 
 
 def read_text_file(path: Path) -> str:

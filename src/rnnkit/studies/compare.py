@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import fresh_run_dir, write_json
-from .config import BASELINES, MODELS, DataConfig, ModelConfig, RunConfig, TrainConfig
-from .errors import ConfigError, DataError
-from .tokenize import Tokenizer
+from ..config import BASELINES, MODELS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from ..errors import ConfigError, DataError
+from ..files import fresh_run_dir, write_json
+from ..text.tokenizer import Tokenizer
 
 DEFAULT_MODELS = "ngram:3,ngram:5,hmm:32,rnn,gru,lstm"
 UNBOUNDED_STEPS = 10_000_000  # neural runs stop at the time budget, not at a step count
@@ -140,7 +140,9 @@ def compare(data: str = "timemachine", tokenizer: str = "char", models: str | Se
     Everything the user can get wrong (models, options, data, an existing OUT) is checked before
     the first model starts, so a mistake costs no training time and leaves nothing behind.
     """
-    from .train import load_data, prepare_run_dir, resolve_device, stderr_logger
+    from ..files import prepare_run_dir
+    from ..runtime import resolve_device, stderr_logger
+    from ..train import load_data
 
     specs = parse_models(models if isinstance(models, str) else ",".join(spec.name for spec in models))
     neural = neural or NeuralOptions()
@@ -191,7 +193,7 @@ def _run_one(spec: ModelSpec, config: RunConfig, out_dir: Path, budget: float, v
     """Train or fit one model into OUT/<model>/, load it back, and score it on val and test."""
     import rnnkit
 
-    from .train import train
+    from ..train import train
 
     run_dir = out_dir / spec.dirname
     model_config = dataclasses.replace(config.model, vocab_size=len(vocabulary))
@@ -240,8 +242,8 @@ def measure_step_seconds(config: RunConfig, max_seconds: float = 3.0, steps: int
     """
     import torch
 
-    from .models.torch_lm import RNNLM
-    from .train import resolve_device
+    from ..models.torch_lm import RNNLM
+    from ..runtime import resolve_device
 
     device = resolve_device(config.train.device)
     model = RNNLM(config.model).to(device)

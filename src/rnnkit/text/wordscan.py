@@ -23,7 +23,9 @@ from functools import cache
 
 import numpy as np
 
-from .tokenize import WORD_PATTERN, FirstSeen, index_pieces
+# A word is a run of word characters, joined across an apostrophe between two of them; any other
+# visible character is a token by itself; a newline is a token (it carries layout); spaces separate.
+WORD_PATTERN = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]|\n")
 
 SPACE, WORD, SYMBOL, NEWLINE, APOSTROPHE = range(5)
 KEY_BYTES = 8  # a uint64
@@ -45,6 +47,22 @@ def character_class(char: str) -> int:
     if char.isspace():  # the regex's \s
         return SPACE
     return WORD if WORD_CHARACTER.fullmatch(char) else SYMBOL
+
+
+
+class FirstSeen(dict):
+    """key -> its index in order of first appearance (a missing key gets the next index)."""
+
+    def __missing__(self, key: str) -> int:
+        value = self[key] = len(self)
+        return value
+
+
+def index_pieces(pieces: list[str]) -> tuple[list[str], np.ndarray]:
+    """(distinct pieces in order of first appearance, the index of every piece among them)."""
+    index = FirstSeen()
+    positions = np.fromiter(map(index.__getitem__, pieces), dtype=np.int64, count=len(pieces))
+    return list(index), positions
 
 
 @cache

@@ -50,8 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from .errors import ConfigError
+from ..config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from ..errors import ConfigError
 
 IMPLS = ("rnnkit", "plain", "cell-loop", "numpy")
 REFERENCE = "plain"
@@ -223,7 +223,7 @@ class RnnkitStepper:
     """The rnnkit path: a real Trainer built from a RunConfig, stepped as RunLoop steps it."""
 
     def __init__(self, spec: BenchSpec, ids: np.ndarray, device: torch.device, amp: bool, seed: int):
-        from .train import Trainer
+        from ..train import Trainer
 
         with tempfile.TemporaryDirectory(prefix="rnnkit-bench-") as folder:
             path = Path(folder) / "synthetic.txt"
@@ -328,7 +328,7 @@ class NumpyStepper:
     """rnnkit's NumPy engine stepped on the same windows (from CPU tensors, as the Trainer gives it)."""
 
     def __init__(self, spec: BenchSpec, ids: np.ndarray, seed: int):
-        from .engines import NumpyEngine
+        from ..engines import NumpyEngine
 
         model = ModelConfig(model=spec.model, layers=spec.layers, hidden=spec.hidden, embed=spec.embed,
                             engine="numpy", vocab_size=spec.vocab)
@@ -602,7 +602,7 @@ def _cpu_model() -> str:
 
 def run_bench(options: BenchOptions, log: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Run the benchmark; one row per (config, precision, implementation), with ratios to plain."""
-    from .train import flush_denormals, resolve_device
+    from ..runtime import flush_denormals, resolve_device
 
     log = log or (lambda _message: None)
     device = resolve_device(options.device)

@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from .errors import ConfigError, TrainingDiverged
-from .train import DEFAULT_STEPS
+from ..config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from ..errors import ConfigError, TrainingDiverged
+from ..train import DEFAULT_STEPS
 
 NUMERIC_TYPES = {"int": int, "float": float, "int | None": int, "float | None": float}
 NOT_SWEPT = {"vocab_size", "preset_version"}  # set from the tokenizer / the preset, not chosen
@@ -96,7 +96,7 @@ def run_name(name: str, value: Value) -> str:
 
 def sweep_configs(base: RunConfig, name: str, values: Sequence[Value], out_dir: Path) -> list[RunConfig]:
     """One RunConfig per value (validated now, before any training), each into OUT/NAME-VALUE."""
-    from .train import with_overrides
+    from ..train import with_overrides
 
     configs = []
     for value in values:
@@ -111,8 +111,8 @@ def sweep_configs(base: RunConfig, name: str, values: Sequence[Value], out_dir: 
 
 def _budgeted(config: RunConfig) -> RunConfig:
     """A --max-seconds run without --steps: plan its schedule from a measured step time."""
+    from ..train import load_data
     from .compare import budgeted_train_config
-    from .train import load_data
 
     if config.model.is_baseline or config.train.max_seconds is None:
         return config
@@ -129,9 +129,10 @@ def sweep(base: RunConfig, name: str, values: Sequence[Value], out: str | Path |
     A run that diverges (NaN/inf loss) is a result, not a failure of the sweep: its row says so
     and the sweep goes on with the next value.
     """
-    from .checkpoint import write_json
+    from ..files import prepare_run_dir, write_json
+    from ..runtime import stderr_logger
+    from ..train import load_data
     from .diagnostics import default_out
-    from .train import load_data, prepare_run_dir, stderr_logger
 
     if name not in numeric_options():
         raise ConfigError(f"sweep: {name!r} is not a numeric option")
@@ -156,7 +157,7 @@ def sweep(base: RunConfig, name: str, values: Sequence[Value], out: str | Path |
 
 
 def _run_one(name: str, value: Value, config: RunConfig) -> dict[str, Any]:
-    from .train import train
+    from ..train import train
 
     row: dict[str, Any] = {"option": name, "value": value, "run": config.train.out}
     try:
@@ -217,8 +218,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 def plot_sweep(rows: list[dict[str, Any]], path: Path, title: str) -> Path | None:
     """sweep.png: final and best validation loss against the value (log x for wide ranges such
     as learning rates; evenly spaced labels when a value is `none`)."""
-    from .diagnostics import import_pyplot
-    from .plot import finish_figure
+    from .plot import finish_figure, import_pyplot
 
     plt = import_pyplot(path.name)
     if plt is None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 
 METRICS = ("val_loss", "train_loss", "grad_norm", "lr", "tokens_per_s", "val_ppl", "val_bpc")
 X_AXES = ("step", "elapsed_s")
@@ -120,7 +120,6 @@ def plot_runs(run_dirs: Sequence[str | Path], metric: str = "val_loss", x: str =
 
 def _draw(lines: Sequence[Series], target: Path, metric: str, x: str, log_y: bool, title: str | None,
           references: Sequence[tuple[float, str]] = ()) -> None:
-    from .diagnostics import import_pyplot
 
     plt = import_pyplot(str(target))
     if plt is None:
@@ -167,3 +166,18 @@ def finish_figure(figure: Any, axes: Any, title: str, path: Path) -> None:
     axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path)
+
+
+def import_pyplot(what: str) -> Any:
+    """matplotlib.pyplot on the Agg backend, imported only when a plot is drawn; None (with a
+    note on stderr) when matplotlib is missing, so the numbers are still written."""
+    import sys
+
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"rnnkit: matplotlib is not installed (pip install 'rnnkit[plot]'); skipped {what}", file=sys.stderr)
+        return None
+    return plt

@@ -39,11 +39,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import fresh_run_dir, write_json
-from .config import MODELS, DataConfig, ModelConfig, RunConfig, TrainConfig
-from .errors import ConfigError, DataError, PromptError
-from .plot import finish_figure
-from .train import stderr_logger
+from ..config import MODELS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from ..errors import ConfigError, DataError, PromptError
+from ..files import fresh_run_dir, write_json
+from ..runtime import stderr_logger
+from .plot import finish_figure, import_pyplot
 
 GATES = {"rnn": ("h",), "rnn_relu": ("h",), "gru": ("r", "z", "n"), "lstm": ("i", "f", "g", "o")}
 QUANTITY = ("mean over sequences of ||dL_T/dh_{T-k}||_2, top layer, L_T = loss at the last step "
@@ -160,7 +160,7 @@ def _sigma_max(matrix: torch.Tensor) -> float:
 def text_windows(ids: np.ndarray, batch_size: int, seq_len: int,
                  batches: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """`batches` windows of N x T tokens spread evenly over the text (TBPTT layout, data.py)."""
-    from .data import SequentialBatches
+    from ..data import SequentialBatches
 
     layout = SequentialBatches(ids, batch_size, seq_len)
     picks = np.unique(np.linspace(0, len(layout) - 1, batches).round().astype(int))
@@ -214,8 +214,8 @@ class GradientOptions:
 def fresh_models(kinds: Sequence[str], data: str, tokenizer: str, options: GradientOptions,
                  log: Log) -> list[Subject]:
     """Newly initialised RNNLMs (one per kind, each from `options.seed`) and the training text."""
-    from .models.torch_lm import RNNLM
-    from .train import load_data
+    from ..models.torch_lm import RNNLM
+    from ..train import load_data
 
     config = RunConfig(ModelConfig(), DataConfig(data=data, tokenizer=tokenizer), TrainConfig())
     vocabulary, splits = load_data(config, None, lambda message: log(f"gradients: {message}"))
@@ -231,8 +231,8 @@ def fresh_models(kinds: Sequence[str], data: str, tokenizer: str, options: Gradi
 def checkpoint_model(path: str, data: str | None, log: Log) -> Subject:
     """A trained RNNLM from a checkpoint (either engine) and the training split of its own text
     (or of `data`), encoded with the checkpoint's vocabulary."""
-    from .api import load
-    from .train import load_data
+    from ..api import load
+    from ..train import load_data
 
     lm = load(path, device="cpu", engine="torch")
     if lm.config.model.is_baseline:
@@ -361,19 +361,3 @@ def plot_gradients(profiles: Sequence[GradientProfile], path: Path, title: str) 
     finally:
         plt.close(figure)
     return path
-
-
-def import_pyplot(what: str) -> Any:
-    """matplotlib.pyplot on the Agg backend, imported only when a plot is drawn; None (with a
-    note on stderr) when matplotlib is missing, so the numbers are still written."""
-    import sys
-
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"rnnkit: matplotlib is not installed (pip install 'rnnkit[plot]'); skipped {what}", file=sys.stderr)
-        return None
-    return plt
-

@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DataError
 from .corpora import BUNDLED, SPLIT_FILES, bundled_text
-from .errors import DataError
-from .tokenize import FirstSeen, Tokenizer, Vocab, name_tokens, word_types
+from .tokenizer import Tokenizer, Vocab, name_tokens
+from .wordscan import FirstSeen, word_types
 
 FORMAT = "rnnkit-prepared"
 FORMAT_VERSION = 1
@@ -180,7 +181,7 @@ def build_vocabulary(plan: dict[str, list[Source]], kind: str, lowercase: bool, 
     """A char or BPE tokenizer from the training split (same rules as build_tokenizer); word
     vocabularies are built while encoding (see _encode_words)."""
     if kind == "bpe":
-        from .tokenize import BPETokenizer
+        from .tokenizer import BPETokenizer
         text = "".join(chunk for source in plan["train"] for chunk in read_chunks(source))
         return BPETokenizer.train(text, bpe_vocab, lowercase)  # type: ignore[return-value]
     train = _char_counts(plan["train"], lowercase, pool)
@@ -253,8 +254,8 @@ def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = N
             overwrite: bool = False, workers: int | None = None,
             log: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """Tokenize `data` into OUT (see the module docstring); returns the meta.json document."""
-    from .checkpoint import check_output_dir
-    from .config import DataConfig
+    from ..config import DataConfig
+    from ..files import check_output_dir
 
     DataConfig(data=data[0] if data else "", tokenizer=tokenizer, lowercase=lowercase, min_freq=min_freq,
                max_size=max_size, bpe_vocab=bpe_vocab, split=split)  # the same checks as training
@@ -277,7 +278,7 @@ def _write_prepared(out: Path, data: list[str], plan: dict[str, list[Source]], t
                     rules: tuple[bool, int, int | None], pool: ProcessPoolExecutor | None,
                     log: Callable[[str], None]) -> dict[str, Any]:
     """Encode every split into OUT (written to a temporary directory, renamed into place)."""
-    from .checkpoint import write_atomically
+    from ..files import write_atomically
     meta: dict[str, Any] = {}
 
     def write(tmp: Path) -> None:
@@ -381,8 +382,8 @@ def _spilled_ids(path: Path, lookup: np.ndarray, chars: int) -> Iterator[tuple[n
 
 def load_tokenizer(path: str | Path) -> Any:
     """The tokenizer of a checkpoint, run directory, prepared directory, or a tokenizer.json file."""
-    from .checkpoint import resolve_checkpoint
-    from .errors import CheckpointError
+    from ..errors import CheckpointError
+    from ..files import resolve_checkpoint
     path = Path(path).expanduser()
     if path.is_dir() and (path / "tokenizer.json").is_file():
         path = path / "tokenizer.json"

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .config import ModelConfig
-from .models import numpy_layers as nl
-from .models.numpy_lm import NumpyRNNLM
+from ..config import ModelConfig
+from ..models import numpy_layers as nl
+from ..models.numpy_lm import NumpyRNNLM
 
 # Floor on |a| + |n|. The loss (~2 nats) is known to ~1e-16 relative, so the stencil's numeric
 # derivative carries ~1e-13 absolute noise: below ~1e-6 a gradient cannot be resolved to 1e-6

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
 Log = Callable[[str], None]
@@ -103,8 +103,8 @@ def masked_windows(ids: torch.Tensor, centres: torch.Tensor, context: int, mask_
 
 def load_cloze_data(data: str, context: int, log: Log) -> tuple[Any, dict[str, torch.Tensor]]:
     """Character ids of the train and validation splits (vocabulary from the training split)."""
-    from .config import DataConfig, RunConfig
-    from .train import load_data
+    from ..config import DataConfig, RunConfig
+    from ..train import load_data
 
     tokenizer, splits = load_data(RunConfig(data=DataConfig(data=data, tokenizer="char")), None,
                                   lambda message: log(f"cloze: {message}"))
@@ -173,7 +173,7 @@ def cloze(data: str = "timemachine", options: ClozeOptions | None = None, bidire
           log: Log | None = None) -> dict[str, Any]:
     """Train the unidirectional cloze model (and, with `bidirectional`, the bidirectional one on
     the same data, sizes, seed and budget), score both on the same validation gaps, return a report."""
-    from .train import flush_denormals, resolve_device, stderr_logger
+    from ..runtime import flush_denormals, resolve_device, stderr_logger
 
     options = options or ClozeOptions()
     options.validate()
