@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from rnnkit.distributed import World, world_from_env
+from rnnkit.errors import ConfigError
+
 ARGS = ["--data", "toy", "--tokenizer", "word", "--layers", "2", "--hidden", "32", "--embed", "16",
         "--batch-size", "4", "--seq-len", "8", "--log-interval", "5", "--eval-interval", "10", "--lr", "0.01",
         "--schedule", "constant", "--device", "cpu", "--sample-tokens", "0", "--quiet"]
@@ -46,6 +49,21 @@ def test_two_processes_match_one_and_resume_with_one(tmp_path):
     assert_close(losses(pair), losses(single))
 
 
+def test_each_rank_takes_its_share_of_the_global_batch(monkeypatch):
+    # the cheap variant of the torchrun test below: the same check, without starting processes
+    assert [World(rank, 2).rows(8) for rank in (0, 1)] == [slice(0, 4), slice(4, 8)]
+    assert World().rows(3) == slice(0, 3)
+    with pytest.raises(ConfigError, match="--batch-size 3 must divide evenly among 2 processes"):
+        World(1, 2).rows(3)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert world_from_env() == World(1, 2, 1)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert world_from_env() == World() and not World().active
+
+
+@pytest.mark.slow  # torchrun starts three processes (about 15 s on 2 busy cores)
 def test_batch_must_divide_among_processes(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
