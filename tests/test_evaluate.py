@@ -53,3 +53,40 @@ def test_torch_and_numpy_evaluate_alike_through_the_seam():
     ours, theirs = (evaluate_split(scorers[kind], split, settings) for kind in ("torch", "numpy"))
     assert ours.tokens == theirs.tokens == len(IDS) - 1  # one stream: every token after the first
     assert ours.loss == pytest.approx(theirs.loss, rel=1e-5)
+
+
+class _Total:
+    """A lazily read total, as a device tensor is: counts how often the loop reads it."""
+
+    reads = 0
+
+    def __init__(self, value: float):
+        self.value = value
+
+    def __add__(self, other):
+        return _Total(self.value + float(other.value if isinstance(other, _Total) else other))
+
+    __radd__ = __add__
+
+    def __float__(self):
+        _Total.reads += 1
+        return self.value
+
+
+class _LazyScorer:
+    """A scorer whose totals must not be read per window (one nat per target)."""
+
+    vocab_size = V
+
+    def initial_state(self, batch_size):
+        return None
+
+    def score_batch(self, idx, targets, state):
+        return _Total(float(targets.numel())), state
+
+
+def test_the_evaluation_loop_reads_the_total_once():
+    """The torch scorer's total stays on the GPU; the loop must read it once, at the end."""
+    _Total.reads = 0
+    result = evaluate_split(_LazyScorer(), TokenSplit(IDS, len(IDS)), EvalSettings(16, 4, None))
+    assert _Total.reads == 1 and result.loss == pytest.approx(1.0)
