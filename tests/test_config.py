@@ -81,3 +81,54 @@ def test_old_config_files_load_with_the_new_options_off():
     assert old.model.dropout == 0.3 and not old.model.regularized
     assert (old.train.ar_alpha, old.train.tar_beta, old.train.preset) == (0.0, 0.0, None)
     assert ModelConfig(dropout=0.3, weight_drop=0.5, embed_dropout=0.1).regularized  # standard dropout mixes with these
+
+
+def test_public_validators_name_the_option_and_the_bound():
+    from rnnkit.config import check_bool, check_choice, check_float, check_int
+
+    check_int("n", None, 1, allow_none=True)
+    check_float("x", 0.5, 0.0, 1.0)
+    with pytest.raises(ConfigError, match=r"n must be between 1 and 9, got 10"):
+        check_int("n", 10, 1, 9)
+    with pytest.raises(ConfigError, match="n must be an integer"):
+        check_int("n", True)
+    with pytest.raises(ConfigError, match="budget must be a positive number, got 0"):
+        check_float("budget", 0, 0.0, low_open=True)
+    with pytest.raises(ConfigError, match=r"x must be in \[0.0, 1.0\), got 1.0"):
+        check_float("x", 1.0, 0.0, 1.0, high_open=True)
+    with pytest.raises(ConfigError, match="finite"):
+        check_float("x", math.inf, 0.0)
+    with pytest.raises(ConfigError, match="one of a, b"):
+        check_choice("c", "z", ("a", "b"))
+    with pytest.raises(ConfigError, match="true or false"):
+        check_bool("flag", 1)
+
+
+@pytest.mark.parametrize("module, name, options, message", [
+    ("compare", "NeuralOptions", {"hidden": 0}, "hidden must be between"),
+    ("compare", "NeuralOptions", {"device": "tpu"}, "device must be one of"),
+    ("cloze", "ClozeOptions", {"lr": 0.0}, "lr must be a positive number"),
+    ("cloze", "ClozeOptions", {"steps": 0}, "steps must be between"),
+    ("diagnostics", "GradientOptions", {"seq_len": 0}, "seq_len must be between"),
+    ("bench", "BenchOptions", {"seconds_per_repeat": math.nan}, "seconds_per_repeat must be a finite"),
+])
+def test_every_options_dataclass_checks_itself_on_construction(module, name, options, message):
+    import importlib
+
+    kind = getattr(importlib.import_module(f"rnnkit.studies.{module}"), name)
+    kind()  # the defaults are valid
+    with pytest.raises(ConfigError, match=message):
+        kind(**options)
+
+
+def test_overrides_and_the_resume_policy_live_in_the_config_layer():
+    from rnnkit.config import RESUME_OPTIONS, resume_config, with_overrides
+
+    config = with_overrides(RunConfig(train=TrainConfig(epochs=3)), {"steps": 50, "hidden": 32})
+    assert (config.train.steps, config.train.epochs, config.model.hidden) == (50, None, 32)
+    with pytest.raises(ConfigError, match="unknown option 'hiden'"):
+        with_overrides(config, {"hiden": 3})
+    resumed = resume_config(config, {"steps": 80, "hidden": 32, "quiet": True})  # hidden unchanged: fine
+    assert (resumed.train.steps, resumed.train.quiet) == (80, True) and "steps" in RESUME_OPTIONS
+    with pytest.raises(ConfigError, match="cannot change hidden"):
+        resume_config(config, {"hidden": 64})

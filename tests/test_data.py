@@ -65,3 +65,49 @@ def test_eval_batches_score_every_token_after_the_first():
     assert covered == batches.tokens == 8 * ((len(IDS) - 1) // 8)
     single = eval_batches(IDS[:50], seq_len=16, max_streams=8)
     assert single.tokens == 49
+
+
+def test_load_splits_reports_the_vocabulary_and_leaves_the_config_alone():
+    from rnnkit.config import DataConfig, RunConfig
+    from rnnkit.data import load_splits
+
+    config = RunConfig(data=DataConfig(data="toy", tokenizer="word"))
+    before = config.to_dict()
+    loaded = load_splits(config.data)
+    assert config.to_dict() == before  # nothing written into the config given
+    assert loaded.vocab_size == len(loaded.tokenizer) > 2 and loaded.tokenizer_kind == "word"
+    assert set(loaded.splits) == {"train", "val", "test"}
+    assert loaded.tokenizer.decode(loaded.splits["val"].ids[:3].tolist()).strip()
+    sized = loaded.sized(config)
+    assert sized.model.vocab_size == loaded.vocab_size and config.model.vocab_size == 0
+    assert "vocabulary" in loaded.summary() and "toy" in loaded.summary()
+
+
+def test_load_splits_with_a_given_tokenizer_encodes_only_the_splits_asked_for(tmp_path):
+    from rnnkit.config import DataConfig
+    from rnnkit.data import load_splits
+
+    trained = load_splits(DataConfig(data="toy", tokenizer="char"))
+    text = tmp_path / "other.txt"
+    text.write_text("".join(sorted(set(trained.tokenizer.decode(trained.splits["train"].ids.tolist())))) * 20)
+    test_only = load_splits(DataConfig(data=str(text)), trained.tokenizer, names=("test",),
+                            fractions=(0.0, 0.0, 1.0), require_val=False)
+    assert list(test_only.splits) == ["test"] and test_only.tokenizer is trained.tokenizer
+    assert len(test_only.splits["test"].ids) == test_only.splits["test"].chars == len(text.read_text())
+    with pytest.raises(DataError, match="validation split is empty"):
+        load_splits(DataConfig(data=str(text), split=(1.0, 0.0, 0.0)))
+
+
+def test_load_splits_from_a_prepared_directory_takes_its_tokenizer(tmp_path):
+    from rnnkit.config import DataConfig
+    from rnnkit.data import load_splits
+    from rnnkit.text.prepare import prepare
+
+    prepare(["toy"], "word", tmp_path / "p", split=(0.8, 0.1, 0.1))
+    loaded = load_splits(DataConfig(data=str(tmp_path / "p"), tokenizer="char"))
+    assert loaded.tokenizer_kind == "word" and loaded.name.endswith("(prepared)")
+    assert isinstance(loaded.splits["train"].ids, np.memmap)
+    assert load_splits(DataConfig(data=str(tmp_path / "p")), loaded.tokenizer).vocab_size == loaded.vocab_size
+    other = load_splits(DataConfig(data="toy", tokenizer="char")).tokenizer
+    with pytest.raises(DataError, match="another tokenizer"):
+        load_splits(DataConfig(data=str(tmp_path / "p")), other)

@@ -67,3 +67,21 @@ def test_numpy_engine_refuses_awd_lstm_options(tiny, section, option, value):
     with pytest.raises(ConfigError, match="--" + option.replace("_", "-") + r".*torch-engine option"):
         RunConfig(model, config.data, train_config)
     RunConfig(dataclasses.replace(model, engine="torch"), config.data, train_config)  # fine in torch
+
+
+def test_weight_averaging_is_a_declared_torch_only_capability():
+    import torch
+
+    from rnnkit.config import ModelConfig, TrainConfig
+    from rnnkit.engines import NumpyEngine, TorchEngine, make_engine
+
+    model, train_config = ModelConfig(model="gru", layers=1, hidden=8, embed=4, vocab_size=7), TrainConfig()
+    torch_engine = make_engine(model, train_config, torch.device("cpu"), amp=False)
+    numpy_engine = make_engine(dataclasses.replace(model, engine="numpy"), train_config, torch.device("cpu"), False)
+    assert isinstance(torch_engine, TorchEngine) and isinstance(numpy_engine, NumpyEngine)
+    assert torch_engine.supports_averaging and not torch_engine.averaging
+    torch_engine.start_averaging()
+    assert torch_engine.averaging
+    assert not numpy_engine.supports_averaging and not numpy_engine.averaging
+    with pytest.raises(ConfigError, match="torch-engine"):
+        numpy_engine.start_averaging()

@@ -282,3 +282,25 @@ def test_learns_you_say_goodbye_and_i_say_hello():
         ids = np.array([[vocab.index(w) for w in ("hello . " + prefix).split()]])
         logp, _ = model.next_logprobs(ids, None)
         assert vocab[int(logp[0].argmax())] == expected
+
+
+def test_call_keeps_the_model_contract_of_the_torch_model():
+    """logits, loss, state = model(idx, targets=None, state=None), as RNNLM (models/base.py)."""
+    from rnnkit.models.torch_lm import RNNLM
+
+    config = ModelConfig(model="lstm", layers=2, hidden=6, embed=5, vocab_size=V)
+    torch.manual_seed(0)
+    theirs = RNNLM(config).double().eval()
+    ours = NumpyRNNLM(config, dtype=np.float64)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
+    idx = np.random.default_rng(0).integers(0, V, (3, 7))
+    targets = np.roll(idx, -1, axis=1)
+    logits, loss, state = ours(idx, targets)
+    expected_logits, expected_loss, expected_state = theirs(torch.as_tensor(idx), torch.as_tensor(targets))
+    assert logits.shape == (3, 7, V) and rel(logits, expected_logits.detach().numpy()) < 1e-9
+    assert loss == pytest.approx(float(expected_loss.detach()), rel=1e-6)  # torch takes its loss in float32
+    assert rel(state[0], expected_state[0].detach().numpy()) < 1e-9
+    no_loss = ours(idx, state=state)
+    assert no_loss[1] is None and no_loss[0].shape == (3, 7, V)
+    total, _ = ours.score(idx, targets)
+    assert total == pytest.approx(loss * idx.size)

@@ -154,6 +154,30 @@ def test_learning_rate_schedule():
     assert learning_rate(TrainConfig(lr=0.3, schedule="constant"), 77, 100) == 0.3
 
 
+def test_learning_rate_scale_and_decay_horizon():
+    """The rollback scale multiplies the schedule; decay_steps, not the run's length, sets the
+    cosine horizon (after which the rate holds its floor)."""
+    config = TrainConfig(lr=1.0, warmup_steps=10, min_lr_ratio=0.1, schedule="cosine")
+    assert learning_rate(config, 55, 100, scale=0.25) == pytest.approx(0.55 * 0.25)
+    assert learning_rate(TrainConfig(lr=0.3, schedule="constant"), 5, 10, scale=0.5) == pytest.approx(0.15)
+    short = TrainConfig(lr=1.0, warmup_steps=0, min_lr_ratio=0.1, schedule="cosine", decay_steps=20)
+    assert learning_rate(short, 10, 1000) == pytest.approx(0.55)
+    assert learning_rate(short, 500, 1000) == pytest.approx(0.1)
+
+
+def test_trainer_rates_are_the_schedule_times_the_scale(tiny):
+    """Trainer.lr_at (the rate logged, the rate of a NaN report and the rate used) is one function."""
+    from rnnkit.train import Trainer
+
+    config = tiny("rates", schedule="cosine", warmup_steps=4, steps=40)
+    trainer = Trainer(config, log=lambda _message: None)
+    trainer.lr_scale = 0.5
+    assert trainer.lr_at(3) == pytest.approx(0.5 * learning_rate(config.train, 3, 40))
+    assert trainer.lr() == trainer.lr_at(0)
+    assert trainer.first_bad_step() == -1 and trainer.reads_divergence_every_step  # CPU: read every step
+    assert trainer.config.model.vocab_size == len(trainer.tokenizer) and config.model.vocab_size == 0
+
+
 @pytest.mark.parametrize("model", ["rnn", "rnn_relu", "gru", "lstm"])
 def test_each_model_trains_on_toy_words(tiny, model):
     result = train(tiny(f"fit-{model}", model=model, steps=60, lr=0.02))

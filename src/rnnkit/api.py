@@ -16,17 +16,14 @@ from typing import Any
 
 from .checkpoint import load_checkpoint
 from .config import RunConfig
-from .data import TokenSplit
+from .data import SPLITS, TokenSplit, load_splits
 from .errors import ConfigError, DataError, PromptError
-from .evaluate import EvalResult, evaluate_split
+from .evaluate import EvalResult, eval_settings, evaluate_split
 from .generate import SamplingConfig, generate_text
 from .models.base import Scorer
 from .models.registry import scorer_from_weights
 from .runtime import flush_denormals, resolve_device
-from .text.corpora import load_corpus
 from .text.tokenizer import Tokenizer
-
-SPLITS = ("train", "val", "test")
 
 
 class LanguageModel:
@@ -75,27 +72,19 @@ class LanguageModel:
             raise DataError(f"the {split} split has fewer than 2 tokens; give --split with a {split} "
                             "fraction, or other --data")
         with flush_denormals():
-            return evaluate_split(self.scorer, tokens,
-                                  seq_len=max(self.config.data.seq_len, 256),
-                                  max_streams=self.config.data.batch_size, max_tokens=max_tokens,
+            return evaluate_split(self.scorer, tokens, eval_settings(self.config.data, max_tokens),
                                   unk_id=self.tokenizer.unk_id)
 
     def _split_tokens(self, source: str, split: str,
                       fractions: tuple[float, float, float] | None) -> TokenSplit:
-        """A split of a text (tokenized with this model's vocabulary) or of a prepared directory."""
-        from .text.prepare import is_prepared, load_prepared
-
-        if is_prepared(source):
-            tokenizer, arrays, meta = load_prepared(source)
-            if tokenizer.to_dict() != self.tokenizer.to_dict():
-                raise DataError(f"{source} was prepared with another tokenizer than this model's")
-            return TokenSplit(arrays[split], int(meta["chars"][split]))
-        corpus = load_corpus(source, fractions or self.config.data.split)
-        text = getattr(corpus, split)
+        """A split of a text (tokenized with this model's vocabulary) or of a prepared directory
+        (which must have been prepared with this model's tokenizer)."""
+        data = dataclasses.replace(self.config.data, data=source)
         try:
-            return TokenSplit(self.tokenizer.encode(text), len(text))
+            loaded = load_splits(data, self.tokenizer, names=(split,), fractions=fractions, require_val=False)
         except PromptError as error:
             raise DataError(f"cannot evaluate this text with this model: {error}") from None
+        return loaded.splits[split]
 
 
 def load(path: str | Path, device: str = "auto", engine: str | None = None) -> LanguageModel:

@@ -284,8 +284,8 @@ def run_config_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]
     if hasattr(args, "clip"):
         given["train"]["clip"], flat["clip"] = args.clip, args.clip
     if args.preset is not None:
+        from .config import with_overrides
         from .presets import preset_config
-        from .train import with_overrides
         return with_overrides(preset_config(args.preset), flat), flat
     return RunConfig.from_dict(given), flat
 

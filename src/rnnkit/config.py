@@ -24,7 +24,11 @@ DEVICES = ("auto", "cpu", "cuda")
 ON_NAN = ("stop", "skip", "rollback")
 
 
-def _int(name: str, value: Any, low: int = 1, high: int | None = None, allow_none: bool = False) -> None:
+# The validators every options dataclass uses (the three config sections here, and the options
+# of the studies): each raises ConfigError naming the option, what is allowed and what it got.
+
+def check_int(name: str, value: Any, low: int = 1, high: int | None = None, allow_none: bool = False) -> None:
+    """An integer (not a bool) in [low, high] (high None: no upper bound); None if `allow_none`."""
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int):
@@ -34,25 +38,31 @@ def _int(name: str, value: Any, low: int = 1, high: int | None = None, allow_non
         raise ConfigError(f"{name} must be {bound}, got {value}")
 
 
-def _float(name: str, value: Any, low: float, high: float, low_open: bool = False,
-           high_open: bool = False, allow_none: bool = False) -> None:
+def check_float(name: str, value: Any, low: float, high: float = math.inf, low_open: bool = False,
+                high_open: bool = False, allow_none: bool = False) -> None:
+    """A finite number (int or float, not a bool) in the interval from low to high, each end open
+    or closed; high inf: no upper bound. None if `allow_none`."""
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigError(f"{name} must be a finite number, got {value!r}")
     too_low = value <= low if low_open else value < low
     too_high = value >= high if high_open else value > high
-    if too_low or too_high:
-        left, right = ("(" if low_open else "["), (")" if high_open else "]")
-        raise ConfigError(f"{name} must be in {left}{low}, {high}{right}, got {value}")
+    if not (too_low or too_high):
+        return
+    if math.isinf(high):
+        bound = "a positive number" if low == 0 and low_open else f"{'>' if low_open else '>='} {low}"
+        raise ConfigError(f"{name} must be {bound}, got {value}")
+    left, right = ("(" if low_open else "["), (")" if high_open else "]")
+    raise ConfigError(f"{name} must be in {left}{low}, {high}{right}, got {value}")
 
 
-def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
-def _bool(name: str, value: Any) -> None:
+def check_bool(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         raise ConfigError(f"{name} must be true or false, got {value!r}")
 
@@ -96,24 +106,24 @@ class ModelConfig:
         return any(getattr(self, name) > 0 for name in MODEL_REGULARIZERS)
 
     def __post_init__(self) -> None:
-        _choice("model", self.model, MODELS + BASELINES)
-        _int("order", self.order, 1, 32)
-        _int("states", self.states, 1, 1 << 14)
-        _int("hmm_iter", self.hmm_iter, 1, 100_000)
-        _int("hmm_max_tokens", self.hmm_max_tokens, 2)
-        _choice("engine", self.engine, ENGINES)
-        _int("layers", self.layers, 1, 64)
-        _int("hidden", self.hidden, 1, 1 << 16)
-        _int("embed", self.embed, 0, 1 << 16)
-        _float("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        check_choice("model", self.model, MODELS + BASELINES)
+        check_int("order", self.order, 1, 32)
+        check_int("states", self.states, 1, 1 << 14)
+        check_int("hmm_iter", self.hmm_iter, 1, 100_000)
+        check_int("hmm_max_tokens", self.hmm_max_tokens, 2)
+        check_choice("engine", self.engine, ENGINES)
+        check_int("layers", self.layers, 1, 64)
+        check_int("hidden", self.hidden, 1, 1 << 16)
+        check_int("embed", self.embed, 0, 1 << 16)
+        check_float("dropout", self.dropout, 0.0, 1.0, high_open=True)
         for name in MODEL_REGULARIZERS:
-            _float(name, getattr(self, name), 0.0, 1.0, high_open=True)
+            check_float(name, getattr(self, name), 0.0, 1.0, high_open=True)
         if self.dropout > 0 and any(getattr(self, name) > 0 for name in LOCKED_DROPOUTS):
             raise ConfigError("dropout (a fresh mask per time step) and the locked dropouts (dropout_input, "
                               "dropout_hidden, dropout_output: one mask per sequence) act on the same "
                               "activations; set one kind, e.g. --dropout 0 with the locked ones")
-        _bool("tie", self.tie)
-        _bool("adaptive_softmax", self.adaptive_softmax)
+        check_bool("tie", self.tie)
+        check_bool("adaptive_softmax", self.adaptive_softmax)
         if self.cutoffs is not None:
             if not isinstance(self.cutoffs, (list, tuple)) or not self.cutoffs or any(
                     isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in self.cutoffs) \
@@ -123,7 +133,7 @@ class ModelConfig:
         if self.adaptive_softmax and self.tie:
             raise ConfigError("adaptive_softmax and tie cannot be combined: the adaptive head has no single "
                               "output matrix to share with the embedding")
-        _int("vocab_size", self.vocab_size, 0, 1 << 31)
+        check_int("vocab_size", self.vocab_size, 0, 1 << 31)
         if self.tie and self.embed == 0:
             raise ConfigError("tie needs an embedding (embed > 0): a one-hot input has no weights to share")
         if self.tie and self.embed != self.hidden:
@@ -150,22 +160,22 @@ class DataConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError(f"data must be a corpus name or a path, got {self.data!r}")
-        _choice("tokenizer", self.tokenizer, TOKENIZERS)
-        _bool("lowercase", self.lowercase)
-        _int("min_freq", self.min_freq, 1)
-        _int("max_size", self.max_size, 2, allow_none=True)
-        _int("bpe_vocab", self.bpe_vocab, 257, 1 << 20)
+        check_choice("tokenizer", self.tokenizer, TOKENIZERS)
+        check_bool("lowercase", self.lowercase)
+        check_int("min_freq", self.min_freq, 1)
+        check_int("max_size", self.max_size, 2, allow_none=True)
+        check_int("bpe_vocab", self.bpe_vocab, 257, 1 << 20)
         self.split = _check_split(self.split)
-        _int("batch_size", self.batch_size, 1, 1 << 20)
-        _int("seq_len", self.seq_len, 1, 1 << 20)
-        _choice("batching", self.batching, BATCHINGS)
+        check_int("batch_size", self.batch_size, 1, 1 << 20)
+        check_int("seq_len", self.seq_len, 1, 1 << 20)
+        check_choice("batching", self.batching, BATCHINGS)
 
 
 def _check_split(split: Any) -> tuple[float, float, float]:
     if not isinstance(split, (list, tuple)) or len(split) != 3:
         raise ConfigError(f"split must be three fractions train,val,test, got {split!r}")
     for name, part in zip(("train", "val", "test"), split):
-        _float(f"split ({name} fraction)", part, 0.0, 1.0)
+        check_float(f"split ({name} fraction)", part, 0.0, 1.0)
     if split[0] <= 0:
         raise ConfigError("split: the train fraction must be positive")
     if abs(sum(split) - 1.0) > 1e-6:
@@ -209,39 +219,39 @@ class TrainConfig:
     preset_version: int | None = None
 
     def __post_init__(self) -> None:
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _float("lr", self.lr, 0.0, 1e3, low_open=True)
-        _float("weight_decay", self.weight_decay, 0.0, 1e3)
-        _float("momentum", self.momentum, 0.0, 1.0, high_open=True)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _int("warmup_steps", self.warmup_steps, 0)
-        _float("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
-        _int("decay_steps", self.decay_steps, 1, allow_none=True)
-        _float("clip", self.clip, 0.0, 1e12, low_open=True, allow_none=True)
-        _int("steps", self.steps, 1, 1 << 62, allow_none=True)
-        _int("epochs", self.epochs, 1, 10**9, allow_none=True)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_float("lr", self.lr, 0.0, 1e3, low_open=True)
+        check_float("weight_decay", self.weight_decay, 0.0, 1e3)
+        check_float("momentum", self.momentum, 0.0, 1.0, high_open=True)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_int("warmup_steps", self.warmup_steps, 0)
+        check_float("min_lr_ratio", self.min_lr_ratio, 0.0, 1.0)
+        check_int("decay_steps", self.decay_steps, 1, allow_none=True)
+        check_float("clip", self.clip, 0.0, 1e12, low_open=True, allow_none=True)
+        check_int("steps", self.steps, 1, 1 << 62, allow_none=True)
+        check_int("epochs", self.epochs, 1, 10**9, allow_none=True)
         if self.steps is not None and self.epochs is not None:
             raise ConfigError("give steps or epochs, not both")
-        _float("max_seconds", self.max_seconds, 0.0, 1e9, low_open=True, allow_none=True)
-        _int("eval_interval", self.eval_interval, 1)
-        _int("log_interval", self.log_interval, 1)
-        _int("save_interval", self.save_interval, 1, allow_none=True)
-        _int("eval_max_tokens", self.eval_max_tokens, 1, allow_none=True)
-        _choice("on_nan", self.on_nan, ON_NAN)
-        _choice("device", self.device, DEVICES)
-        _bool("amp", self.amp)
-        _int("seed", self.seed, 0, (1 << 63) - 1)
+        check_float("max_seconds", self.max_seconds, 0.0, 1e9, low_open=True, allow_none=True)
+        check_int("eval_interval", self.eval_interval, 1)
+        check_int("log_interval", self.log_interval, 1)
+        check_int("save_interval", self.save_interval, 1, allow_none=True)
+        check_int("eval_max_tokens", self.eval_max_tokens, 1, allow_none=True)
+        check_choice("on_nan", self.on_nan, ON_NAN)
+        check_choice("device", self.device, DEVICES)
+        check_bool("amp", self.amp)
+        check_int("seed", self.seed, 0, (1 << 63) - 1)
         if self.out is not None and (not isinstance(self.out, str) or not self.out):
             raise ConfigError(f"out must be a directory path, got {self.out!r}")
-        _bool("overwrite", self.overwrite)
-        _bool("quiet", self.quiet)
-        _int("sample_tokens", self.sample_tokens, 0, 10_000_000)  # checked now, not after training
-        _float("ar_alpha", self.ar_alpha, 0.0, 1e6)
-        _float("tar_beta", self.tar_beta, 0.0, 1e6)
-        _int("nonmono", self.nonmono, 1, 1_000_000)
+        check_bool("overwrite", self.overwrite)
+        check_bool("quiet", self.quiet)
+        check_int("sample_tokens", self.sample_tokens, 0, 10_000_000)  # checked now, not after training
+        check_float("ar_alpha", self.ar_alpha, 0.0, 1e6)
+        check_float("tar_beta", self.tar_beta, 0.0, 1e6)
+        check_int("nonmono", self.nonmono, 1, 1_000_000)
         if self.preset is not None and (not isinstance(self.preset, str) or not self.preset):
             raise ConfigError(f"preset must be a preset name, got {self.preset!r}")
-        _int("preset_version", self.preset_version, 1, allow_none=True)
+        check_int("preset_version", self.preset_version, 1, allow_none=True)
 
 
 @dataclass
@@ -308,3 +318,53 @@ def section_from_dict(kind: type, raw: Any) -> Any:
         return kind(**values)
     except TypeError as error:  # defensive: a field dataclasses could not accept
         raise ConfigError(str(error)) from None
+
+
+# ---------------------------------------------------------------- overrides and the resume policy
+
+DEFAULT_STEPS = 1000  # a run's length when neither steps nor epochs is given
+# what a resumed run may change: how long it runs, how often it reports, where, and how it treats
+# a NaN; everything else would make it a different run than the one its checkpoint continues
+RESUME_OPTIONS = frozenset({"steps", "epochs", "max_seconds", "eval_interval", "log_interval", "save_interval",
+                            "eval_max_tokens", "device", "quiet", "sample_tokens", "amp", "on_nan"})
+
+
+def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    """A copy of `config` with fields of any section replaced by name (validated again); giving
+    steps clears epochs and the other way round (one length, the one asked for)."""
+    sections = {"model": dataclasses.asdict(config.model), "data": dataclasses.asdict(config.data),
+                "train": dataclasses.asdict(config.train)}
+    for name, value in overrides.items():
+        section = next((s for s, fields in sections.items() if name in fields), None)
+        if section is None:
+            raise ConfigError(f"unknown option {name!r}")
+        sections[section][name] = value
+    if "steps" in overrides and "epochs" not in overrides:
+        sections["train"]["epochs"] = None
+    if "epochs" in overrides and "steps" not in overrides:
+        sections["train"]["steps"] = None
+    return RunConfig.from_dict(sections)
+
+
+def resume_config(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
+    """The checkpoint's config with the options a resume may change (RESUME_OPTIONS); repeating
+    an option with the value the run already has is fine (so the original command line plus
+    --resume works), changing any other is a ConfigError."""
+    current = {**dataclasses.asdict(config.model), **dataclasses.asdict(config.data), **dataclasses.asdict(config.train)}
+    refused = sorted(name for name, value in overrides.items()
+                     if name not in RESUME_OPTIONS and _differs(current.get(name), value))
+    if refused:
+        raise ConfigError(f"cannot change {', '.join(refused)} when resuming (the run would no longer "
+                          f"continue the same training); allowed: {', '.join(sorted(RESUME_OPTIONS))}")
+    train = dataclasses.asdict(config.train)
+    if "steps" in overrides or "epochs" in overrides:
+        train["steps"], train["epochs"] = None, None
+    train.update({name: value for name, value in overrides.items() if name in RESUME_OPTIONS})
+    return RunConfig(config.model, config.data, TrainConfig(**train))
+
+
+def _differs(saved: Any, given: Any) -> bool:
+    """A list from JSON and a tuple from the command line are the same value."""
+    if isinstance(saved, (list, tuple)) and isinstance(given, (list, tuple)):
+        return tuple(saved) != tuple(given)
+    return saved != given

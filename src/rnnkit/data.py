@@ -4,18 +4,28 @@ Sequential (TBPTT) batching lays the training stream out as N parallel streams, 
 piece of the text, and walks them in windows of T tokens; window i+1 of a row continues window i
 exactly, so the trainer can carry the hidden state across windows (detached: truncated BPTT).
 Random batching draws N windows at random offsets; every batch starts from a zero state.
+
+`load_splits` is the one way from `--data` (a text, a directory, a bundled corpus, or a prepared
+directory) to token splits: it returns what it learned (tokenizer, vocabulary size, the kind of
+tokens) and leaves the config it was given as it was.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from .config import DataConfig, RunConfig
 from .errors import DataError
-from .text.corpora import Corpus
-from .text.tokenizer import Tokenizer
+from .text.corpora import load_corpus
+from .text.prepare import is_prepared, load_prepared
+from .text.tokenizer import Tokenizer, build_tokenizer
+
+SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -30,10 +40,62 @@ class TokenSplit:
         return self.chars / max(1, len(self.ids))
 
 
-def encode_corpus(corpus: Corpus, tokenizer: Tokenizer) -> dict[str, TokenSplit]:
-    """Encode every split with one tokenizer (unknown tokens become <unk>)."""
-    return {name: TokenSplit(tokenizer.encode(text), len(text))
-            for name, text in (("train", corpus.train), ("val", corpus.val), ("test", corpus.test))}
+@dataclass(frozen=True)
+class LoadedData:
+    """What loading `--data` learned: the tokenizer, the encoded splits asked for, and where from."""
+
+    tokenizer: Tokenizer
+    splits: dict[str, TokenSplit]
+    name: str  # the corpus name, or "DIR (prepared)"
+    tokenizer_kind: str  # char, word or bpe: what the tokens are (a prepared directory decides it)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
+
+    def sized(self, config: RunConfig) -> RunConfig:
+        """`config` with the vocabulary size and tokenizer kind these tokens have (a copy)."""
+        return dataclasses.replace(config, model=dataclasses.replace(config.model, vocab_size=self.vocab_size),
+                                   data=dataclasses.replace(config.data, tokenizer=self.tokenizer_kind))
+
+    def summary(self) -> str:
+        """One line for the log: source, tokenizer, vocabulary and split sizes."""
+        sizes = ", ".join(f"{name} {len(s.ids):,} tokens ({s.chars:,} chars)" for name, s in self.splits.items())
+        return f"data: {self.name} ({self.tokenizer_kind}, vocabulary {self.vocab_size:,}): {sizes}"
+
+
+def load_splits(data: DataConfig, tokenizer: Tokenizer | None = None, names: Sequence[str] = SPLITS,
+                fractions: tuple[float, float, float] | None = None, require_val: bool = True) -> LoadedData:
+    """Token splits `names` of `data.data`.
+
+    A text is read and cut by `fractions` (default data.split); its vocabulary is built from the
+    training split with the options of `data`, unless `tokenizer` (a model's) is given, and only
+    the splits asked for are encoded (a token the tokenizer lacks raises PromptError). A prepared
+    directory (`rnnkit prepare`) is memory-mapped: its own tokenizer decides, and a given one must
+    be the same. `require_val`: refuse a validation split too short to evaluate (training needs one).
+    """
+    if is_prepared(data.data):
+        loaded = _load_prepared(data.data, tokenizer, names)
+    else:
+        corpus = load_corpus(data.data, fractions or data.split)
+        if tokenizer is None:
+            tokenizer = build_tokenizer(data.tokenizer, corpus.train, (corpus.val, corpus.test),
+                                        data.lowercase, data.min_freq, data.max_size, data.bpe_vocab)
+        texts = {name: getattr(corpus, name) for name in names}
+        splits = {name: TokenSplit(tokenizer.encode(text), len(text)) for name, text in texts.items()}
+        loaded = LoadedData(tokenizer, splits, corpus.name, data.tokenizer)
+    if require_val and len(loaded.splits["val"].ids) < 2:
+        raise DataError("the validation split is empty: give --split with a validation fraction "
+                        "(e.g. 0.9,0.1,0), or a longer text")
+    return loaded
+
+
+def _load_prepared(directory: str, tokenizer: Tokenizer | None, names: Sequence[str]) -> LoadedData:
+    prepared, arrays, meta = load_prepared(directory)
+    if tokenizer is not None and tokenizer.to_dict() != prepared.to_dict():
+        raise DataError(f"{directory} was prepared with another tokenizer than this model's")
+    splits = {name: TokenSplit(arrays[name], int(meta["chars"][name])) for name in names}
+    return LoadedData(prepared, splits, f"{directory} (prepared)", prepared.kind)
 
 
 class SequentialBatches:

@@ -8,6 +8,10 @@ An engine owns a model and its optimizer and does one update on a batch:
 what a checkpoint needs: named weights, optimizer and RNG state, and the carried hidden state as
 plain tensors. The Trainer (train.py) owns everything else: batches, schedule, evaluation,
 logging, checkpoints. Both engines use PyTorch's parameter names, so their weights interchange.
+
+`Engine` declares that interface; the Trainer calls nothing else. NT-ASGD's weight averaging is
+a capability only the torch engine has (`supports_averaging`): the config refuses ntasgd for the
+NumPy engine, and the Trainer checks the capability before it relies on it.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from __future__ import annotations
 import copy
 import json
 import math
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
 from .config import ModelConfig, TrainConfig
+from .errors import CheckpointError, ConfigError
 from .models.base import Scorer
 from .models.torch_lm import (
     RNNLM,
@@ -31,10 +36,53 @@ from .models.torch_lm import (
     import_weights,
 )
 
+StepResult = tuple[Any, Any, Any]  # (loss, grad_norm, new state); loss and norm may stay on the device
+
+
+class Engine(Protocol):
+    """What the Trainer may call on any engine (a model and its optimizer)."""
+
+    supports_averaging: bool  # NT-ASGD's weight average: torch only
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, state: Any, lr: float,
+             skip_nonfinite: bool = False) -> StepResult | None:
+        """One update on inputs x and targets y (N, T) from `state` at rate `lr`: (mean
+        cross-entropy, global gradient norm before clipping, new state, detached); None when
+        `skip_nonfinite` and the loss or gradient is NaN/inf (then no update was made)."""
+
+    def scorer(self) -> Scorer:
+        """The model as it is evaluated and saved, behind the scoring seam."""
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """Named weights (PyTorch's names and layouts), for model.safetensors."""
+
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None: ...
+
+    def state(self) -> dict[str, Any]:
+        """Optimizer and RNG state, plain tensors and strings (read back with weights_only=True)."""
+
+    def load_state(self, state: dict[str, Any]) -> None: ...
+
+    def state_to_tensors(self, state: Any) -> list[torch.Tensor] | None:
+        """A carried recurrent state as CPU tensors (None stays None), for trainer_state.pt."""
+
+    def state_from_tensors(self, saved: list[torch.Tensor] | None) -> Any: ...
+
+    def num_parameters(self) -> int: ...
+
+    @property
+    def averaging(self) -> bool:
+        """Whether the weight average has started (always False without supports_averaging)."""
+
+    def start_averaging(self) -> None:
+        """Switch to NT-ASGD's weight average; only where supports_averaging."""
+
 
 class TorchEngine:
     """Autograd, cuDNN on GPU, fused AdamW on CUDA, bf16 autocast with `amp`; AR/TAR added to the
     loss it minimises, and NT-ASGD's weight average (WeightAverage) once the trainer switches it on."""
+
+    supports_averaging = True
 
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig, device: torch.device, amp: bool,
                  data_parallel: bool = False):
@@ -174,7 +222,11 @@ def make_torch_optimizer(model: torch.nn.Module, train: TrainConfig, device: tor
 
 
 class NumpyEngine:
-    """Hand-written forward and backward (models/numpy_lm.py) and NumPy optimizers; CPU only."""
+    """Hand-written forward and backward (models/numpy_lm.py) and NumPy optimizers; CPU only.
+    No weight averaging: NT-ASGD is a torch-engine option (the config refuses it here)."""
+
+    supports_averaging = False
+    averaging = False
 
     def __init__(self, model_config: ModelConfig, train_config: TrainConfig, seed: int):
         from .models.numpy_lm import NumpyRNNLM
@@ -203,11 +255,13 @@ class NumpyEngine:
     def scorer(self) -> Scorer:
         return self.model
 
+    def start_averaging(self) -> None:
+        raise ConfigError("NT-ASGD weight averaging is a torch-engine feature; use --engine torch")
+
     def weights(self) -> dict[str, torch.Tensor]:
         return {name: torch.from_numpy(np.ascontiguousarray(p)) for name, p in self.model.params.items()}
 
     def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
-        from .errors import CheckpointError
         try:
             self.model.load_state_dict({name: t.numpy() for name, t in weights.items()})
         except ValueError as error:
@@ -254,10 +308,10 @@ def _tensors_to_arrays(value: Any) -> Any:
 
 
 def make_engine(model_config: ModelConfig, train_config: TrainConfig, device: torch.device, amp: bool,
-                data_parallel: bool = False):
+                data_parallel: bool = False) -> Engine:
+    """The engine `model_config.engine` names, with its model and optimizer built."""
     if model_config.engine == "numpy":
         if data_parallel:
-            from .errors import ConfigError
             raise ConfigError("the NumPy engine trains in one process; use --engine torch under torchrun")
         return NumpyEngine(model_config, train_config, train_config.seed)
     return TorchEngine(model_config, train_config, device, amp, data_parallel)

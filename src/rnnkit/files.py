@@ -1,6 +1,7 @@
 """Files and directories on disk: atomic writes, output directories that never overwrite the
 user's data, and finding the checkpoint a user means by a path.
 
+`json_safe` is the one NaN -> None conversion for every JSON document rnnkit writes.
 Nothing here reads a model or a config; `checkpoint` (what a checkpoint holds) and `text.prepare`
 (memory-mapped token files) both write through these functions.
 """
@@ -8,6 +9,7 @@ Nothing here reads a model or a config; `checkpoint` (what a checkpoint holds) a
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -19,6 +21,19 @@ from typing import Any
 from .errors import CheckpointError, OutputExistsError
 
 FILES = ("config.json", "model.safetensors", "tokenizer.json")  # a complete checkpoint directory
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every NaN or infinite float (a figure that does not exist, e.g. a baseline's
+    train loss, or a diverged run's) replaced by None, through dicts, lists and tuples: JSON has
+    no NaN, and json.dumps would write one that other readers reject."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(json_safe(item) for item in value)
+    return value
 
 
 def write_json(path: Path, document: Any) -> None:

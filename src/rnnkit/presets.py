@@ -113,5 +113,5 @@ def get_preset(name: str) -> Preset:
 
 
 def preset_config(name: str) -> RunConfig:
-    """The RunConfig a preset starts from (apply overrides with rnnkit.train.with_overrides)."""
+    """The RunConfig a preset starts from (apply overrides with rnnkit.config.with_overrides)."""
     return get_preset(name).config()

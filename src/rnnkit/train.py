@@ -4,11 +4,16 @@ evaluation, keep-best checkpoints, metrics.jsonl and exact resume.
 Read top to bottom: `train()` builds a `Trainer` (fresh or from a checkpoint) and runs it. The loop
 does no host synchronisation per step: losses and gradient norms are summed on the device and read
 only at logging steps, so a GPU is never kept waiting for Python.
+
+The Trainer talks to its model only through the engine seam (engines.Engine) and evaluates only
+through the scoring seam (evaluate.evaluate_split); the data comes from data.load_splits, the
+overrides and the resume policy from config.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import signal
 import sys
@@ -26,9 +31,9 @@ import torch
 
 from . import distributed
 from .checkpoint import Checkpoint, config_document, load_checkpoint, save_checkpoint
-from .config import RunConfig, TrainConfig
-from .data import RandomBatches, SequentialBatches, TokenSplit, encode_corpus
-from .engines import make_engine
+from .config import DEFAULT_STEPS, RunConfig, TrainConfig, resume_config, with_overrides
+from .data import RandomBatches, SequentialBatches, load_splits
+from .engines import Engine, make_engine
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -36,16 +41,11 @@ from .errors import (
     TrainingDiverged,
     TrainingStopped,
 )
-from .evaluate import EvalResult, evaluate_split
-from .files import clean_stale, fresh_run_dir, is_checkpoint, prepare_run_dir, write_json
+from .evaluate import EvalResult, eval_settings, evaluate_split
+from .files import clean_stale, fresh_run_dir, is_checkpoint, json_safe, prepare_run_dir, write_json
 from .generate import SamplingConfig, generate_text
 from .runtime import flush_denormals, resolve_device, stderr_logger
-from .text.corpora import load_corpus
-from .text.tokenizer import Tokenizer, build_tokenizer
-
-DEFAULT_STEPS = 1000
-RESUME_OPTIONS = {"steps", "epochs", "max_seconds", "eval_interval", "log_interval", "save_interval", "eval_max_tokens",
-                  "device", "quiet", "sample_tokens", "amp", "on_nan"}
+from .text.tokenizer import Tokenizer
 
 
 @dataclass
@@ -67,16 +67,20 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON; a figure that does not exist (NaN, e.g. a baseline's train loss) is None."""
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                for k, v in dataclasses.asdict(self).items()}
+        return json_safe(dataclasses.asdict(self))
 
 
-def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
-    """LR for update number `step` (0-based): linear warmup, then cosine decay to lr*min_lr_ratio.
+def learning_rate(config: TrainConfig, step: int, total_steps: int, scale: float = 1.0) -> float:
+    """LR for update number `step` (0-based): linear warmup, then cosine decay to lr*min_lr_ratio,
+    times `scale` (the Trainer's lr_scale, halved by each NaN rollback).
 
     lr_t = lr * (t+1)/W                                            for t < W
     lr_t = lr_min + (lr - lr_min)/2 * (1 + cos(pi * (t-W)/(S-W)))  for W <= t <= S (S = decay horizon)
     """
+    return _scheduled(config, step, total_steps) * scale
+
+
+def _scheduled(config: TrainConfig, step: int, total_steps: int) -> float:
     if config.schedule == "constant":
         return config.lr
     warmup = config.warmup_steps
@@ -109,40 +113,16 @@ def default_run_dir(config: RunConfig) -> Path:
     return fresh_run_dir(f"{Path(config.data.data).stem or 'data'}-{config.model.model}")
 
 
-def load_data(config: RunConfig, tokenizer: Tokenizer | None,
-              log: Callable[[str], None]) -> tuple[Tokenizer, dict[str, TokenSplit]]:
-    """Read and split the text, build the vocabulary from the training split (unless given),
-    and encode all three splits; a prepared directory (`rnnkit prepare`) is memory-mapped instead.
-    Sets config.model.vocab_size."""
-    from .text.prepare import is_prepared, load_prepared
-
-    data = config.data
-    if is_prepared(data.data):
-        tokenizer, arrays, meta = load_prepared(data.data)
-        data.tokenizer = tokenizer.kind  # the prepared tokens decide; record what they are
-        splits = {name: TokenSplit(ids, int(meta["chars"][name])) for name, ids in arrays.items()}
-        name = f"{data.data} (prepared)"
-    else:
-        corpus = load_corpus(data.data, data.split)
-        if tokenizer is None:
-            tokenizer = build_tokenizer(data.tokenizer, corpus.train, (corpus.val, corpus.test),
-                                        data.lowercase, data.min_freq, data.max_size, data.bpe_vocab)
-        splits, name = encode_corpus(corpus, tokenizer), corpus.name
-    if len(splits["val"].ids) < 2:
-        raise DataError("the validation split is empty: give --split with a validation fraction "
-                        "(e.g. 0.9,0.1,0), or a longer text")
-    config.model.vocab_size = len(tokenizer)
-    sizes = ", ".join(f"{split} {len(s.ids):,} tokens ({s.chars:,} chars)" for split, s in splits.items())
-    log(f"data: {name} ({data.tokenizer}, vocabulary {len(tokenizer):,}): {sizes}")
-    return tokenizer, splits
-
-
 class Trainer:
     """One training run's state: data, an engine (model + optimizer), batches, step, and the
-    running sums of the current logging window. Everything here is saved in trainer_state.pt."""
+    running sums of the current logging window. Everything here is saved in trainer_state.pt.
+
+    `self.config` is the config given, with the vocabulary size (and a prepared directory's
+    tokenizer kind) that loading the data found; the config given is left as it was.
+    """
 
     def __init__(self, config: RunConfig, log: Callable[[str], None], checkpoint: Checkpoint | None = None):
-        self.config, self.log = config, log
+        self.log = log
         self.world = distributed.world_from_env()
         self.device = distributed.start(self.world, resolve_device(config.train.device))
         self.amp = config.train.amp and self.device.type == "cuda"
@@ -150,8 +130,14 @@ class Trainer:
             log("note: --amp (bf16 autocast) works on CUDA only; training in fp32 on the CPU")
         torch.manual_seed(config.train.seed)
         self.generator = torch.Generator().manual_seed(config.train.seed + 1)
-        self.tokenizer, self.splits = load_data(config, checkpoint.tokenizer if checkpoint else None, log)
-        self.engine = make_engine(config.model, config.train, self.device, self.amp, self.world.active)
+        loaded = load_splits(config.data, checkpoint.tokenizer if checkpoint else None)
+        log(loaded.summary())
+        self.config = config = loaded.sized(config)
+        self.tokenizer, self.splits = loaded.tokenizer, loaded.splits
+        self.engine: Engine = make_engine(config.model, config.train, self.device, self.amp, self.world.active)
+        if config.train.optimizer == "ntasgd" and not self.engine.supports_averaging:
+            raise ConfigError(f"--optimizer ntasgd needs weight averaging, which the {config.model.engine} "
+                              "engine does not have; use --engine torch")
         self.rows = self.world.rows(config.data.batch_size)
         self.batches = self._make_batches()
         self.total_steps = self._total_steps()
@@ -183,7 +169,28 @@ class Trainer:
         self.bad_step = torch.full((), -1, dtype=torch.long, device=self.device)  # first non-finite step
 
     def lr(self) -> float:
-        return learning_rate(self.config.train, self.step, self.total_steps) * self.lr_scale
+        """The rate of the next update."""
+        return self.lr_at(self.step)
+
+    def lr_at(self, step: int) -> float:
+        """The rate of update `step` (0-based): the schedule times the rollback scale."""
+        return learning_rate(self.config.train, step, self.total_steps, self.lr_scale)
+
+    @property
+    def reads_divergence_every_step(self) -> bool:
+        """On the CPU reading the non-finite flag costs nothing, so divergence is caught at its
+        step; on a GPU the device records the first bad step and the host reads it at logging steps."""
+        return self.device.type == "cpu"
+
+    def first_bad_step(self) -> int:
+        """The first update of the window whose loss or gradient was NaN/inf (-1: none), agreed by
+        every process. A host read: it waits for the device (see reads_divergence_every_step)."""
+        bad_step = int(self.bad_step.item())
+        if self.world.active:  # every process must take the same decision
+            flag = torch.tensor([bad_step], dtype=torch.float64, device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            bad_step = int(flag.item())
+        return bad_step
 
     def train_step(self) -> None:
         """One update on the next batch; a non-finite loss/gradient is noted (or skipped), not hidden."""
@@ -216,13 +223,13 @@ class Trainer:
         return x, y, self.carry
 
     def evaluate(self, split: str = "val") -> EvalResult:
-        return evaluate_split(self.engine.scorer(), self.splits[split], seq_len=max(self.config.data.seq_len, 256),
-                              max_streams=max(self.config.data.batch_size, 1),
-                              max_tokens=self.config.train.eval_max_tokens, unk_id=self.tokenizer.unk_id)
+        settings = eval_settings(self.config.data, self.config.train.eval_max_tokens)
+        return evaluate_split(self.engine.scorer(), self.splits[split], settings, unk_id=self.tokenizer.unk_id)
 
     def note_validation(self, val_loss: float) -> None:
-        """NT-ASGD: after each evaluation, switch to weight averaging once validation has stalled."""
-        if self.config.train.optimizer != "ntasgd" or self.engine.averaging:
+        """NT-ASGD: after each evaluation, switch to weight averaging once validation has stalled
+        (an ntasgd run always has an engine that averages: __init__ refuses any other)."""
+        if self.config.train.optimizer != "ntasgd" or not self.engine.supports_averaging or self.engine.averaging:
             return
         self.val_history.append(val_loss)
         if nonmonotone_trigger(self.val_history, self.config.train.nonmono):
@@ -297,9 +304,7 @@ class RunLoop:
         self.tokens_per_s = math.nan
         self.stop_signal: int | None = None
         self.out_of_time = False  # --max-seconds reached (the schedule keeps its horizon)
-        # on the CPU reading a flag costs nothing, so divergence is caught at its step; on a GPU
-        # the device records the first bad step and the host reads it at logging steps
-        self.check_every_step = trainer.device.type == "cpu"
+        self.check_every_step = trainer.reads_divergence_every_step
 
     def run(self) -> None:
         t, train = self.trainer, self.trainer.config.train
@@ -342,7 +347,7 @@ class RunLoop:
         count = max(t.count, 1)
         loss_sum, norm_sum = distributed.mean(t.loss_sum, t.world), distributed.mean(t.norm_sum, t.world)
         self.last_train_loss = (loss_sum / count).item() if t.count else math.nan
-        lr = learning_rate(t.config.train, t.step - 1, t.total_steps) * t.lr_scale  # the last update's
+        lr = t.lr_at(t.step - 1)  # the last update's
         record = {"step": t.step, "train_loss": self.last_train_loss, "lr": lr,
                   "grad_norm": (norm_sum / count).item() if t.count else math.nan,
                   "grad_norm_max": t.norm_max.item() if t.count else math.nan}  # spikes the mean hides
@@ -376,14 +381,10 @@ class RunLoop:
     def _diverged(self) -> bool:
         """Act on a non-finite loss/gradient per --on-nan; True when the step's results were discarded."""
         t = self.trainer
-        bad_step = int(t.bad_step.item())
-        if t.world.active:  # every process must take the same decision
-            flag = torch.tensor([bad_step], dtype=torch.float64, device=t.device)
-            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-            bad_step = int(flag.item())
+        bad_step = t.first_bad_step()
         if bad_step < 0:
             return False
-        lr = learning_rate(t.config.train, bad_step - 1, t.total_steps) * t.lr_scale
+        lr = t.lr_at(bad_step - 1)
         what = f"non-finite loss or gradient at step {bad_step} (learning rate {lr:.3g})"
         last = self.run_dir / "last"
         if t.config.train.on_nan == "rollback" and is_checkpoint(last) and t.lr_scale > 1e-3:
@@ -428,9 +429,7 @@ def _graceful_signals(loop: RunLoop):
 
 
 def _json_line(record: dict[str, Any]) -> str:
-    import json
-    return json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                       for k, v in record.items()}) + "\n"
+    return json.dumps(json_safe(record)) + "\n"
 
 
 def _progress_bar(total: int, initial: int, quiet: bool) -> Any:
@@ -438,28 +437,6 @@ def _progress_bar(total: int, initial: int, quiet: bool) -> Any:
     disable = quiet or not sys.stderr.isatty()
     return tqdm(total=total, initial=initial, disable=disable, file=sys.stderr, unit="step",
                 dynamic_ncols=True, leave=False)
-
-
-def _apply_resume_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
-    """The checkpoint's config with the options a resume may change; repeating an option with the
-    value the run already has is fine (so the original command line plus --resume works)."""
-    current = {**dataclasses.asdict(config.model), **dataclasses.asdict(config.data), **dataclasses.asdict(config.train)}
-    refused = sorted(name for name, value in overrides.items()
-                     if name not in RESUME_OPTIONS and _differs(current.get(name), value))
-    if refused:
-        raise ConfigError(f"cannot change {', '.join(refused)} when resuming (the run would no longer "
-                          f"continue the same training); allowed: {', '.join(sorted(RESUME_OPTIONS))}")
-    train = dataclasses.asdict(config.train)
-    if "steps" in overrides or "epochs" in overrides:
-        train["steps"], train["epochs"] = None, None
-    train.update({name: value for name, value in overrides.items() if name in RESUME_OPTIONS})
-    return RunConfig(config.model, config.data, TrainConfig(**train))
-
-
-def _differs(saved: Any, given: Any) -> bool:
-    if isinstance(saved, (list, tuple)) and isinstance(given, (list, tuple)):
-        return tuple(saved) != tuple(given)
-    return saved != given
 
 
 def train(config: RunConfig | None = None, resume: str | Path | None = None,
@@ -490,7 +467,7 @@ def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[s
     checkpoint = None
     if resume is not None:
         checkpoint = load_checkpoint(resume, prefer="last")
-        config = _apply_resume_overrides(checkpoint.config, overrides if preset is None else {**overrides, "preset": preset})
+        config = resume_config(checkpoint.config, overrides if preset is None else {**overrides, "preset": preset})
         run_dir = checkpoint.path.parent
     else:
         config = _starting_config(config, preset, overrides)
@@ -503,6 +480,7 @@ def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[s
         return _fit_baseline_run(config, run_dir, log, on_sample)
     try:
         trainer = Trainer(config, log, checkpoint)
+        config = trainer.config  # with the vocabulary size the data gave
         if trainer.step >= trainer.total_steps:
             raise ConfigError(f"the checkpoint is at step {trainer.step} already; ask for more --steps to continue")
         if world.is_main:
@@ -527,22 +505,6 @@ def _open_run_dir(config: RunConfig, run_dir: Path, checkpoint: Checkpoint | Non
     write_json(run_dir / "config.json", config_document(config, kind="run"))
 
 
-def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
-    """A copy of `config` with fields of any section replaced by name (validated again)."""
-    sections = {"model": dataclasses.asdict(config.model), "data": dataclasses.asdict(config.data),
-                "train": dataclasses.asdict(config.train)}
-    for name, value in overrides.items():
-        section = next((s for s, fields in sections.items() if name in fields), None)
-        if section is None:
-            raise ConfigError(f"unknown option {name!r}")
-        sections[section][name] = value
-    if "steps" in overrides and "epochs" not in overrides:
-        sections["train"]["epochs"] = None
-    if "epochs" in overrides and "steps" not in overrides:
-        sections["train"]["steps"] = None
-    return RunConfig.from_dict(sections)
-
-
 def _truncate_metrics(run_metrics: Path, checkpoint_metrics: Path) -> None:
     """On resume, the run's metrics go back to the checkpoint's step (later lines would repeat)."""
     if checkpoint_metrics.is_file():
@@ -565,14 +527,15 @@ def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], Non
     """n-gram and HMM: fit once on the training split, evaluate, save best/ and last/ alike."""
     from .models.registry import baseline_weights, fit_baseline
 
-    tokenizer, splits = load_data(config, None, log)
+    loaded = load_splits(config.data)
+    log(loaded.summary())
+    config, tokenizer, splits = loaded.sized(config), loaded.tokenizer, loaded.splits
     prepare_run_dir(run_dir, config.train.overwrite)
     write_json(run_dir / "config.json", config_document(config, kind="run"))
     started = time.perf_counter()
     model = fit_baseline(config.model, splits["train"].ids, config.train.seed)
     seconds = time.perf_counter() - started
-    result = evaluate_split(model, splits["val"], seq_len=max(config.data.seq_len, 256),
-                            max_streams=config.data.batch_size, max_tokens=config.train.eval_max_tokens,
+    result = evaluate_split(model, splits["val"], eval_settings(config.data, config.train.eval_max_tokens),
                             unk_id=tokenizer.unk_id)
     tokens_per_s = len(splits["train"].ids) / max(seconds, 1e-9)
     record = {"step": 0, "train_loss": None, "lr": None, "grad_norm": None, "tokens_per_s": round(tokens_per_s, 1),

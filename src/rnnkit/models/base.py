@@ -3,13 +3,29 @@
 The torch engine, the NumPy engine and the baselines (n-gram, HMM) each implement this, so the
 code that walks a token stream, counts nats and bits, and samples text is written only once.
 Arrays at the seam are NumPy: idx and targets int64 (N, T); log-probabilities float64 (N, V).
+The one exception is `score_batch`, which takes the int64 torch tensors the evaluation batches
+(data.eval_batches) hold, so that a torch model can keep its running total on its device.
+
+The neural models share one more contract, for training and for the studies that look inside
+them (diagnostics, gradcheck):
+
+    logits, loss, state = model(idx, targets=None, state=None)
+
+idx and targets (N, T) int64; logits (N, T, V); loss the mean cross-entropy in nats per token
+(None without targets); state the recurrent state after the window (None in: zeros). The torch
+RNNLM (models/torch_lm.py) takes and returns torch tensors; the NumPy model (models/numpy_lm.py)
+takes and returns NumPy arrays and a float loss, and its `forward` (which also returns the cache
+its hand-written backward needs) is the lower-level call training uses.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, SupportsFloat
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Scorer(Protocol):
@@ -21,9 +37,23 @@ class Scorer(Protocol):
     def score(self, idx: np.ndarray, targets: np.ndarray, state: Any) -> tuple[float, Any]:
         """Total negative log-likelihood in nats of `targets` given `idx` (N, T), and the new state."""
 
+    def score_batch(self, idx: torch.Tensor, targets: torch.Tensor, state: Any) -> tuple[SupportsFloat, Any]:
+        """`score` for int64 tensors (N, T) on the CPU, returning a total that need not be read yet:
+        anything that adds with `+` to a float and to itself, and gives the nats with `float()`.
+        The torch scorer returns a 0-d tensor on its device (a whole evaluation then waits for the
+        GPU once, at the final `float`); the others return a float (see NumpyScoring)."""
+
     def next_logprobs(self, idx: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         """Log-probabilities (N, V) of the token after idx[:, -1], having read idx (N, T); new state."""
 
     def select_state(self, state: Any, rows: np.ndarray) -> Any:
         """The state of batch rows `rows` (int64, repeats allowed), in that order: beam search
         carries the states of the continuations it keeps."""
+
+
+class NumpyScoring:
+    """`Scorer.score_batch` for scorers that compute in NumPy: the tensors become host arrays
+    and the total is a float."""
+
+    def score_batch(self, idx: torch.Tensor, targets: torch.Tensor, state: Any) -> tuple[float, Any]:
+        return self.score(idx.cpu().numpy(), targets.cpu().numpy(), state)  # type: ignore[attr-defined]

@@ -22,6 +22,7 @@ import warnings
 import numpy as np
 
 from ..errors import CheckpointError, ConfigError, DataError
+from .base import NumpyScoring
 
 # Baum-Welch cost in (state pairs x tokens x iterations) per second, measured for hmmlearn's
 # "scaling" forward-backward on one core of the 2-core development machine (1.7e8-2.4e8).
@@ -54,7 +55,7 @@ def _rows(a: np.ndarray) -> np.ndarray:
     return np.where(s > 0, a / np.where(s > 0, s, 1.0), 1.0 / a.shape[-1])
 
 
-class HMMLM:
+class HMMLM(NumpyScoring):
     """Categorical-emission HMM as a language model over token ids 0..V-1.
 
     `fit` runs Baum-Welch (hmmlearn's CategoricalHMM) on at most `max_train_tokens` tokens (the

@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CheckpointError, ConfigError, DataError
+from .base import NumpyScoring
 
 PAD = -1  # marks "no token yet" in the context state, before the start of the stream
 _FORMAT = 1  # version of the state_dict layout
@@ -114,7 +115,7 @@ def _check_tokens(tokens: np.ndarray, vocab_size: int, what: str, allow_pad: boo
     return arr
 
 
-class KneserNeyLM:
+class KneserNeyLM(NumpyScoring):
     """Interpolated modified Kneser-Ney LM of order K (contexts of up to K-1 tokens), see module doc.
 
     Implements the scoring seam of `rnnkit.models.base.Scorer`; the state is the last K-1 tokens

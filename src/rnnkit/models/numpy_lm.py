@@ -18,13 +18,14 @@ import numpy as np
 
 from ..config import ModelConfig
 from . import numpy_layers as layers
+from .base import NumpyScoring
 
 GATES = {"rnn": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
 
 State = Any  # np.ndarray (L*dirs, N, H), or a tuple (h, c) of those for the LSTM
 
 
-class NumpyRNNLM:
+class NumpyRNNLM(NumpyScoring):
     """Recurrent LM with hand-written forward and backward passes (see module docstring)."""
 
     def __init__(self, config: ModelConfig, *, dtype: Any = np.float32, seed: int = 0,
@@ -289,16 +290,28 @@ class NumpyRNNLM:
 
     # ------------------------------------------------------------------ scoring seam
 
-    def score(self, idx: np.ndarray, targets: np.ndarray, state: State = None) -> tuple[float, State]:
-        """Total negative log-likelihood in nats of targets (N, T) given idx, and the new state."""
+    def __call__(self, idx: np.ndarray, targets: np.ndarray | None = None,
+                 state: State = None) -> tuple[np.ndarray, float | None, State]:
+        """The neural model contract (models/base.py): logits (N, T, V), the mean cross-entropy
+        in nats per token of `targets` (None without them), and the new state; evaluation mode."""
+        _, new_state, cache = self.forward(idx, state)
+        loss = None if targets is None else self._mean_nll(cache["logits"], targets, idx)
+        return cache["logits"].transpose(1, 0, 2), loss, new_state
+
+    def _mean_nll(self, logits: np.ndarray, targets: np.ndarray, idx: np.ndarray) -> float:
+        """Mean cross-entropy of targets (N, T) under time-major logits (T, N, V)."""
         targets = self._check_idx(targets, "targets")
         if targets.shape != np.shape(idx):
             raise ValueError(f"targets {targets.shape} and idx {np.shape(idx)} must have one shape")
-        _, new_state, cache = self.forward(idx, state)
         # in the model's dtype (a float64 copy of (T, N, V) logits is large for word vocabularies);
         # the per-token log-probabilities are summed in float64
-        mean, _ = layers.softmax_cross_entropy(cache["logits"], targets.T, grad=False)
-        return mean * targets.size, new_state
+        mean, _ = layers.softmax_cross_entropy(logits, targets.T, grad=False)
+        return mean
+
+    def score(self, idx: np.ndarray, targets: np.ndarray, state: State = None) -> tuple[float, State]:
+        """Total negative log-likelihood in nats of targets (N, T) given idx, and the new state."""
+        _, loss, new_state = self(idx, targets, state)
+        return loss * np.size(targets), new_state
 
     def next_logprobs(self, idx: np.ndarray, state: State = None) -> tuple[np.ndarray, State]:
         """float64 log-probabilities (N, V) of the token after idx[:, -1], and the new state."""

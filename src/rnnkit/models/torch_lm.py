@@ -268,16 +268,17 @@ class TorchScorer:
         return logits.float(), state
 
     def score(self, idx: Any, targets: Any, state: State) -> tuple[float, State]:
-        nll, state = self.score_tensor(idx, targets, state)
+        nll, state = self.score_batch(idx, targets, state)
         return float(nll), state
 
-    def score_tensor(self, idx: Any, targets: Any, state: State) -> tuple[torch.Tensor, State]:
-        """Like `score` but leaves the sum on the device (no host sync per window)."""
+    def score_batch(self, idx: Any, targets: Any, state: State) -> tuple[torch.Tensor, State]:
+        """Like `score` but leaves the sum on the device, a 0-d tensor (no host sync per window)."""
         self.model.eval()
         idx = torch.as_tensor(idx, dtype=torch.long, device=self.device)
         targets = torch.as_tensor(targets, dtype=torch.long).to(self.device, non_blocking=True)
         with torch.no_grad(), torch.autocast("cuda", torch.bfloat16, enabled=self.amp):
-            return self.model.nll(idx, targets, state)
+            nll, state = self.model.nll(idx, targets, state)
+        return nll, detach_state(state)
 
     def next_logprobs(self, idx: Any, state: State) -> tuple[np.ndarray, State]:
         logits, state = self._forward(idx, state)

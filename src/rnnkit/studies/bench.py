@@ -50,7 +50,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from ..config import (
+    DEVICES,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+)
 from ..errors import ConfigError
 
 IMPLS = ("rnnkit", "plain", "cell-loop", "numpy")
@@ -139,20 +149,19 @@ class BenchOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        check_choice("device", self.device, DEVICES)
         if self.configs is not None:
             resolve_configs(self.configs)
         unknown = [name for name in self.impls if name not in IMPLS]
         if unknown or not self.impls:
             raise ConfigError(f"unknown bench implementation(s) {', '.join(unknown) or '(none)'}; "
                               f"known: {', '.join(IMPLS)}")
-        for name, low in (("repeats", 1), ("warmup", 0)):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-                raise ConfigError(f"--{name} must be an integer >= {low}, got {value!r}")
-        if self.seconds_per_repeat is not None and not 0 <= self.seconds_per_repeat <= 600:
-            raise ConfigError("seconds_per_repeat must be between 0 and 600")
+        check_int("repeats", self.repeats, 1, allow_none=True)
+        check_int("warmup", self.warmup, 0, allow_none=True)
+        check_float("seconds_per_repeat", self.seconds_per_repeat, 0.0, 600.0, allow_none=True)
+        check_bool("amp", self.amp)
+        check_bool("quick", self.quick)
+        check_int("seed", self.seed, 0, (1 << 63) - 1)
 
     def specs(self, device: torch.device) -> tuple[BenchSpec, ...]:
         default = GROUPS["tiny"] if self.quick else (DEFAULT_CUDA if device.type == "cuda" else DEFAULT_CPU)
@@ -231,12 +240,10 @@ class RnnkitStepper:
             self.trainer = Trainer(_run_config(spec, path, device, amp, seed), log=lambda _message: None)
         if len(self.trainer.tokenizer) != spec.vocab:  # the synthetic text must give exactly V symbols
             raise RuntimeError(f"synthetic vocabulary {len(self.trainer.tokenizer)} != {spec.vocab}")
-        self.check_every_step = self.trainer.device.type == "cpu"  # as RunLoop.check_every_step
-
     def step(self) -> None:
         self.trainer.train_step()
-        if self.check_every_step:  # RunLoop reads the non-finite tracker after every CPU step
-            int(self.trainer.bad_step.item())
+        if self.trainer.reads_divergence_every_step:  # as RunLoop does after every CPU step
+            self.trainer.first_bad_step()
 
 
 def _run_config(spec: BenchSpec, path: Path, device: torch.device, amp: bool, seed: int) -> RunConfig:

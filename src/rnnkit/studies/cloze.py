@@ -19,7 +19,6 @@ twice the recurrent parameters: H per direction, as in torch's nn.GRU(bidirectio
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -30,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError, DataError
+from ..config import DEVICES, DataConfig, check_choice, check_float, check_int
+from ..errors import DataError
 
 CELLS = {"gru": nn.GRU, "lstm": nn.LSTM}
 Log = Callable[[str], None]
@@ -52,23 +52,15 @@ class ClozeOptions:
     seed: int = 1337
     device: str = "auto"
 
-    def validate(self) -> None:
-        if self.model not in CELLS:
-            raise ConfigError(f"cloze: --model must be one of {', '.join(CELLS)}, got {self.model!r}")
+    def __post_init__(self) -> None:
+        check_choice("model", self.model, tuple(CELLS))
         for name, low, high in (("context", 1, 4096), ("embed", 1, 1 << 14), ("hidden", 1, 1 << 14),
                                 ("batch_size", 1, 1 << 16), ("eval_windows", 1, 1 << 24), ("seed", 0, (1 << 63) - 1)):
-            _check_int(name, getattr(self, name), low, high)
-        if self.steps is not None:
-            _check_int("steps", self.steps, 1, 1 << 40)
+            check_int(name, getattr(self, name), low, high)
+        check_int("steps", self.steps, 1, 1 << 40, allow_none=True)
         for name in ("lr", "budget_seconds"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"cloze: {name} must be a positive number, got {value!r}")
-
-
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"cloze: {name} must be an integer between {low} and {high}, got {value!r}")
+            check_float(name, getattr(self, name), 0.0, low_open=True)
+        check_choice("device", self.device, DEVICES)
 
 
 class ClozeModel(nn.Module):
@@ -103,11 +95,11 @@ def masked_windows(ids: torch.Tensor, centres: torch.Tensor, context: int, mask_
 
 def load_cloze_data(data: str, context: int, log: Log) -> tuple[Any, dict[str, torch.Tensor]]:
     """Character ids of the train and validation splits (vocabulary from the training split)."""
-    from ..config import DataConfig, RunConfig
-    from ..train import load_data
+    from ..data import load_splits
 
-    tokenizer, splits = load_data(RunConfig(data=DataConfig(data=data, tokenizer="char")), None,
-                                  lambda message: log(f"cloze: {message}"))
+    loaded = load_splits(DataConfig(data=data, tokenizer="char"))
+    log(f"cloze: {loaded.summary()}")
+    tokenizer, splits = loaded.tokenizer, loaded.splits
     tensors = {name: torch.as_tensor(splits[name].ids, dtype=torch.long) for name in ("train", "val")}
     for name, ids in tensors.items():
         if len(ids) < 2 * context + 1:
@@ -176,7 +168,6 @@ def cloze(data: str = "timemachine", options: ClozeOptions | None = None, bidire
     from ..runtime import flush_denormals, resolve_device, stderr_logger
 
     options = options or ClozeOptions()
-    options.validate()
     device = resolve_device(options.device)
     log = log or stderr_logger(False)
     tokenizer, ids = load_cloze_data(data, options.context, log)

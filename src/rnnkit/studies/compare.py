@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import statistics
 import sys
 import time
@@ -29,9 +28,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import BASELINES, MODELS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from ..config import (
+    BASELINES,
+    DEVICES,
+    MODELS,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    check_choice,
+    check_float,
+    check_int,
+)
 from ..errors import ConfigError, DataError
-from ..files import fresh_run_dir, write_json
+from ..files import fresh_run_dir, json_safe, write_json
 from ..text.tokenizer import Tokenizer
 
 DEFAULT_MODELS = "ngram:3,ngram:5,hmm:32,rnn,gru,lstm"
@@ -87,6 +97,17 @@ class NeuralOptions:
     lr: float = 3e-3
     device: str = "auto"
 
+    def __post_init__(self) -> None:
+        """The bounds of the ModelConfig, DataConfig and TrainConfig fields these become."""
+        check_int("layers", self.layers, 1, 64)
+        check_int("hidden", self.hidden, 1, 1 << 16)
+        check_int("embed", self.embed, 0, 1 << 16)
+        check_float("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        check_int("batch_size", self.batch_size, 1, 1 << 20)
+        check_int("seq_len", self.seq_len, 1, 1 << 20)
+        check_float("lr", self.lr, 0.0, 1e3, low_open=True)
+        check_choice("device", self.device, DEVICES)
+
 
 def parse_models(spec: str) -> list[ModelSpec]:
     """`ngram:3,hmm:32,rnn,gru` -> ModelSpecs; ConfigError naming the bad entry for anything else.
@@ -140,13 +161,13 @@ def compare(data: str = "timemachine", tokenizer: str = "char", models: str | Se
     Everything the user can get wrong (models, options, data, an existing OUT) is checked before
     the first model starts, so a mistake costs no training time and leaves nothing behind.
     """
+    from ..data import load_splits
     from ..files import prepare_run_dir
     from ..runtime import resolve_device, stderr_logger
-    from ..train import load_data
 
     specs = parse_models(models if isinstance(models, str) else ",".join(spec.name for spec in models))
     neural = neural or NeuralOptions()
-    _float_option("budget_seconds", budget_seconds)
+    check_float("budget_seconds", budget_seconds, 0.0, low_open=True)
     base = RunConfig(ModelConfig(), DataConfig(data=data, tokenizer=tokenizer, split=split,
                                                batch_size=neural.batch_size, seq_len=neural.seq_len),
                      TrainConfig(seed=seed, device=neural.device, quiet=True, sample_tokens=0, lr=neural.lr))
@@ -154,7 +175,9 @@ def compare(data: str = "timemachine", tokenizer: str = "char", models: str | Se
     if any(spec.is_neural for spec in specs):
         resolve_device(neural.device)  # --device cuda without a GPU fails here, not after the baselines
     log = log or stderr_logger(quiet)
-    vocabulary, splits = load_data(base, None, lambda message: log(f"compare: {message}"))
+    loaded = load_splits(base.data)
+    log(f"compare: {loaded.summary()}")
+    base, vocabulary, splits = loaded.sized(base), loaded.tokenizer, loaded.splits
     out_dir = Path(out) if out is not None else fresh_run_dir(f"compare-{Path(data).stem or 'data'}")
     prepare_run_dir(out_dir, overwrite)
     write_json(out_dir / "config.json", _compare_document(specs, base, neural, budget_seconds))
@@ -168,11 +191,6 @@ def compare(data: str = "timemachine", tokenizer: str = "char", models: str | Se
     write_json(out_dir / "compare.json", rows)
     plot_comparison(rows, out_dir, f"{Path(data).stem} ({tokenizer}), budget {budget_seconds:g} s per neural model")
     return rows
-
-
-def _float_option(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
 
 
 def _run_config(spec: ModelSpec, base: RunConfig, neural: NeuralOptions) -> RunConfig:
@@ -207,7 +225,7 @@ def _run_one(spec: ModelSpec, config: RunConfig, out_dir: Path, budget: float, v
                         "models, so their losses would not be comparable")
     val = lm.evaluate(split="val")
     test = lm.evaluate(split="test") if has_test else None
-    return _json_safe({"model": spec.name, "kind": "neural" if spec.is_neural else "baseline",
+    return json_safe({"model": spec.name, "kind": "neural" if spec.is_neural else "baseline",
                        "parameters": result.parameters, "train_seconds": result.seconds,
                        "val_loss": val.loss, "val_ppl": val.ppl, "val_bpc": val.bpc, "val_tokens": val.tokens,
                        "test_loss": test.loss if test else None, "test_ppl": test.ppl if test else None,
@@ -276,10 +294,6 @@ def _check_same_tokens(rows: list[dict[str, Any]]) -> None:
         if len(set(counts.values())) > 1:
             raise DataError(f"compare: the models were scored on different numbers of {key[:-7]} tokens "
                             f"({counts}); their losses are not comparable")
-
-
-def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
 
 
 def _progress(row: dict[str, Any]) -> str:

@@ -39,9 +39,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import MODELS, DataConfig, ModelConfig, RunConfig, TrainConfig
+from ..config import MODELS, DataConfig, ModelConfig, check_int
 from ..errors import ConfigError, DataError, PromptError
-from ..files import fresh_run_dir, write_json
+from ..files import fresh_run_dir, json_safe, write_json
 from ..runtime import stderr_logger
 from .plot import finish_figure, import_pyplot
 
@@ -87,12 +87,8 @@ class GradientProfile:
         return {"label": self.label, "model": self.model, "layers": self.layers, "hidden": self.hidden,
                 "source": self.source, "data": self.data, "sequences": self.sequences,
                 "distance": list(range(len(self.norms))),
-                "grad_norm": self.norms, "relative": _finite(self.relative),
-                "decay_per_step": _finite([self.decay_per_step()])[0], "singular_values": self.singular_values}
-
-
-def _finite(values: Sequence[float]) -> list[float | None]:
-    return [value if math.isfinite(value) else None for value in values]
+                "grad_norm": self.norms, "relative": json_safe(self.relative),
+                "decay_per_step": json_safe(self.decay_per_step()), "singular_values": self.singular_values}
 
 
 # --------------------------------------------------------------------------- the measurement
@@ -202,23 +198,22 @@ class GradientOptions:
     embed: int = 64
     seed: int = 0
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         for name, low, high in (("seq_len", 1, 10_000), ("batch_size", 1, 4096), ("batches", 1, 1000),
                                 ("layers", 1, 64), ("hidden", 1, 1 << 14), ("embed", 0, 1 << 14),
                                 ("seed", 0, (1 << 63) - 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ConfigError(f"gradients: {name} must be an integer between {low} and {high}, got {value!r}")
+            check_int(name, getattr(self, name), low, high)
 
 
 def fresh_models(kinds: Sequence[str], data: str, tokenizer: str, options: GradientOptions,
                  log: Log) -> list[Subject]:
     """Newly initialised RNNLMs (one per kind, each from `options.seed`) and the training text."""
+    from ..data import load_splits
     from ..models.torch_lm import RNNLM
-    from ..train import load_data
 
-    config = RunConfig(ModelConfig(), DataConfig(data=data, tokenizer=tokenizer), TrainConfig())
-    vocabulary, splits = load_data(config, None, lambda message: log(f"gradients: {message}"))
+    loaded = load_splits(DataConfig(data=data, tokenizer=tokenizer))
+    log(f"gradients: {loaded.summary()}")
+    vocabulary, splits = loaded.tokenizer, loaded.splits
     models = []
     for kind in kinds:
         torch.manual_seed(options.seed)  # the same seed for every kind, as `train` would use
@@ -232,21 +227,21 @@ def checkpoint_model(path: str, data: str | None, log: Log) -> Subject:
     """A trained RNNLM from a checkpoint (either engine) and the training split of its own text
     (or of `data`), encoded with the checkpoint's vocabulary."""
     from ..api import load
-    from ..train import load_data
+    from ..data import load_splits
 
     lm = load(path, device="cpu", engine="torch")
     if lm.config.model.is_baseline:
         raise ConfigError(f"gradients: {path} holds a {lm.config.model.model} model, which has no hidden "
                           "state to differentiate; give a checkpoint of rnn, rnn_relu, gru or lstm")
-    config = RunConfig(dataclasses.replace(lm.config.model),
-                       dataclasses.replace(lm.config.data, data=data or lm.config.data.data), lm.config.train)
+    source = dataclasses.replace(lm.config.data, data=data or lm.config.data.data)
     try:
-        _, splits = load_data(config, lm.tokenizer, lambda message: log(f"gradients: {message}"))
+        loaded = load_splits(source, lm.tokenizer)
     except PromptError as error:
-        raise DataError(f"gradients: cannot encode {config.data.data} with {path}'s vocabulary: {error}") from None
+        raise DataError(f"gradients: cannot encode {source.data} with {path}'s vocabulary: {error}") from None
+    log(f"gradients: {loaded.summary()}")
     checkpoint = Path(lm.path or path)
     run = checkpoint.parent if checkpoint.name in ("best", "last") else checkpoint
-    return Subject(lm.model, run.name, str(checkpoint), config.data.data, splits["train"].ids)
+    return Subject(lm.model, run.name, str(checkpoint), source.data, loaded.splits["train"].ids)
 
 
 def _unique_labels(labels: list[str]) -> list[str]:
@@ -280,7 +275,6 @@ def gradients(checkpoints: Sequence[str] = (), models: str | None = None, data: 
     OUT/gradients.png, and return the JSON document. Without checkpoints, `models` defaults to
     rnn,gru,lstm. Options and outputs are checked before any model is loaded."""
     options = options or GradientOptions()
-    options.validate()
     kinds = parse_kinds(models) if models is not None else ([] if checkpoints else ["rnn", "gru", "lstm"])
     log = log or stderr_logger(False)
     out_dir = Path(out) if out is not None else default_out("gradients", data or "timemachine")

@@ -23,9 +23,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from ..config import DEFAULT_STEPS, DataConfig, ModelConfig, RunConfig, TrainConfig, with_overrides
 from ..errors import ConfigError, TrainingDiverged
-from ..train import DEFAULT_STEPS
 
 NUMERIC_TYPES = {"int": int, "float": float, "int | None": int, "float | None": float}
 NOT_SWEPT = {"vocab_size", "preset_version"}  # set from the tokenizer / the preset, not chosen
@@ -96,8 +95,6 @@ def run_name(name: str, value: Value) -> str:
 
 def sweep_configs(base: RunConfig, name: str, values: Sequence[Value], out_dir: Path) -> list[RunConfig]:
     """One RunConfig per value (validated now, before any training), each into OUT/NAME-VALUE."""
-    from ..train import with_overrides
-
     configs = []
     for value in values:
         overrides = {name: value, "out": str(out_dir / run_name(name, value)), "quiet": True,
@@ -111,15 +108,15 @@ def sweep_configs(base: RunConfig, name: str, values: Sequence[Value], out_dir: 
 
 def _budgeted(config: RunConfig) -> RunConfig:
     """A --max-seconds run without --steps: plan its schedule from a measured step time."""
-    from ..train import load_data
+    from ..data import load_splits
     from .compare import budgeted_train_config
 
     if config.model.is_baseline or config.train.max_seconds is None:
         return config
     if config.train.steps is not None or config.train.epochs is not None:
         return config
-    load_data(config, None, lambda _message: None)  # sets config.model.vocab_size for the timing
-    return RunConfig(config.model, config.data, budgeted_train_config(config, config.train.max_seconds))
+    sized = load_splits(config.data).sized(config)  # the timing needs the vocabulary size
+    return RunConfig(sized.model, sized.data, budgeted_train_config(sized, config.train.max_seconds))
 
 
 def sweep(base: RunConfig, name: str, values: Sequence[Value], out: str | Path | None = None,
@@ -129,9 +126,9 @@ def sweep(base: RunConfig, name: str, values: Sequence[Value], out: str | Path |
     A run that diverges (NaN/inf loss) is a result, not a failure of the sweep: its row says so
     and the sweep goes on with the next value.
     """
+    from ..data import load_splits
     from ..files import prepare_run_dir, write_json
     from ..runtime import stderr_logger
-    from ..train import load_data
     from .diagnostics import default_out
 
     if name not in numeric_options():
@@ -139,8 +136,7 @@ def sweep(base: RunConfig, name: str, values: Sequence[Value], out: str | Path |
     out_dir = Path(out) if out is not None else default_out("sweep", base.data.data)
     configs = sweep_configs(base, name, values, out_dir)
     log = log or stderr_logger(False)
-    check = RunConfig(dataclasses.replace(base.model), dataclasses.replace(base.data), base.train)
-    load_data(check, None, lambda _message: None)  # a missing or unreadable text fails before OUT is made
+    load_splits(base.data)  # a missing or unreadable text fails before OUT is made
     prepare_run_dir(out_dir, overwrite)
     write_json(out_dir / "config.json", {"format": "rnnkit-sweep", "option": name, "values": list(values),
                                           "config": base.to_dict()})
