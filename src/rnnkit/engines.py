@@ -208,7 +208,7 @@ class WeightAverage:
     @torch.no_grad()
     def update(self, model: RNNLM) -> None:
         self.count += 1
-        for mine, theirs in zip(self.model.parameters(), model.parameters()):
+        for mine, theirs in zip(self.model.parameters(), model.parameters(), strict=True):
             mine.lerp_(theirs, 1.0 / self.count)
 
 

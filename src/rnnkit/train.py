@@ -207,7 +207,8 @@ class Trainer:
         self.bad_step = torch.where((self.bad_step < 0) & ~finite.to(self.device), self.step, self.bad_step)
         self.loss_sum += loss
         self.norm_sum += grad_norm
-        self.norm_max = torch.maximum(self.norm_max, torch.as_tensor(grad_norm, dtype=torch.float64, device=self.device))
+        self.norm_max = torch.maximum(self.norm_max,
+                                      torch.as_tensor(grad_norm, dtype=torch.float64, device=self.device))
         self.count += 1
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, Any]:

@@ -84,7 +84,7 @@ class HMMLM(NumpyScoring):
 
     # ------------------------------------------------------------------ training
 
-    def fit(self, tokens: np.ndarray) -> "HMMLM":
+    def fit(self, tokens: np.ndarray) -> HMMLM:
         """Baum-Welch from `random_init`; warns with a time estimate when K^2 x T x iters is large."""
         from hmmlearn.hmm import CategoricalHMM  # heavy import (scikit-learn), only when training
 
@@ -210,7 +210,7 @@ class HMMLM(NumpyScoring):
                 "emissionprob": self.emissionprob.copy()}
 
     @classmethod
-    def from_state_dict(cls, d: dict[str, np.ndarray], **kwargs) -> "HMMLM":
+    def from_state_dict(cls, d: dict[str, np.ndarray], **kwargs) -> HMMLM:
         """Rebuild from `state_dict()` (states and vocab_size come from the array shapes)."""
         try:
             emit = np.asarray(d["emissionprob"], dtype=np.float64)

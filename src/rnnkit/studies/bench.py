@@ -583,7 +583,7 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
         return
     for row in rows:
         row["ratio_to_plain"] = round(row["tokens_per_s"] / reference["tokens_per_s"], 4)
-        pairs = zip(reference["round_seconds"], row["round_seconds"])
+        pairs = zip(reference["round_seconds"], row["round_seconds"], strict=True)
         row["ratio_paired"] = round(statistics.median(plain / mine for plain, mine in pairs), 4)
 
 
