@@ -311,7 +311,7 @@ class TorchStepper:
     def __init__(self, model: nn.Module, spec: BenchSpec, ids: np.ndarray, device: torch.device, amp: bool):
         defaults = TrainConfig()
         self.model, self.device, self.amp, self.clip = model.to(device), device, amp, defaults.clip
-        fused = {"fused": True} if device.type == "cuda" else {}
+        fused: dict[str, Any] = {"fused": True} if device.type == "cuda" else {}  # else torch's own default
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=defaults.lr,
                                            weight_decay=defaults.weight_decay, **fused)
         self.windows, self.state = Windows(ids, spec, device), None
