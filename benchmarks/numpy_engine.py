@@ -188,7 +188,7 @@ def classic_char_rnn(stream: np.ndarray, vocab: int, hidden: int = 100, seq: int
             dwxh += dhraw @ xs[t].T
             dwhh += dhraw @ hs[t - 1].T
             dhnext = whh.T @ dhraw
-        for p, g, m in zip(params, grads, mem):
+        for p, g, m in zip(params, grads, mem, strict=True):
             np.clip(g, -5, 5, out=g)
             m += g * g
             p += -0.1 * g / np.sqrt(m + 1e-8)

@@ -41,7 +41,7 @@ def test_layout_and_round_trip(run_dir):
     assert checkpoint.trainer_state()["step"] == 10
     lm = load(run, device="cpu")
     again = load(run / "last", device="cpu")
-    for a, b in zip(lm.model.parameters(), again.model.parameters()):
+    for a, b in zip(lm.model.parameters(), again.model.parameters(), strict=True):
         assert torch.equal(a, b)  # best == last here: the last evaluation was the best so far
 
 

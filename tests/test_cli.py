@@ -155,7 +155,8 @@ def test_baselines_through_train_evaluate_generate(tmp_path, capsys, model, extr
     assert trained["train_loss"] is None and trained["val_loss"] < 2.0
     assert main(["evaluate", str(run), "--json"]) == 0
     assert last_json(capsys.readouterr().out)["loss"] == pytest.approx(trained["val_loss"])
-    args = ["generate", str(run), "--prompt", "you say", "--max-new-tokens", "6", "--seed", "2", "--top-k", "3", "--json"]
+    args = ["generate", str(run), "--prompt", "you say", "--max-new-tokens", "6", "--seed", "2", "--top-k", "3",
+            "--json"]
     assert main(args) == 0
     text = last_json(capsys.readouterr().out)["text"]
     assert main(args) == 0

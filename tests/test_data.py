@@ -47,8 +47,8 @@ def test_random_batches_are_reproducible_windows_of_the_stream():
         xa, ya = a.window(i)
         xb, yb = b.window(i)
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
-        for row_x, row_y in zip(xa.tolist(), ya.tolist()):
-            assert all((u + 1) % 97 == v for u, v in zip(row_x, row_y))  # y is x shifted in the stream
+        for row_x, row_y in zip(xa.tolist(), ya.tolist(), strict=True):
+            assert all((u + 1) % 97 == v for u, v in zip(row_x, row_y, strict=True))  # y is x shifted in the stream
 
 
 def test_too_short_text_is_a_data_error():

@@ -33,7 +33,7 @@ def losses(run_dir: Path):
 
 def assert_close(a, b):
     assert [row[0] for row in a] == [row[0] for row in b]
-    for (_, la, va), (_, lb, vb) in zip(a, b):
+    for (_, la, va), (_, lb, vb) in zip(a, b, strict=True):
         assert la == pytest.approx(lb, rel=1e-5)
         assert (va is None) == (vb is None) and (va is None or va == pytest.approx(vb, rel=1e-5))
 

@@ -114,12 +114,14 @@ def corrupt_file(checkpoint: Path, name: str, cut: float, noise: bytes) -> None:
         target = copy / name
         data = target.read_bytes()
         target.write_bytes(data[: int(len(data) * cut)] + noise)
-        for command in (["evaluate", str(copy), "--max-tokens", "20"], ["generate", str(copy), "--max-new-tokens", "2"]):
+        for command in (["evaluate", str(copy), "--max-tokens", "20"],
+                        ["generate", str(copy), "--max-new-tokens", "2"]):
             assert_clean_failure(*run_cli(command))
 
 
 JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                           lambda inner: (st.lists(inner, max_size=3)
+                                          | st.dictionaries(st.text(max_size=5), inner, max_size=3)),
                            max_leaves=5)
 
 
@@ -221,7 +223,8 @@ def test_thorough_fuzz(checkpoint):
         return run
 
     THOROUGH(given(st.binary(max_size=300))(counted(random_bytes_as_data)))()
-    THOROUGH(given(st.sampled_from(INT_OPTIONS + FLOAT_OPTIONS + CHOICE_OPTIONS), BAD_VALUES)(counted(invalid_option)))()
+    every_option = st.sampled_from(INT_OPTIONS + FLOAT_OPTIONS + CHOICE_OPTIONS)
+    THOROUGH(given(every_option, BAD_VALUES)(counted(invalid_option)))()
     THOROUGH(given(st.text(max_size=20))(counted(lambda prompt: prompt_outside_vocabulary(checkpoint, prompt))))()
     THOROUGH(given(st.sampled_from(GENERATE_OPTIONS), BAD_VALUES, st.booleans())(
         counted(lambda o, v, b: invalid_generate_option(checkpoint, o, v, b))))()

@@ -96,7 +96,7 @@ def test_fit_improves_likelihood_over_random_init():
     tokens, vocab = char_ids("timemachine.txt", 5000)
     m = HMMLM(8, vocab + 2, n_iter=10, seed=3).fit(tokens)
     names = ("startprob", "transmat", "emissionprob")
-    init = HMMLM.from_state_dict(dict(zip(names, random_init(8, vocab + 2, tokens, seed=3))))
+    init = HMMLM.from_state_dict(dict(zip(names, random_init(8, vocab + 2, tokens, seed=3), strict=True)))
     before, after = init.log_likelihood(tokens), m.log_likelihood(tokens)
     assert after > before + 0.1 * tokens.size  # at least 0.1 nats per token better
     assert len(m.history) >= 2 and m.history[-1] > m.history[0]

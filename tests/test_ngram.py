@@ -63,7 +63,7 @@ class RefKN:
             if total == 0:
                 continue
             d = self.discounts[k]
-            disc = lambda c: d[min(c, 3) - 1]  # noqa: E731
+            disc = lambda c, d=d: d[min(c, 3) - 1]  # noqa: E731
             gamma = sum(disc(c) for c in row.values()) / total
             c = row.get(w, 0)
             p = (max(c - disc(c), 0.0) if c else 0.0) / total + gamma * p
@@ -100,10 +100,11 @@ def test_hand_worked_abracadabra():
     ids = np.array(["abcdr".index(c) for c in "abracadabra"])
     m = KneserNeyLM(2, 6).fit(ids)
     grams, counts = m.ngram_counts(2)  # raw bigram counts
-    assert dict(zip(map(tuple, grams.tolist()), counts.tolist())) == {
+    assert dict(zip(map(tuple, grams.tolist()), counts.tolist(), strict=True)) == {
         (0, 1): 2, (1, 4): 2, (4, 0): 2, (0, 2): 1, (2, 0): 1, (0, 3): 1, (3, 0): 1}
     grams, counts = m.ngram_counts(1)  # continuation counts: 'a' follows r, c, d
-    assert dict(zip(map(tuple, grams.tolist()), counts.tolist())) == {(0,): 3, (1,): 1, (2,): 1, (3,): 1, (4,): 1}
+    assert dict(zip(map(tuple, grams.tolist()), counts.tolist(), strict=True)) == {
+        (0,): 3, (1,): 1, (2,): 1, (3,): 1, (4,): 1}
     # bigram count-of-counts n1=4, n2=3, n3=0: D1 = Y = 4/10; D2, D3+ not estimable -> single D = 0.4
     # unigram n1=4, n2=0: nothing estimable -> 0.5
     np.testing.assert_allclose(m.discounts, [[0.5, 0.5, 0.5], [0.4, 0.4, 0.4]])
@@ -122,7 +123,7 @@ def test_matches_bruteforce_reference(order):
     m, ref = KneserNeyLM(order, vocab).fit(tokens), RefKN(tokens, order, vocab)
     for k in range(1, order + 1):
         grams, counts = m.ngram_counts(k)
-        got = dict(zip(map(tuple, grams.tolist()), counts.tolist()))
+        got = dict(zip(map(tuple, grams.tolist()), counts.tolist(), strict=True))
         assert got == {g: c for g, c in ref.counts[k].items() if c > 0}
         np.testing.assert_allclose(m.discounts[k - 1], ref.discounts[k], rtol=0, atol=1e-15)
     rng = np.random.default_rng(0)

@@ -97,7 +97,8 @@ def test_loss_gradients_and_state_match_torch_over_two_windows(kind, layers, emb
         for name, p in theirs.named_parameters():
             assert rel(grads[name], p.grad.numpy()) < 1e-8, name
         tstate = tuple(s.detach() for s in tnew) if kind == "lstm" else tnew.detach()
-        for mine, ref in zip(state if kind == "lstm" else (state,), tstate if kind == "lstm" else (tstate,)):
+        mine_parts = state if kind == "lstm" else (state,)
+        for mine, ref in zip(mine_parts, tstate if kind == "lstm" else (tstate,), strict=True):
             assert mine.shape == tuple(ref.shape) and rel(mine, ref.numpy()) < 1e-10
 
 
@@ -165,7 +166,7 @@ def test_scoring_seam_is_consistent(kind):
     first, mid = model.score(idx[:, :4], targets[:, :4], None)
     second, end = model.score(idx[:, 4:], targets[:, 4:], mid)
     assert first + second == pytest.approx(total, rel=1e-12)
-    for a, b in zip(end if kind == "lstm" else (end,), state if kind == "lstm" else (state,)):
+    for a, b in zip(end if kind == "lstm" else (end,), state if kind == "lstm" else (state,), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
     logp, _ = model.next_logprobs(idx, None)
     assert logp.dtype == np.float64 and logp.shape == (2, V)

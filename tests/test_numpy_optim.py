@@ -29,7 +29,7 @@ def problem(seed=0):
 def run_torch(make_opt, params, grads):
     tparams = {k: torch.tensor(v.copy(), requires_grad=True) for k, v in params.items()}
     opt = make_opt(list(tparams.values()))
-    for lr, g in zip(LRS, grads):
+    for lr, g in zip(LRS, grads, strict=True):
         for group in opt.param_groups:
             group["lr"] = lr
         for k, p in tparams.items():
@@ -40,7 +40,7 @@ def run_torch(make_opt, params, grads):
 
 def run_numpy(opt, params, grads):
     params = {k: v.copy() for k, v in params.items()}
-    for lr, g in zip(LRS, grads):
+    for lr, g in zip(LRS, grads, strict=True):
         opt.step(params, {k: v.copy() for k, v in g.items()}, lr)
     return params
 
@@ -79,13 +79,13 @@ def test_resuming_from_state_dict_continues_exactly(make):
     straight = run_numpy(make(), params, grads)
     first = make()
     p = {k: v.copy() for k, v in params.items()}
-    for lr, g in zip(LRS[:3], grads[:3]):
+    for lr, g in zip(LRS[:3], grads[:3], strict=True):
         first.step(p, g, lr)
     saved = first.state_dict()
     assert saved["step"] == 3
     second = make()
     second.load_state_dict(saved)
-    for lr, g in zip(LRS[3:], grads[3:]):
+    for lr, g in zip(LRS[3:], grads[3:], strict=True):
         second.step(p, g, lr)
     for k in straight:
         assert np.array_equal(p[k], straight[k])
@@ -112,12 +112,12 @@ def test_clip_grad_norm_matches_torch(max_norm):
     grads = grads[0]
     tensors = [torch.tensor(g.copy(), requires_grad=False) for g in grads.values()]
     params = [torch.zeros_like(t, requires_grad=True) for t in tensors]
-    for p, t in zip(params, tensors):
+    for p, t in zip(params, tensors, strict=True):
         p.grad = t
     total_torch = torch.nn.utils.clip_grad_norm_(params, max_norm).item()
     total = clip_grad_norm(grads, max_norm)
     assert total == pytest.approx(total_torch, rel=1e-12)
-    for g, p in zip(grads.values(), params):
+    for g, p in zip(grads.values(), params, strict=True):
         np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-12)
     norm_after = np.sqrt(sum((g * g).sum() for g in grads.values()))
     assert norm_after <= max_norm + 1e-9 and (max_norm < total or norm_after == pytest.approx(total))

@@ -105,7 +105,7 @@ def test_memmap_windows_equal_in_memory_windows(tmp_path):
     lazy = SequentialBatches(arrays["train"], 4, 16)
     eager = SequentialBatches(np.asarray(arrays["train"], dtype=np.int64), 4, 16)
     for i in (0, 1, len(lazy) - 1):
-        for a, b in zip(lazy.window(i), eager.window(i)):
+        for a, b in zip(lazy.window(i), eager.window(i), strict=True):
             assert torch.equal(a, b)
 
 

@@ -59,8 +59,10 @@ def test_json_round_trip_and_corrupt_json():
     again = Tokenizer.from_json(tok.to_json())
     assert again.vocab.itos == tok.vocab.itos and again.lowercase and again.kind == "word"
     for bad in ("{", "[]", '{"format": "other"}',
-                '{"format": "rnnkit-tokenizer", "format_version": 99, "kind": "char", "tokens": [], "unk": false, "lowercase": false}',
-                '{"format": "rnnkit-tokenizer", "format_version": 1, "kind": "char", "tokens": ["a", "a"], "unk": false, "lowercase": false}'):
+                '{"format": "rnnkit-tokenizer", "format_version": 99, "kind": "char", "tokens": [], '
+                '"unk": false, "lowercase": false}',
+                '{"format": "rnnkit-tokenizer", "format_version": 1, "kind": "char", "tokens": ["a", "a"], '
+                '"unk": false, "lowercase": false}'):
         with pytest.raises(CheckpointError):
             Tokenizer.from_json(bad)
 
@@ -122,7 +124,8 @@ def test_word_encode_without_unk_names_the_missing_tokens():
         tok.encode("a c b")
 
 
-BPE_PARTS = list("ab Zé9'’.,!-\n\t \x1f\xa0\u2000\u202f\u3000\u0301😀\r\x85\u2028") + ["  ", " \n", "'s", "don't", "\n\n"]
+BPE_PARTS = (list("ab Zé9'’.,!-\n\t \x1f\xa0\u2000\u202f\u3000\u0301😀\r\x85\u2028")
+             + ["  ", " \n", "'s", "don't", "\n\n"])
 
 
 @pytest.fixture(scope="module")

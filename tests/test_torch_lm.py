@@ -46,7 +46,8 @@ def test_tied_weights_are_one_tensor_and_saved_once():
 def test_parameter_names_follow_torch_layout():
     lm = RNNLM(ModelConfig(model="gru", layers=2, hidden=6, embed=3, vocab_size=9))
     names = set(export_weights(lm))
-    assert {"embed.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l1", "rnn.bias_ih_l1", "head.weight", "head.bias"} <= names
+    expected = {"embed.weight", "rnn.weight_ih_l0", "rnn.weight_hh_l1", "rnn.bias_ih_l1", "head.weight", "head.bias"}
+    assert expected <= names
     assert lm.rnn.weight_ih_l0.shape == (18, 3)  # r, z, n stacked
 
 
@@ -170,7 +171,8 @@ def test_layer_by_layer_path_computes_what_the_fused_module_computes(model):
     logits, loss, new_state = regularised(x, x, state)
     plain_logits, plain_loss, plain_state = plain(x, x, state)
     torch.testing.assert_close(logits, plain_logits, rtol=1e-6, atol=1e-6)
-    for ours, theirs in zip(new_state if model == "lstm" else (new_state,), plain_state if model == "lstm" else (plain_state,)):
+    ours_parts = new_state if model == "lstm" else (new_state,)
+    for ours, theirs in zip(ours_parts, plain_state if model == "lstm" else (plain_state,), strict=True):
         torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-6)
     loss.backward(), plain_loss.backward()
     torch.testing.assert_close(regularised.rnn.weight_ih_l2.grad, plain.rnn.weight_ih_l2.grad, rtol=1e-5, atol=1e-6)

@@ -38,7 +38,7 @@ class LanguageModel:
         self.scorer, self.model, self.tokenizer, self.config, self.path = scorer, model, tokenizer, config, path
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "auto", engine: str | None = None) -> "LanguageModel":
+    def from_checkpoint(cls, path: str | Path, device: str = "auto", engine: str | None = None) -> LanguageModel:
         """Load on `device`; `engine` ("torch" or "numpy") runs a neural checkpoint in either engine,
         whichever trained it (both use the same parameter names and layouts)."""
         checkpoint = load_checkpoint(path)

@@ -35,7 +35,8 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "embed": ("model", "embed", int, "embedding size D; 0 = one-hot input (default 64)"),
     "dropout": ("model", "dropout", float, ("standard dropout (a new mask at every time step) on embeddings, "
                                            "between layers and on outputs (default 0)")),
-    "embed_dropout": ("model", "embed_dropout", float, "drop whole word types (embedding rows), scaled by 1/(1-p)" + AWD_HELP),
+    "embed_dropout": ("model", "embed_dropout", float,
+                      "drop whole word types (embedding rows), scaled by 1/(1-p)" + AWD_HELP),
     "dropout_input": ("model", "dropout_input", float, "locked dropout (one mask per sequence) on the first layer's "
                       + "inputs" + AWD_HELP),
     "dropout_hidden": ("model", "dropout_hidden", float, "locked dropout between recurrent layers (none with one "
@@ -67,7 +68,8 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "decay_steps": ("train", "decay_steps", int, "cosine horizon in steps (default: --steps)"),
     "steps": ("train", "steps", int, "optimizer steps to train (default 1000)"),
     "epochs": ("train", "epochs", int, "train for this many passes over the training split instead"),
-    "max_seconds": ("train", "max_seconds", float, "stop after this many seconds of training (evaluate and save first)"),
+    "max_seconds": ("train", "max_seconds", float,
+                    "stop after this many seconds of training (evaluate and save first)"),
     "eval_interval": ("train", "eval_interval", int, "evaluate and checkpoint every this many steps (default 200)"),
     "log_interval": ("train", "log_interval", int, "write metrics every this many steps (default 50)"),
     "save_interval": ("train", "save_interval", int, "write last/ every this many steps (default: every evaluation)"),
@@ -81,8 +83,9 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
 }
 TRAIN_FLAGS = {"lowercase": ("data", "lowercase", "lowercase text before word/char splitting"),
                "tie": ("model", "tie", "tie input embedding and output weights (needs --embed == --hidden)"),
-               "adaptive_softmax": ("model", "adaptive_softmax", ("adaptive softmax head for large word vocabularies "
-                                                     "(frequent words in a full softmax, rare ones in smaller clusters)")),
+               "adaptive_softmax": ("model", "adaptive_softmax",
+                                    ("adaptive softmax head for large word vocabularies "
+                                     "(frequent words in a full softmax, rare ones in smaller clusters)")),
                "amp": ("train", "amp", "bf16 autocast on CUDA"),
                "overwrite": ("train", "overwrite", "replace an existing run directory"),
                "quiet": ("train", "quiet", "no progress bar or log lines on stderr")}
@@ -213,7 +216,8 @@ def _add_compare(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--data", default="timemachine", help="bundled corpus name, UTF-8 text file, or directory")
     sub.add_argument("--tokenizer", default="char", help="char or word (default char)")
     sub.add_argument("--models", default=DEFAULT_MODELS,
-                     help=f"comma-separated: rnn, rnn_relu, gru, lstm, ngram:ORDER, hmm:STATES (default {DEFAULT_MODELS})")
+                     help="comma-separated: rnn, rnn_relu, gru, lstm, ngram:ORDER, hmm:STATES "
+                          f"(default {DEFAULT_MODELS})")
     sub.add_argument("--budget-seconds", type=float, default=60.0,
                      help="wall-clock training time of each neural model (default 60)")
     sub.add_argument("--out", default=None, help="output directory (default runs/compare-DATA-TIME)")
@@ -222,7 +226,8 @@ def _add_compare(sub: argparse.ArgumentParser) -> None:
                      help="train,val,test fractions (default 0.9,0.05,0.05)")
     sub.add_argument("--seed", type=int, default=1337, help="random seed for every model (default 1337)")
     add_defaulted_options(sub, defaults, (("layers", int), ("hidden", int), ("embed", int), ("dropout", float),
-                                          ("batch_size", int), ("seq_len", int), ("lr", float)), "neural models: {name} ")
+                                          ("batch_size", int), ("seq_len", int), ("lr", float)),
+                          "neural models: {name} ")
     sub.add_argument("--device", default=defaults.device, help="auto, cpu or cuda (default auto)")
     sub.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     sub.add_argument("--json", action="store_true", help="print the rows as one JSON list (last line)")
@@ -247,7 +252,8 @@ def _add_bench(sub: argparse.ArgumentParser) -> None:
                      help="comma-separated: rnnkit, plain, cell-loop, numpy (default: all; numpy on the CPU only)")
     sub.add_argument("--amp", action="store_true", help="also measure bf16 autocast (CUDA only)")
     sub.add_argument("--quick", action="store_true", help="tiny configurations and few repeats (seconds, for CI)")
-    sub.add_argument("--repeats", type=int, default=None, help="timed repeats per implementation (default 5; 3 with --quick)")
+    sub.add_argument("--repeats", type=int, default=None,
+                     help="timed repeats per implementation (default 5; 3 with --quick)")
     sub.add_argument("--json", action="store_true", help="also print the rows as one JSON list (last line)")
 
 
@@ -256,12 +262,14 @@ def _add_prepare(sub: argparse.ArgumentParser) -> None:
                      help="files, directories or bundled corpus names (joined in order)")
     sub.add_argument("--tokenizer", default="char", help="char, word or bpe (default char)")
     sub.add_argument("--vocab-size", type=int, default=1000, help="bpe: subword vocabulary size")
-    sub.add_argument("--tokenizer-from", metavar="CKPT_OR_DIR", help="reuse this checkpoint's (or prepared dir's) tokenizer")
+    sub.add_argument("--tokenizer-from", metavar="CKPT_OR_DIR",
+                     help="reuse this checkpoint's (or prepared dir's) tokenizer")
     sub.add_argument("--min-freq", type=int, default=1)
     sub.add_argument("--max-size", type=int, default=None)
     sub.add_argument("--lowercase", action="store_true")
     sub.add_argument("--split", type=parse_split, default=(0.9, 0.05, 0.05))
-    sub.add_argument("--workers", type=int, default=None, help="processes for char and word tokenization (default: CPUs, at most 4)")
+    sub.add_argument("--workers", type=int, default=None,
+                     help="processes for char and word tokenization (default: CPUs, at most 4)")
     sub.add_argument("--out", default=None, help="output directory (default prepared/NAME-TOKENIZER)")
     sub.add_argument("--overwrite", action="store_true")
     sub.add_argument("--quiet", action="store_true")

@@ -174,7 +174,7 @@ class DataConfig:
 def _check_split(split: Any) -> tuple[float, float, float]:
     if not isinstance(split, (list, tuple)) or len(split) != 3:
         raise ConfigError(f"split must be three fractions train,val,test, got {split!r}")
-    for name, part in zip(("train", "val", "test"), split):
+    for name, part in zip(("train", "val", "test"), split, strict=True):
         check_float(f"split ({name} fraction)", part, 0.0, 1.0)
     if split[0] <= 0:
         raise ConfigError("split: the train fraction must be positive")
@@ -350,7 +350,8 @@ def resume_config(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """The checkpoint's config with the options a resume may change (RESUME_OPTIONS); repeating
     an option with the value the run already has is fine (so the original command line plus
     --resume works), changing any other is a ConfigError."""
-    current = {**dataclasses.asdict(config.model), **dataclasses.asdict(config.data), **dataclasses.asdict(config.train)}
+    current = {**dataclasses.asdict(config.model), **dataclasses.asdict(config.data),
+               **dataclasses.asdict(config.train)}
     refused = sorted(name for name, value in overrides.items()
                      if name not in RESUME_OPTIONS and _differs(current.get(name), value))
     if refused:

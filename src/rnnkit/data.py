@@ -176,6 +176,7 @@ class RandomBatches:
         if self.mapped is not None:
             block = torch.from_numpy(self.mapped[rows.numpy()].astype(np.int64)).to(self.device)
         else:
+            assert self.ids is not None, "held in memory whenever the stream is not memory-mapped"
             block = self.ids[rows.to(self.device)]
         return block[:, :-1], block[:, 1:]
 

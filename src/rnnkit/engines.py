@@ -92,7 +92,7 @@ class TorchEngine:
         self.optimizer = make_torch_optimizer(self.model, train_config, device)
         self.average: WeightAverage | None = None  # NT-ASGD, once triggered (see start_averaging)
         # under torchrun, DDP averages gradients across processes during backward
-        self.forward_model = self.model
+        self.forward_model: torch.nn.Module = self.model
         if data_parallel:
             from torch.nn.parallel import DistributedDataParallel
             self.forward_model = DistributedDataParallel(
@@ -170,11 +170,13 @@ class TorchEngine:
         if self.device.type == "cuda" and state["rng_cuda"]:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         average = state.get("average")  # absent in checkpoints from before NT-ASGD
-        self.average = None
-        if average is not None:
+        if average is None:
+            self.average = None
+        else:
             # load_weights put the saved (averaged) weights into the model: they become the
             # average, and the weights being trained come back from the trainer state
             self.start_averaging()
+            assert self.average is not None
             self.average.count = int(average["count"])
             import_weights(self.model, average["trained_weights"])
 
@@ -208,7 +210,7 @@ class WeightAverage:
     @torch.no_grad()
     def update(self, model: RNNLM) -> None:
         self.count += 1
-        for mine, theirs in zip(self.model.parameters(), model.parameters()):
+        for mine, theirs in zip(self.model.parameters(), model.parameters(), strict=True):
             mine.lerp_(theirs, 1.0 / self.count)
 
 
@@ -217,7 +219,7 @@ def make_torch_optimizer(model: torch.nn.Module, train: TrainConfig, device: tor
     if train.optimizer in ("sgd", "ntasgd"):  # ntasgd: plain SGD updates; the averaging is WeightAverage
         return torch.optim.SGD(params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
     # fused AdamW on CUDA: one kernel for all parameters instead of a loop of small ones
-    fused = {"fused": True} if device.type == "cuda" else {}
+    fused: dict[str, Any] = {"fused": True} if device.type == "cuda" else {}  # else torch's own default
     return torch.optim.AdamW(params, lr=train.lr, weight_decay=train.weight_decay, **fused)
 
 
@@ -235,6 +237,7 @@ class NumpyEngine:
         self.device, self.clip = torch.device("cpu"), train_config.clip
         self.model = NumpyRNNLM(model_config, seed=seed)
         self.rng = np.random.default_rng(seed + 2)  # dropout masks
+        self.optimizer: SGD | AdamW
         if train_config.optimizer == "sgd":
             self.optimizer = SGD(momentum=train_config.momentum, weight_decay=train_config.weight_decay)
         else:

@@ -109,7 +109,7 @@ def generate_ids(scorer: Scorer, prompt_ids: np.ndarray, sampling: SamplingConfi
             token = int(np.argmax(row))
         else:
             probs = filter_logprobs(row, sampling.temperature, sampling.top_k, sampling.top_p)
-            token = int(min(np.searchsorted(np.cumsum(probs), rng.random(), side="right"), len(probs) - 1))
+            token = min(int(np.searchsorted(np.cumsum(probs), rng.random(), side="right")), len(probs) - 1)
         produced.append(token)
         if on_token is not None:
             on_token(token)

@@ -207,7 +207,8 @@ class Trainer:
         self.bad_step = torch.where((self.bad_step < 0) & ~finite.to(self.device), self.step, self.bad_step)
         self.loss_sum += loss
         self.norm_sum += grad_norm
-        self.norm_max = torch.maximum(self.norm_max, torch.as_tensor(grad_norm, dtype=torch.float64, device=self.device))
+        self.norm_max = torch.maximum(self.norm_max,
+                                      torch.as_tensor(grad_norm, dtype=torch.float64, device=self.device))
         self.count += 1
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, Any]:
@@ -334,6 +335,7 @@ class RunLoop:
         save_last = (train.save_interval is None and evaluate) or final or (
             train.save_interval is not None and t.step % train.save_interval == 0)
         if evaluate:
+            assert record is not None  # evaluating implies logging (log_now)
             self._keep_best(record)
             t.note_validation(record["val_loss"])  # before saving: last/ then holds the switch
         if save_last or self.stop_signal is not None:
@@ -402,6 +404,7 @@ class RunLoop:
 
     def _stop(self) -> None:
         t = self.trainer
+        assert self.stop_signal is not None  # called once a signal arrived
         name = signal.Signals(self.stop_signal).name
         raise TrainingStopped(f"{name} at step {t.step}: saved {self.run_dir / 'last'}; continue with "
                               f"rnnkit train --resume {self.run_dir} --steps {t.total_steps}", self.stop_signal)
@@ -413,7 +416,7 @@ def _graceful_signals(loop: RunLoop):
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {}
+    previous: dict[int, Any] = {}  # signal number -> the handler to put back
 
     def handler(number: int, frame: Any) -> None:
         loop.stop_signal = number
@@ -424,8 +427,8 @@ def _graceful_signals(loop: RunLoop):
     try:
         yield
     finally:
-        for number, old in previous.items():
-            signal.signal(number, old)
+        for restored, old in previous.items():
+            signal.signal(restored, old)
 
 
 def _json_line(record: dict[str, Any]) -> str:

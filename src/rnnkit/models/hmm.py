@@ -79,12 +79,15 @@ class HMMLM(NumpyScoring):
         self.tol, self.emission_floor = float(tol), float(emission_floor)
         self.chunk_length, self.warn_seconds = int(chunk_length), float(warn_seconds)
         self.history: list[float] = []  # training log-likelihood (nats) at each EM iteration
-        self.startprob = self.transmat = self.emissionprob = None
-        self._emit_t = None  # emissionprob.T, contiguous: the row of token x is one gather
+        # None until fit() or from_state_dict(): _require_fitted() says so to the caller
+        self.startprob: np.ndarray | None = None
+        self.transmat: np.ndarray | None = None
+        self.emissionprob: np.ndarray | None = None
+        self._emit_t: np.ndarray | None = None  # emissionprob.T, contiguous: the row of token x is one gather
 
     # ------------------------------------------------------------------ training
 
-    def fit(self, tokens: np.ndarray) -> "HMMLM":
+    def fit(self, tokens: np.ndarray) -> HMMLM:
         """Baum-Welch from `random_init`; warns with a time estimate when K^2 x T x iters is large."""
         from hmmlearn.hmm import CategoricalHMM  # heavy import (scikit-learn), only when training
 
@@ -135,6 +138,7 @@ class HMMLM(NumpyScoring):
 
     def _forward(self, pred: np.ndarray, seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Read seq (N, T) from predictive state pred (N, K): (p(x_t | x_<t) (N, T), new pred)."""
+        assert self._emit_t is not None and self.transmat is not None, "callers check _require_fitted()"
         probs = np.empty(seq.shape[::-1])  # (T, N): one contiguous row per step
         for t in range(seq.shape[1]):
             joint = pred * self._emit_t[seq[:, t]]
@@ -146,6 +150,7 @@ class HMMLM(NumpyScoring):
     def initial_state(self, batch_size: int) -> np.ndarray:
         """Nothing read yet: the predictive distribution is startprob, (N, K)."""
         self._require_fitted()
+        assert self.startprob is not None
         return np.tile(self.startprob, (batch_size, 1))
 
     def _require_fitted(self) -> None:
@@ -165,6 +170,7 @@ class HMMLM(NumpyScoring):
     def score(self, idx: np.ndarray, targets: np.ndarray, state) -> tuple[float, np.ndarray]:
         """Total NLL (nats) of targets[:, t] after reading idx[:, :t+1]; new predictive state."""
         idx, pred = self._inputs(idx, state)
+        assert self._emit_t is not None  # _inputs checked that the model is fitted
         targets = self._check(targets, "targets")
         if targets.shape != idx.shape:
             raise ValueError(f"targets must have the shape of idx {idx.shape}, got {targets.shape}")
@@ -206,11 +212,12 @@ class HMMLM(NumpyScoring):
 
     def state_dict(self) -> dict[str, np.ndarray]:
         self._require_fitted()
+        assert self.startprob is not None and self.transmat is not None and self.emissionprob is not None
         return {"startprob": self.startprob.copy(), "transmat": self.transmat.copy(),
                 "emissionprob": self.emissionprob.copy()}
 
     @classmethod
-    def from_state_dict(cls, d: dict[str, np.ndarray], **kwargs) -> "HMMLM":
+    def from_state_dict(cls, d: dict[str, np.ndarray], **kwargs) -> HMMLM:
         """Rebuild from `state_dict()` (states and vocab_size come from the array shapes)."""
         try:
             emit = np.asarray(d["emissionprob"], dtype=np.float64)

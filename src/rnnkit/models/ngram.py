@@ -33,6 +33,7 @@ order, both sorted int64 arrays searched with `np.searchsorted`:
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from ..errors import CheckpointError, ConfigError, DataError
 from .base import NumpyScoring
@@ -104,7 +105,7 @@ def estimate_discounts(n: np.ndarray, mode: str = "modified") -> np.ndarray:
     return out
 
 
-def _check_tokens(tokens: np.ndarray, vocab_size: int, what: str, allow_pad: bool = False) -> np.ndarray:
+def _check_tokens(tokens: npt.ArrayLike, vocab_size: int, what: str, allow_pad: bool = False) -> np.ndarray:
     arr = np.asarray(tokens)
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         raise ValueError(f"{what} must be integer token ids, got dtype {arr.dtype}")
@@ -149,7 +150,7 @@ class KneserNeyLM(NumpyScoring):
 
     # ------------------------------------------------------------------ training
 
-    def fit(self, tokens: np.ndarray) -> "KneserNeyLM":
+    def fit(self, tokens: np.ndarray) -> KneserNeyLM:
         """Count all 1..K-grams of the 1-D token array and build the smoothed tables (vectorized)."""
         t = _check_tokens(np.ravel(tokens), self.vocab_size, "training tokens")
         n, v, k_max = t.size, self.vocab_size, self.order
@@ -160,12 +161,14 @@ class KneserNeyLM(NumpyScoring):
         self._ctx_keys = [np.zeros(0, np.int64)]
         self._gram_keys, self._gram_counts = [], []
         ctx_ids = np.zeros(n + 1, np.int64)  # id of the empty context at positions 0..n
-        ctx_perm = prev_gram_ids = None  # positions sorted by context id (None: all equal)
+        ctx_perm: np.ndarray | None = None  # positions sorted by context id (None: all equal)
+        prev_gram_ids: np.ndarray | None = None  # the (k-1)-grams' ids, from the previous k
         for k in range(1, k_max + 1):
             m = max(n - k + 1, 0)  # k-grams at positions 0..n-k: (id of their context, next token)
-            hint = None if ctx_perm is None else ctx_perm[ctx_perm < m]
+            hint: np.ndarray | None = None if ctx_perm is None else ctx_perm[ctx_perm < m]
             keys, gram_ids, counts, _ = _rank(ctx_ids[:m] * v + t[k - 1: k - 1 + m], hint)
             if k > 1:  # now that k-grams have ids, count the (k-1)-grams' left extensions
+                assert prev_gram_ids is not None
                 self._gram_counts[-1] = self._continuation(
                     prev_gram_ids, self._gram_keys[-1].size, gram_ids, keys.size)
             self._gram_keys.append(keys)
@@ -348,7 +351,7 @@ class KneserNeyLM(NumpyScoring):
         return d
 
     @classmethod
-    def from_state_dict(cls, d: dict[str, np.ndarray]) -> "KneserNeyLM":
+    def from_state_dict(cls, d: dict[str, np.ndarray]) -> KneserNeyLM:
         """Rebuild a fitted model from `state_dict()` output (the lookup tables are recomputed)."""
         try:
             fmt, order, vocab, mode = (int(x) for x in np.asarray(d["meta"]).reshape(4))

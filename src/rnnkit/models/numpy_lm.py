@@ -210,13 +210,15 @@ class NumpyRNNLM(NumpyScoring):
             s = k * self.num_directions + d  # torch's state index for (layer, direction)
             xin = x if d == 0 else x[::-1]
             if self.kind == "lstm":
+                assert c0 is not None, "an LSTM state carries cells"
                 hs, (h_t, c_t), cache = layers.lstm_forward(xin, h0[s], c0[s], *w)
                 cs_final.append(c_t.copy())
             elif self.kind == "gru":
                 hs, h_t, cache = layers.gru_forward(xin, h0[s], *w)
             else:
                 act = "relu" if self.kind == "rnn_relu" else "tanh"
-                hs, h_t, cache = layers.rnn_forward(xin, h0[s], *w, nonlinearity=act)
+                w_ih, w_hh, b_ih, b_hh = w
+                hs, h_t, cache = layers.rnn_forward(xin, h0[s], w_ih, w_hh, b_ih, b_hh, nonlinearity=act)
             outs.append(hs if d == 0 else hs[::-1])
             caches.append(cache)
             hs_final.append(h_t.copy())  # a copy: the carried state must not pin the caches
@@ -239,16 +241,20 @@ class NumpyRNNLM(NumpyScoring):
             raise ValueError(f"targets {targets.shape} and idx {np.shape(idx)} must have one shape")
         _, new_state, cache = self.forward(idx, state, train=True, rng=rng)
         loss, dlogits = layers.softmax_cross_entropy(cache["logits"], targets.T)
+        assert dlogits is not None  # grad=True
         return loss, self.backward(dlogits, cache), new_state
 
     def backward(self, dlogits: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
         """Gradients of every parameter from dL/dlogits (time-major (T, N, V)) and the cache."""
         grads: dict[str, np.ndarray] = {}
+        dx: np.ndarray | None
         dx, dw_head, grads["head.bias"] = layers.affine_backward(dlogits, cache["top"], self.head_weight)
         for k in range(self.num_layers - 1, -1, -1):
+            assert dx is not None, "only the first layer's input (one-hot or fused ids) has no gradient"
             dx = layers.dropout_backward(dx, cache["masks"][k + 1])
             dx = self._layer_backward(k, dx, cache["layers"][k], grads, cache["fused"] and k == 0)
         if self.config.embed > 0 and not cache["fused"]:
+            assert dx is not None, "an embedding input has a gradient"
             dx = layers.dropout_backward(dx, cache["masks"][0])
             grads["embed.weight"] = layers.embedding_backward(dx, cache["ids"], self.vocab_size)
         if self.config.tie:
@@ -276,7 +282,7 @@ class NumpyRNNLM(NumpyScoring):
                 dx, _, wgrads = layers.gru_backward(dhs, caches[d])
             else:
                 dx, _, wgrads = layers.rnn_backward(dhs, caches[d])
-            for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), wgrads):
+            for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), wgrads, strict=True):
                 grads[f"rnn.{name}{sfx}"] = g
             if fused:
                 d_eff, w_ih = wgrads[0], self.params[f"rnn.weight_ih{sfx}"]
@@ -311,6 +317,7 @@ class NumpyRNNLM(NumpyScoring):
     def score(self, idx: np.ndarray, targets: np.ndarray, state: State = None) -> tuple[float, State]:
         """Total negative log-likelihood in nats of targets (N, T) given idx, and the new state."""
         _, loss, new_state = self(idx, targets, state)
+        assert loss is not None  # targets given
         return loss * np.size(targets), new_state
 
     def next_logprobs(self, idx: np.ndarray, state: State = None) -> tuple[np.ndarray, State]:

@@ -36,23 +36,23 @@ def scorer_from_weights(config: ModelConfig, weights: dict[str, torch.Tensor],
     """(scorer, underlying model) for saved weights of any model kind."""
     if config.model == "ngram":
         from .ngram import KneserNeyLM
-        model = KneserNeyLM.from_state_dict({k: v.numpy() for k, v in weights.items()})
-        _check_vocab(config, model.vocab_size)
-        return model, model
+        ngram = KneserNeyLM.from_state_dict({k: v.numpy() for k, v in weights.items()})
+        _check_vocab(config, ngram.vocab_size)
+        return ngram, ngram
     if config.model == "hmm":
         from .hmm import HMMLM
-        model = HMMLM.from_state_dict({k: v.numpy() for k, v in weights.items()})
-        _check_vocab(config, model.vocab_size)
-        return model, model
+        hmm = HMMLM.from_state_dict({k: v.numpy() for k, v in weights.items()})
+        _check_vocab(config, hmm.vocab_size)
+        return hmm, hmm
     if config.engine == "numpy":
         from .numpy_lm import NumpyRNNLM
-        model = NumpyRNNLM(config)
+        net = NumpyRNNLM(config)
         try:
-            model.load_state_dict({name: t.numpy() for name, t in weights.items()})
+            net.load_state_dict({name: t.numpy() for name, t in weights.items()})
         except ValueError as error:
             from ..errors import CheckpointError
             raise CheckpointError(f"weights do not fit this model: {error}") from None
-        return model, model
+        return net, net
     from .torch_lm import RNNLM, TorchScorer, import_weights
     model = RNNLM(config)
     import_weights(model, weights)

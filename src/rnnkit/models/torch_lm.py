@@ -18,7 +18,7 @@ cuDNN kernels, called through `torch.func.functional_call` with dropped or per-l
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast, overload
 
 import numpy as np
 import torch
@@ -50,6 +50,7 @@ class RNNLM(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.head = adaptive_head(H, V, config.cutoffs) if config.adaptive_softmax else nn.Linear(H, V)
         if config.tie:
+            assert self.embed is not None, "ModelConfig refuses tie without an embedding"
             self.head.weight = self.embed.weight  # Press & Wolf (2017): one matrix for input and output
         self.regularized = config.regularized
         self.layerwise = config.dropout_hidden > 0 and config.layers > 1
@@ -151,13 +152,15 @@ class RNNLM(nn.Module):
                 weights[f"{kind}_l{0 if rename else layer}"] = weight
         return weights
 
-    def _adaptive(self, out: torch.Tensor, targets: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def _adaptive(self, out: torch.Tensor,
+                  targets: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Adaptive softmax: with targets only their log-probabilities are computed (the point of
         it), so `logits` is None; without targets, full log-probabilities stand in for logits."""
         N, T, H = out.shape
+        head = cast(nn.AdaptiveLogSoftmaxWithLoss, self.head)  # built so when config.adaptive_softmax
         if targets is None:
-            return self.head.log_prob(out.reshape(-1, H).float()).view(N, T, -1), None
-        return None, self.head(out.reshape(-1, H).float(), targets.reshape(-1)).loss
+            return head.log_prob(out.reshape(-1, H).float()).view(N, T, -1), None
+        return None, head(out.reshape(-1, H).float(), targets.reshape(-1)).loss
 
     def nll(self, idx: torch.Tensor, targets: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """Summed negative log-likelihood (nats) of `targets`; no full softmax for an adaptive head."""
@@ -220,7 +223,7 @@ def state_layer(state: State | None, layer: int) -> State | None:
 
 def stack_layer_states(states: list[State]) -> State:
     if isinstance(states[0], tuple):
-        return tuple(torch.cat(parts) for parts in zip(*states))  # type: ignore[return-value]
+        return tuple(torch.cat(parts) for parts in zip(*states, strict=True))  # type: ignore[return-value]
     return torch.cat(states)  # type: ignore[arg-type]
 
 
@@ -234,6 +237,10 @@ def adaptive_head(hidden: int, vocab: int, cutoffs: tuple[int, ...] | None) -> n
     return nn.AdaptiveLogSoftmaxWithLoss(hidden, vocab, list(cutoffs), div_value=4.0)
 
 
+@overload
+def detach_state(state: None) -> None: ...
+@overload
+def detach_state(state: State) -> State: ...
 def detach_state(state: State | None) -> State | None:
     """Cut the graph at a window boundary (truncated BPTT) while keeping the values."""
     if state is None:
@@ -287,7 +294,8 @@ class TorchScorer:
     def select_state(self, state: State, rows: np.ndarray) -> State:
         index = torch.as_tensor(rows, dtype=torch.long, device=self.device)
         if isinstance(state, tuple):  # LSTM (h, c), each (layers, N, H)
-            return tuple(part.index_select(1, index) for part in state)
+            h, c = state
+            return h.index_select(1, index), c.index_select(1, index)
         return state.index_select(1, index)
 
 

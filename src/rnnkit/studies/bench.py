@@ -311,7 +311,7 @@ class TorchStepper:
     def __init__(self, model: nn.Module, spec: BenchSpec, ids: np.ndarray, device: torch.device, amp: bool):
         defaults = TrainConfig()
         self.model, self.device, self.amp, self.clip = model.to(device), device, amp, defaults.clip
-        fused = {"fused": True} if device.type == "cuda" else {}
+        fused: dict[str, Any] = {"fused": True} if device.type == "cuda" else {}  # else torch's own default
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=defaults.lr,
                                            weight_decay=defaults.weight_decay, **fused)
         self.windows, self.state = Windows(ids, spec, device), None
@@ -583,7 +583,7 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
         return
     for row in rows:
         row["ratio_to_plain"] = round(row["tokens_per_s"] / reference["tokens_per_s"], 4)
-        pairs = zip(reference["round_seconds"], row["round_seconds"])
+        pairs = zip(reference["round_seconds"], row["round_seconds"], strict=True)
         row["ratio_paired"] = round(statistics.median(plain / mine for plain, mine in pairs), 4)
 
 

@@ -77,9 +77,10 @@ class ModelSpec:
 
     def model_config(self, layers: int, hidden: int, embed: int, dropout: float) -> ModelConfig:
         """The ModelConfig this entry stands for; the neural options apply to neural kinds only."""
-        if self.kind == "ngram":
-            return ModelConfig(model="ngram", order=self.size)
-        if self.kind == "hmm":
+        if self.kind in BASELINES:
+            assert self.size is not None, "_parse_one gives every baseline its size"
+            if self.kind == "ngram":
+                return ModelConfig(model="ngram", order=self.size)
             return ModelConfig(model="hmm", states=self.size)
         return ModelConfig(model=self.kind, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
 
@@ -209,8 +210,7 @@ def _compare_document(specs: list[ModelSpec], base: RunConfig, neural: NeuralOpt
 def _run_one(spec: ModelSpec, config: RunConfig, out_dir: Path, budget: float, vocabulary: Tokenizer,
              has_test: bool) -> dict[str, Any]:
     """Train or fit one model into OUT/<model>/, load it back, and score it on val and test."""
-    import rnnkit
-
+    from ..api import load
     from ..train import train
 
     run_dir = out_dir / spec.dirname
@@ -219,7 +219,7 @@ def _run_one(spec: ModelSpec, config: RunConfig, out_dir: Path, budget: float, v
     if spec.is_neural:
         config = RunConfig(config.model, config.data, budgeted_train_config(config, budget))
     result = train(config, log=lambda _message: None)
-    lm = rnnkit.load(result.best_checkpoint, device=config.train.device)
+    lm = load(result.best_checkpoint, device=config.train.device)
     if lm.tokenizer.to_dict() != vocabulary.to_dict():
         raise DataError(f"compare: {spec.name} was trained with a different vocabulary from the other "
                         "models, so their losses would not be comparable")
@@ -279,7 +279,8 @@ def measure_step_seconds(config: RunConfig, max_seconds: float = 3.0, steps: int
 
     for _ in range(2):
         step()
-    started, times = time.perf_counter(), []
+    started = time.perf_counter()
+    times: list[float] = []
     while len(times) < steps and (not times or time.perf_counter() - started < max_seconds):
         begin = time.perf_counter()
         step()

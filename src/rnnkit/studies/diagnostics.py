@@ -284,7 +284,7 @@ def gradients(checkpoints: Sequence[str] = (), models: str | None = None, data: 
     if kinds:
         entries += fresh_models(kinds, data or "timemachine", tokenizer, options, log)
     profiles = []
-    for subject, label in zip(entries, _unique_labels([subject.label for subject in entries])):
+    for subject, label in zip(entries, _unique_labels([subject.label for subject in entries]), strict=True):
         windows = text_windows(subject.ids, options.batch_size, options.seq_len, options.batches)
         profiles.append(gradient_profile(subject, windows, label))
         log(f"gradients: {label}: decay per step {profiles[-1].decay_per_step():.3f}")

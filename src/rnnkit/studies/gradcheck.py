@@ -89,7 +89,7 @@ def gradcheck(model: str, layers: int = 1, bidirectional: bool = False, *,
         chosen = np.arange(flat.size)
         if max_elements is not None and flat.size > max_elements:
             chosen = rng.choice(flat.size, max_elements, replace=False)
-        numeric = np.array([_derivative(flat, k, eps, evaluate, pattern) for k in chosen])
+        numeric = np.array([_derivative(flat, int(k), eps, evaluate, pattern) for k in chosen])
         errors[name] = float(relative_error(grads[name].reshape(-1)[chosen], numeric).max())
     return errors
 

@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..errors import ConfigError, DataError
 
@@ -66,22 +66,22 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 def series(run_dir: Path, metric: str, x: str, label: str) -> Series:
     """The finite (x, metric) pairs of one run; DataError when the run has none (e.g. grad_norm
     of an n-gram run, or elapsed_s in metrics written before it was recorded)."""
-    points = [(record.get(x), record.get(metric)) for record in read_metrics(run_dir)]
-    points = [(float(a), float(b)) for a, b in points if _finite(a) and _finite(b)]
+    raw = [(record.get(x), record.get(metric)) for record in read_metrics(run_dir)]
+    points = [(float(a), float(b)) for a, b in raw if _finite(a) and _finite(b)]
     if not points:
         raise DataError(f"{run_dir}/metrics.jsonl has no {metric} values against {x}; "
                         f"choose another --metric ({', '.join(METRICS)}) or --x")
     return Series(label, [a for a, _ in points], [b for _, b in points])
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def run_labels(run_dirs: Sequence[Path]) -> list[str]:
     """Legend names: each directory's name, or its whole path where two names would collide."""
     names = [Path(run).resolve().name for run in run_dirs]
-    return [name if names.count(name) == 1 else str(run) for name, run in zip(names, run_dirs)]
+    return [name if names.count(name) == 1 else str(run) for name, run in zip(names, run_dirs, strict=True)]
 
 
 def check_plot_options(run_dirs: Sequence[str | Path], metric: str, x: str, out: str | Path | None) -> None:
@@ -109,7 +109,7 @@ def plot_runs(run_dirs: Sequence[str | Path], metric: str = "val_loss", x: str =
     """
     check_plot_options(run_dirs, metric, x, out)
     paths = [Path(run) for run in run_dirs]
-    lines = [series(path, metric, x, label) for path, label in zip(paths, run_labels(paths))]
+    lines = [series(path, metric, x, label) for path, label in zip(paths, run_labels(paths), strict=True)]
     if log_y and any(value <= 0 for line in lines for value in line.y):
         raise ConfigError(f"--log-y needs positive values, and {metric} has values <= 0")
     target = Path(out) if out is not None else Path(f"plot-{metric}.png")

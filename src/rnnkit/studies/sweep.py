@@ -141,7 +141,7 @@ def sweep(base: RunConfig, name: str, values: Sequence[Value], out: str | Path |
     write_json(out_dir / "config.json", {"format": "rnnkit-sweep", "option": name, "values": list(values),
                                           "config": base.to_dict()})
     rows = []
-    for index, (value, config) in enumerate(zip(values, configs), 1):
+    for index, (value, config) in enumerate(zip(values, configs, strict=True), 1):
         rows.append(_run_one(name, value, _budgeted(config)))
         log(f"sweep: [{index}/{len(values)}] {_progress(rows[-1])}")
     table = markdown_table(rows)

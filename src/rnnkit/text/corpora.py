@@ -45,7 +45,8 @@ def bundled_text(name: str) -> str:
         return " ".join([TOY_SENTENCE] * TOY_REPEATS)
     if name not in BUNDLED:
         raise DataError(f"no bundled corpus named {name!r}; bundled: {', '.join(BUNDLED)}")
-    return resources.files("rnnkit.text").joinpath("bundled", f"{name}.txt").read_text(encoding="utf-8")
+    # one name per joinpath: Traversable.joinpath takes a single child before Python 3.11
+    return resources.files("rnnkit.text").joinpath("bundled").joinpath(f"{name}.txt").read_text(encoding="utf-8")
 
 
 def read_text_file(path: Path) -> str:

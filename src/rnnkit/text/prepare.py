@@ -23,7 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -66,7 +66,7 @@ def plan_sources(data: list[str], split: tuple[float, float, float]) -> dict[str
     plan: dict[str, list[Source]] = {name: [] for name in SPLITS}
     offset = 0
     for path, size, text in files:
-        for name, low, high in zip(SPLITS, cuts, cuts[1:]):
+        for name, low, high in zip(SPLITS, cuts, cuts[1:], strict=False):  # consecutive cuts: (0,1), (1,2), (2,3)
             start, end = max(low, offset) - offset, min(high, offset + size) - offset
             if end > start:
                 plan[name].append(Source(path, _next_newline(path, text, start), _next_newline(path, text, end), text))
@@ -80,7 +80,7 @@ def _given_splits(directory: Path) -> dict[str, list[Source]] | None:
     if not ((directory / train).is_file() and val is not None and (directory / test).is_file()):
         return None
     return {name: [Source(path, 0, path.stat().st_size)]
-            for name, path in zip(SPLITS, (directory / train, val, directory / test))}
+            for name, path in zip(SPLITS, (directory / train, val, directory / test), strict=True)}
 
 
 def _input_files(data: list[str]) -> list[tuple[Path | None, int, str | None]]:
@@ -107,13 +107,14 @@ def _next_newline(path: Path | None, text: str | None, position: int) -> int:
     (or a character: whitespace bytes never occur inside a UTF-8 sequence)."""
     if position == 0:
         return 0
-    raw = text.encode("utf-8") if text is not None else None
-    size = len(raw) if raw is not None else path.stat().st_size
+    if text is not None:
+        raw = text.encode("utf-8")
+        found = WHITESPACE.search(raw, position) if position < len(raw) else None
+        return found.end() if found else len(raw)
+    assert path is not None, "a source without text is a file"
+    size = path.stat().st_size
     if position >= size:
         return size
-    if raw is not None:
-        found = WHITESPACE.search(raw, position)
-        return found.end() if found else size
     with open(path, "rb") as handle:
         handle.seek(position)
         while block := handle.read(1 << 16):
@@ -128,9 +129,12 @@ def read_chunks(source: Source, chunk_bytes: int | None = None) -> Iterator[str]
     """The source's text in pieces of whole lines where possible, else cut at a space (a chunk
     never ends inside a word or a character)."""
     chunk_bytes = chunk_bytes or CHUNK_BYTES
-    opener = (lambda: io.BytesIO(source.text.encode("utf-8"))) if source.text is not None \
-        else (lambda: open(source.path, "rb"))
-    with opener() as handle:
+    if source.text is not None:
+        opened: BinaryIO = io.BytesIO(source.text.encode("utf-8"))
+    else:
+        assert source.path is not None, "a source without text is a file"
+        opened = open(source.path, "rb")
+    with opened as handle:
         handle.seek(source.start)
         left, carry = source.end - source.start, b""
         while left > 0:
@@ -198,7 +202,7 @@ def _char_counts(sources: list[Source], lowercase: bool, pool: ProcessPoolExecut
     jobs = ((chunk, lowercase) for source in sources for chunk in read_chunks(source, JOB_BYTES))
     for histogram in _ordered_map(_code_point_histogram, jobs, pool):
         present = np.flatnonzero(histogram)
-        counts.update(dict(zip(map(chr, present.tolist()), histogram[present].tolist())))
+        counts.update(dict(zip(map(chr, present.tolist()), histogram[present].tolist(), strict=True)))
     return counts
 
 
@@ -235,13 +239,14 @@ class TokenTable:
         return types
 
     def counts(self) -> Counter:
-        return Counter({token: n for token, n in zip(self.index, self.train_counts.tolist()) if n})
+        # types first seen after the last training chunk (only in val/test) have no count: truncate
+        return Counter({token: n for token, n in zip(self.index, self.train_counts.tolist(), strict=False) if n})
 
     def vocabulary_ids(self, tok: Tokenizer) -> np.ndarray:
         """Each type's id under `tok` (<unk> where the vocabulary lacks it; a reused vocabulary
         without <unk> refuses such text, naming the words)."""
         ids = tok.lookup(list(self.index))
-        missing = [token for token, i in zip(self.index, ids.tolist()) if i < 0]
+        missing = [token for token, i in zip(self.index, ids.tolist(), strict=True) if i < 0]
         if missing:
             raise DataError(f"the text holds {len(missing)} word(s) the tokenizer lacks and it has no "
                             f"<unk>: {name_tokens(missing)}")
@@ -323,14 +328,16 @@ def stream_dtype(vocab_size: int) -> type:
     return np.uint16 if vocab_size <= 1 << 16 else np.uint32
 
 
-def _encoded_chunks(sources: list[Source], tok: Any, pool: ProcessPoolExecutor | None) -> Iterator[tuple[np.ndarray, int]]:
+def _encoded_chunks(sources: list[Source], tok: Any,
+                    pool: ProcessPoolExecutor | None) -> Iterator[tuple[np.ndarray, int]]:
     """(ids, characters) per chunk, in order."""
     jobs = ((tok, chunk) for source in sources for chunk in read_chunks(source, JOB_BYTES if pool else None))
     return _ordered_map(_encode_chunk, jobs, pool)
 
 
 def _encode_words(plan: dict[str, list[Source]], tok: Tokenizer | None, rules: tuple[bool, int, int | None],
-                  out: Path, pool: ProcessPoolExecutor | None, log: Callable[[str], None]) -> tuple[Tokenizer, dict[str, Any]]:
+                  out: Path, pool: ProcessPoolExecutor | None,
+                  log: Callable[[str], None]) -> tuple[Tokenizer, dict[str, Any]]:
     """Word streams in one reading of the text: pass 1 (worker processes) turns each chunk into
     token-type ids, spilled to SPLIT.types; the vocabulary comes from the training split's counts
     (unless `tok` is given); pass 2 maps type ids to vocabulary ids with one array lookup."""
@@ -349,7 +356,7 @@ def _encode_words(plan: dict[str, list[Source]], tok: Tokenizer | None, rules: t
             raise DataError("the training split holds no tokens")
         tok = Tokenizer("word", Vocab.from_counts(counts, min_freq, max_size, unk=True), lowercase)
     log(f"vocabulary: {len(tok):,} word tokens")
-    lookup = table.vocabulary_ids(tok).astype(stream_dtype(len(tok)))  # pass 2 gathers the final dtype
+    lookup: np.ndarray = table.vocabulary_ids(tok).astype(stream_dtype(len(tok)))  # pass 2 gathers the final dtype
     chunks = {name: _spilled_ids(out / f"{name}.types", lookup, chars[name]) for name in SPLITS}
     return tok, _write_streams(tok, out, chunks, log)
 
@@ -364,7 +371,8 @@ def _ordered_map(function: Callable[[Any], Any], jobs: Iterator[Any],
     pending: deque = deque()
     for job in jobs:
         pending.append(pool.submit(function, job))
-        if len(pending) >= 2 * pool._max_workers:
+        # the executor keeps its size only in this private attribute (stable since Python 3.2)
+        if len(pending) >= 2 * pool._max_workers:  # type: ignore[attr-defined]
             yield pending.popleft().result()
     while pending:
         yield pending.popleft().result()

@@ -47,13 +47,13 @@ class Vocab:
 
     @classmethod
     def build(cls, tokens: Iterable[str], min_freq: int = 1, max_size: int | None = None,
-              unk: bool = True) -> "Vocab":
+              unk: bool = True) -> Vocab:
         """Count tokens and keep those seen `min_freq` times, at most `max_size` ids in all."""
         return cls.from_counts(Counter(tokens), min_freq, max_size, unk)
 
     @classmethod
     def from_counts(cls, counts: Counter, min_freq: int = 1, max_size: int | None = None,
-                    unk: bool = True) -> "Vocab":
+                    unk: bool = True) -> Vocab:
         # frequency first, then the token itself, so the same text always gives the same ids
         ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         kept = [token for token, count in ordered if count >= min_freq]
@@ -89,7 +89,7 @@ class Tokenizer:
         if self.kind == "char":
             return Counter(text)
         types, positions = word_types(text)
-        return Counter(dict(zip(types, np.bincount(positions, minlength=len(types)).tolist())))
+        return Counter(dict(zip(types, np.bincount(positions, minlength=len(types)).tolist(), strict=True)))
 
     def __len__(self) -> int:
         return len(self.vocab)
@@ -147,7 +147,7 @@ class Tokenizer:
         """Where generation starts without a prompt: a newline, else the most frequent token."""
         return self.vocab.stoi.get("\n", 1 if self.vocab.has_unk and len(self) > 1 else 0)
 
-    def stream_decoder(self) -> "WordStream":
+    def stream_decoder(self) -> WordStream:
         return WordStream(self)
 
     def unknown(self, text: str) -> list[str]:
@@ -181,7 +181,7 @@ class Tokenizer:
         return json.dumps(self.to_dict(), ensure_ascii=False)
 
     @classmethod
-    def from_dict(cls, raw: Any) -> "Tokenizer":
+    def from_dict(cls, raw: Any) -> Tokenizer:
         _check_header(raw)
         if raw.get("kind") == "bpe":
             return BPETokenizer.from_dict(raw)  # type: ignore[return-value]
@@ -195,7 +195,7 @@ class Tokenizer:
         return cls(raw["kind"], Vocab(tokens, unk), raw["lowercase"])
 
     @classmethod
-    def from_json(cls, text: str) -> "Tokenizer":
+    def from_json(cls, text: str) -> Tokenizer:
         try:
             raw = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -241,7 +241,8 @@ class WordStream:
     """Char/word ids to text, one piece per id (word tokens get their spacing from `joiner`)."""
 
     def __init__(self, tokenizer: Tokenizer):
-        self.tokenizer, self.previous = tokenizer, None
+        self.tokenizer = tokenizer
+        self.previous: str | None = None
 
     def push(self, index: int) -> str:
         token = self.tokenizer.vocab.itos[int(index)]
@@ -289,7 +290,7 @@ class BPETokenizer:
         newline = self.hf.encode("\n", add_special_tokens=False).ids
         return newline[0] if newline else 0
 
-    def stream_decoder(self) -> "BPEStream":
+    def stream_decoder(self) -> BPEStream:
         return BPEStream(self)
 
     def to_dict(self) -> dict[str, Any]:
@@ -300,7 +301,7 @@ class BPETokenizer:
         return json.dumps(self.to_dict(), ensure_ascii=False)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "BPETokenizer":
+    def from_dict(cls, raw: dict[str, Any]) -> BPETokenizer:
         from tokenizers import Tokenizer as HFTokenizer
         if not isinstance(raw.get("hf"), str) or not isinstance(raw.get("lowercase"), bool):
             raise CheckpointError("tokenizer.json: a bpe tokenizer needs its 'hf' model and 'lowercase'")
@@ -310,7 +311,7 @@ class BPETokenizer:
             raise CheckpointError(f"tokenizer.json: the BPE model does not load ({error})") from None
 
     @classmethod
-    def train(cls, text: str, vocab_size: int, lowercase: bool = False) -> "BPETokenizer":
+    def train(cls, text: str, vocab_size: int, lowercase: bool = False) -> BPETokenizer:
         """Learn `vocab_size` byte-level BPE tokens (256 byte tokens plus merges) from `text`."""
         from tokenizers import Tokenizer as HFTokenizer
         from tokenizers import decoders, models, pre_tokenizers, trainers
@@ -328,7 +329,8 @@ class BPEStream:
     only once it decodes to whole characters."""
 
     def __init__(self, tokenizer: BPETokenizer):
-        self.tokenizer, self.pending = tokenizer, []
+        self.tokenizer = tokenizer
+        self.pending: list[int] = []
 
     def push(self, index: int) -> str:
         self.pending.append(int(index))

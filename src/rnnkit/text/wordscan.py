@@ -116,7 +116,8 @@ def _chunk_types(text: str) -> tuple[list[str], np.ndarray]:
     ids, count = _number_tokens(raw, starts, ends)
     where = np.empty(count, dtype=np.int64)
     where[ids] = np.arange(ids.size)  # one occurrence of each distinct token (any will do)
-    distinct = [raw[s:e].decode("utf-8", "surrogatepass") for s, e in zip(starts[where].tolist(), ends[where].tolist())]
+    spans = zip(starts[where].tolist(), ends[where].tolist(), strict=True)
+    distinct = [raw[s:e].decode("utf-8", "surrogatepass") for s, e in spans]
     return distinct, ids
 
 
@@ -132,8 +133,8 @@ def _number_tokens(raw: bytes, starts: np.ndarray, ends: np.ndarray) -> tuple[np
     keyed_ids, count = number_spans(_windows(raw), starts[keyed], lengths[keyed])
     ids[keyed] = keyed_ids
     spelled = FirstSeen()
-    ids[~keyed] = count + np.fromiter((spelled[raw[s:e]] for s, e in zip(starts[~keyed].tolist(), ends[~keyed].tolist())),
-                                      dtype=np.int64, count=int((~keyed).sum()))
+    rest = zip(starts[~keyed].tolist(), ends[~keyed].tolist(), strict=True)
+    ids[~keyed] = count + np.fromiter((spelled[raw[s:e]] for s, e in rest), dtype=np.int64, count=int((~keyed).sum()))
     return ids, count + len(spelled)
 
 
