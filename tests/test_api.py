@@ -74,7 +74,7 @@ def test_unk_rate_counts_the_scored_unknown_tokens(char_run, tmp_path, capsys):
     lm = rnnkit.load(run.checkpoint, device="cpu")
     other = tmp_path / "other.txt"
     other.write_text("the zebra sat on the yak . " * 20)
-    result = lm.evaluate(str(other), split="train", split_fractions=(1.0, 0.0, 0.0))
+    result = lm.evaluate(str(other), split="train", fractions=(1.0, 0.0, 0.0))
     ids = lm.tokenizer.encode(other.read_text())
     scored = ids[1:result.tokens + 1]  # one stream: the targets are the tokens after the first
     assert result.unk_rate == pytest.approx(float((scored == lm.tokenizer.vocab.unk_id).mean()))

@@ -5,6 +5,7 @@
     lm = rnnkit.load(result.checkpoint)
     print(lm.generate("The Time ", max_new_tokens=100, temperature=0.8, seed=0))
     print(lm.evaluate(split="test").bpc)
+    print(lm.score("It is raining", top_k=3).tokens)       # per-token log-probabilities
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .generate import SamplingConfig, generate_text
 from .models.base import Scorer
 from .models.registry import scorer_from_weights
 from .runtime import flush_denormals, resolve_device
+from .score import TextScore, score_texts
 from .text.corpora import load_corpus
 from .text.tokenizer import Tokenizer
 
@@ -63,22 +65,58 @@ class LanguageModel:
         with flush_denormals():
             return generate_text(self.scorer, self.tokenizer, prompt, sampling, stream)
 
-    def evaluate(self, data: str | None = None, split: str = "val",
-                 split_fractions: tuple[float, float, float] | None = None,
-                 max_tokens: int | None = None) -> EvalResult:
-        """Loss, perplexity, bits per token and per character on a split of the training data
-        (the default) or of other text, tokenized with this model's own vocabulary."""
-        if split not in SPLITS:
+    def score(self, text: str | list[str], top_k: int | None = None, batch_size: int | None = None,
+              max_tokens: int | None = None) -> TextScore | list[TextScore]:
+        """Per-token log-probability (nats), surprisal (bits), character span and, with `top_k`, the
+        likeliest alternatives, plus totals (nats, bits per char, perplexity), of a text or of each
+        of a list of texts (batched: `batch_size` rows per forward pass, default the training batch
+        size). The model reads a newline first, as before a prompt; see rnnkit.score."""
+        texts = [text] if isinstance(text, str) else text
+        if not isinstance(texts, (list, tuple)) or not texts or not all(isinstance(t, str) for t in texts):
+            raise ConfigError("score takes a string or a non-empty list of strings")
+        with flush_denormals():
+            results = score_texts(self.scorer, self.tokenizer, list(texts), top_k,
+                                  seq_len=max(self.config.data.seq_len, 256),
+                                  max_streams=self.config.data.batch_size, batch_rows=batch_size,
+                                  max_tokens=max_tokens)
+        return results[0] if isinstance(text, str) else results
+
+    def evaluate(self, data: str | None = None, split: str | None = None,
+                 fractions: tuple[float, float, float] | None = None,
+                 max_tokens: int | None = None, **renamed: Any) -> EvalResult:
+        """Loss, perplexity, bits per token and per character, with this model's own vocabulary.
+
+        With no `data`: the `split` ("val" by default) of the text it was trained on. With `data`
+        (a file, directory or bundled corpus name): all of that text, every token scored after a
+        newline exactly as `score` scores it, unless `split` names one of its splits (cut by
+        `fractions`, default as trained). A prepared directory is always read by split (default val).
+        """
+        refuse_renamed(renamed, {"split_fractions": "fractions"})
+        if split is not None and split not in SPLITS:
             raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-        tokens = self._split_tokens(data or self.config.data.data, split, split_fractions)
+        if data is not None and split is None and not _is_prepared(data):
+            if fractions is not None:
+                raise ConfigError("fractions cut a text into splits: give split too, or leave both out to "
+                                  "evaluate the whole text")
+            return self._evaluate_text(whole_text(data), max_tokens)
+        split = split or "val"
+        tokens = self._split_tokens(data or self.config.data.data, split, fractions)
         if len(tokens.ids) < 2:
-            raise DataError(f"the {split} split has fewer than 2 tokens; give --split with a {split} "
-                            "fraction, or other --data")
+            raise DataError(f"the {split} split has fewer than 2 tokens; give fractions (--fractions) with a "
+                            f"larger {split} share, or other data")
         with flush_denormals():
             return evaluate_split(self.scorer, tokens,
                                   seq_len=max(self.config.data.seq_len, 256),
                                   max_streams=self.config.data.batch_size, max_tokens=max_tokens,
                                   unk_id=self.tokenizer.unk_id)
+
+    def _evaluate_text(self, text: str, max_tokens: int | None) -> EvalResult:
+        """A whole text as `score` reads it, in evaluate's units."""
+        scored = self.score(text, max_tokens=max_tokens)
+        totals = scored.totals()
+        return EvalResult(loss=totals["loss"], ppl=totals["perplexity"], bits_per_token=totals["bits_per_token"],
+                          bpc=totals["bits_per_char"], tokens=totals["tokens"], chars=float(len(scored.text)),
+                          unk_rate=totals["unk_rate"])
 
     def _split_tokens(self, source: str, split: str,
                       fractions: tuple[float, float, float] | None) -> TokenSplit:
@@ -98,12 +136,32 @@ class LanguageModel:
             raise DataError(f"cannot evaluate this text with this model: {error}") from None
 
 
+def _is_prepared(source: str) -> bool:
+    from .text.prepare import is_prepared
+    return is_prepared(source)
+
+
+def whole_text(source: str) -> str:
+    """All of a file, of a directory's .txt files (or its train/valid/test files, in that
+    order), or of a bundled corpus."""
+    corpus = load_corpus(source, (1.0, 0.0, 0.0))
+    return corpus.train + corpus.val + corpus.test
+
+
+def refuse_renamed(given: dict[str, Any], renamed: dict[str, str]) -> None:
+    """Old keyword spellings: refused with the new name (one name per concept), never guessed."""
+    for old in given:
+        if old in renamed:
+            raise ConfigError(f"{old!r} is now called {renamed[old]!r}")
+        raise ConfigError(f"unknown option {old!r}")
+
+
 def load(path: str | Path, device: str = "auto", engine: str | None = None) -> LanguageModel:
     """Load a checkpoint directory (or a run directory: its best checkpoint) on any device."""
     return LanguageModel.from_checkpoint(path, device, engine)
 
 
-def evaluate(model: str | Path | LanguageModel, data: str | None = None, split: str = "val",
+def evaluate(model: str | Path | LanguageModel, data: str | None = None, split: str | None = None,
              **options) -> EvalResult:
     """Evaluate a checkpoint path or a loaded model; see LanguageModel.evaluate."""
     lm = model if isinstance(model, LanguageModel) else load(model, options.pop("device", "auto"),

@@ -206,6 +206,21 @@ def _add_generate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--json", action="store_true", help="print {\"text\": ...} as one JSON line")
 
 
+def _add_score(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("checkpoint", help="checkpoint or run directory (a run directory means its best/)")
+    sub.add_argument("stdin", nargs="?", choices=("-",), help="- reads the text from standard input")
+    sub.add_argument("--text", default=None, help="the text to score")
+    sub.add_argument("--file", type=Path, default=None, help="score this UTF-8 file")
+    sub.add_argument("--top-k", type=int, default=None, metavar="K", help="also list the K likeliest tokens "
+                                                                         "at each position")
+    output = sub.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print one JSON document (totals and every token)")
+    output.add_argument("--tsv", action="store_true", help="print tab-separated rows (totals go to stderr)")
+    sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
+                     help="run a neural checkpoint in this engine (default: the one that trained it)")
+    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+
+
 def _add_compare(sub: argparse.ArgumentParser) -> None:
     from .studies.compare import DEFAULT_MODELS, NeuralOptions
 
@@ -349,6 +364,83 @@ def cmd_generate(args: argparse.Namespace) -> int:
     else:
         print()
     return 0
+
+
+def read_stdin_text() -> str:
+    """Standard input as UTF-8 text (a bad byte is refused by position, like a bad file)."""
+    from .errors import DataError
+    raw = sys.stdin.buffer.read()
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        raise DataError(f"standard input is not valid UTF-8 (bad byte at offset {error.start})") from None
+
+
+def score_input(args: argparse.Namespace) -> str:
+    """The one text `score` was given: --text, --file or - (stdin)."""
+    from .errors import ConfigError
+    given = [name for name, value in (("--text", args.text), ("--file", args.file), ("-", args.stdin))
+             if value is not None]
+    if len(given) != 1:
+        raise ConfigError("give the text to score one way: --text STR, --file PATH or - (standard input)"
+                          + (f"; got {' and '.join(given)}" if given else ""))
+    if args.file is not None:
+        from .text.corpora import read_text_file
+        return read_text_file(args.file)
+    return read_stdin_text() if args.stdin else args.text
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .api import load
+    from .score import _check_top_k
+
+    text = score_input(args)
+    _check_top_k(args.top_k)  # refused before the checkpoint is loaded
+    if not text:
+        from .errors import DataError
+        raise DataError("the text to score is empty")
+    lm = load(args.checkpoint, args.device, args.engine)
+    result = lm.score(text, top_k=args.top_k)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        return 0
+    totals = result.totals()
+    summary = (f"{totals['tokens']:,} tokens, {totals['chars']:,} chars: {totals['total_nats']:.4f} nats | "
+               f"{totals['loss']:.4f} nats/token | {totals['bits_per_char']:.4f} bits/char | "
+               f"ppl {totals['perplexity']:.3f}")
+    rows = result.tokens
+    if args.tsv:
+        header = ["token", "start", "end", "logprob", "surprisal"] + (["top"] if args.top_k else [])
+        lines = ["\t".join(header)]
+        for row in rows:
+            cells = [tsv_cell(row["token"]), str(row["start"]), str(row["end"]), f"{row['logprob']:.6f}",
+                     f"{row['surprisal']:.6f}"]
+            if args.top_k:
+                cells.append(" ".join(f"{tsv_cell(alt['token'])}={alt['logprob']:.4f}" for alt in row["top"]))
+            lines.append("\t".join(cells))
+        _write_stdout("\n".join(lines) + "\n")
+        print(summary, file=sys.stderr)
+        return 0
+    lines = [f"{'token':<12}{'span':>14}{'logprob':>10}{'bits':>8}" + ("  likeliest" if args.top_k else "")]
+    for row in rows:
+        line = f"{shown_token(row['token']):<12}{row['start']:>7}-{row['end']:<6}{row['logprob']:>10.4f}" \
+               f"{row['surprisal']:>8.3f}"
+        if args.top_k:
+            line += "  " + " ".join(f"{shown_token(alt['token'])} {alt['logprob']:.2f}" for alt in row["top"])
+        lines.append(line)
+    _write_stdout("\n".join(lines) + "\n")
+    print(summary)
+    return 0
+
+
+def tsv_cell(token: str) -> str:
+    """A token as one TSV cell: backslash, tab, newline and carriage return escaped."""
+    return token.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def shown_token(token: str) -> str:
+    """A token quoted so that spaces and newlines show: 'the', ' ', '\\n'."""
+    return repr(token)
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
@@ -607,6 +699,7 @@ SUBCOMMANDS = {
     "train": ("train a model (defaults: char LSTM on timemachine)", _add_train, cmd_train),
     "evaluate": ("loss, perplexity and bits per character of a checkpoint", _add_evaluate, cmd_evaluate),
     "generate": ("sample text from a checkpoint", _add_generate, cmd_generate),
+    "score": ("per-token log-probability and surprisal of a text, with totals", _add_score, cmd_score),
     "compare": ("train RNNs and fit n-gram/HMM baselines on one text; compare", _add_compare, cmd_compare),
     "gradcheck": ("check the NumPy engine's backward pass against finite differences", _add_gradcheck,
                   cmd_gradcheck),

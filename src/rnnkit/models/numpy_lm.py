@@ -18,6 +18,7 @@ import numpy as np
 
 from ..config import ModelConfig
 from . import numpy_layers as layers
+from .base import top_k_of
 
 GATES = {"rnn": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
 
@@ -304,6 +305,15 @@ class NumpyRNNLM:
         """float64 log-probabilities (N, V) of the token after idx[:, -1], and the new state."""
         _, new_state, cache = self.forward(idx, state)
         return layers.log_softmax(cache["logits"][-1].astype(np.float64)), new_state
+
+    def token_logprobs(self, idx: np.ndarray, targets: np.ndarray, state: State = None, top_k: int = 0):
+        """Per-token log p(target) (N, T) float64, the top-k (ids, log-probs) or None, new state.
+        The log-softmax runs in the model's dtype, as `score`'s does."""
+        targets = self._check_idx(targets, "targets")
+        logits, new_state, _ = self.forward(idx, state)
+        logprobs = layers.log_softmax(logits)  # (N, T, V)
+        chosen = np.take_along_axis(logprobs, targets[..., None], axis=-1)[..., 0].astype(np.float64)
+        return chosen, top_k_of(logprobs, top_k) if top_k else None, new_state
 
     def select_state(self, state: State, rows: np.ndarray) -> State:
         """Rows of the batch axis (axis 1 of each (L*dirs, N, H) array)."""
