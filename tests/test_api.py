@@ -69,7 +69,7 @@ def test_unk_rate_counts_the_scored_unknown_tokens(char_run, tmp_path, capsys):
     text = tmp_path / "words.txt"
     text.write_text("the cat sat on the mat . " * 40 + "zebra yak gnu " * 3 + "the cat sat . " * 10)
     config = tiny_config(tmp_path / "word", data=str(text), steps=5)
-    config.data.min_freq, config.data.split, config.data.batch_size = 2, (0.8, 0.2, 0.0), 1  # one stream
+    config.data.min_freq, config.data.fractions, config.data.batch_size = 2, (0.8, 0.2, 0.0), 1  # one stream
     run = rnnkit.train(config)
     lm = rnnkit.load(run.checkpoint, device="cpu")
     other = tmp_path / "other.txt"

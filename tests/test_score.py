@@ -219,3 +219,31 @@ def test_cli_score_reads_stdin(char_run, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO("you say".encode())))
     assert main(["score", str(char_run.checkpoint), "-", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["tokens"] == 7
+
+
+def test_cli_evaluate_says_which_text_it_scored(char_run, tmp_path, capsys):
+    other = tmp_path / "other.txt"
+    other.write_text("you say hello and goodbye. " * 40)
+    run = str(char_run.checkpoint)
+    assert main(["evaluate", run, "--data", str(other), "--json"]) == 0
+    whole = json.loads(capsys.readouterr().out)
+    assert whole["scored"] == f"all of {other}" and whole["tokens"] == len(other.read_text())
+    assert main(["score", run, "--file", str(other), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["loss"] == pytest.approx(whole["loss"], rel=1e-12)
+    assert main(["evaluate", run, "--data", str(other), "--split", "test", "--fractions", "0.5,0.25,0.25"]) == 0
+    assert capsys.readouterr().out.startswith(f"the test split of {other} (fractions 0.5,0.25,0.25): loss")
+    assert main(["evaluate", run]) == 0
+    assert capsys.readouterr().out.startswith("the val split of toy (fractions 0.9,0.05,0.05): loss")
+
+
+@pytest.mark.parametrize("argv, new", [(["train", "--split", "0.8,0.1,0.1"], "--fractions"),
+                                       (["train", "--vocab-size", "300"], "--bpe-vocab"),
+                                       (["prepare", "--data", "toy", "--split", "0.8,0.1,0.1"], "--fractions"),
+                                       (["compare", "--split", "0.8,0.1,0.1"], "--fractions")])
+def test_old_spellings_refused_naming_the_new_one(argv, new, capsys, tmp_path):
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"is now {new}" in err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="'fractions'"):
+        rnnkit.RunConfig.from_dict({"data": {"split": [0.8, 0.1, 0.1]}})

@@ -128,7 +128,7 @@ class LanguageModel:
             if tokenizer.to_dict() != self.tokenizer.to_dict():
                 raise DataError(f"{source} was prepared with another tokenizer than this model's")
             return TokenSplit(arrays[split], int(meta["chars"][split]))
-        corpus = load_corpus(source, fractions or self.config.data.split)
+        corpus = load_corpus(source, fractions or self.config.data.fractions)
         text = getattr(corpus, split)
         try:
             return TokenSplit(self.tokenizer.encode(text), len(text))

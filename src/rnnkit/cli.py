@@ -22,7 +22,7 @@ AWD_HELP = " (AWD-LSTM, Merity et al. 2017; torch engine, training only; default
 TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "data": ("data", "data", str, "bundled corpus name, UTF-8 text file, or directory (default timemachine)"),
     "tokenizer": ("data", "tokenizer", str, "char, word or bpe (byte-level subwords) (default char)"),
-    "vocab_size": ("data", "bpe_vocab", int, "bpe: subword vocabulary size (default 1000)"),
+    "bpe_vocab": ("data", "bpe_vocab", int, "bpe: subword vocabulary size (default 1000)"),
     "min_freq": ("data", "min_freq", int, "drop tokens seen fewer times (they become <unk>)"),
     "max_size": ("data", "max_size", int, "largest vocabulary, <unk> included"),
     "batch_size": ("data", "batch_size", int, "N parallel streams per batch (default 32)"),
@@ -148,7 +148,9 @@ def add_train_options(sub: argparse.ArgumentParser, out_help: str | None = None)
         if name == "out" and out_help:
             help_text = out_help
         sub.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=help_text)
-    sub.add_argument("--split", type=parse_split, default=None, help="train,val,test fractions (default 0.9,0.05,0.05)")
+    sub.add_argument("--fractions", type=parse_split, default=None,
+                     help="train,val,test shares of the text (default 0.9,0.05,0.05)")
+    add_renamed_options(sub)
     sub.add_argument("--clip", type=parse_clip, default=argparse.SUPPRESS,
                      help="max global gradient norm, or 'none' (default 1.0)")
     for name, (_, _, help_text) in TRAIN_FLAGS.items():  # --no-NAME turns off what a preset turned on
@@ -156,6 +158,23 @@ def add_train_options(sub: argparse.ArgumentParser, out_help: str | None = None)
                          default=None, help=help_text)
     sub.add_argument("--preset", default=None, help="start from a named configuration (see rnnkit presets); "
                                                     "options given here override it")
+
+
+RENAMED = {"--split": "--fractions (the train,val,test shares; --split names one split, in evaluate)",
+           "--vocab-size": "--bpe-vocab"}
+
+
+def add_renamed_options(sub: argparse.ArgumentParser, names: tuple[str, ...] = tuple(RENAMED)) -> None:
+    """Old spellings: accepted by the parser only to be refused with the new name (refuse_renamed)."""
+    for name in names:
+        sub.add_argument(name, dest="renamed_" + name[2:].replace("-", "_"), default=None, help=argparse.SUPPRESS)
+
+
+def refuse_renamed(args: argparse.Namespace) -> None:
+    from .errors import ConfigError
+    for name, new in RENAMED.items():
+        if getattr(args, "renamed_" + name[2:].replace("-", "_"), None) is not None:
+            raise ConfigError(f"{name} is now {new}")
 
 
 def add_defaulted_options(sub: argparse.ArgumentParser, defaults: Any, options: tuple[tuple[str, Any], ...],
@@ -177,9 +196,12 @@ def _add_train(sub: argparse.ArgumentParser) -> None:
 
 def _add_evaluate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("checkpoint", help="checkpoint or run directory (a run directory means its best/)")
-    sub.add_argument("--data", help="evaluate on other text (default: the text it was trained on)")
-    sub.add_argument("--split", choices=("train", "val", "test"), default="val")
-    sub.add_argument("--fractions", type=parse_split, default=None, help="how to split --data (default: as trained)")
+    sub.add_argument("--data", help="evaluate all of this file, directory or bundled corpus, every token scored "
+                                    "after a newline as `rnnkit score` does (default: the text it was trained on)")
+    sub.add_argument("--split", choices=("train", "val", "test"), default=None,
+                     help="score only this split (default: val of the training text; all of --data)")
+    sub.add_argument("--fractions", type=parse_split, default=None,
+                     help="train,val,test shares that cut --data for --split (default: as trained)")
     sub.add_argument("--max-tokens", type=int, default=None, help="score at most this many tokens")
     sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
                      help="run a neural checkpoint in this engine (default: the one that trained it)")
@@ -233,8 +255,9 @@ def _add_compare(sub: argparse.ArgumentParser) -> None:
                      help="wall-clock training time of each neural model (default 60)")
     sub.add_argument("--out", default=None, help="output directory (default runs/compare-DATA-TIME)")
     sub.add_argument("--overwrite", action="store_true", help="replace an existing compare directory")
-    sub.add_argument("--split", type=parse_split, default=(0.9, 0.05, 0.05),
-                     help="train,val,test fractions (default 0.9,0.05,0.05)")
+    sub.add_argument("--fractions", type=parse_split, default=(0.9, 0.05, 0.05),
+                     help="train,val,test shares of the text (default 0.9,0.05,0.05)")
+    add_renamed_options(sub, ("--split",))
     sub.add_argument("--seed", type=int, default=1337, help="random seed for every model (default 1337)")
     add_defaulted_options(sub, defaults, (("layers", int), ("hidden", int), ("embed", int), ("dropout", float),
                                           ("batch_size", int), ("seq_len", int), ("lr", float)), "neural models: {name} ")
@@ -270,12 +293,14 @@ def _add_prepare(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--data", nargs="+", required=True, metavar="PATH",
                      help="files, directories or bundled corpus names (joined in order)")
     sub.add_argument("--tokenizer", default="char", help="char, word or bpe (default char)")
-    sub.add_argument("--vocab-size", type=int, default=1000, help="bpe: subword vocabulary size")
+    sub.add_argument("--bpe-vocab", type=int, default=1000, help="bpe: subword vocabulary size")
     sub.add_argument("--tokenizer-from", metavar="CKPT_OR_DIR", help="reuse this checkpoint's (or prepared dir's) tokenizer")
     sub.add_argument("--min-freq", type=int, default=1)
     sub.add_argument("--max-size", type=int, default=None)
     sub.add_argument("--lowercase", action="store_true")
-    sub.add_argument("--split", type=parse_split, default=(0.9, 0.05, 0.05))
+    sub.add_argument("--fractions", type=parse_split, default=(0.9, 0.05, 0.05),
+                     help="train,val,test shares of the text (default 0.9,0.05,0.05)")
+    add_renamed_options(sub)
     sub.add_argument("--workers", type=int, default=None, help="processes for char and word tokenization (default: CPUs, at most 4)")
     sub.add_argument("--out", default=None, help="output directory (default prepared/NAME-TOKENIZER)")
     sub.add_argument("--overwrite", action="store_true")
@@ -294,8 +319,9 @@ def run_config_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]
         if value is not None:
             given[section][field] = value
             flat[field] = value
-    if args.split is not None:
-        given["data"]["split"], flat["split"] = args.split, args.split
+    refuse_renamed(args)
+    if args.fractions is not None:
+        given["data"]["fractions"], flat["fractions"] = args.fractions, args.fractions
     if hasattr(args, "clip"):
         given["train"]["clip"], flat["clip"] = args.clip, args.clip
     if args.preset is not None:
@@ -336,15 +362,30 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     lm = load(args.checkpoint, args.device, args.engine)
     result = lm.evaluate(args.data, args.split, args.fractions, args.max_tokens)
+    scored = scored_text(lm, args)
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps({**result.to_dict(), "scored": scored}))
     else:
-        print(f"{args.split}: loss {result.loss:.4f} nats/token | ppl {result.ppl:.3f} | "
+        print(f"{scored}: loss {result.loss:.4f} nats/token | ppl {result.ppl:.3f} | "
               f"{result.bits_per_token:.4f} bits/token | bpc {result.bpc:.4f} | {result.tokens:,} tokens")
         if result.unk_rate > 0:
             print(f"{result.unk_rate:.1%} of the scored tokens are <unk>: their words are never spelled out, "
                   "so bpc flatters this model against a char model")
     return 0
+
+
+def scored_text(lm: Any, args: argparse.Namespace) -> str:
+    """Which text `evaluate` scored, in words."""
+    if args.data is None or args.split is not None:
+        split = args.split or "val"
+        source = args.data or lm.config.data.data
+        fractions = ",".join(f"{f:g}" for f in (args.fractions or lm.config.data.fractions))
+        return f"the {split} split of {source} (fractions {fractions})"
+    from .api import _is_prepared
+    if _is_prepared(args.data):
+        return f"the val split of the prepared {args.data}"
+    limit = f"the first {args.max_tokens:,} tokens of " if args.max_tokens is not None else ""
+    return f"{limit}all of {args.data}"
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -476,8 +517,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         raise ConfigError("--workers must be between 1 and 256")
     started = time.perf_counter()
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
-    meta = prepare(args.data, args.tokenizer, args.out, tuple(args.split), args.lowercase, args.min_freq,
-                   args.max_size, args.vocab_size, args.tokenizer_from, args.overwrite, args.workers, log)
+    refuse_renamed(args)
+    meta = prepare(args.data, args.tokenizer, args.out, tuple(args.fractions), args.lowercase, args.min_freq,
+                   args.max_size, args.bpe_vocab, args.tokenizer_from, args.overwrite, args.workers, log)
     seconds = time.perf_counter() - started
     meta["seconds"] = round(seconds, 3)
     meta["out"] = str(args.out or "")
@@ -521,7 +563,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def preset_args(sections: dict[str, dict[str, Any]]) -> list[str]:
     """A preset's options as the `rnnkit train` flags that would set them."""
     flags = {(section, field): name for name, (section, field, *_rest) in {**TRAIN_OPTIONS, **TRAIN_FLAGS}.items()}
-    flags[("data", "split")] = "split"
+    flags[("data", "fractions")] = "fractions"
     args = []
     for section, values in sections.items():
         for field, value in values.items():
@@ -540,9 +582,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from .studies.compare import NeuralOptions, compare, markdown_table
 
+    refuse_renamed(args)
     neural = NeuralOptions(**{f.name: getattr(args, f.name) for f in fields(NeuralOptions)})
     rows = compare(args.data, args.tokenizer, args.models, args.budget_seconds, args.out, seed=args.seed,
-                   split=args.split, neural=neural, overwrite=args.overwrite, quiet=args.quiet)
+                   fractions=args.fractions, neural=neural, overwrite=args.overwrite, quiet=args.quiet)
     print(json.dumps(rows) if args.json else markdown_table(rows))
     return 0
 

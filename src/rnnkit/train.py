@@ -123,13 +123,13 @@ def load_data(config: RunConfig, tokenizer: Tokenizer | None,
         splits = {name: TokenSplit(ids, int(meta["chars"][name])) for name, ids in arrays.items()}
         name = f"{data.data} (prepared)"
     else:
-        corpus = load_corpus(data.data, data.split)
+        corpus = load_corpus(data.data, data.fractions)
         if tokenizer is None:
             tokenizer = build_tokenizer(data.tokenizer, corpus.train, (corpus.val, corpus.test),
                                         data.lowercase, data.min_freq, data.max_size, data.bpe_vocab)
         splits, name = encode_corpus(corpus, tokenizer), corpus.name
     if len(splits["val"].ids) < 2:
-        raise DataError("the validation split is empty: give --split with a validation fraction "
+        raise DataError("the validation split is empty: give --fractions with a validation share "
                         "(e.g. 0.9,0.1,0), or a longer text")
     config.model.vocab_size = len(tokenizer)
     sizes = ", ".join(f"{split} {len(s.ids):,} tokens ({s.chars:,} chars)" for split, s in splits.items())
