@@ -189,6 +189,12 @@ def add_defaulted_options(sub: argparse.ArgumentParser, defaults: Any, options: 
 def _add_train(sub: argparse.ArgumentParser) -> None:
     add_train_options(sub)
     sub.add_argument("--resume", metavar="RUN", help="continue a run (its last/ checkpoint) to --steps")
+    sub.add_argument("--init-from", metavar="RUN", default=None,
+                     help="fine-tune: a new run on --data starting from RUN's weights and tokenizer (fresh "
+                          "optimizer and schedule; the model options must match RUN's)")
+    sub.add_argument("--grow-vocab", action="store_true",
+                     help="with --init-from: give characters or words the source vocabulary lacks new ids "
+                          "(default: refuse and list them)")
     sub.add_argument("--json", action="store_true", help="print the result as one JSON line")
     sub.add_argument("--bidirectional", action="store_true",
                      help="refused: a next-token model cannot read ahead (see rnnkit cloze)")
@@ -337,7 +343,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     _refuse_bidirectional(args)
     config, given = run_config_from_args(args)
     on_sample = None if args.json else _write_stdout
-    if args.resume:  # the run keeps its configuration; a --preset must be the one it started from
+    if args.init_from or args.grow_vocab:
+        result = train(init_from=args.init_from, grow_vocab=args.grow_vocab, resume=args.resume, preset=args.preset,
+                       on_sample=on_sample, **given)
+    elif args.resume:  # the run keeps its configuration; a --preset must be the one it started from
         result = train(resume=args.resume, on_sample=on_sample, preset=args.preset, **given)
     else:
         result = train(config, on_sample=on_sample)
