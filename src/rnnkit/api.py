@@ -20,7 +20,7 @@ from .config import RunConfig
 from .data import TokenSplit
 from .errors import ConfigError, DataError, PromptError
 from .evaluate import EvalResult, evaluate_split
-from .generate import SamplingConfig, generate_text
+from .generate import RENAMED_GENERATE, SamplingConfig, generate_texts
 from .models.base import Scorer
 from .models.registry import scorer_from_weights
 from .runtime import flush_denormals, resolve_device
@@ -55,15 +55,33 @@ class LanguageModel:
         scorer, model = scorer_from_weights(model_config, checkpoint.weights, resolve_device(device))
         return cls(scorer, model, checkpoint.tokenizer, checkpoint.config, checkpoint.path)
 
-    def generate(self, prompt: str = "", max_new_tokens: int = 200, temperature: float = 1.0,
-                 top_k: int | None = None, top_p: float | None = None, do_sample: bool = True,
-                 seed: int | None = None, stream: Callable[[str], None] | None = None,
-                 beam: int | None = None) -> str:
-        """Prompt plus continuation. `do_sample=False` is greedy decoding; `beam=K` is beam search
-        with K continuations kept (deterministic); `stream` gets each piece."""
-        sampling = SamplingConfig(max_new_tokens, temperature, top_k, top_p, not do_sample, seed, beam)
+    def generate(self, prompt: str | list[str] = "", max_new_tokens: int = 200, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, do_sample: bool | None = None,
+                 seed: int | None = None, stream: Callable[[str], None] | None = None, num_beams: int = 1,
+                 num_return_sequences: int = 1, stop: str | list[str] | tuple[str, ...] = (),
+                 **renamed: Any) -> str | list[str] | list[list[str]]:
+        """Prompt plus continuation, in Hugging Face's names: `do_sample=False` is greedy decoding,
+        `num_beams=K` beam search (deterministic), `num_return_sequences=N` N samples drawn side by
+        side (or the N best beams), `stop` a string or list of strings that end a continuation (cut
+        before it). `stream` gets each piece of the (first) continuation as it is made.
+
+        One prompt and one sequence give a string; N sequences a list of N strings; a list of
+        prompts a list with one such result per prompt. Prompt tokens the vocabulary lacks are
+        read as <unk> with a warning (UnknownTokenWarning) naming them.
+        """
+        refuse_renamed(renamed, RENAMED_GENERATE)
+        sampling = SamplingConfig(max_new_tokens, temperature, top_k, top_p, do_sample, seed, num_beams,
+                                  num_return_sequences, (stop,) if isinstance(stop, str) else tuple(stop))
+        prompts = [prompt] if isinstance(prompt, str) else prompt
+        if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, str) for p in prompts):
+            raise ConfigError("prompt must be a string or a non-empty list of strings")
+        results = []
         with flush_denormals():
-            return generate_text(self.scorer, self.tokenizer, prompt, sampling, stream)
+            for text in prompts:
+                warn_unknown(self.tokenizer, text)
+                texts = generate_texts(self.scorer, self.tokenizer, text, sampling, stream)
+                results.append(texts[0] if num_return_sequences == 1 else texts)
+        return results[0] if isinstance(prompt, str) else results
 
     def score(self, text: str | list[str], top_k: int | None = None, batch_size: int | None = None,
               max_tokens: int | None = None) -> TextScore | list[TextScore]:
@@ -134,6 +152,20 @@ class LanguageModel:
             return TokenSplit(self.tokenizer.encode(text), len(text))
         except PromptError as error:
             raise DataError(f"cannot evaluate this text with this model: {error}") from None
+
+
+class UnknownTokenWarning(UserWarning):
+    """A prompt holds tokens the vocabulary lacks: the model reads them as <unk>."""
+
+
+def warn_unknown(tokenizer: Tokenizer, prompt: str) -> None:
+    """One warning naming the prompt's tokens that the model will read as <unk>."""
+    from .text.tokenizer import name_tokens
+    missing = tokenizer.unknown(prompt) if prompt and tokenizer.unk_id is not None else []
+    if missing:
+        import warnings
+        warnings.warn(f"the prompt has {len(missing)} token(s) the vocabulary lacks, read as <unk>: "
+                      f"{name_tokens(missing)}", UnknownTokenWarning, stacklevel=3)
 
 
 def _is_prepared(source: str) -> bool:

@@ -218,20 +218,31 @@ def _add_evaluate(sub: argparse.ArgumentParser) -> None:
 def _add_generate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("checkpoint", help="checkpoint or run directory (a run directory means its best/)")
     prompt = sub.add_mutually_exclusive_group()
-    prompt.add_argument("--prompt", default="", help="text to start from (default: a new line)")
+    prompt.add_argument("--prompt", default="", help="text to start from (default: a new line); - reads it "
+                                                     "from standard input")
     prompt.add_argument("--prompt-file", type=Path, help="read the prompt from a UTF-8 file")
+    prompt.add_argument("-i", "--interactive", action="store_true",
+                        help="a prompt loop: each line read is a prompt, its continuation streamed; lines "
+                             "starting with ':' change settings (:help lists them); the model stays loaded")
     sub.add_argument("--max-new-tokens", type=int, default=200)
     sub.add_argument("--temperature", type=float, default=1.0)
     sub.add_argument("--top-k", type=int, default=None)
     sub.add_argument("--top-p", type=float, default=None)
-    sub.add_argument("--greedy", action="store_true", help="always take the most likely token")
+    sub.add_argument("--greedy", action="store_true", help="always take the most likely token (the API's "
+                                                           "do_sample=False)")
     sub.add_argument("--beam", type=int, default=None, metavar="K",
-                     help="beam search: keep the K most likely continuations at each step, print the best")
+                     help="beam search: keep the K most likely continuations at each step, print the best "
+                          "(the API's num_beams=K)")
+    sub.add_argument("--num-samples", type=int, default=1, metavar="N",
+                     help="N continuations, sampled side by side (with --beam: the N best beams); the API's "
+                          "num_return_sequences (default 1)")
+    sub.add_argument("--stop", action="append", default=[], metavar="STR",
+                     help="end a continuation at this string, which is not printed (repeatable)")
     sub.add_argument("--seed", type=int, default=None, help="same seed, same text")
     sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
                      help="run a neural checkpoint in this engine (default: the one that trained it)")
     sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    sub.add_argument("--json", action="store_true", help="print {\"text\": ...} as one JSON line")
+    sub.add_argument("--json", action="store_true", help="print {\"text\": first, \"texts\": [all]} as one JSON line")
 
 
 def _add_score(sub: argparse.ArgumentParser) -> None:
@@ -397,23 +408,62 @@ def scored_text(lm: Any, args: argparse.Namespace) -> str:
     return f"{limit}all of {args.data}"
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from .api import load
+def sampling_from_args(args: argparse.Namespace) -> Any:
+    """The CLI's generate options as a SamplingConfig (--greedy and --beam are the CLI's spellings
+    of do_sample=False and num_beams); bad options are refused before a checkpoint is loaded."""
+    from .errors import ConfigError
     from .generate import SamplingConfig
+
+    if args.num_samples < 1:
+        raise ConfigError(f"--num-samples must be at least 1, got {args.num_samples}")
+    if args.beam is not None and args.greedy:
+        raise ConfigError("--beam and --greedy: beam search is already deterministic; give one of them")
+    do_sample = False if args.greedy else None
+    try:
+        return SamplingConfig(args.max_new_tokens, args.temperature, args.top_k, args.top_p, do_sample, args.seed,
+                              args.beam if args.beam is not None else 1, args.num_samples, tuple(args.stop))
+    except ConfigError as error:
+        if args.beam is not None and args.beam < 1:
+            raise ConfigError(f"--beam must be an integer from 1 to 10000, got {args.beam}") from None
+        raise error
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import warnings
+
+    from .api import load
     from .text.corpora import read_text_file
 
+    sampling = sampling_from_args(args)
     prompt = read_text_file(args.prompt_file) if args.prompt_file else args.prompt
-    SamplingConfig(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.greedy, args.seed,
-                   args.beam)  # bad options are refused before the checkpoint is loaded
+    if prompt == "-" and not args.interactive:
+        prompt = read_stdin_text().removesuffix("\n")  # `echo TEXT |` adds one newline, not part of it
     lm = load(args.checkpoint, args.device, args.engine)
-    stream = None if args.json else _write_stdout
-    text = lm.generate(prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p,
-                       not args.greedy, args.seed, stream, args.beam)
+    warnings.showwarning = lambda message, *_rest, **_options: print(
+        one_line(f"rnnkit generate: warning: {message}"), file=sys.stderr)
+    if args.interactive:
+        from .interactive import prompt_loop
+        return prompt_loop(lm, sampling, sys.stdin, _write_stdout, lambda line: print(line, file=sys.stderr))
+    single = sampling.num_return_sequences == 1
+    stream = None if args.json or not single else _write_stdout
+    texts = lm.generate(prompt, stream=stream, **generate_options(sampling))
+    texts = [texts] if single else texts
     if args.json:
-        print(json.dumps({"text": text}, ensure_ascii=False))
-    else:
+        print(json.dumps({"text": texts[0], "texts": texts}, ensure_ascii=False))
+    elif single:
         print()
+    else:
+        _write_stdout(SAMPLE_SEPARATOR.join(texts) + "\n")
     return 0
+
+
+SAMPLE_SEPARATOR = "\n----\n"  # between the samples of generate --num-samples
+
+
+def generate_options(sampling: Any) -> dict[str, Any]:
+    """A SamplingConfig as LanguageModel.generate's keyword arguments."""
+    from dataclasses import asdict
+    return asdict(sampling)
 
 
 def read_stdin_text() -> str:
