@@ -247,3 +247,20 @@ def test_old_spellings_refused_naming_the_new_one(argv, new, capsys, tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(ConfigError, match="'fractions'"):
         rnnkit.RunConfig.from_dict({"data": {"split": [0.8, 0.1, 0.1]}})
+
+
+def test_a_checkpoint_from_a_future_format_is_refused_in_one_line(char_run, tmp_path, capsys):
+    import shutil
+    future = tmp_path / "future"
+    shutil.copytree(char_run.best_checkpoint, future)
+    document = json.loads((future / "config.json").read_text())
+    document["format_version"] = 99
+    (future / "config.json").write_text(json.dumps(document))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for argv in (["score", str(future), "--text", "you"], ["generate", str(future)],
+                 ["evaluate", str(future)], ["train", "--init-from", str(future), "--data", "toy",
+                                             "--out", str(tmp_path / "tuned")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "format version 99" in err and "upgrade rnnkit" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written

@@ -310,10 +310,14 @@ class NumpyRNNLM:
         """Per-token log p(target) (N, T) float64, the top-k (ids, log-probs) or None, new state.
         The log-softmax runs in the model's dtype, as `score`'s does."""
         targets = self._check_idx(targets, "targets")
-        logits, new_state, _ = self.forward(idx, state)
-        logprobs = layers.log_softmax(logits)  # (N, T, V)
-        chosen = np.take_along_axis(logprobs, targets[..., None], axis=-1)[..., 0].astype(np.float64)
-        return chosen, top_k_of(logprobs, top_k) if top_k else None, new_state
+        _, new_state, cache = self.forward(idx, state)
+        logits = cache["logits"]  # time-major (T, N, V), contiguous
+        # log p(y) = z_y - max z - log sum exp(z - max z), without a full log-softmax array
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        log_sum = np.log(np.exp(shifted).sum(axis=-1))
+        chosen = (np.take_along_axis(shifted, targets.T[..., None], axis=-1)[..., 0] - log_sum).T.astype(np.float64)
+        top = top_k_of((shifted - log_sum[..., None]).transpose(1, 0, 2), top_k) if top_k else None
+        return chosen, top, new_state
 
     def select_state(self, state: State, rows: np.ndarray) -> State:
         """Rows of the batch axis (axis 1 of each (L*dirs, N, H) array)."""
