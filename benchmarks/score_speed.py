@@ -39,18 +39,24 @@ def main() -> None:
     stream = np.concatenate([[lm.tokenizer.start_id()], lm.tokenizer.encode(text)])
     seq_len, streams = max(lm.config.data.seq_len, 256), lm.config.data.batch_size
     times: dict[str, list[float]] = {"score": [], "evaluate": []}
-    for _ in range(args.repeats):
-        started = time.perf_counter()
-        scored = lm.score(text)
-        times["score"].append(time.perf_counter() - started)
-        started = time.perf_counter()
+    def run_score():
+        return lm.score(text)
+
+    def run_evaluate():
         with flush_denormals():
-            evaluated = evaluate_split(lm.scorer, TokenSplit(stream, len(text)), seq_len, streams)
-        times["evaluate"].append(time.perf_counter() - started)
+            return evaluate_split(lm.scorer, TokenSplit(stream, len(text)), seq_len, streams)
+
+    results = {}
+    for repeat in range(args.repeats):  # alternate which runs first: a shared machine drifts
+        order = [("score", run_score), ("evaluate", run_evaluate)]
+        for name, run in order if repeat % 2 == 0 else order[::-1]:
+            started = time.perf_counter()
+            results[name] = run()
+            times[name].append(time.perf_counter() - started)
+    scored, evaluated = results["score"], results["evaluate"]
     best = {name: min(values) for name, values in times.items()}
     pairs = sorted(a / b for a, b in zip(times["score"], times["evaluate"]))
-    print(f"{len(text):,} chars, {len(scored.ids):,} tokens, {lm.config.model.engine} engine "
-          f"({type(lm.scorer).__name__})")
+    print(f"{len(text):,} chars, {len(scored.ids):,} tokens, scorer {type(lm.scorer).__name__}")
     print(f"score    {best['score']:.3f} s  ({len(scored.ids) / best['score']:,.0f} tokens/s), "
           f"loss {scored.loss:.6f} over {len(scored.ids):,} tokens")
     print(f"evaluate {best['evaluate']:.3f} s  ({evaluated.tokens / best['evaluate']:,.0f} tokens/s), "
