@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     lm = rnnkit.load(args.run, device="cpu")
-    val = load_corpus(lm.config.data.data, lm.config.data.split).val
+    val = load_corpus(lm.config.data.data, lm.config.data.fractions).val
     starts = [i + 1 for i in range(len(val) - 4 * args.chars) if val[i] == "\n" and not val[i + 1].isspace()]
     picked = np.random.default_rng(args.seed).choice(starts, min(args.lines, len(starts)), replace=False)
     newline = lm.tokenizer.encode("\n")

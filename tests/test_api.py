@@ -69,12 +69,12 @@ def test_unk_rate_counts_the_scored_unknown_tokens(char_run, tmp_path, capsys):
     text = tmp_path / "words.txt"
     text.write_text("the cat sat on the mat . " * 40 + "zebra yak gnu " * 3 + "the cat sat . " * 10)
     config = tiny_config(tmp_path / "word", data=str(text), steps=5)
-    config.data.min_freq, config.data.split, config.data.batch_size = 2, (0.8, 0.2, 0.0), 1  # one stream
+    config.data.min_freq, config.data.fractions, config.data.batch_size = 2, (0.8, 0.2, 0.0), 1  # one stream
     run = rnnkit.train(config)
     lm = rnnkit.load(run.checkpoint, device="cpu")
     other = tmp_path / "other.txt"
     other.write_text("the zebra sat on the yak . " * 20)
-    result = lm.evaluate(str(other), split="train", split_fractions=(1.0, 0.0, 0.0))
+    result = lm.evaluate(str(other), split="train", fractions=(1.0, 0.0, 0.0))
     ids = lm.tokenizer.encode(other.read_text())
     scored = ids[1:result.tokens + 1]  # one stream: the targets are the tokens after the first
     assert result.unk_rate == pytest.approx(float((scored == lm.tokenizer.vocab.unk_id).mean()))

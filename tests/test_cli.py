@@ -77,7 +77,7 @@ def test_resume_through_the_cli(trained, tmp_path, capsys):
     (["train", "--model", "transformer"], "model must be one of"),
     (["train", "--hidden", "-4"], "hidden must be"),
     (["train", "--lr", "nan"], "lr must be a finite number"),
-    (["train", "--split", "0.5,0.6,0"], "add up to 1"),
+    (["train", "--fractions", "0.5,0.6,0"], "add up to 1"),
     (["train", "--layers", "two"], "invalid int value"),
     (["train", "--tie", "--embed", "8"], "embed must equal hidden"),
     (["train", "--weight-drop", "1.5"], "weight_drop must be in"),
@@ -174,7 +174,7 @@ def test_gradcheck_command(model, capsys):
 
 def test_bpe_subwords_train_evaluate_generate(tmp_path, capsys):
     run = tmp_path / "bpe"
-    assert main(["train", "--data", "toy", "--tokenizer", "bpe", "--vocab-size", "280", "--layers", "1",
+    assert main(["train", "--data", "toy", "--tokenizer", "bpe", "--bpe-vocab", "280", "--layers", "1",
                  "--hidden", "32", "--embed", "16", "--batch-size", "4", "--seq-len", "8", "--steps", "30",
                  "--lr", "0.02", "--quiet", "--out", str(run), "--json"]) == 0
     trained = last_json(capsys.readouterr().out)

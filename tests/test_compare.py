@@ -69,7 +69,7 @@ def test_neural_curves_have_points(compared):
 
 def test_json_output_no_test_split_and_existing_out(tmp_path, capsys):
     out = tmp_path / "json"
-    args = ["compare", *TINY, "--models", "ngram:2,rnn", "--budget-seconds", "0.5", "--split", "0.9,0.1,0",
+    args = ["compare", *TINY, "--models", "ngram:2,rnn", "--budget-seconds", "0.5", "--fractions", "0.9,0.1,0",
             "--out", str(out), "--json"]
     assert main(args) == 0
     captured = capsys.readouterr()

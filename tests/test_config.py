@@ -18,7 +18,7 @@ def test_model_config_rejects(options):
 
 @pytest.mark.parametrize("options", [
     {"batch_size": 0}, {"seq_len": -3}, {"tokenizer": "bytes"}, {"batching": "shuffled"},
-    {"split": (0.5, 0.5)}, {"split": (0.8, 0.1, 0.2)}, {"split": (0.0, 0.5, 0.5)}, {"min_freq": 0},
+    {"fractions": (0.5, 0.5)}, {"fractions": (0.8, 0.1, 0.2)}, {"fractions": (0.0, 0.5, 0.5)}, {"min_freq": 0},
     {"data": ""}, {"max_size": 1},
 ])
 def test_data_config_rejects(options):
@@ -37,10 +37,10 @@ def test_train_config_rejects(options):
 
 def test_valid_configs_round_trip_through_dict():
     config = RunConfig(ModelConfig(model="gru", tie=True, embed=128, hidden=128),
-                       DataConfig(split=(0.9, 0.1, 0.0)), TrainConfig(clip=None, steps=5))
+                       DataConfig(fractions=(0.9, 0.1, 0.0)), TrainConfig(clip=None, steps=5))
     again = RunConfig.from_dict(config.to_dict())
     assert again == config
-    assert again.data.split == (0.9, 0.1, 0.0)
+    assert again.data.fractions == (0.9, 0.1, 0.0)
 
 
 def test_unknown_keys_are_refused():

@@ -74,7 +74,7 @@ FLOAT_OPTIONS = ["--lr", "--dropout", "--weight-decay", "--momentum", "--clip", 
                  "--embed-dropout", "--dropout-input", "--dropout-hidden", "--dropout-output", "--weight-drop",
                  "--ar-alpha", "--tar-beta"]
 CHOICE_OPTIONS = ["--model", "--tokenizer", "--batching", "--optimizer", "--schedule", "--device", "--engine",
-                  "--on-nan", "--split", "--preset"]
+                  "--on-nan", "--fractions", "--preset"]
 BAD_VALUES = st.one_of(st.sampled_from(["0", "-1", "-7", "nan", "inf", "-inf", "1e400", "", " ", "abc", "1.5",
                                         "10000000000000000000000", "0x10", "None", "true", "[]", "0,0,0", "1,1,1"]),
                        st.text(max_size=12))
@@ -140,7 +140,7 @@ def edited_config(checkpoint: Path, section: str, key: str, value) -> None:
 
 CONFIG_KEYS = st.sampled_from([("model", "hidden"), ("model", "model"), ("model", "layers"), ("model", "vocab_size"),
                                ("model", "tie"), ("model", "engine"), ("model", "unknown"), ("data", "tokenizer"),
-                               ("data", "split"), ("data", "seq_len"), ("train", "lr"), ("top", "format_version"),
+                               ("data", "fractions"), ("data", "seq_len"), ("train", "lr"), ("top", "format_version"),
                                ("top", "format"), ("top", "config")])
 
 # ----- CI-sized runs --------------------------------------------------------------------------

@@ -32,9 +32,11 @@ def test_temperature_top_k_top_p():
 
 
 @pytest.mark.parametrize("options", [{"temperature": 0}, {"temperature": -1}, {"top_k": 0}, {"top_p": 0},
-                                     {"top_p": 1.5}, {"max_new_tokens": -1}, {"seed": -2}, {"beam": 0},
-                                     {"beam": 2.5}, {"beam": 3, "top_k": 5}, {"beam": 3, "greedy": True},
-                                     {"beam": 3, "temperature": 0.7}, {"beam": 3, "top_p": 0.9}])
+                                     {"top_p": 1.5}, {"max_new_tokens": -1}, {"seed": -2}, {"num_beams": 0},
+                                     {"num_beams": 2.5}, {"num_beams": 3, "top_k": 5}, {"num_beams": 3, "do_sample": True},
+                                     {"num_beams": 3, "temperature": 0.7}, {"num_beams": 3, "top_p": 0.9}, {"stop": [""]}, {"stop": "x"},
+                                     {"num_return_sequences": 0}, {"do_sample": False, "num_return_sequences": 2},
+                                     {"num_beams": 2, "num_return_sequences": 3}])
 def test_invalid_sampling_options(options):
     with pytest.raises(ConfigError):
         SamplingConfig(**options)
@@ -59,8 +61,8 @@ def test_same_seed_same_text_and_streaming_pieces_add_up():
 
 def test_greedy_is_argmax_and_deterministic():
     scorer, tokenizer = _model_and_tokenizer()
-    a = generate_text(scorer, tokenizer, "wor", SamplingConfig(10, greedy=True, seed=1))
-    b = generate_text(scorer, tokenizer, "wor", SamplingConfig(10, greedy=True, seed=2))
+    a = generate_text(scorer, tokenizer, "wor", SamplingConfig(10, do_sample=False, seed=1))
+    b = generate_text(scorer, tokenizer, "wor", SamplingConfig(10, do_sample=False, seed=2))
     assert a == b
 
 
@@ -94,8 +96,9 @@ def test_a_wide_enough_beam_finds_the_likeliest_continuation():
 
 def test_beam_of_one_is_greedy_and_a_wider_beam_is_no_less_likely_here():
     scorer, tokenizer = _model_and_tokenizer()
-    greedy = generate_text(scorer, tokenizer, "he", SamplingConfig(12, greedy=True))
-    assert generate_text(scorer, tokenizer, "he", SamplingConfig(12, beam=1)) == greedy
+    greedy = generate_text(scorer, tokenizer, "he", SamplingConfig(12, do_sample=False))
+    ids = start_ids(tokenizer, "he")
+    assert "he" + tokenizer.decode(beam_search_ids(scorer, ids, 1, 12)[0]) == greedy  # a beam of one
     prompt = tokenizer.encode("he")
     narrow, wide = beam_search_ids(scorer, prompt, 1, 12), beam_search_ids(scorer, prompt, 8, 12)
     assert _continuation_logprobs(scorer, prompt, np.array([wide[0]]))[0] == pytest.approx(wide[1], abs=1e-6)
@@ -134,3 +137,35 @@ def test_the_model_reads_a_newline_before_the_prompt():
     assert start_ids(one_line, "he").tolist() == one_line.encode("he").tolist()
     words = build_tokenizer("word", "you say yes\nI say no\n")
     assert start_ids(words, "you say").tolist() == [words.vocab.stoi["\n"], *words.encode("you say").tolist()]
+
+
+def test_stop_strings_cut_the_text_and_are_not_streamed():
+    from rnnkit.generate import StopText, generate_texts
+    stop = StopText(("lo w", "xyz"))
+    pieces = [stop.push(p) for p in ["hel", "l", "o", " w", "orld"]]
+    assert pieces == ["he", "l", "", "", ""] and stop.done and stop.flush() == ""
+    scorer, tokenizer = _model_and_tokenizer()
+    free = generate_text(scorer, tokenizer, "h", SamplingConfig(60, seed=3))
+    cut_at = free[1:].find("o") + 1  # the first generated 'o'
+    assert cut_at > 0, "the seed must produce an 'o'"
+    streamed = []
+    text = generate_text(scorer, tokenizer, "h", SamplingConfig(60, seed=3, stop=("o",)), streamed.append)
+    assert text == free[:cut_at] and "".join(streamed) == text and "o" not in text[1:]
+    never = generate_text(scorer, tokenizer, "h", SamplingConfig(60, seed=3, stop=("qqq",)))
+    assert never == free
+    several = generate_texts(scorer, tokenizer, "h", SamplingConfig(30, seed=3, num_return_sequences=4, stop=("o",)))
+    assert len(several) == 4 and all("o" not in t[1:] for t in several)
+
+
+def test_samples_side_by_side_match_the_distribution_and_the_first_matches_alone():
+    from rnnkit.generate import generate_texts
+    scorer, tokenizer = _model_and_tokenizer()
+    alone = generate_text(scorer, tokenizer, "he", SamplingConfig(1, seed=4))
+    batch = generate_texts(scorer, tokenizer, "he", SamplingConfig(1, seed=4, num_return_sequences=2000))
+    ids = start_ids(tokenizer, "he")
+    logprobs, _ = scorer.next_logprobs(ids[None, :], scorer.initial_state(1))
+    counts = np.bincount([tokenizer.encode(t[2:])[0] for t in batch], minlength=len(tokenizer)) / len(batch)
+    assert np.abs(counts - np.exp(logprobs[0])).max() < 0.05  # 2000 draws: a few standard errors
+    assert len(set(batch)) > 1 and batch[0] == alone  # the first row draws what one sample draws
+    beams = generate_texts(scorer, tokenizer, "he", SamplingConfig(6, num_beams=4, num_return_sequences=3))
+    assert beams[0] == generate_text(scorer, tokenizer, "he", SamplingConfig(6, num_beams=4)) and len(set(beams)) == 3

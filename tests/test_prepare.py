@@ -17,7 +17,7 @@ from rnnkit.text.wordscan import WORD_PATTERN
 
 
 def test_char_streams_decode_back_to_the_text(tmp_path):
-    meta = prepare(["timemachine"], "char", tmp_path / "p", split=(0.8, 0.1, 0.1))
+    meta = prepare(["timemachine"], "char", tmp_path / "p", fractions=(0.8, 0.1, 0.1))
     tokenizer, arrays, _ = load_prepared(tmp_path / "p")
     assert isinstance(arrays["train"], np.memmap) and arrays["train"].dtype == np.uint16
     text = "".join(tokenizer.decode(arrays[name]) for name in ("train", "val", "test"))
@@ -57,7 +57,7 @@ def test_word_streams_equal_in_memory_tokenization_across_chunks(tmp_path, monke
     cyrillic = str.maketrans("abcdefghijklmnopqrstuvwxyz", "абвгдежзийклмнопрстуфхцчшщ")
     extra = "Zoë's “quoted”\u2028 line\x85 end\n" + bundled_text("timemachine")[:5_000].translate(cyrillic)
     data.write_text(bundled_text("timemachine")[:60_000] + extra * 4)
-    meta = prepare([str(data)], "word", tmp_path / "p", split=(0.8, 0.1, 0.1), lowercase=True, min_freq=2, workers=2)
+    meta = prepare([str(data)], "word", tmp_path / "p", fractions=(0.8, 0.1, 0.1), lowercase=True, min_freq=2, workers=2)
     tokenizer, arrays, _ = load_prepared(tmp_path / "p")
     texts = {name: "".join(c for s in sources for c in read_chunks(s))
              for name, sources in plan_sources([str(data)], (0.8, 0.1, 0.1)).items()}
@@ -110,7 +110,7 @@ def test_memmap_windows_equal_in_memory_windows(tmp_path):
 
 
 def test_train_evaluate_and_resume_from_a_prepared_directory(tmp_path, tiny):
-    prepare(["toy"], "word", tmp_path / "p", split=(0.8, 0.1, 0.1))
+    prepare(["toy"], "word", tmp_path / "p", fractions=(0.8, 0.1, 0.1))
     config = rnnkit.RunConfig(tiny().model, rnnkit.DataConfig(data=str(tmp_path / "p"), batch_size=4, seq_len=8),
                               tiny("run", steps=20).train)
     result = rnnkit.train(config)

@@ -59,9 +59,9 @@ def test_listed_flags_rebuild_the_preset(name, capsys):
 def test_explicit_options_override_the_preset():
     preset = preset_config("timemachine-word")
     config = config_from_command_line("--preset", "timemachine-word", "--hidden", "64", "--embed", "64",
-                                      "--no-tie", "--dropout-input", "0", "--epochs", "2", "--split", "0.8,0.1,0.1")
+                                      "--no-tie", "--dropout-input", "0", "--epochs", "2", "--fractions", "0.8,0.1,0.1")
     assert (config.model.hidden, config.model.embed, config.model.tie) == (64, 64, False)
-    assert config.model.dropout_input == 0.0 and config.data.split == (0.8, 0.1, 0.1)
+    assert config.model.dropout_input == 0.0 and config.data.fractions == (0.8, 0.1, 0.1)
     assert (config.train.epochs, config.train.steps) == (2, None)  # --epochs replaces the preset's steps
     assert config.model.dropout_hidden == preset.model.dropout_hidden  # the rest as the preset says
     assert config.data.tokenizer == "word" and config.data.lowercase and config.train.ar_alpha == preset.train.ar_alpha

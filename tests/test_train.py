@@ -204,7 +204,7 @@ def test_resume_accepts_the_original_options_repeated(tiny):
     config = tiny("repeat", steps=10)
     done = train(config)
     result = train(resume=done.checkpoint, steps=15, quiet=True, lr=config.train.lr,
-                   hidden=config.model.hidden, data=config.data.data, split=list(config.data.split))
+                   hidden=config.model.hidden, data=config.data.data, fractions=list(config.data.fractions))
     assert result.steps == 15
 
 

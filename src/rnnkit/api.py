@@ -5,6 +5,7 @@
     lm = rnnkit.load(result.checkpoint)
     print(lm.generate("The Time ", max_new_tokens=100, temperature=0.8, seed=0))
     print(lm.evaluate(split="test").bpc)
+    print(lm.score("It is raining", top_k=3).tokens)       # per-token log-probabilities
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from .config import RunConfig
 from .data import SPLITS, TokenSplit, load_splits
 from .errors import ConfigError, DataError, PromptError
 from .evaluate import EvalResult, eval_settings, evaluate_split
-from .generate import SamplingConfig, generate_text
+from .generate import RENAMED_GENERATE, SamplingConfig, generate_texts
 from .models.base import Scorer
 from .models.registry import scorer_from_weights
 from .runtime import flush_denormals, resolve_device
+from .score import TextScore, score_texts
+from .text.corpora import load_corpus
 from .text.tokenizer import Tokenizer
 
 
@@ -50,30 +53,84 @@ class LanguageModel:
         scorer, model = scorer_from_weights(model_config, checkpoint.weights, resolve_device(device))
         return cls(scorer, model, checkpoint.tokenizer, checkpoint.config, checkpoint.path)
 
-    def generate(self, prompt: str = "", max_new_tokens: int = 200, temperature: float = 1.0,
-                 top_k: int | None = None, top_p: float | None = None, do_sample: bool = True,
-                 seed: int | None = None, stream: Callable[[str], None] | None = None,
-                 beam: int | None = None) -> str:
-        """Prompt plus continuation. `do_sample=False` is greedy decoding; `beam=K` is beam search
-        with K continuations kept (deterministic); `stream` gets each piece."""
-        sampling = SamplingConfig(max_new_tokens, temperature, top_k, top_p, not do_sample, seed, beam)
-        with flush_denormals():
-            return generate_text(self.scorer, self.tokenizer, prompt, sampling, stream)
+    def generate(self, prompt: str | list[str] = "", max_new_tokens: int = 200, temperature: float = 1.0,
+                 top_k: int | None = None, top_p: float | None = None, do_sample: bool | None = None,
+                 seed: int | None = None, stream: Callable[[str], None] | None = None, num_beams: int = 1,
+                 num_return_sequences: int = 1, stop: str | list[str] | tuple[str, ...] = (),
+                 **renamed: Any) -> str | list[str] | list[list[str]]:
+        """Prompt plus continuation, in Hugging Face's names: `do_sample=False` is greedy decoding,
+        `num_beams=K` beam search (deterministic), `num_return_sequences=N` N samples drawn side by
+        side (or the N best beams), `stop` a string or list of strings that end a continuation (cut
+        before it). `stream` gets each piece of the (first) continuation as it is made.
 
-    def evaluate(self, data: str | None = None, split: str = "val",
-                 split_fractions: tuple[float, float, float] | None = None,
-                 max_tokens: int | None = None) -> EvalResult:
-        """Loss, perplexity, bits per token and per character on a split of the training data
-        (the default) or of other text, tokenized with this model's own vocabulary."""
-        if split not in SPLITS:
+        One prompt and one sequence give a string; N sequences a list of N strings; a list of
+        prompts a list with one such result per prompt. Prompt tokens the vocabulary lacks are
+        read as <unk> with a warning (UnknownTokenWarning) naming them.
+        """
+        refuse_renamed(renamed, RENAMED_GENERATE)
+        sampling = SamplingConfig(max_new_tokens, temperature, top_k, top_p, do_sample, seed, num_beams,
+                                  num_return_sequences, (stop,) if isinstance(stop, str) else tuple(stop))
+        prompts = [prompt] if isinstance(prompt, str) else prompt
+        if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, str) for p in prompts):
+            raise ConfigError("prompt must be a string or a non-empty list of strings")
+        results = []
+        with flush_denormals():
+            for text in prompts:
+                warn_unknown(self.tokenizer, text)
+                texts = generate_texts(self.scorer, self.tokenizer, text, sampling, stream)
+                results.append(texts[0] if num_return_sequences == 1 else texts)
+        return results[0] if isinstance(prompt, str) else results
+
+    def score(self, text: str | list[str], top_k: int | None = None, batch_size: int | None = None,
+              max_tokens: int | None = None) -> TextScore | list[TextScore]:
+        """Per-token log-probability (nats), surprisal (bits), character span and, with `top_k`, the
+        likeliest alternatives, plus totals (nats, bits per char, perplexity), of a text or of each
+        of a list of texts (batched: `batch_size` rows per forward pass, default the training batch
+        size). The model reads a newline first, as before a prompt; see rnnkit.score."""
+        texts = [text] if isinstance(text, str) else text
+        if not isinstance(texts, (list, tuple)) or not texts or not all(isinstance(t, str) for t in texts):
+            raise ConfigError("score takes a string or a non-empty list of strings")
+        with flush_denormals():
+            results = score_texts(self.scorer, self.tokenizer, list(texts), top_k,
+                                  seq_len=max(self.config.data.seq_len, 256),
+                                  max_streams=self.config.data.batch_size, batch_rows=batch_size,
+                                  max_tokens=max_tokens)
+        return results[0] if isinstance(text, str) else results
+
+    def evaluate(self, data: str | None = None, split: str | None = None,
+                 fractions: tuple[float, float, float] | None = None,
+                 max_tokens: int | None = None, **renamed: Any) -> EvalResult:
+        """Loss, perplexity, bits per token and per character, with this model's own vocabulary.
+
+        With no `data`: the `split` ("val" by default) of the text it was trained on. With `data`
+        (a file, directory or bundled corpus name): all of that text, every token scored after a
+        newline exactly as `score` scores it, unless `split` names one of its splits (cut by
+        `fractions`, default as trained). A prepared directory is always read by split (default val).
+        """
+        refuse_renamed(renamed, {"split_fractions": "fractions"})
+        if split is not None and split not in SPLITS:
             raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
-        tokens = self._split_tokens(data or self.config.data.data, split, split_fractions)
+        if data is not None and split is None and not _is_prepared(data):
+            if fractions is not None:
+                raise ConfigError("fractions cut a text into splits: give split too, or leave both out to "
+                                  "evaluate the whole text")
+            return self._evaluate_text(whole_text(data), max_tokens)
+        split = split or "val"
+        tokens = self._split_tokens(data or self.config.data.data, split, fractions)
         if len(tokens.ids) < 2:
-            raise DataError(f"the {split} split has fewer than 2 tokens; give --split with a {split} "
-                            "fraction, or other --data")
+            raise DataError(f"the {split} split has fewer than 2 tokens; give fractions (--fractions) with a "
+                            f"larger {split} share, or other data")
         with flush_denormals():
             return evaluate_split(self.scorer, tokens, eval_settings(self.config.data, max_tokens),
                                   unk_id=self.tokenizer.unk_id)
+
+    def _evaluate_text(self, text: str, max_tokens: int | None) -> EvalResult:
+        """A whole text as `score` reads it, in evaluate's units."""
+        scored = self.score(text, max_tokens=max_tokens)
+        totals = scored.totals()
+        return EvalResult(loss=totals["loss"], ppl=totals["perplexity"], bits_per_token=totals["bits_per_token"],
+                          bpc=totals["bits_per_char"], tokens=totals["tokens"], chars=float(len(scored.text)),
+                          unk_rate=totals["unk_rate"])
 
     def _split_tokens(self, source: str, split: str,
                       fractions: tuple[float, float, float] | None) -> TokenSplit:
@@ -87,12 +144,46 @@ class LanguageModel:
         return loaded.splits[split]
 
 
+class UnknownTokenWarning(UserWarning):
+    """A prompt holds tokens the vocabulary lacks: the model reads them as <unk>."""
+
+
+def warn_unknown(tokenizer: Tokenizer, prompt: str) -> None:
+    """One warning naming the prompt's tokens that the model will read as <unk>."""
+    from .text.tokenizer import name_tokens
+    missing = tokenizer.unknown(prompt) if prompt and tokenizer.unk_id is not None else []
+    if missing:
+        import warnings
+        warnings.warn(f"the prompt has {len(missing)} token(s) the vocabulary lacks, read as <unk>: "
+                      f"{name_tokens(missing)}", UnknownTokenWarning, stacklevel=3)
+
+
+def _is_prepared(source: str) -> bool:
+    from .text.prepare import is_prepared
+    return is_prepared(source)
+
+
+def whole_text(source: str) -> str:
+    """All of a file, of a directory's .txt files (or its train/valid/test files, in that
+    order), or of a bundled corpus."""
+    corpus = load_corpus(source, (1.0, 0.0, 0.0))
+    return corpus.train + corpus.val + corpus.test
+
+
+def refuse_renamed(given: dict[str, Any], renamed: dict[str, str]) -> None:
+    """Old keyword spellings: refused with the new name (one name per concept), never guessed."""
+    for old in given:
+        if old in renamed:
+            raise ConfigError(f"{old!r} is now called {renamed[old]!r}")
+        raise ConfigError(f"unknown option {old!r}")
+
+
 def load(path: str | Path, device: str = "auto", engine: str | None = None) -> LanguageModel:
     """Load a checkpoint directory (or a run directory: its best checkpoint) on any device."""
     return LanguageModel.from_checkpoint(path, device, engine)
 
 
-def evaluate(model: str | Path | LanguageModel, data: str | None = None, split: str = "val",
+def evaluate(model: str | Path | LanguageModel, data: str | None = None, split: str | None = None,
              **options) -> EvalResult:
     """Evaluate a checkpoint path or a loaded model; see LanguageModel.evaluate."""
     lm = model if isinstance(model, LanguageModel) else load(model, options.pop("device", "auto"),

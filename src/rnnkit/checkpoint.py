@@ -95,12 +95,20 @@ def read_config_document(path: Path) -> tuple[RunConfig, dict[str, Any]]:
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(f"{path} has checkpoint format version {version!r}; this rnnkit "
                               f"({__version__}) reads up to {FORMAT_VERSION}: upgrade rnnkit")
+    _rename_saved_options(document.get("config"))
     try:
         config = RunConfig.from_dict(document.get("config"))
     except ConfigError as error:
         raise CheckpointError(f"{path / 'config.json'}: {error}") from None
     info = {k: v for k, v in document.items() if k != "config"}
     return config, info
+
+
+def _rename_saved_options(config: Any) -> None:
+    """Checkpoints saved before the data option `split` was renamed `fractions` still load."""
+    data = config.get("data") if isinstance(config, dict) else None
+    if isinstance(data, dict) and "split" in data and "fractions" not in data:
+        data["fractions"] = data.pop("split")
 
 
 def load_checkpoint(path: str | Path, prefer: str = "best") -> Checkpoint:

@@ -22,7 +22,7 @@ AWD_HELP = " (AWD-LSTM, Merity et al. 2017; torch engine, training only; default
 TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "data": ("data", "data", str, "bundled corpus name, UTF-8 text file, or directory (default timemachine)"),
     "tokenizer": ("data", "tokenizer", str, "char, word or bpe (byte-level subwords) (default char)"),
-    "vocab_size": ("data", "bpe_vocab", int, "bpe: subword vocabulary size (default 1000)"),
+    "bpe_vocab": ("data", "bpe_vocab", int, "bpe: subword vocabulary size (default 1000)"),
     "min_freq": ("data", "min_freq", int, "drop tokens seen fewer times (they become <unk>)"),
     "max_size": ("data", "max_size", int, "largest vocabulary, <unk> included"),
     "batch_size": ("data", "batch_size", int, "N parallel streams per batch (default 32)"),
@@ -151,7 +151,9 @@ def add_train_options(sub: argparse.ArgumentParser, out_help: str | None = None)
         if name == "out" and out_help:
             help_text = out_help
         sub.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=help_text)
-    sub.add_argument("--split", type=parse_split, default=None, help="train,val,test fractions (default 0.9,0.05,0.05)")
+    sub.add_argument("--fractions", type=parse_split, default=None,
+                     help="train,val,test shares of the text (default 0.9,0.05,0.05)")
+    add_renamed_options(sub)
     sub.add_argument("--clip", type=parse_clip, default=argparse.SUPPRESS,
                      help="max global gradient norm, or 'none' (default 1.0)")
     for name, (_, _, help_text) in TRAIN_FLAGS.items():  # --no-NAME turns off what a preset turned on
@@ -159,6 +161,23 @@ def add_train_options(sub: argparse.ArgumentParser, out_help: str | None = None)
                          default=None, help=help_text)
     sub.add_argument("--preset", default=None, help="start from a named configuration (see rnnkit presets); "
                                                     "options given here override it")
+
+
+RENAMED = {"--split": "--fractions (the train,val,test shares; --split names one split, in evaluate)",
+           "--vocab-size": "--bpe-vocab"}
+
+
+def add_renamed_options(sub: argparse.ArgumentParser, names: tuple[str, ...] = tuple(RENAMED)) -> None:
+    """Old spellings: accepted by the parser only to be refused with the new name (refuse_renamed)."""
+    for name in names:
+        sub.add_argument(name, dest="renamed_" + name[2:].replace("-", "_"), default=None, help=argparse.SUPPRESS)
+
+
+def refuse_renamed(args: argparse.Namespace) -> None:
+    from .errors import ConfigError
+    for name, new in RENAMED.items():
+        if getattr(args, "renamed_" + name[2:].replace("-", "_"), None) is not None:
+            raise ConfigError(f"{name} is now {new}")
 
 
 def add_defaulted_options(sub: argparse.ArgumentParser, defaults: Any, options: tuple[tuple[str, Any], ...],
@@ -173,6 +192,12 @@ def add_defaulted_options(sub: argparse.ArgumentParser, defaults: Any, options: 
 def _add_train(sub: argparse.ArgumentParser) -> None:
     add_train_options(sub)
     sub.add_argument("--resume", metavar="RUN", help="continue a run (its last/ checkpoint) to --steps")
+    sub.add_argument("--init-from", metavar="RUN", default=None,
+                     help="fine-tune: a new run on --data starting from RUN's weights and tokenizer (fresh "
+                          "optimizer and schedule; the model options must match RUN's)")
+    sub.add_argument("--grow-vocab", action="store_true",
+                     help="with --init-from: give characters or words the source vocabulary lacks new ids "
+                          "(default: refuse and list them)")
     sub.add_argument("--json", action="store_true", help="print the result as one JSON line")
     sub.add_argument("--bidirectional", action="store_true",
                      help="refused: a next-token model cannot read ahead (see rnnkit cloze)")
@@ -180,9 +205,12 @@ def _add_train(sub: argparse.ArgumentParser) -> None:
 
 def _add_evaluate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("checkpoint", help="checkpoint or run directory (a run directory means its best/)")
-    sub.add_argument("--data", help="evaluate on other text (default: the text it was trained on)")
-    sub.add_argument("--split", choices=("train", "val", "test"), default="val")
-    sub.add_argument("--fractions", type=parse_split, default=None, help="how to split --data (default: as trained)")
+    sub.add_argument("--data", help="evaluate all of this file, directory or bundled corpus, every token scored "
+                                    "after a newline as `rnnkit score` does (default: the text it was trained on)")
+    sub.add_argument("--split", choices=("train", "val", "test"), default=None,
+                     help="score only this split (default: val of the training text; all of --data)")
+    sub.add_argument("--fractions", type=parse_split, default=None,
+                     help="train,val,test shares that cut --data for --split (default: as trained)")
     sub.add_argument("--max-tokens", type=int, default=None, help="score at most this many tokens")
     sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
                      help="run a neural checkpoint in this engine (default: the one that trained it)")
@@ -193,20 +221,46 @@ def _add_evaluate(sub: argparse.ArgumentParser) -> None:
 def _add_generate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("checkpoint", help="checkpoint or run directory (a run directory means its best/)")
     prompt = sub.add_mutually_exclusive_group()
-    prompt.add_argument("--prompt", default="", help="text to start from (default: a new line)")
+    prompt.add_argument("--prompt", default="", help="text to start from (default: a new line); - reads it "
+                                                     "from standard input")
     prompt.add_argument("--prompt-file", type=Path, help="read the prompt from a UTF-8 file")
+    prompt.add_argument("-i", "--interactive", action="store_true",
+                        help="a prompt loop: each line read is a prompt, its continuation streamed; lines "
+                             "starting with ':' change settings (:help lists them); the model stays loaded")
     sub.add_argument("--max-new-tokens", type=int, default=200)
     sub.add_argument("--temperature", type=float, default=1.0)
     sub.add_argument("--top-k", type=int, default=None)
     sub.add_argument("--top-p", type=float, default=None)
-    sub.add_argument("--greedy", action="store_true", help="always take the most likely token")
+    sub.add_argument("--greedy", action="store_true", help="always take the most likely token (the API's "
+                                                           "do_sample=False)")
     sub.add_argument("--beam", type=int, default=None, metavar="K",
-                     help="beam search: keep the K most likely continuations at each step, print the best")
+                     help="beam search: keep the K most likely continuations at each step, print the best "
+                          "(the API's num_beams=K)")
+    sub.add_argument("--num-samples", type=int, default=1, metavar="N",
+                     help="N continuations, sampled side by side (with --beam: the N best beams); the API's "
+                          "num_return_sequences (default 1)")
+    sub.add_argument("--stop", action="append", default=[], metavar="STR",
+                     help="end a continuation at this string, which is not printed (repeatable)")
     sub.add_argument("--seed", type=int, default=None, help="same seed, same text")
     sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
                      help="run a neural checkpoint in this engine (default: the one that trained it)")
     sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    sub.add_argument("--json", action="store_true", help="print {\"text\": ...} as one JSON line")
+    sub.add_argument("--json", action="store_true", help="print {\"text\": first, \"texts\": [all]} as one JSON line")
+
+
+def _add_score(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("checkpoint", help="checkpoint or run directory (a run directory means its best/)")
+    sub.add_argument("stdin", nargs="?", choices=("-",), help="- reads the text from standard input")
+    sub.add_argument("--text", default=None, help="the text to score")
+    sub.add_argument("--file", type=Path, default=None, help="score this UTF-8 file")
+    sub.add_argument("--top-k", type=int, default=None, metavar="K", help="also list the K likeliest tokens "
+                                                                         "at each position")
+    output = sub.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print one JSON document (totals and every token)")
+    output.add_argument("--tsv", action="store_true", help="print tab-separated rows (totals go to stderr)")
+    sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
+                     help="run a neural checkpoint in this engine (default: the one that trained it)")
+    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
 
 
 def _add_compare(sub: argparse.ArgumentParser) -> None:
@@ -222,8 +276,9 @@ def _add_compare(sub: argparse.ArgumentParser) -> None:
                      help="wall-clock training time of each neural model (default 60)")
     sub.add_argument("--out", default=None, help="output directory (default runs/compare-DATA-TIME)")
     sub.add_argument("--overwrite", action="store_true", help="replace an existing compare directory")
-    sub.add_argument("--split", type=parse_split, default=(0.9, 0.05, 0.05),
-                     help="train,val,test fractions (default 0.9,0.05,0.05)")
+    sub.add_argument("--fractions", type=parse_split, default=(0.9, 0.05, 0.05),
+                     help="train,val,test shares of the text (default 0.9,0.05,0.05)")
+    add_renamed_options(sub, ("--split",))
     sub.add_argument("--seed", type=int, default=1337, help="random seed for every model (default 1337)")
     add_defaulted_options(sub, defaults, (("layers", int), ("hidden", int), ("embed", int), ("dropout", float),
                                           ("batch_size", int), ("seq_len", int), ("lr", float)),
@@ -261,15 +316,15 @@ def _add_prepare(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--data", nargs="+", required=True, metavar="PATH",
                      help="files, directories or bundled corpus names (joined in order)")
     sub.add_argument("--tokenizer", default="char", help="char, word or bpe (default char)")
-    sub.add_argument("--vocab-size", type=int, default=1000, help="bpe: subword vocabulary size")
-    sub.add_argument("--tokenizer-from", metavar="CKPT_OR_DIR",
-                     help="reuse this checkpoint's (or prepared dir's) tokenizer")
+    sub.add_argument("--bpe-vocab", type=int, default=1000, help="bpe: subword vocabulary size")
+    sub.add_argument("--tokenizer-from", metavar="CKPT_OR_DIR", help="reuse this checkpoint's (or prepared dir's) tokenizer")
     sub.add_argument("--min-freq", type=int, default=1)
     sub.add_argument("--max-size", type=int, default=None)
     sub.add_argument("--lowercase", action="store_true")
-    sub.add_argument("--split", type=parse_split, default=(0.9, 0.05, 0.05))
-    sub.add_argument("--workers", type=int, default=None,
-                     help="processes for char and word tokenization (default: CPUs, at most 4)")
+    sub.add_argument("--fractions", type=parse_split, default=(0.9, 0.05, 0.05),
+                     help="train,val,test shares of the text (default 0.9,0.05,0.05)")
+    add_renamed_options(sub)
+    sub.add_argument("--workers", type=int, default=None, help="processes for char and word tokenization (default: CPUs, at most 4)")
     sub.add_argument("--out", default=None, help="output directory (default prepared/NAME-TOKENIZER)")
     sub.add_argument("--overwrite", action="store_true")
     sub.add_argument("--quiet", action="store_true")
@@ -287,8 +342,9 @@ def run_config_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]
         if value is not None:
             given[section][field] = value
             flat[field] = value
-    if args.split is not None:
-        given["data"]["split"], flat["split"] = args.split, args.split
+    refuse_renamed(args)
+    if args.fractions is not None:
+        given["data"]["fractions"], flat["fractions"] = args.fractions, args.fractions
     if hasattr(args, "clip"):
         given["train"]["clip"], flat["clip"] = args.clip, args.clip
     if args.preset is not None:
@@ -304,7 +360,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     _refuse_bidirectional(args)
     config, given = run_config_from_args(args)
     on_sample = None if args.json else _write_stdout
-    if args.resume:  # the run keeps its configuration; a --preset must be the one it started from
+    if args.init_from or args.grow_vocab:
+        result = train(init_from=args.init_from, grow_vocab=args.grow_vocab, resume=args.resume, preset=args.preset,
+                       on_sample=on_sample, **given)
+    elif args.resume:  # the run keeps its configuration; a --preset must be the one it started from
         result = train(resume=args.resume, on_sample=on_sample, preset=args.preset, **given)
     else:
         result = train(config, on_sample=on_sample)
@@ -329,10 +388,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     lm = load(args.checkpoint, args.device, args.engine)
     result = lm.evaluate(args.data, args.split, args.fractions, args.max_tokens)
+    scored = scored_text(lm, args)
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps({**result.to_dict(), "scored": scored}))
     else:
-        print(f"{args.split}: loss {result.loss:.4f} nats/token | ppl {result.ppl:.3f} | "
+        print(f"{scored}: loss {result.loss:.4f} nats/token | ppl {result.ppl:.3f} | "
               f"{result.bits_per_token:.4f} bits/token | bpc {result.bpc:.4f} | {result.tokens:,} tokens")
         if result.unk_rate > 0:
             print(f"{result.unk_rate:.1%} of the scored tokens are <unk>: their words are never spelled out, "
@@ -340,23 +400,153 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from .api import load
+def scored_text(lm: Any, args: argparse.Namespace) -> str:
+    """Which text `evaluate` scored, in words."""
+    if args.data is None or args.split is not None:
+        split = args.split or "val"
+        source = args.data or lm.config.data.data
+        fractions = ",".join(f"{f:g}" for f in (args.fractions or lm.config.data.fractions))
+        return f"the {split} split of {source} (fractions {fractions})"
+    from .api import _is_prepared
+    if _is_prepared(args.data):
+        return f"the val split of the prepared {args.data}"
+    limit = f"the first {args.max_tokens:,} tokens of " if args.max_tokens is not None else ""
+    return f"{limit}all of {args.data}"
+
+
+def sampling_from_args(args: argparse.Namespace) -> Any:
+    """The CLI's generate options as a SamplingConfig (--greedy and --beam are the CLI's spellings
+    of do_sample=False and num_beams); bad options are refused before a checkpoint is loaded."""
+    from .errors import ConfigError
     from .generate import SamplingConfig
+
+    if args.num_samples < 1:
+        raise ConfigError(f"--num-samples must be at least 1, got {args.num_samples}")
+    if args.beam is not None and args.greedy:
+        raise ConfigError("--beam and --greedy: beam search is already deterministic; give one of them")
+    do_sample = False if args.greedy else None
+    try:
+        return SamplingConfig(args.max_new_tokens, args.temperature, args.top_k, args.top_p, do_sample, args.seed,
+                              args.beam if args.beam is not None else 1, args.num_samples, tuple(args.stop))
+    except ConfigError as error:
+        if args.beam is not None and args.beam < 1:
+            raise ConfigError(f"--beam must be an integer from 1 to 10000, got {args.beam}") from None
+        raise error
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import warnings
+
+    from .api import load
     from .text.corpora import read_text_file
 
+    sampling = sampling_from_args(args)
     prompt = read_text_file(args.prompt_file) if args.prompt_file else args.prompt
-    SamplingConfig(args.max_new_tokens, args.temperature, args.top_k, args.top_p, args.greedy, args.seed,
-                   args.beam)  # bad options are refused before the checkpoint is loaded
+    if prompt == "-" and not args.interactive:
+        prompt = read_stdin_text().removesuffix("\n")  # `echo TEXT |` adds one newline, not part of it
     lm = load(args.checkpoint, args.device, args.engine)
-    stream = None if args.json else _write_stdout
-    text = lm.generate(prompt, args.max_new_tokens, args.temperature, args.top_k, args.top_p,
-                       not args.greedy, args.seed, stream, args.beam)
+    warnings.showwarning = lambda message, *_rest, **_options: print(
+        one_line(f"rnnkit generate: warning: {message}"), file=sys.stderr)
+    if args.interactive:
+        from .interactive import prompt_loop
+        return prompt_loop(lm, sampling, sys.stdin, _write_stdout, lambda line: print(line, file=sys.stderr))
+    single = sampling.num_return_sequences == 1
+    stream = None if args.json or not single else _write_stdout
+    texts = lm.generate(prompt, stream=stream, **generate_options(sampling))
+    texts = [texts] if single else texts
     if args.json:
-        print(json.dumps({"text": text}, ensure_ascii=False))
-    else:
+        print(json.dumps({"text": texts[0], "texts": texts}, ensure_ascii=False))
+    elif single:
         print()
+    else:
+        _write_stdout(SAMPLE_SEPARATOR.join(texts) + "\n")
     return 0
+
+
+SAMPLE_SEPARATOR = "\n----\n"  # between the samples of generate --num-samples
+
+
+def generate_options(sampling: Any) -> dict[str, Any]:
+    """A SamplingConfig as LanguageModel.generate's keyword arguments."""
+    from dataclasses import asdict
+    return asdict(sampling)
+
+
+def read_stdin_text() -> str:
+    """Standard input as UTF-8 text (a bad byte is refused by position, like a bad file)."""
+    from .errors import DataError
+    raw = sys.stdin.buffer.read()
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        raise DataError(f"standard input is not valid UTF-8 (bad byte at offset {error.start})") from None
+
+
+def score_input(args: argparse.Namespace) -> str:
+    """The one text `score` was given: --text, --file or - (stdin)."""
+    from .errors import ConfigError
+    given = [name for name, value in (("--text", args.text), ("--file", args.file), ("-", args.stdin))
+             if value is not None]
+    if len(given) != 1:
+        raise ConfigError("give the text to score one way: --text STR, --file PATH or - (standard input)"
+                          + (f"; got {' and '.join(given)}" if given else ""))
+    if args.file is not None:
+        from .text.corpora import read_text_file
+        return read_text_file(args.file)
+    return read_stdin_text() if args.stdin else args.text
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .api import load
+    from .score import _check_top_k
+
+    text = score_input(args)
+    _check_top_k(args.top_k)  # refused before the checkpoint is loaded
+    if not text:
+        from .errors import DataError
+        raise DataError("the text to score is empty")
+    lm = load(args.checkpoint, args.device, args.engine)
+    result = lm.score(text, top_k=args.top_k)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        return 0
+    totals = result.totals()
+    summary = (f"{totals['tokens']:,} tokens, {totals['chars']:,} chars: {totals['total_nats']:.4f} nats | "
+               f"{totals['loss']:.4f} nats/token | {totals['bits_per_char']:.4f} bits/char | "
+               f"ppl {totals['perplexity']:.3f}")
+    rows = result.tokens
+    if args.tsv:
+        header = ["token", "start", "end", "logprob", "surprisal"] + (["top"] if args.top_k else [])
+        lines = ["\t".join(header)]
+        for row in rows:
+            cells = [tsv_cell(row["token"]), str(row["start"]), str(row["end"]), f"{row['logprob']:.6f}",
+                     f"{row['surprisal']:.6f}"]
+            if args.top_k:
+                cells.append(" ".join(f"{tsv_cell(alt['token'])}={alt['logprob']:.4f}" for alt in row["top"]))
+            lines.append("\t".join(cells))
+        _write_stdout("\n".join(lines) + "\n")
+        print(summary, file=sys.stderr)
+        return 0
+    lines = [f"{'token':<12}{'span':>14}{'logprob':>10}{'bits':>8}" + ("  likeliest" if args.top_k else "")]
+    for row in rows:
+        line = f"{shown_token(row['token']):<12}{row['start']:>7}-{row['end']:<6}{row['logprob']:>10.4f}" \
+               f"{row['surprisal']:>8.3f}"
+        if args.top_k:
+            line += "  " + " ".join(f"{shown_token(alt['token'])} {alt['logprob']:.2f}" for alt in row["top"])
+        lines.append(line)
+    _write_stdout("\n".join(lines) + "\n")
+    print(summary)
+    return 0
+
+
+def tsv_cell(token: str) -> str:
+    """A token as one TSV cell: backslash, tab, newline and carriage return escaped."""
+    return token.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def shown_token(token: str) -> str:
+    """A token quoted so that spaces and newlines show: 'the', ' ', '\\n'."""
+    return repr(token)
 
 
 def cmd_gradcheck(args: argparse.Namespace) -> int:
@@ -392,8 +582,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         raise ConfigError("--workers must be between 1 and 256")
     started = time.perf_counter()
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
-    meta = prepare(args.data, args.tokenizer, args.out, tuple(args.split), args.lowercase, args.min_freq,
-                   args.max_size, args.vocab_size, args.tokenizer_from, args.overwrite, args.workers, log)
+    refuse_renamed(args)
+    meta = prepare(args.data, args.tokenizer, args.out, tuple(args.fractions), args.lowercase, args.min_freq,
+                   args.max_size, args.bpe_vocab, args.tokenizer_from, args.overwrite, args.workers, log)
     seconds = time.perf_counter() - started
     meta["seconds"] = round(seconds, 3)
     meta["out"] = str(args.out or "")
@@ -437,7 +628,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def preset_args(sections: dict[str, dict[str, Any]]) -> list[str]:
     """A preset's options as the `rnnkit train` flags that would set them."""
     flags = {(section, field): name for name, (section, field, *_rest) in {**TRAIN_OPTIONS, **TRAIN_FLAGS}.items()}
-    flags[("data", "split")] = "split"
+    flags[("data", "fractions")] = "fractions"
     args = []
     for section, values in sections.items():
         for field, value in values.items():
@@ -456,9 +647,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from .studies.compare import NeuralOptions, compare, markdown_table
 
+    refuse_renamed(args)
     neural = NeuralOptions(**{f.name: getattr(args, f.name) for f in fields(NeuralOptions)})
     rows = compare(args.data, args.tokenizer, args.models, args.budget_seconds, args.out, seed=args.seed,
-                   split=args.split, neural=neural, overwrite=args.overwrite, quiet=args.quiet)
+                   fractions=args.fractions, neural=neural, overwrite=args.overwrite, quiet=args.quiet)
     print(json.dumps(rows) if args.json else markdown_table(rows))
     return 0
 
@@ -615,6 +807,7 @@ SUBCOMMANDS = {
     "train": ("train a model (defaults: char LSTM on timemachine)", _add_train, cmd_train),
     "evaluate": ("loss, perplexity and bits per character of a checkpoint", _add_evaluate, cmd_evaluate),
     "generate": ("sample text from a checkpoint", _add_generate, cmd_generate),
+    "score": ("per-token log-probability and surprisal of a text, with totals", _add_score, cmd_score),
     "compare": ("train RNNs and fit n-gram/HMM baselines on one text; compare", _add_compare, cmd_compare),
     "gradcheck": ("check the NumPy engine's backward pass against finite differences", _add_gradcheck,
                   cmd_gradcheck),

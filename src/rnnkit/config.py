@@ -152,7 +152,7 @@ class DataConfig:
     min_freq: int = 1
     max_size: int | None = None
     bpe_vocab: int = 1000  # bpe: subword vocabulary size (256 byte tokens + merges)
-    split: tuple[float, float, float] = (0.9, 0.05, 0.05)
+    fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)  # train, val, test shares of the text
     batch_size: int = 32
     seq_len: int = 64
     batching: str = "sequential"
@@ -165,7 +165,7 @@ class DataConfig:
         check_int("min_freq", self.min_freq, 1)
         check_int("max_size", self.max_size, 2, allow_none=True)
         check_int("bpe_vocab", self.bpe_vocab, 257, 1 << 20)
-        self.split = _check_split(self.split)
+        self.fractions = _check_split(self.fractions)
         check_int("batch_size", self.batch_size, 1, 1 << 20)
         check_int("seq_len", self.seq_len, 1, 1 << 20)
         check_choice("batching", self.batching, BATCHINGS)
@@ -173,13 +173,13 @@ class DataConfig:
 
 def _check_split(split: Any) -> tuple[float, float, float]:
     if not isinstance(split, (list, tuple)) or len(split) != 3:
-        raise ConfigError(f"split must be three fractions train,val,test, got {split!r}")
+        raise ConfigError(f"fractions must be three shares train,val,test, got {split!r}")
     for name, part in zip(("train", "val", "test"), split, strict=True):
-        check_float(f"split ({name} fraction)", part, 0.0, 1.0)
+        check_float(f"fractions ({name} share)", part, 0.0, 1.0)
     if split[0] <= 0:
-        raise ConfigError("split: the train fraction must be positive")
+        raise ConfigError("fractions: the train share must be positive")
     if abs(sum(split) - 1.0) > 1e-6:
-        raise ConfigError(f"split fractions must add up to 1, got {','.join(map(str, split))}")
+        raise ConfigError(f"fractions must add up to 1, got {','.join(map(str, split))}")
     return tuple(float(part) for part in split)  # type: ignore[return-value]
 
 
@@ -308,12 +308,15 @@ def section_from_dict(kind: type, raw: Any) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"the {kind.__name__} section must be a JSON object")
     names = {f.name for f in dataclasses.fields(kind)}
+    if kind is DataConfig and "split" in raw:
+        raise ConfigError("the data option 'split' is now called 'fractions' (train,val,test shares; "
+                          "'split' names one split, as in evaluate)")
     unknown = set(raw) - names
     if unknown:
         raise ConfigError(f"unknown {kind.__name__} option(s): {', '.join(sorted(unknown))}")
     values = dict(raw)
-    if kind is DataConfig and isinstance(values.get("split"), list):
-        values["split"] = tuple(values["split"])
+    if kind is DataConfig and isinstance(values.get("fractions"), list):
+        values["fractions"] = tuple(values["fractions"])
     try:
         return kind(**values)
     except TypeError as error:  # defensive: a field dataclasses could not accept

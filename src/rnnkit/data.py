@@ -68,7 +68,7 @@ def load_splits(data: DataConfig, tokenizer: Tokenizer | None = None, names: Seq
                 fractions: tuple[float, float, float] | None = None, require_val: bool = True) -> LoadedData:
     """Token splits `names` of `data.data`.
 
-    A text is read and cut by `fractions` (default data.split); its vocabulary is built from the
+    A text is read and cut by `fractions` (default data.fractions); its vocabulary is built from the
     training split with the options of `data`, unless `tokenizer` (a model's) is given, and only
     the splits asked for are encoded (a token the tokenizer lacks raises PromptError). A prepared
     directory (`rnnkit prepare`) is memory-mapped: its own tokenizer decides, and a given one must
@@ -77,7 +77,7 @@ def load_splits(data: DataConfig, tokenizer: Tokenizer | None = None, names: Seq
     if is_prepared(data.data):
         loaded = _load_prepared(data.data, tokenizer, names)
     else:
-        corpus = load_corpus(data.data, fractions or data.split)
+        corpus = load_corpus(data.data, fractions or data.fractions)
         if tokenizer is None:
             tokenizer = build_tokenizer(data.tokenizer, corpus.train, (corpus.val, corpus.test),
                                         data.lowercase, data.min_freq, data.max_size, data.bpe_vocab)

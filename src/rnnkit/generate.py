@@ -20,13 +20,23 @@ from .text.tokenizer import Tokenizer
 
 @dataclass(frozen=True)
 class SamplingConfig:
+    """How to continue a prompt, in Hugging Face's names (one spelling each).
+
+    do_sample: sample (True) or take the likeliest token (False: greedy; with num_beams > 1, beam
+    search). None means "sample, unless num_beams > 1". num_return_sequences: independent samples
+    (batched), or the best continuations of a beam search. stop: strings that end a continuation
+    (cut before the first one; the stop string is not part of the text).
+    """
+
     max_new_tokens: int = 200
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
-    greedy: bool = False
+    do_sample: bool | None = None
     seed: int | None = None
-    beam: int | None = None  # beam search with this many continuations kept
+    num_beams: int = 1  # beam search with this many continuations kept
+    num_return_sequences: int = 1
+    stop: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) \
@@ -42,35 +52,64 @@ class SamplingConfig:
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
                                       or self.seed < 0):
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
-        if self.beam is not None:
-            if isinstance(self.beam, bool) or not isinstance(self.beam, int) or not 1 <= self.beam <= 10_000:
-                raise ConfigError(f"beam must be an integer from 1 to 10000, got {self.beam!r}")
-            if self.greedy or self.top_k is not None or self.top_p is not None or self.temperature != 1.0:
-                raise ConfigError("beam search looks for the most likely continuation: it takes no temperature, "
-                                  "top-k, top-p or greedy")
+        if self.do_sample is not None and not isinstance(self.do_sample, bool):
+            raise ConfigError(f"do_sample must be True, False or None, got {self.do_sample!r}")
+        for name in ("num_beams", "num_return_sequences"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
+                raise ConfigError(f"{name} must be an integer from 1 to 10000, got {value!r}")
+        self._check_stop()
+        if self.num_beams > 1:
+            if self.do_sample or self.top_k is not None or self.top_p is not None or self.temperature != 1.0:
+                raise ConfigError("beam search (num_beams > 1) looks for the likeliest continuation: it takes no "
+                                  "do_sample, temperature, top_k or top_p")
+            if self.num_return_sequences > self.num_beams:
+                raise ConfigError(f"a beam of {self.num_beams} keeps {self.num_beams} continuations: "
+                                  f"num_return_sequences must be at most that, got {self.num_return_sequences}")
+        elif self.do_sample is False and self.num_return_sequences > 1:
+            raise ConfigError("greedy decoding (do_sample=False) has one result: num_return_sequences must be 1 "
+                              "(sample, or use num_beams)")
+
+    def _check_stop(self) -> None:
+        if isinstance(self.stop, str) or not isinstance(self.stop, (tuple, list)) \
+                or not all(isinstance(s, str) for s in self.stop):
+            raise ConfigError(f"stop must be a list of strings, got {self.stop!r}")
+        if any(s == "" for s in self.stop):
+            raise ConfigError("a stop string must not be empty (it would end every continuation at once)")
+        object.__setattr__(self, "stop", tuple(self.stop))
+
+    @property
+    def sampling(self) -> bool:
+        return self.num_beams == 1 and self.do_sample is not False
+
+
+RENAMED_GENERATE = {"beam": "num_beams", "greedy": "do_sample=False", "num_samples": "num_return_sequences",
+                    "max_tokens": "max_new_tokens", "length": "max_new_tokens", "stop_strings": "stop"}
 
 
 def filter_logprobs(logprobs: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
                     top_p: float | None = None) -> np.ndarray:
-    """The sampling distribution (V,) from next-token log-probabilities (V,).
+    """The sampling distribution (..., V) from next-token log-probabilities (..., V), row by row.
 
     p_i proportional to exp(log p_i / temperature), restricted to the k most likely tokens
     (top-k) and then to the smallest set whose probability reaches top_p (nucleus, Holtzman 2020).
     """
     scaled = logprobs / temperature
-    if top_k is not None and top_k < scaled.size:
-        kth = np.partition(scaled, -top_k)[-top_k]
+    if top_k is not None and top_k < scaled.shape[-1]:
+        kth = np.partition(scaled, -top_k, axis=-1)[..., -top_k:-top_k + 1 or None]
         scaled = np.where(scaled >= kth, scaled, -np.inf)
-    probs = np.exp(scaled - scaled.max())
-    probs /= probs.sum()
+    probs = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
     if top_p is not None and top_p < 1.0:
-        order = np.argsort(-probs, kind="stable")
-        cumulative = np.cumsum(probs[order])
-        # first index reaching top_p (1e-12 forgives rounding in the running sum)
-        keep = order[: int(np.searchsorted(cumulative, top_p - 1e-12)) + 1]
-        kept = np.zeros_like(probs)
-        kept[keep] = probs[keep]
-        probs = kept / kept.sum()
+        order = np.argsort(-probs, axis=-1, kind="stable")
+        cumulative = np.cumsum(np.take_along_axis(probs, order, axis=-1), axis=-1)
+        # keep every token up to the first whose running sum reaches top_p (1e-12 forgives rounding)
+        keep_sorted = np.concatenate([np.ones_like(cumulative[..., :1], dtype=bool),
+                                      cumulative[..., :-1] < top_p - 1e-12], axis=-1)
+        keep = np.zeros_like(keep_sorted)
+        np.put_along_axis(keep, order, keep_sorted, axis=-1)
+        probs = np.where(keep, probs, 0.0)
+        probs /= probs.sum(axis=-1, keepdims=True)
     return probs
 
 
@@ -98,28 +137,59 @@ def start_ids(tokenizer: Tokenizer, prompt: str) -> np.ndarray:
 
 def generate_ids(scorer: Scorer, prompt_ids: np.ndarray, sampling: SamplingConfig,
                  on_token: Callable[[int], None] | None = None) -> list[int]:
-    """Read the prompt, then produce `max_new_tokens` ids one at a time."""
-    rng = np.random.default_rng(sampling.seed)
-    state = scorer.initial_state(1)
-    logprobs, state = scorer.next_logprobs(prompt_ids[None, :], state)
+    """Read the prompt, then produce `max_new_tokens` ids one at a time (one sequence)."""
     produced: list[int] = []
-    for _ in range(sampling.max_new_tokens):
-        row = logprobs[0]
-        if sampling.greedy:
-            token = int(np.argmax(row))
-        else:
-            probs = filter_logprobs(row, sampling.temperature, sampling.top_k, sampling.top_p)
-            token = min(int(np.searchsorted(np.cumsum(probs), rng.random(), side="right")), len(probs) - 1)
-        produced.append(token)
+
+    def step(tokens: np.ndarray) -> bool:
+        produced.append(int(tokens[0]))
         if on_token is not None:
-            on_token(token)
-        logprobs, state = scorer.next_logprobs(np.array([[token]], dtype=np.int64), state)
+            on_token(int(tokens[0]))
+        return True
+
+    generate_batch(scorer, prompt_ids, sampling, 1, step)
     return produced
+
+
+def generate_batch(scorer: Scorer, prompt_ids: np.ndarray, sampling: SamplingConfig, rows: int,
+                   on_step: Callable[[np.ndarray], bool]) -> None:
+    """`rows` continuations of one prompt, side by side: the prompt is read once, its state copied
+    to every row, then each step is one forward pass over all rows. `on_step` gets the new token
+    of every row (N,) and returns False once nothing more is wanted (every row has stopped).
+
+    Sampling draws one uniform number per row per step, u ~ U[0, 1), and takes the first token
+    whose cumulative probability exceeds u (inverse-CDF sampling). Each row has its own Generator
+    (row 0: the seed itself, row r: the seed sequence [seed, r]), so a row's text does not depend
+    on how many rows are drawn beside it: sample 1 of N is the text of a single sample.
+    """
+    rngs = [np.random.default_rng(sampling.seed if row == 0 or sampling.seed is None else [sampling.seed, row])
+            for row in range(rows)]
+    logprobs, state = scorer.next_logprobs(prompt_ids[None, :], scorer.initial_state(1))
+    if rows > 1:
+        copies = np.zeros(rows, dtype=np.int64)
+        logprobs, state = logprobs[copies], scorer.select_state(state, copies)
+    for _ in range(sampling.max_new_tokens):
+        if sampling.do_sample is False:
+            tokens = np.argmax(logprobs, axis=-1)
+        else:
+            probs = filter_logprobs(logprobs, sampling.temperature, sampling.top_k, sampling.top_p)
+            draws = np.array([rng.random() for rng in rngs])
+            tokens = np.minimum((np.cumsum(probs, axis=-1) <= draws[:, None]).sum(axis=-1), probs.shape[-1] - 1)
+        tokens = tokens.astype(np.int64)
+        if not on_step(tokens):
+            return
+        logprobs, state = scorer.next_logprobs(tokens[:, None], state)
 
 
 def beam_search_ids(scorer: Scorer, prompt_ids: np.ndarray, width: int, max_new_tokens: int) -> tuple[list[int], float]:
     """(the `max_new_tokens` ids after the prompt that a beam of `width` finds most likely, their
-    total log-probability in nats).
+    total log-probability in nats); see beam_search."""
+    return beam_search(scorer, prompt_ids, width, max_new_tokens)[0]
+
+
+def beam_search(scorer: Scorer, prompt_ids: np.ndarray, width: int, max_new_tokens: int,
+                keep: int = 1) -> list[tuple[list[int], float]]:
+    """The `keep` best continuations a beam of `width` ends with, best first, each with its total
+    log-probability in nats.
 
     At each step every kept continuation is extended by every token, and the `width` extensions
     with the highest log p(y_1..y_t | prompt) = sum_i log p(y_i | prompt, y_<i) are kept (beam
@@ -133,8 +203,8 @@ def beam_search_ids(scorer: Scorer, prompt_ids: np.ndarray, width: int, max_new_
     parents, tokens = [], []  # per step: the kept row each continuation extends, and its token
     for step in range(max_new_tokens):
         candidates = (scores[:, None] + logprobs).ravel()
-        keep = min(width, candidates.size)
-        best = np.argpartition(-candidates, keep - 1)[:keep]
+        kept = min(width, candidates.size)
+        best = np.argpartition(-candidates, kept - 1)[:kept]
         best = best[np.argsort(-candidates[best], kind="stable")]
         rows, chosen = np.divmod(best, logprobs.shape[1])
         scores = candidates[best]
@@ -142,42 +212,96 @@ def beam_search_ids(scorer: Scorer, prompt_ids: np.ndarray, width: int, max_new_
         tokens.append(chosen)
         if step + 1 < max_new_tokens:
             logprobs, state = scorer.next_logprobs(chosen[:, None], scorer.select_state(state, rows))
-    return _trace_back(parents, tokens), float(scores[0])  # no step: the prompt alone, 0.0
+    # no step: the prompt alone, 0.0
+    return [(_trace_back(parents, tokens, row), float(scores[row])) for row in range(min(keep, len(scores)))]
 
 
-def _trace_back(parents: list[np.ndarray], tokens: list[np.ndarray]) -> list[int]:
-    """The best continuation's tokens, followed back from its last step (row 0 is the best)."""
-    row, ids = 0, []
+def _trace_back(parents: list[np.ndarray], tokens: list[np.ndarray], row: int = 0) -> list[int]:
+    """A kept continuation's tokens, followed back from its last step (row 0 is the best)."""
+    ids = []
     for step in range(len(tokens) - 1, -1, -1):
         ids.append(int(tokens[step][row]))
         row = int(parents[step][row])
     return ids[::-1]
 
 
-def generate_text(scorer: Scorer, tokenizer: Tokenizer, prompt: str, sampling: SamplingConfig,
-                  on_text: Callable[[str], None] | None = None) -> str:
-    """Prompt plus continuation as text; `on_text` receives the prompt, then each new piece."""
-    ids = start_ids(tokenizer, prompt)
+class StopText:
+    """A continuation's text with stop strings applied: text is let through once it cannot be the
+    start of a stop string; at the first stop string the continuation ends (the stop string and
+    what follows are dropped)."""
+
+    def __init__(self, stops: tuple[str, ...]):
+        self.stops, self.pending, self.done = stops, "", False
+
+    def push(self, piece: str) -> str:
+        if self.done:
+            return ""
+        self.pending += piece
+        found = [i for i in (self.pending.find(stop) for stop in self.stops) if i >= 0]
+        if found:
+            out, self.pending, self.done = self.pending[:min(found)], "", True
+            return out
+        hold = max((n for stop in self.stops for n in range(min(len(stop) - 1, len(self.pending)), 0, -1)
+                    if self.pending.endswith(stop[:n])), default=0)
+        out = self.pending[:len(self.pending) - hold]
+        self.pending = self.pending[len(out):]
+        return out
+
+    def flush(self) -> str:
+        out, self.pending = ("" if self.done else self.pending), ""
+        return out
+
+
+def _prompt_decoder(tokenizer: Tokenizer, prompt: str, ids: np.ndarray) -> tuple[str, object]:
+    """(the text shown for the prompt, a stream decoder primed with its last tokens)."""
     stream = tokenizer.stream_decoder()
-    shown = prompt
     if not prompt:
-        shown = "".join(stream.push(i) for i in ids)
-    else:
-        for i in ids[-8:]:  # prime the decoder with the prompt's last tokens (word spacing)
-            stream.push(i)
-    text = [shown]
+        return "".join(stream.push(i) for i in ids), stream
+    for i in ids[-8:]:  # prime the decoder with the prompt's last tokens (word spacing)
+        stream.push(i)
+    return prompt, stream
+
+
+def generate_texts(scorer: Scorer, tokenizer: Tokenizer, prompt: str, sampling: SamplingConfig,
+                   on_text: Callable[[str], None] | None = None) -> list[str]:
+    """`num_return_sequences` texts, each the prompt plus a continuation (cut at a stop string).
+    `on_text` receives the prompt, then each new piece of the first continuation as it is made
+    (sampling, greedy) or once the search has ended (beam search)."""
+    ids = start_ids(tokenizer, prompt)
+    rows = sampling.num_return_sequences
+    shown, first = _prompt_decoder(tokenizer, prompt, ids)
+    decoders = [first] + [_prompt_decoder(tokenizer, prompt, ids)[1] for _ in range(rows - 1)]
+    stops = [StopText(sampling.stop) for _ in range(rows)]
+    texts = [[shown] for _ in range(rows)]
     if on_text is not None:
         on_text(shown)
 
-    def emit(token: int) -> None:
-        piece = stream.push(token)
-        text.append(piece)
-        if on_text is not None and piece:
+    def emit(row: int, token: int) -> None:
+        piece = stops[row].push(decoders[row].push(token))
+        texts[row].append(piece)
+        if row == 0 and on_text is not None and piece:
             on_text(piece)
 
-    if sampling.beam is None:
-        generate_ids(scorer, ids, sampling, emit)
+    if sampling.num_beams == 1:
+        def step(tokens: np.ndarray) -> bool:
+            for row, token in enumerate(tokens.tolist()):
+                emit(row, token)
+            return not all(stop.done for stop in stops)
+        generate_batch(scorer, ids, sampling, rows, step)
     else:
-        for token in beam_search_ids(scorer, ids, sampling.beam, sampling.max_new_tokens)[0]:
-            emit(token)
-    return "".join(text)
+        for row, (continuation, _) in enumerate(beam_search(scorer, ids, sampling.num_beams,
+                                                            sampling.max_new_tokens, rows)):
+            for token in continuation:
+                emit(row, token)
+    for row in range(rows):
+        tail = stops[row].flush()
+        texts[row].append(tail)
+        if row == 0 and on_text is not None and tail:
+            on_text(tail)
+    return ["".join(parts) for parts in texts]
+
+
+def generate_text(scorer: Scorer, tokenizer: Tokenizer, prompt: str, sampling: SamplingConfig,
+                  on_text: Callable[[str], None] | None = None) -> str:
+    """Prompt plus continuation as text; `on_text` receives the prompt, then each new piece."""
+    return generate_texts(scorer, tokenizer, prompt, sampling, on_text)[0]

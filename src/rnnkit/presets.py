@@ -69,7 +69,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({preset.name: preset for preset
             "nats/char validation within 5 minutes",
             model={"model": "lstm", "layers": 3, "hidden": 1024, "embed": 128, "tie": False,
                    "dropout_input": 0.25, "dropout_hidden": 0.25, "dropout_output": 0.25, "weight_drop": 0.2},
-            data={"data": "tinyshakespeare", "tokenizer": "char", "split": [0.9, 0.1, 0.0],
+            data={"data": "tinyshakespeare", "tokenizer": "char", "fractions": [0.9, 0.1, 0.0],
                   "batch_size": 128, "seq_len": 256},
             train={"optimizer": "adamw", "lr": 2e-3, "schedule": "cosine", "warmup_steps": 100, "steps": 5000,
                    "max_seconds": 300.0, "eval_interval": 100, "log_interval": 25, "amp": True,
@@ -82,7 +82,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({preset.name: preset for preset
             "cpu (2 cores)", "best val loss 1.5207 nats/char (bpc 2.194) after 560 s, 1.7885 after 112 s "
             "(2-core CPU, 2026-11-23)",
             model={"model": "lstm", "layers": 2, "hidden": 256, "embed": 64, "dropout": 0.1},
-            data={"data": "tinyshakespeare", "tokenizer": "char", "split": [0.9, 0.1, 0.0],
+            data={"data": "tinyshakespeare", "tokenizer": "char", "fractions": [0.9, 0.1, 0.0],
                   "batch_size": 32, "seq_len": 128},
             train={"lr": 4e-3, "steps": 1500, "max_seconds": 600.0, "eval_interval": 100, "device": "cpu"}),
     # 35,000 training tokens: a trial run with a 3,000-step schedule was best at step 800 (val
@@ -92,7 +92,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({preset.name: preset for preset
             "cpu (2 cores)", "best val ppl 63.8 (4.1561 nats/word) at step 700, 114 s (2-core CPU, 2026-11-23)",
             model=_WORD_MODEL,
             data={"data": "timemachine", "tokenizer": "word", "lowercase": True, "min_freq": 2,
-                  "split": [0.9, 0.05, 0.05], "batch_size": 32, "seq_len": 35},
+                  "fractions": [0.9, 0.05, 0.05], "batch_size": 32, "seq_len": 35},
             train={**_WORD_TRAIN, "steps": 800, "max_seconds": 300.0, "eval_interval": 100}),
     # 263,000 training tokens at about 4,000 tokens/s: still improving when a 5-minute trial
     # stopped, so it gets 10 minutes like the char preset
@@ -101,7 +101,7 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({preset.name: preset for preset
             "cpu (2 cores)", "best val ppl 56.1 (4.0266 nats/word) at step 2,000, 551 s (2-core CPU, 2026-11-23)",
             model=_WORD_MODEL,
             data={"data": "tinyshakespeare", "tokenizer": "word", "min_freq": 3,
-                  "split": [0.9, 0.05, 0.05], "batch_size": 32, "seq_len": 35},
+                  "fractions": [0.9, 0.05, 0.05], "batch_size": 32, "seq_len": 35},
             train={**_WORD_TRAIN, "steps": 2000, "max_seconds": 600.0, "eval_interval": 200}),
 )})
 

@@ -45,6 +45,7 @@ from .evaluate import EvalResult, eval_settings, evaluate_split
 from .files import clean_stale, fresh_run_dir, is_checkpoint, json_safe, prepare_run_dir, write_json
 from .generate import SamplingConfig, generate_text
 from .runtime import flush_denormals, resolve_device, stderr_logger
+from .text.corpora import load_corpus
 from .text.tokenizer import Tokenizer
 
 
@@ -113,6 +114,15 @@ def default_run_dir(config: RunConfig) -> Path:
     return fresh_run_dir(f"{Path(config.data.data).stem or 'data'}-{config.model.model}")
 
 
+@dataclass
+class FineTuneStart:
+    """Where a fine-tuning run starts: the source's tokenizer (grown, if asked) and weights."""
+
+    tokenizer: Any
+    weights: dict[str, torch.Tensor]
+    info: dict[str, Any]
+
+
 class Trainer:
     """One training run's state: data, an engine (model + optimizer), batches, step, and the
     running sums of the current logging window. Everything here is saved in trainer_state.pt.
@@ -121,7 +131,8 @@ class Trainer:
     tokenizer kind) that loading the data found; the config given is left as it was.
     """
 
-    def __init__(self, config: RunConfig, log: Callable[[str], None], checkpoint: Checkpoint | None = None):
+    def __init__(self, config: RunConfig, log: Callable[[str], None], checkpoint: Checkpoint | None = None,
+                 start: FineTuneStart | None = None):
         self.log = log
         self.world = distributed.world_from_env()
         self.device = distributed.start(self.world, resolve_device(config.train.device))
@@ -130,7 +141,8 @@ class Trainer:
             log("note: --amp (bf16 autocast) works on CUDA only; training in fp32 on the CPU")
         torch.manual_seed(config.train.seed)
         self.generator = torch.Generator().manual_seed(config.train.seed + 1)
-        loaded = load_splits(config.data, checkpoint.tokenizer if checkpoint else None)
+        given_tokenizer = start.tokenizer if start else checkpoint.tokenizer if checkpoint else None
+        loaded = load_splits(config.data, given_tokenizer)
         log(loaded.summary())
         self.config = config = loaded.sized(config)
         self.tokenizer, self.splits = loaded.tokenizer, loaded.splits
@@ -138,6 +150,12 @@ class Trainer:
         if config.train.optimizer == "ntasgd" and not self.engine.supports_averaging:
             raise ConfigError(f"--optimizer ntasgd needs weight averaging, which the {config.model.engine} "
                               "engine does not have; use --engine torch")
+        self.info: dict[str, Any] = {}  # recorded in each checkpoint's config.json (a fine-tune's source)
+        if checkpoint is not None and "init_from" in checkpoint.info:  # a resumed fine-tune keeps it
+            self.info["init_from"] = checkpoint.info["init_from"]
+        if start is not None:  # fine-tuning: the source's weights, a fresh optimizer and schedule
+            self.engine.load_weights(start.weights)
+            self.info["init_from"] = start.info
         self.rows = self.world.rows(config.data.batch_size)
         self.batches = self._make_batches()
         self.total_steps = self._total_steps()
@@ -263,7 +281,8 @@ class Trainer:
         state = self.trainer_state()  # every process joins its collectives; one process writes
         if self.world.is_main:
             save_checkpoint(run_dir / kind, self.config, self.engine.weights(), self.tokenizer,
-                            state, run_dir / "metrics.jsonl", kind=kind, step=self.step, val_loss=val_loss)
+                            state, run_dir / "metrics.jsonl", kind=kind, step=self.step, val_loss=val_loss,
+                            **self.info)
         distributed.barrier(self.world)
 
     def restore(self, checkpoint: Checkpoint) -> None:
@@ -444,16 +463,46 @@ def _progress_bar(total: int, initial: int, quiet: bool) -> Any:
 
 def train(config: RunConfig | None = None, resume: str | Path | None = None,
           log: Callable[[str], None] | None = None, on_sample: Callable[[str], None] | None = None,
-          preset: str | None = None, **overrides: Any) -> TrainResult:
+          preset: str | None = None, init_from: str | Path | None = None, grow_vocab: bool = False,
+          **overrides: Any) -> TrainResult:
     """Train a model (or continue one with `resume=RUN_DIR`) and return its final figures.
 
     `overrides` are config fields of any section applied on top (`steps=500, hidden=128`); with
     `resume`, only what keeps the run the same run (steps, epochs, device, intervals, ...).
     `preset` (see rnnkit.presets) starts from a named configuration instead of `config`; the
     overrides still win. With `resume`, a preset must be the one the run started from.
+    `init_from=RUN` fine-tunes: a new run from RUN's weights and tokenizer on `data=NEW` (see
+    rnnkit.finetune; `grow_vocab` gives new characters or words new ids instead of refusing).
     """
     with flush_denormals():
+        if init_from is not None:
+            return _finetune(init_from, grow_vocab, config, resume, preset, log, on_sample, overrides)
+        if grow_vocab:
+            raise ConfigError("grow_vocab (--grow-vocab) applies to fine-tuning: give init_from (--init-from) too")
         return _train(config, resume, log, on_sample, preset, overrides)
+
+
+def _finetune(init_from: str | Path, grow_vocab: bool, config: RunConfig | None, resume: str | Path | None,
+              preset: str | None, log: Callable[[str], None] | None, on_sample: Callable[[str], None] | None,
+              overrides: dict[str, Any]) -> TrainResult:
+    """A new run from a trained model's weights and tokenizer (rnnkit.finetune)."""
+    from .finetune import check_new_tokens, finetune_config, grown_tokenizer, grown_weights, source_info
+    from .text.prepare import is_prepared
+
+    if config is not None or resume is not None or preset is not None:
+        raise ConfigError("init_from (--init-from) starts a new run from a trained one: it takes no config, "
+                          "resume or preset, only options")
+    source = load_checkpoint(init_from)
+    config = finetune_config(source.config, overrides)
+    if is_prepared(config.data.data):
+        raise ConfigError("fine-tune on a text file, directory or bundled corpus (a prepared directory has its "
+                          "own tokenizer)")
+    corpus = load_corpus(config.data.data, config.data.fractions)
+    added = check_new_tokens(source.tokenizer, [corpus.train, corpus.val, corpus.test], grow_vocab)
+    tokenizer = grown_tokenizer(source.tokenizer, added) if added else source.tokenizer
+    start = FineTuneStart(tokenizer, grown_weights(source.weights, source.config, len(added)),
+                          source_info(source, added))
+    return _train(config, None, log, on_sample, None, {}, start)
 
 
 def _starting_config(config: RunConfig | None, preset: str | None, overrides: dict[str, Any]) -> RunConfig:
@@ -466,7 +515,8 @@ def _starting_config(config: RunConfig | None, preset: str | None, overrides: di
 
 
 def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[str], None] | None,
-           on_sample: Callable[[str], None] | None, preset: str | None, overrides: dict[str, Any]) -> TrainResult:
+           on_sample: Callable[[str], None] | None, preset: str | None, overrides: dict[str, Any],
+           start: FineTuneStart | None = None) -> TrainResult:
     checkpoint = None
     if resume is not None:
         checkpoint = load_checkpoint(resume, prefer="last")
@@ -482,12 +532,17 @@ def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[s
             raise ConfigError(f"a {config.model.model} model is fitted in one pass; there is nothing to resume")
         return _fit_baseline_run(config, run_dir, log, on_sample)
     try:
-        trainer = Trainer(config, log, checkpoint)
+        trainer = Trainer(config, log, checkpoint, start)
         config = trainer.config  # with the vocabulary size the data gave
         if trainer.step >= trainer.total_steps:
             raise ConfigError(f"the checkpoint is at step {trainer.step} already; ask for more --steps to continue")
+        if start is not None:  # the loss the source model has on the new text, before any update
+            trainer.info["init_from"]["new_val_loss_before"] = trainer.evaluate().loss
+            log(f"fine-tuning {start.info['path']}: val loss on the new text before training "
+                f"{trainer.info['init_from']['new_val_loss_before']:.4f}"
+                + (f"; {len(start.info['added_tokens'])} new token(s) added" if start.info["added_tokens"] else ""))
         if world.is_main:
-            _open_run_dir(config, run_dir, checkpoint)
+            _open_run_dir(config, run_dir, checkpoint, trainer.info)
         distributed.barrier(world)
         log(f"model: {config.model.model}, {config.model.layers}x{config.model.hidden}, "
             f"{trainer.engine.num_parameters():,} parameters ({config.model.engine} engine) on {trainer.device}"
@@ -499,13 +554,14 @@ def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[s
         distributed.stop(world)
 
 
-def _open_run_dir(config: RunConfig, run_dir: Path, checkpoint: Checkpoint | None) -> None:
+def _open_run_dir(config: RunConfig, run_dir: Path, checkpoint: Checkpoint | None,
+                  info: dict[str, Any] | None = None) -> None:
     if checkpoint is None:
         prepare_run_dir(run_dir, config.train.overwrite)
     else:
         clean_stale(run_dir)
         _truncate_metrics(run_dir / "metrics.jsonl", checkpoint.path / "metrics.jsonl")
-    write_json(run_dir / "config.json", config_document(config, kind="run"))
+    write_json(run_dir / "config.json", config_document(config, kind="run", **(info or {})))
 
 
 def _truncate_metrics(run_metrics: Path, checkpoint_metrics: Path) -> None:

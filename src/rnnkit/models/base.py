@@ -27,6 +27,18 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
+TopK = tuple[np.ndarray, np.ndarray]  # (ids int64 (N, T, k), log-probabilities float64 (N, T, k)), best first
+
+
+def top_k_of(logprobs: np.ndarray, k: int) -> TopK:
+    """The k largest entries along the last axis of (..., V) log-probabilities, best first."""
+    k = min(k, logprobs.shape[-1])
+    ids = np.argpartition(-logprobs, k - 1, axis=-1)[..., :k]  # the k best, unordered: O(V)
+    values = np.take_along_axis(logprobs, ids, axis=-1)
+    order = np.argsort(-values, axis=-1, kind="stable")
+    return (np.take_along_axis(ids, order, axis=-1).astype(np.int64),
+            np.take_along_axis(values, order, axis=-1).astype(np.float64))
+
 
 class Scorer(Protocol):
     vocab_size: int
@@ -45,6 +57,12 @@ class Scorer(Protocol):
 
     def next_logprobs(self, idx: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         """Log-probabilities (N, V) of the token after idx[:, -1], having read idx (N, T); new state."""
+
+    def token_logprobs(self, idx: np.ndarray, targets: np.ndarray, state: Any, top_k: int = 0
+                       ) -> tuple[np.ndarray, TopK | None, Any]:
+        """Per-token log-probabilities float64 (N, T) of `targets` given `idx` (N, T), the `top_k`
+        most likely tokens at each position (None when top_k is 0), and the new state: what
+        `score` sums, kept token by token (score.py reports it)."""
 
     def select_state(self, state: Any, rows: np.ndarray) -> Any:
         """The state of batch rows `rows` (int64, repeats allowed), in that order: beam search

@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 
 from ..errors import CheckpointError, ConfigError, DataError
-from .base import NumpyScoring
+from .base import NumpyScoring, top_k_of
 
 # Baum-Welch cost in (state pairs x tokens x iterations) per second, measured for hmmlearn's
 # "scaling" forward-backward on one core of the 2-core development machine (1.7e8-2.4e8).
@@ -192,6 +192,24 @@ class HMMLM(NumpyScoring):
         idx, pred = self._inputs(idx, state)
         _, pred = self._forward(pred, idx)
         return np.log(pred @ self.emissionprob), pred
+
+    def token_logprobs(self, idx: np.ndarray, targets: np.ndarray, state, top_k: int = 0):
+        """Per-token log p(targets[:, t] | idx[:, :t+1]) (N, T), the top-k or None, new state.
+
+        p(y | a) = sum_k a_k B[k, y] for the predictive state a after reading idx[:, :t+1]."""
+        idx, pred = self._inputs(idx, state)
+        targets = self._check(targets, "targets")
+        if targets.shape != idx.shape:
+            raise ValueError(f"targets must have the shape of idx {idx.shape}, got {targets.shape}")
+        chosen = np.empty(idx.shape)
+        ids = np.empty(idx.shape + (min(top_k, self.vocab_size),), np.int64)
+        values = np.empty(ids.shape)
+        for t in range(idx.shape[1]):
+            _, pred = self._forward(pred, idx[:, t:t + 1])
+            chosen[:, t] = np.log(np.einsum("nk,nk->n", pred, self._emit_t[targets[:, t]]))
+            if top_k:
+                ids[:, t], values[:, t] = top_k_of(np.log(pred @ self.emissionprob), top_k)
+        return chosen, (ids, values) if top_k else None, pred
 
     def select_state(self, state: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """The predictive state distributions of these rows: (len(rows), K)."""

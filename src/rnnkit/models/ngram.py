@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import CheckpointError, ConfigError, DataError
-from .base import NumpyScoring
+from .base import NumpyScoring, top_k_of
 
 PAD = -1  # marks "no token yet" in the context state, before the start of the stream
 _FORMAT = 1  # version of the state_dict layout
@@ -305,6 +305,23 @@ class KneserNeyLM(NumpyScoring):
         hist = self._history(idx, state)
         new_state = hist[:, hist.shape[1] - (self.order - 1):].copy()
         return np.log(self._distribution(new_state)), new_state
+
+    def token_logprobs(self, idx: np.ndarray, targets: np.ndarray, state, top_k: int = 0):
+        """Per-token log p(target | history) (N, T), the top-k (ids, log-probs) or None, new state."""
+        hist = self._history(idx, state)
+        targets = _check_tokens(targets, self.vocab_size, "targets")
+        n, t_len, w = hist.shape[0], hist.shape[1] - (self.order - 1), self.order - 1
+        if targets.shape != (n, t_len):
+            raise ValueError(f"targets must have the shape of idx {(n, t_len)}, got {targets.shape}")
+        cols = np.arange(1, t_len + 1)[:, None] + np.arange(w)[None, :]
+        ctx = hist[:, cols].reshape(n * t_len, w)  # row n*t_len + t: the context of target t
+        chosen = np.log(self._target_probs(ctx, targets.reshape(-1))).reshape(n, t_len)
+        top = None
+        if top_k:
+            step = max(1, _CHUNK // self.vocab_size)  # full distributions, a chunk of contexts at a time
+            parts = [top_k_of(np.log(self._distribution(ctx[i:i + step])), top_k) for i in range(0, len(ctx), step)]
+            top = tuple(np.concatenate([p[j] for p in parts]).reshape(n, t_len, -1) for j in (0, 1))
+        return chosen, top, hist[:, hist.shape[1] - w:].copy()
 
     def select_state(self, state: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """The histories of these rows: (len(rows), K-1)."""

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..config import ModelConfig
 from . import numpy_layers as layers
-from .base import NumpyScoring
+from .base import NumpyScoring, top_k_of
 
 GATES = {"rnn": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
 
@@ -324,6 +324,19 @@ class NumpyRNNLM(NumpyScoring):
         """float64 log-probabilities (N, V) of the token after idx[:, -1], and the new state."""
         _, new_state, cache = self.forward(idx, state)
         return layers.log_softmax(cache["logits"][-1].astype(np.float64)), new_state
+
+    def token_logprobs(self, idx: np.ndarray, targets: np.ndarray, state: State = None, top_k: int = 0):
+        """Per-token log p(target) (N, T) float64, the top-k (ids, log-probs) or None, new state.
+        The log-softmax runs in the model's dtype, as `score`'s does."""
+        targets = self._check_idx(targets, "targets")
+        _, new_state, cache = self.forward(idx, state)
+        logits = cache["logits"]  # time-major (T, N, V), contiguous
+        # log p(y) = z_y - max z - log sum exp(z - max z), without a full log-softmax array
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        log_sum = np.log(np.exp(shifted).sum(axis=-1))
+        chosen = (np.take_along_axis(shifted, targets.T[..., None], axis=-1)[..., 0] - log_sum).T.astype(np.float64)
+        top = top_k_of((shifted - log_sum[..., None]).transpose(1, 0, 2), top_k) if top_k else None
+        return chosen, top, new_state
 
     def select_state(self, state: State, rows: np.ndarray) -> State:
         """Rows of the batch axis (axis 1 of each (L*dirs, N, H) array)."""

@@ -291,6 +291,20 @@ class TorchScorer:
         logits, state = self._forward(idx, state)
         return torch.log_softmax(logits[:, -1].double(), dim=-1).cpu().numpy(), state
 
+    def token_logprobs(self, idx: Any, targets: Any, state: State, top_k: int = 0):
+        """Per-token log p(target) (N, T) float64, the top-k (ids, log-probs) or None, new state."""
+        logits, state = self._forward(idx, state)  # an adaptive head's log-probs pass through unchanged
+        targets = torch.as_tensor(targets, dtype=torch.long, device=self.device)
+        # the fused kernel evaluate's cross-entropy uses, per token instead of summed
+        nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), reduction="none")
+        chosen = (-nll).view(targets.shape).double().cpu().numpy()
+        top = None
+        if top_k:
+            logprobs = torch.log_softmax(logits, dim=-1)
+            values, ids = logprobs.topk(min(top_k, logprobs.size(-1)), dim=-1)
+            top = (ids.cpu().numpy(), values.double().cpu().numpy())
+        return chosen, top, state
+
     def select_state(self, state: State, rows: np.ndarray) -> State:
         index = torch.as_tensor(rows, dtype=torch.long, device=self.device)
         if isinstance(state, tuple):  # LSTM (h, c), each (layers, N, H)

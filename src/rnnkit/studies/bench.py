@@ -251,7 +251,7 @@ def _run_config(spec: BenchSpec, path: Path, device: torch.device, amp: bool, se
     return RunConfig(
         ModelConfig(model=spec.model, layers=spec.layers, hidden=spec.hidden, embed=spec.embed),
         DataConfig(data=str(path), tokenizer="char", batch_size=spec.batch, seq_len=spec.seq_len,
-                   split=(TRAIN_FRACTION, round(1 - TRAIN_FRACTION, 6), 0.0)),
+                   fractions=(TRAIN_FRACTION, round(1 - TRAIN_FRACTION, 6), 0.0)),
         TrainConfig(steps=10**9, device=device.type, amp=amp, seed=seed, quiet=True, sample_tokens=0))
 
 

@@ -154,7 +154,7 @@ def _parse_one(item: str) -> ModelSpec:
 
 def compare(data: str = "timemachine", tokenizer: str = "char", models: str | Sequence[ModelSpec] = DEFAULT_MODELS,
             budget_seconds: float = 60.0, out: str | Path | None = None, *, seed: int = 1337,
-            split: tuple[float, float, float] = (0.9, 0.05, 0.05), neural: NeuralOptions | None = None,
+            fractions: tuple[float, float, float] = (0.9, 0.05, 0.05), neural: NeuralOptions | None = None,
             overwrite: bool = False, quiet: bool = False, log: Log | None = None) -> list[dict[str, Any]]:
     """Train or fit each model into OUT/<model>/, score all on the same val/test tokens, write
     OUT/compare.json and OUT/compare.png, and return the rows (one dict per model, in order).
@@ -169,7 +169,7 @@ def compare(data: str = "timemachine", tokenizer: str = "char", models: str | Se
     specs = parse_models(models if isinstance(models, str) else ",".join(spec.name for spec in models))
     neural = neural or NeuralOptions()
     check_float("budget_seconds", budget_seconds, 0.0, low_open=True)
-    base = RunConfig(ModelConfig(), DataConfig(data=data, tokenizer=tokenizer, split=split,
+    base = RunConfig(ModelConfig(), DataConfig(data=data, tokenizer=tokenizer, fractions=fractions,
                                                batch_size=neural.batch_size, seq_len=neural.seq_len),
                      TrainConfig(seed=seed, device=neural.device, quiet=True, sample_tokens=0, lr=neural.lr))
     configs = {spec: _run_config(spec, base, neural) for spec in specs}  # validates every option

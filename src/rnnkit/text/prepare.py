@@ -254,7 +254,7 @@ class TokenTable:
 
 
 def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = None,
-            split: tuple[float, float, float] = (0.9, 0.05, 0.05), lowercase: bool = False, min_freq: int = 1,
+            fractions: tuple[float, float, float] = (0.9, 0.05, 0.05), lowercase: bool = False, min_freq: int = 1,
             max_size: int | None = None, bpe_vocab: int = 1000, tokenizer_from: str | None = None,
             overwrite: bool = False, workers: int | None = None,
             log: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
@@ -263,9 +263,9 @@ def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = N
     from ..files import check_output_dir
 
     DataConfig(data=data[0] if data else "", tokenizer=tokenizer, lowercase=lowercase, min_freq=min_freq,
-               max_size=max_size, bpe_vocab=bpe_vocab, split=split)  # the same checks as training
+               max_size=max_size, bpe_vocab=bpe_vocab, fractions=fractions)  # the same checks as training
     out = Path(out) if out else Path("prepared") / f"{Path(data[0]).stem}-{tokenizer}"
-    plan = plan_sources(data, split)
+    plan = plan_sources(data, fractions)
     workers = workers or min(os.cpu_count() or 1, 4)
     tok = load_tokenizer(tokenizer_from) if tokenizer_from else None
     kind = tok.kind if tok is not None else tokenizer
