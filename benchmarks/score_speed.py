@@ -20,7 +20,7 @@ except ImportError:  # run from a checkout without PYTHONPATH=src
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     import rnnkit
 from rnnkit.data import TokenSplit
-from rnnkit.evaluate import evaluate_split
+from rnnkit.evaluate import eval_settings, evaluate_split
 from rnnkit.runtime import flush_denormals
 from rnnkit.text.corpora import bundled_text
 
@@ -37,14 +37,14 @@ def main() -> None:
     base = bundled_text(args.corpus)
     text = (base * (int(args.megabytes * 1e6) // len(base) + 1))[: int(args.megabytes * 1e6)]
     stream = np.concatenate([[lm.tokenizer.start_id()], lm.tokenizer.encode(text)])
-    seq_len, streams = max(lm.config.data.seq_len, 256), lm.config.data.batch_size
+    settings = eval_settings(lm.config.data)
     times: dict[str, list[float]] = {"score": [], "evaluate": []}
     def run_score():
         return lm.score(text)
 
     def run_evaluate():
         with flush_denormals():
-            return evaluate_split(lm.scorer, TokenSplit(stream, len(text)), seq_len, streams)
+            return evaluate_split(lm.scorer, TokenSplit(stream, len(text)), settings)
 
     results = {}
     for repeat in range(args.repeats):  # alternate which runs first: a shared machine drifts

@@ -95,7 +95,7 @@ def test_load_splits_with_a_given_tokenizer_encodes_only_the_splits_asked_for(tm
     assert list(test_only.splits) == ["test"] and test_only.tokenizer is trained.tokenizer
     assert len(test_only.splits["test"].ids) == test_only.splits["test"].chars == len(text.read_text())
     with pytest.raises(DataError, match="validation split is empty"):
-        load_splits(DataConfig(data=str(text), split=(1.0, 0.0, 0.0)))
+        load_splits(DataConfig(data=str(text), fractions=(1.0, 0.0, 0.0)))
 
 
 def test_load_splits_from_a_prepared_directory_takes_its_tokenizer(tmp_path):
@@ -103,7 +103,7 @@ def test_load_splits_from_a_prepared_directory_takes_its_tokenizer(tmp_path):
     from rnnkit.data import load_splits
     from rnnkit.text.prepare import prepare
 
-    prepare(["toy"], "word", tmp_path / "p", split=(0.8, 0.1, 0.1))
+    prepare(["toy"], "word", tmp_path / "p", fractions=(0.8, 0.1, 0.1))
     loaded = load_splits(DataConfig(data=str(tmp_path / "p"), tokenizer="char"))
     assert loaded.tokenizer_kind == "word" and loaded.name.endswith("(prepared)")
     assert isinstance(loaded.splits["train"].ids, np.memmap)

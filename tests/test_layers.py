@@ -23,11 +23,11 @@ LAYERS = (
     "text.*",
     "data",
     "models.*",
-    "engines, evaluate, generate, checkpoint",
-    "train",
+    "engines, evaluate, generate, score, checkpoint",
+    "train, finetune",
     "api, __init__",
     "studies.*",
-    "cli, __main__",
+    "cli, interactive, __main__",
 )
 VERSION = "rnnkit.__version__"  # a pseudo-module in the lowest layer, imported by nothing
 

@@ -12,7 +12,7 @@ from rnnkit.cli import main, tsv_cell
 from rnnkit.config import ModelConfig
 from rnnkit.data import TokenSplit, eval_batches
 from rnnkit.errors import ConfigError, DataError
-from rnnkit.evaluate import evaluate_split
+from rnnkit.evaluate import EvalSettings, evaluate_split
 from rnnkit.models.hmm import HMMLM
 from rnnkit.models.ngram import KneserNeyLM
 from rnnkit.models.numpy_lm import NumpyRNNLM
@@ -88,7 +88,7 @@ def test_equals_evaluate_on_the_same_stream(kind, char_tokenizer):
     for text, streams in ((TEXT[:3000], 1), (TEXT[:2 * 2048 * 3 + 2], 3)):
         scored = score_texts(scorer, char_tokenizer, [text], seq_len=64, max_streams=3)[0]
         stream = np.concatenate([[char_tokenizer.start_id()], char_tokenizer.encode(text)])
-        evaluated = evaluate_split(scorer, TokenSplit(stream, len(text)), seq_len=64, max_streams=3)
+        evaluated = evaluate_split(scorer, TokenSplit(stream, len(text)), EvalSettings(64, 3))
         assert eval_batches(stream, 64, 3).num_streams == len(stream_rows(len(stream), 3)) == streams
         covered = -evaluated.loss * evaluated.tokens
         rows = stream_rows(len(stream), 3)
@@ -182,7 +182,7 @@ def test_api_score_and_evaluate_of_a_whole_file_agree(char_run, tmp_path):
     whole = lm.evaluate(str(path))
     assert whole.tokens == len(text) and whole.loss == pytest.approx(scored.loss, rel=1e-12)
     stream = np.concatenate([[lm.tokenizer.start_id()], lm.tokenizer.encode(text)])
-    evaluated = evaluate_split(lm.scorer, TokenSplit(stream, len(text)), 256, 4)
+    evaluated = evaluate_split(lm.scorer, TokenSplit(stream, len(text)), EvalSettings(256, 4))
     assert evaluated.loss == pytest.approx(scored.loss, rel=1e-6)
     assert lm.evaluate(str(path), split="val").tokens < whole.tokens  # told otherwise: the val slice
     assert [s.loss for s in lm.score([text, "hello"])] == pytest.approx([scored.loss, lm.score("hello").loss],

@@ -91,10 +91,10 @@ class LanguageModel:
         if not isinstance(texts, (list, tuple)) or not texts or not all(isinstance(t, str) for t in texts):
             raise ConfigError("score takes a string or a non-empty list of strings")
         with flush_denormals():
-            results = score_texts(self.scorer, self.tokenizer, list(texts), top_k,
-                                  seq_len=max(self.config.data.seq_len, 256),
-                                  max_streams=self.config.data.batch_size, batch_rows=batch_size,
-                                  max_tokens=max_tokens)
+            settings = eval_settings(self.config.data, max_tokens)  # the rows evaluate would use
+            results = score_texts(self.scorer, self.tokenizer, list(texts), top_k, seq_len=settings.seq_len,
+                                  max_streams=settings.max_streams, batch_rows=batch_size,
+                                  max_tokens=settings.max_tokens)
         return results[0] if isinstance(text, str) else results
 
     def evaluate(self, data: str | None = None, split: str | None = None,
