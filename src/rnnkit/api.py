@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from .checkpoint import load_checkpoint
 from .config import RunConfig
@@ -73,13 +73,21 @@ class LanguageModel:
         prompts = [prompt] if isinstance(prompt, str) else prompt
         if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, str) for p in prompts):
             raise ConfigError("prompt must be a string or a non-empty list of strings")
-        results = []
+        results: list[Any] = []
         with flush_denormals():
             for text in prompts:
                 warn_unknown(self.tokenizer, text)
                 texts = generate_texts(self.scorer, self.tokenizer, text, sampling, stream)
                 results.append(texts[0] if num_return_sequences == 1 else texts)
         return results[0] if isinstance(prompt, str) else results
+
+    @overload
+    def score(self, text: str, top_k: int | None = None, batch_size: int | None = None,
+              max_tokens: int | None = None) -> TextScore: ...
+
+    @overload
+    def score(self, text: list[str], top_k: int | None = None, batch_size: int | None = None,
+              max_tokens: int | None = None) -> list[TextScore]: ...
 
     def score(self, text: str | list[str], top_k: int | None = None, batch_size: int | None = None,
               max_tokens: int | None = None) -> TextScore | list[TextScore]:
@@ -129,7 +137,7 @@ class LanguageModel:
         scored = self.score(text, max_tokens=max_tokens)
         totals = scored.totals()
         return EvalResult(loss=totals["loss"], ppl=totals["perplexity"], bits_per_token=totals["bits_per_token"],
-                          bpc=totals["bits_per_char"], tokens=totals["tokens"], chars=float(len(scored.text)),
+                          bpc=totals["bits_per_char"], tokens=int(totals["tokens"]), chars=float(len(scored.text)),
                           unk_rate=totals["unk_rate"])
 
     def _split_tokens(self, source: str, split: str,

@@ -452,8 +452,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return prompt_loop(lm, sampling, sys.stdin, _write_stdout, lambda line: print(line, file=sys.stderr))
     single = sampling.num_return_sequences == 1
     stream = None if args.json or not single else _write_stdout
-    texts = lm.generate(prompt, stream=stream, **generate_options(sampling))
-    texts = [texts] if single else texts
+    result = lm.generate(prompt, stream=stream, **generate_options(sampling))
+    texts = [result] if isinstance(result, str) else [t for t in result if isinstance(t, str)]  # one prompt
     if args.json:
         print(json.dumps({"text": texts[0], "texts": texts}, ensure_ascii=False))
     elif single:

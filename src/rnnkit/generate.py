@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -252,7 +253,7 @@ class StopText:
         return out
 
 
-def _prompt_decoder(tokenizer: Tokenizer, prompt: str, ids: np.ndarray) -> tuple[str, object]:
+def _prompt_decoder(tokenizer: Tokenizer, prompt: str, ids: np.ndarray) -> tuple[str, Any]:
     """(the text shown for the prompt, a stream decoder primed with its last tokens)."""
     stream = tokenizer.stream_decoder()
     if not prompt:

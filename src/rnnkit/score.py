@@ -94,7 +94,7 @@ class TextScore:
         for i, (start, end) in enumerate(zip(self.starts.tolist(), self.ends.tolist(), strict=True)):
             row = {"token": self.text[start:end], "id": int(self.ids[i]), "start": start, "end": end,
                    "logprob": float(self.logprobs[i]), "surprisal": float(surprisal[i])}
-            if names is not None:
+            if names is not None and self.top_ids is not None and self.top_logprobs is not None:
                 row["top"] = [{"token": names[i][j], "id": int(self.top_ids[i, j]),
                                "logprob": float(self.top_logprobs[i, j])} for j in range(self.top_ids.shape[1])]
             rows.append(row)
@@ -175,8 +175,8 @@ def score_streams(scorer: Scorer, streams: list[np.ndarray], seq_len: int = 256,
     rows = [(s, start, stop) for s, stream in enumerate(streams) for start, stop in stream_rows(len(stream), max_streams)]
     rows.sort(key=lambda row: row[1] - row[2])  # longest first: a batch pads its rows to its first
     out_lp = [np.empty(len(stream) - 1) for stream in streams]
-    out_ids = [np.empty((len(stream) - 1, top_k), np.int64) for stream in streams] if top_k else None
-    out_top = [np.empty((len(stream) - 1, top_k)) for stream in streams] if top_k else None
+    out_ids = [np.empty((len(stream) - 1, top_k), np.int64) for stream in streams]  # empty when top_k is 0
+    out_top = [np.empty((len(stream) - 1, top_k)) for stream in streams]
     batch_rows = max(1, batch_rows or max_streams)
     for first in range(0, len(rows), batch_rows):
         batch = rows[first:first + batch_rows]
@@ -187,12 +187,13 @@ def score_streams(scorer: Scorer, streams: list[np.ndarray], seq_len: int = 256,
         lp, top_ids, top_lp = _walk(scorer, block, seq_len, top_k)
         for r, (s, start, stop) in enumerate(batch):
             out_lp[s][start:stop] = lp[r, :stop - start]
-            if top_k:
+            if top_ids is not None and top_lp is not None:
                 out_ids[s][start:stop], out_top[s][start:stop] = top_ids[r, :stop - start], top_lp[r, :stop - start]
     return [(out_lp[s], out_ids[s] if top_k else None, out_top[s] if top_k else None) for s in range(len(streams))]
 
 
-def _walk(scorer: Scorer, block: np.ndarray, seq_len: int, top_k: int):
+def _walk(scorer: Scorer, block: np.ndarray, seq_len: int,
+          top_k: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Score block[:, 1:] given block[:, :-1] in windows of seq_len, the state carried across."""
     rows, width = block.shape[0], block.shape[1] - 1
     lp = np.empty((rows, width))
@@ -203,7 +204,7 @@ def _walk(scorer: Scorer, block: np.ndarray, seq_len: int, top_k: int):
     for t0 in range(0, width, seq_len):
         t1 = min(width, t0 + seq_len)
         lp[:, t0:t1], top, state = scorer.token_logprobs(block[:, t0:t1], block[:, t0 + 1:t1 + 1], state, top_k)
-        if top is not None:
+        if top is not None and top_ids is not None and top_lp is not None:
             top_ids[:, t0:t1], top_lp[:, t0:t1] = top
     return lp, top_ids, top_lp
 

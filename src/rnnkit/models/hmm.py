@@ -198,6 +198,7 @@ class HMMLM(NumpyScoring):
 
         p(y | a) = sum_k a_k B[k, y] for the predictive state a after reading idx[:, :t+1]."""
         idx, pred = self._inputs(idx, state)
+        assert self._emit_t is not None and self.emissionprob is not None  # _inputs checked that it is fitted
         targets = self._check(targets, "targets")
         if targets.shape != idx.shape:
             raise ValueError(f"targets must have the shape of idx {idx.shape}, got {targets.shape}")
