@@ -25,8 +25,11 @@ from .errors import ConfigError, OutputExistsError, RnnkitError
 from .files import is_checkpoint
 
 if TYPE_CHECKING:
-    from .api import LanguageModel
     from .text.tokenizer import Tokenizer
+
+# `lm` below is an api.LanguageModel (scorer, model, tokenizer, config, path); it is not imported
+# here: api imports this module, and the two must not import each other
+LanguageModel = Any
 
 HF_TOKENIZER = "hf_tokenizer.json"
 # the files a saved model needs from the Hub (metrics and trainer state stay behind)

@@ -39,6 +39,7 @@ from .errors import (
 from .evaluate import EvalResult, evaluate_split
 from .files import clean_stale, fresh_run_dir, is_checkpoint, prepare_run_dir, write_json
 from .generate import SamplingConfig, generate_text
+from .modelcard import run_provenance, write_run_card
 from .runtime import flush_denormals, resolve_device, stderr_logger
 from .text.corpora import load_corpus
 from .text.tokenizer import Tokenizer, build_tokenizer
@@ -152,6 +153,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.train.seed + 1)
         self.tokenizer, self.splits = load_data(config, checkpoint.tokenizer if checkpoint else None, log)
         self.engine = make_engine(config.model, config.train, self.device, self.amp, self.world.active)
+        self.provenance = self._provenance(checkpoint) if self.world.is_main else {}
         self.rows = self.world.rows(config.data.batch_size)
         self.batches = self._make_batches()
         self.total_steps = self._total_steps()
@@ -161,6 +163,12 @@ class Trainer:
         self.reset_window()
         if checkpoint is not None:
             self.restore(checkpoint)
+
+    def _provenance(self, checkpoint: Checkpoint | None) -> dict[str, Any]:
+        """Command line, versions, data and its SHA-256, for config.json and the model card."""
+        sizes = {name: (len(split.ids), split.chars) for name, split in self.splits.items()}
+        return run_provenance(self.config, sizes, self.device, self.engine.num_parameters(),
+                              checkpoint.info.get("provenance") if checkpoint else None)
 
     def _make_batches(self) -> SequentialBatches | RandomBatches:
         data, ids = self.config.data, self.splits["train"].ids
@@ -255,7 +263,9 @@ class Trainer:
         state = self.trainer_state()  # every process joins its collectives; one process writes
         if self.world.is_main:
             save_checkpoint(run_dir / kind, self.config, self.engine.weights(), self.tokenizer,
-                            state, run_dir / "metrics.jsonl", kind=kind, step=self.step, val_loss=val_loss)
+                            state, run_dir / "metrics.jsonl", kind=kind, step=self.step, val_loss=val_loss,
+                            provenance=self.provenance)
+            write_run_card(run_dir)  # the card follows every checkpoint
         distributed.barrier(self.world)
 
     def restore(self, checkpoint: Checkpoint) -> None:
@@ -506,7 +516,7 @@ def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[s
         if trainer.step >= trainer.total_steps:
             raise ConfigError(f"the checkpoint is at step {trainer.step} already; ask for more --steps to continue")
         if world.is_main:
-            _open_run_dir(config, run_dir, checkpoint)
+            _open_run_dir(config, run_dir, checkpoint, trainer.provenance)
         distributed.barrier(world)
         log(f"model: {config.model.model}, {config.model.layers}x{config.model.hidden}, "
             f"{trainer.engine.num_parameters():,} parameters ({config.model.engine} engine) on {trainer.device}"
@@ -518,13 +528,14 @@ def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[s
         distributed.stop(world)
 
 
-def _open_run_dir(config: RunConfig, run_dir: Path, checkpoint: Checkpoint | None) -> None:
+def _open_run_dir(config: RunConfig, run_dir: Path, checkpoint: Checkpoint | None,
+                  provenance: dict[str, Any]) -> None:
     if checkpoint is None:
         prepare_run_dir(run_dir, config.train.overwrite)
     else:
         clean_stale(run_dir)
         _truncate_metrics(run_dir / "metrics.jsonl", checkpoint.path / "metrics.jsonl")
-    write_json(run_dir / "config.json", config_document(config, kind="run"))
+    write_json(run_dir / "config.json", config_document(config, kind="run", provenance=provenance))
 
 
 def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
@@ -567,10 +578,12 @@ def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], Non
 
     tokenizer, splits = load_data(config, None, log)
     prepare_run_dir(run_dir, config.train.overwrite)
-    write_json(run_dir / "config.json", config_document(config, kind="run"))
     started = time.perf_counter()
     model = fit_baseline(config.model, splits["train"].ids, config.train.seed)
     seconds = time.perf_counter() - started
+    provenance = run_provenance(config, {name: (len(s.ids), s.chars) for name, s in splits.items()}, "cpu",
+                                int(model.num_parameters))
+    write_json(run_dir / "config.json", config_document(config, kind="run", provenance=provenance))
     result = evaluate_split(model, splits["val"], seq_len=max(config.data.seq_len, 256),
                             max_streams=config.data.batch_size, max_tokens=config.train.eval_max_tokens,
                             unk_id=tokenizer.unk_id)
@@ -580,24 +593,29 @@ def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], Non
     (run_dir / "metrics.jsonl").write_text(_json_line(record), encoding="utf-8")
     for kind in ("best", "last"):
         save_checkpoint(run_dir / kind, config, baseline_weights(model), tokenizer, None,
-                        run_dir / "metrics.jsonl", kind=kind, step=0, val_loss=result.loss)
+                        run_dir / "metrics.jsonl", kind=kind, step=0, val_loss=result.loss, provenance=provenance)
     log(f"{config.model.model}: fitted in {seconds:.2f} s, {model.num_parameters:,} stored entries; "
         f"val loss {result.loss:.4f} (ppl {result.ppl:.2f}, bpc {result.bpc:.4f})")
-    return TrainResult(steps=0, train_loss=math.nan, val_loss=result.loss, val_ppl=result.ppl, val_bpc=result.bpc,
-                       best_val_loss=result.loss, tokens_per_s=tokens_per_s, seconds=seconds,
-                       checkpoint=str(run_dir), best_checkpoint=str(run_dir / "best"), device="cpu",
-                       parameters=int(model.num_parameters),
-                       sizes={name: len(s.ids) for name, s in splits.items()},
-                       sample=_sample(config, model, tokenizer, on_sample))
+    final = TrainResult(steps=0, train_loss=math.nan, val_loss=result.loss, val_ppl=result.ppl, val_bpc=result.bpc,
+                        best_val_loss=result.loss, tokens_per_s=tokens_per_s, seconds=seconds,
+                        checkpoint=str(run_dir), best_checkpoint=str(run_dir / "best"), device="cpu",
+                        parameters=int(model.num_parameters),
+                        sizes={name: len(s.ids) for name, s in splits.items()},
+                        sample=_sample(config, model, tokenizer, on_sample))
+    write_run_card(run_dir, final.to_dict())
+    return final
 
 
 def _finish(trainer: Trainer, loop: RunLoop, run_dir: Path, on_sample: Callable[[str], None] | None) -> TrainResult:
     result = loop.last_eval or trainer.evaluate("val")
     sample = _sample(trainer.config, trainer.engine.scorer(), trainer.tokenizer, on_sample) \
         if trainer.world.is_main else None
-    return TrainResult(steps=trainer.step, train_loss=loop.last_train_loss, val_loss=result.loss,
-                       val_ppl=result.ppl, val_bpc=result.bpc, best_val_loss=trainer.best_val_loss,
-                       tokens_per_s=loop.tokens_per_s, seconds=trainer.elapsed, checkpoint=str(run_dir),
-                       best_checkpoint=str(run_dir / "best"), device=str(trainer.device),
-                       parameters=trainer.engine.num_parameters(),
-                       sizes={name: len(s.ids) for name, s in trainer.splits.items()}, sample=sample)
+    final = TrainResult(steps=trainer.step, train_loss=loop.last_train_loss, val_loss=result.loss,
+                        val_ppl=result.ppl, val_bpc=result.bpc, best_val_loss=trainer.best_val_loss,
+                        tokens_per_s=loop.tokens_per_s, seconds=trainer.elapsed, checkpoint=str(run_dir),
+                        best_checkpoint=str(run_dir / "best"), device=str(trainer.device),
+                        parameters=trainer.engine.num_parameters(),
+                        sizes={name: len(s.ids) for name, s in trainer.splits.items()}, sample=sample)
+    if trainer.world.is_main:
+        write_run_card(run_dir, final.to_dict())  # with the sample and the final figures
+    return final
