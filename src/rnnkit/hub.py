@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from .checkpoint import save_checkpoint
-from .errors import ConfigError, OutputExistsError, RnnkitError
+from .errors import CheckpointError, ConfigError, OutputExistsError
 from .files import is_checkpoint
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
 SPACES_BUT_NEWLINE = r"[^\S\n]+"
 
 
-class HubError(RnnkitError):
+class HubError(CheckpointError):
     """The Hugging Face Hub refused or could not be reached (no token, no network, no such repo)."""
 
 
@@ -139,8 +139,8 @@ def resolve_pretrained(name_or_path: str | Path, revision: str | None = None,
         return Path(snapshot_download(str(name_or_path), revision=revision, cache_dir=cache_dir,
                                       allow_patterns=HUB_FILES))
     except Exception as error:  # the library raises many kinds (HTTP, offline, not found, ...)
-        raise HubError(f"{name_or_path} is neither a local directory nor a model repo the Hugging Face Hub "
-                       f"gave ({type(error).__name__}: {_first_line(error)})") from None
+        raise HubError(f"no such checkpoint: {name_or_path} is not a local directory, and as a Hugging Face Hub "
+                       f"repo id it failed ({type(error).__name__}: {_first_line(error)})") from None
 
 
 def push_to_hub(lm: LanguageModel, repo_id: str, token: str | None = None, private: bool = False,
