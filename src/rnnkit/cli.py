@@ -74,10 +74,12 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "eval_max_tokens": ("train", "eval_max_tokens", int, "score at most this many validation tokens per evaluation"),
     "on_nan": ("train", "on_nan", str, ("when the loss or a gradient turns NaN/inf: stop, skip the update, or "
                                        "rollback to the last checkpoint and halve the learning rate (default stop)")),
-    "device": ("train", "device", str, "auto, cpu or cuda (default auto)"),
+    "device": ("train", "device", str, "auto, cpu, cuda or mps (Apple GPUs) (default auto: cuda, then mps, then cpu)"),
     "seed": ("train", "seed", int, "random seed (default 1337)"),
     "out": ("train", "out", str, "run directory (default runs/DATA-MODEL-TIME)"),
     "sample_tokens": ("train", "sample_tokens", int, "tokens to sample at the end (default 200; 0 = none)"),
+    "report_to": ("train", "report_to", str, ("where metrics go besides metrics.jsonl (always written): jsonl, or "
+                                              "tensorboard for event files in RUN/tensorboard (default jsonl)")),
 }
 TRAIN_FLAGS = {"lowercase": ("data", "lowercase", "lowercase text before word/char splitting"),
                "tie": ("model", "tie", "tie input embedding and output weights (needs --embed == --hidden)"),

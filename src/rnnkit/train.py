@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import signal
-import sys
 import threading
 import time
 import zlib
@@ -40,13 +39,14 @@ from .evaluate import EvalResult, evaluate_split
 from .files import clean_stale, fresh_run_dir, is_checkpoint, prepare_run_dir, write_json
 from .generate import SamplingConfig, generate_text
 from .modelcard import run_provenance, write_run_card
+from .reporting import Reporters, check_reporters, progress_bar
 from .runtime import flush_denormals, resolve_device, stderr_logger
 from .text.corpora import load_corpus
 from .text.tokenizer import Tokenizer, build_tokenizer
 
 DEFAULT_STEPS = 1000
 RESUME_OPTIONS = {"steps", "epochs", "max_seconds", "eval_interval", "log_interval", "save_interval", "eval_max_tokens",
-                  "device", "quiet", "sample_tokens", "amp", "on_nan"}
+                  "device", "quiet", "sample_tokens", "amp", "on_nan", "report_to"}
 
 
 @dataclass
@@ -299,8 +299,11 @@ class Trainer:
 class RunLoop:
     """Drives a Trainer to its last step: metrics, evaluation, checkpoints, NaN guard, signals."""
 
-    def __init__(self, trainer: Trainer, run_dir: Path, log: Callable[[str], None]):
+    def __init__(self, trainer: Trainer, run_dir: Path, log: Callable[[str], None],
+                 reporters: Reporters | None = None):
         self.trainer, self.run_dir, self.log = trainer, run_dir, log
+        # TensorBoard and the user's callback (metrics.jsonl is written here, always)
+        self.reporters = reporters or Reporters("jsonl", run_dir, trainer.step, None)
         self.metrics_path = run_dir / "metrics.jsonl"
         self.last_train_loss = math.nan
         self.last_eval: EvalResult | None = None
@@ -313,7 +316,7 @@ class RunLoop:
 
     def run(self) -> None:
         t, train = self.trainer, self.trainer.config.train
-        bar = _progress_bar(t.total_steps, t.step, train.quiet or not t.world.is_main)
+        bar = progress_bar(t.total_steps, t.step, train.quiet or not t.world.is_main)
         self.started = time.perf_counter() - t.elapsed
         self.window_start = time.perf_counter()
         with _graceful_signals(self):
@@ -341,6 +344,8 @@ class RunLoop:
         if evaluate:
             self._keep_best(record)
             t.note_validation(record["val_loss"])  # before saving: last/ then holds the switch
+            if self.reporters.wants_samples and t.world.is_main:  # NumPy's own RNG: training's is untouched
+                self.reporters.sample(_sample(t.config, t.engine.scorer(), t.tokenizer, None) or "", t.step)
         if save_last or self.stop_signal is not None:
             t.save(self.run_dir, "last", record.get("val_loss") if record else None)
         if self.stop_signal is not None:
@@ -367,6 +372,7 @@ class RunLoop:
         if t.world.is_main:
             with open(self.metrics_path, "a", encoding="utf-8") as handle:
                 handle.write(_json_line(record))
+            self.reporters.record(record)
         bar.set_postfix(loss=f"{self.last_train_loss:.3f}", refresh=False)
         t.reset_window()
         self.window_start = time.perf_counter()
@@ -443,13 +449,6 @@ def _json_line(record: dict[str, Any]) -> str:
                        for k, v in record.items()}) + "\n"
 
 
-def _progress_bar(total: int, initial: int, quiet: bool) -> Any:
-    from tqdm import tqdm
-    disable = quiet or not sys.stderr.isatty()
-    return tqdm(total=total, initial=initial, disable=disable, file=sys.stderr, unit="step",
-                dynamic_ncols=True, leave=False)
-
-
 def _apply_resume_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """The checkpoint's config with the options a resume may change; repeating an option with the
     value the run already has is fine (so the original command line plus --resume works)."""
@@ -474,16 +473,18 @@ def _differs(saved: Any, given: Any) -> bool:
 
 def train(config: RunConfig | None = None, resume: str | Path | None = None,
           log: Callable[[str], None] | None = None, on_sample: Callable[[str], None] | None = None,
-          preset: str | None = None, **overrides: Any) -> TrainResult:
+          preset: str | None = None, callback: Callable[[dict[str, Any]], None] | None = None,
+          **overrides: Any) -> TrainResult:
     """Train a model (or continue one with `resume=RUN_DIR`) and return its final figures.
 
     `overrides` are config fields of any section applied on top (`steps=500, hidden=128`); with
     `resume`, only what keeps the run the same run (steps, epochs, device, intervals, ...).
     `preset` (see rnnkit.presets) starts from a named configuration instead of `config`; the
     overrides still win. With `resume`, a preset must be the one the run started from.
+    `callback(record)` gets each metrics line (a dict, as in metrics.jsonl) as it is logged.
     """
     with flush_denormals():
-        return _train(config, resume, log, on_sample, preset, overrides)
+        return _train(config, resume, log, on_sample, preset, overrides, callback)
 
 
 def _starting_config(config: RunConfig | None, preset: str | None, overrides: dict[str, Any]) -> RunConfig:
@@ -496,7 +497,8 @@ def _starting_config(config: RunConfig | None, preset: str | None, overrides: di
 
 
 def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[str], None] | None,
-           on_sample: Callable[[str], None] | None, preset: str | None, overrides: dict[str, Any]) -> TrainResult:
+           on_sample: Callable[[str], None] | None, preset: str | None, overrides: dict[str, Any],
+           callback: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
     checkpoint = None
     if resume is not None:
         checkpoint = load_checkpoint(resume, prefer="last")
@@ -505,12 +507,13 @@ def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[s
     else:
         config = _starting_config(config, preset, overrides)
         run_dir = Path(config.train.out) if config.train.out else default_run_dir(config)
+    check_reporters(config.train.report_to)  # a missing tensorboard stops the run before it starts
     world = distributed.world_from_env()
     log = log or stderr_logger(config.train.quiet or not world.is_main)  # one process speaks
     if config.model.is_baseline:
         if checkpoint is not None:
             raise ConfigError(f"a {config.model.model} model is fitted in one pass; there is nothing to resume")
-        return _fit_baseline_run(config, run_dir, log, on_sample)
+        return _fit_baseline_run(config, run_dir, log, on_sample, callback)
     try:
         trainer = Trainer(config, log, checkpoint)
         if trainer.step >= trainer.total_steps:
@@ -521,9 +524,13 @@ def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[s
         log(f"model: {config.model.model}, {config.model.layers}x{config.model.hidden}, "
             f"{trainer.engine.num_parameters():,} parameters ({config.model.engine} engine) on {trainer.device}"
             f"{f' x {world.size} processes' if world.active else ''}; run directory {run_dir}")
-        loop = RunLoop(trainer, run_dir, log)
-        loop.run()
-        return _finish(trainer, loop, run_dir, on_sample if world.is_main else None)
+        reporters = Reporters(config.train.report_to, run_dir, trainer.step, callback, world.is_main)
+        try:
+            loop = RunLoop(trainer, run_dir, log, reporters)
+            loop.run()
+            return _finish(trainer, loop, run_dir, on_sample if world.is_main else None)
+        finally:
+            reporters.close()
     finally:
         distributed.stop(world)
 
@@ -572,7 +579,8 @@ def _sample(config: RunConfig, scorer: Any, tokenizer: Tokenizer,
 
 
 def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], None],
-                      on_sample: Callable[[str], None] | None) -> TrainResult:
+                      on_sample: Callable[[str], None] | None,
+                      callback: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
     """n-gram and HMM: fit once on the training split, evaluate, save best/ and last/ alike."""
     from .models.registry import baseline_weights, fit_baseline
 
@@ -591,6 +599,7 @@ def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], Non
     record = {"step": 0, "train_loss": None, "lr": None, "grad_norm": None, "tokens_per_s": round(tokens_per_s, 1),
               "val_loss": result.loss, "val_ppl": result.ppl, "val_bpc": result.bpc, "elapsed_s": round(seconds, 3)}
     (run_dir / "metrics.jsonl").write_text(_json_line(record), encoding="utf-8")
+    reporters = Reporters(config.train.report_to, run_dir, 0, callback)
     for kind in ("best", "last"):
         save_checkpoint(run_dir / kind, config, baseline_weights(model), tokenizer, None,
                         run_dir / "metrics.jsonl", kind=kind, step=0, val_loss=result.loss, provenance=provenance)
@@ -602,6 +611,10 @@ def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], Non
                         parameters=int(model.num_parameters),
                         sizes={name: len(s.ids) for name, s in splits.items()},
                         sample=_sample(config, model, tokenizer, on_sample))
+    reporters.record(record)
+    if final.sample:
+        reporters.sample(final.sample, 0)
+    reporters.close()
     write_run_card(run_dir, final.to_dict())
     return final
 
@@ -618,4 +631,6 @@ def _finish(trainer: Trainer, loop: RunLoop, run_dir: Path, on_sample: Callable[
                         sizes={name: len(s.ids) for name, s in trainer.splits.items()}, sample=sample)
     if trainer.world.is_main:
         write_run_card(run_dir, final.to_dict())  # with the sample and the final figures
+        if sample:
+            loop.reporters.sample(sample, trainer.step)
     return final
