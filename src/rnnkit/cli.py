@@ -185,7 +185,7 @@ def _add_evaluate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--max-tokens", type=int, default=None, help="score at most this many tokens")
     sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
                      help="run a neural checkpoint in this engine (default: the one that trained it)")
-    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     sub.add_argument("--json", action="store_true")
 
 
@@ -204,7 +204,7 @@ def _add_generate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--seed", type=int, default=None, help="same seed, same text")
     sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
                      help="run a neural checkpoint in this engine (default: the one that trained it)")
-    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     sub.add_argument("--json", action="store_true", help="print {\"text\": ...} as one JSON line")
 
 

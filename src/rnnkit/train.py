@@ -147,6 +147,9 @@ class Trainer:
         self.world = distributed.world_from_env()
         self.device = distributed.start(self.world, resolve_device(config.train.device))
         self.amp = config.train.amp and self.device.type == "cuda"
+        # window sums in float64, but Apple's MPS has no float64 (a window's sum of <= log_interval losses
+        # loses nothing that matters in float32)
+        self.sum_dtype = torch.float32 if self.device.type == "mps" else torch.float64
         if config.train.amp and not self.amp:
             log("note: --amp (bf16 autocast) works on CUDA only; training in fp32 on the CPU")
         torch.manual_seed(config.train.seed)
@@ -186,7 +189,7 @@ class Trainer:
 
     def reset_window(self) -> None:
         """Sums over the steps since the last metrics line, kept on the device (no sync per step)."""
-        zero = torch.zeros((), dtype=torch.float64, device=self.device)
+        zero = torch.zeros((), dtype=self.sum_dtype, device=self.device)
         self.loss_sum, self.norm_sum, self.norm_max, self.count = zero.clone(), zero.clone(), zero.clone(), 0
         self.bad_step = torch.full((), -1, dtype=torch.long, device=self.device)  # first non-finite step
 
@@ -208,7 +211,7 @@ class Trainer:
         self.bad_step = torch.where((self.bad_step < 0) & ~finite.to(self.device), self.step, self.bad_step)
         self.loss_sum += loss
         self.norm_sum += grad_norm
-        self.norm_max = torch.maximum(self.norm_max, torch.as_tensor(grad_norm, dtype=torch.float64, device=self.device))
+        self.norm_max = torch.maximum(self.norm_max, torch.as_tensor(grad_norm, dtype=self.sum_dtype, device=self.device))
         self.count += 1
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, Any]:

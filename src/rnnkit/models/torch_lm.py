@@ -281,7 +281,8 @@ class TorchScorer:
 
     def next_logprobs(self, idx: Any, state: State) -> tuple[np.ndarray, State]:
         logits, state = self._forward(idx, state)
-        return torch.log_softmax(logits[:, -1].double(), dim=-1).cpu().numpy(), state
+        # float64 on the CPU: Apple's MPS has no float64 (and the softmax of one row per stream is cheap)
+        return torch.log_softmax(logits[:, -1].cpu().double(), dim=-1).numpy(), state
 
     def select_state(self, state: State, rows: np.ndarray) -> State:
         index = torch.as_tensor(rows, dtype=torch.long, device=self.device)
