@@ -148,7 +148,7 @@ def example_inputs(model: nn.Module, graph: str, batch: int = 2, seq: int = 3,
 
 def _write_via_temporary(target: Path, write: Any) -> None:
     """Write next to `target` and rename it into place: a failed export leaves no half file."""
-    temporary = target.with_name(f".{target.name}.tmp")
+    temporary = target.with_name(f".tmp-{target.name}")  # keeps the suffix torch.export.save checks
     try:
         write(temporary)
         os.replace(temporary, target)
