@@ -19,13 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "rnnkit"
 LAYERS = (
     "errors",
-    "config, runtime, files, distributed, presets",
+    "config, runtime, files, distributed, presets, extras",
     "text.*",
     "data",
     "models.*",
-    "engines, evaluate, generate, score, checkpoint",
+    "engines, evaluate, generate, score, checkpoint, modelcard, reporting",
     "train, finetune",
-    "api, __init__",
+    "api, hub, export, __init__",
     "studies.*",
     "cli, interactive, __main__",
 )

@@ -104,3 +104,28 @@ def test_reference_lines(two_runs, tmp_path, capsys):
     assert dashes[0] == 0 and dashes[1] >= 1  # the dashed line (and its legend entry)
     assert main(["plot", *two_runs, "--out", str(tmp_path / "x.png"), "--reference", "x"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not (tmp_path / "x.png").exists()
+
+
+def test_plot_returns_the_figure_and_draws_into_given_axes(tmp_path):
+    from matplotlib.figure import Figure
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = [{"step": s, "train_loss": 3.0 / s, "val_loss": 3.5 / s} for s in (1, 2, 3)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = plot_runs([run], "train_loss", out=tmp_path / "own.png")
+    assert isinstance(result.figure, Figure) and result.figure.axes[0].lines[0].get_ydata().tolist() == [3.0, 1.5, 1.0]
+    assert json.loads(json.dumps(result)) == dict(result)  # still plain JSON data for --json
+    assert result._repr_png_()[:8] == PNG  # what a notebook shows when the result is a cell's value
+    mine = Figure()
+    left, right = mine.subplots(1, 2)
+    drawn = plot_runs([run], "val_loss", out=tmp_path / "mine.png", ax=right)
+    assert drawn.figure is mine and len(right.lines) == 1 and not left.lines
+    assert (tmp_path / "mine.png").read_bytes()[:8] == PNG
+
+
+def test_gradient_plot_returns_the_figure(tmp_path):
+    from rnnkit.studies.diagnostics import GradientProfile, plot_gradients
+    profile = GradientProfile(label="lstm", model="lstm", layers=1, hidden=4, source="fresh", data="toy",
+                              norms=[1.0, 0.5, 0.25, 0.0], sequences=2, singular_values=[{"stacked": 1.2}])
+    figure = plot_gradients([profile], tmp_path / "g.png", "title")
+    assert figure.axes[0].get_yscale() == "log" and (tmp_path / "g.png").read_bytes()[:8] == PNG

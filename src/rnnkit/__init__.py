@@ -8,9 +8,21 @@ on first use, so commands that never touch a model (`prepare`, `presets`, `corpo
 __version__ = "0.1.0"
 
 import importlib
+import os
 import sys
 import types
 from typing import Any
+
+
+def _mps_fallback(environ: Any, platform: str) -> None:
+    """On macOS, operators the Apple GPU (MPS) lacks run on the CPU instead of failing. PyTorch
+    reads PYTORCH_ENABLE_MPS_FALLBACK once, when it is imported, so it is set here, before any
+    rnnkit module imports torch; a value the user set is kept."""
+    if platform == "darwin":
+        environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
+
+
+_mps_fallback(os.environ, sys.platform)
 
 from .config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from .errors import (  # noqa: E402

@@ -53,6 +53,27 @@ class LanguageModel:
         scorer, model = scorer_from_weights(model_config, checkpoint.weights, resolve_device(device))
         return cls(scorer, model, checkpoint.tokenizer, checkpoint.config, checkpoint.path)
 
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, device: str = "auto", engine: str | None = None,
+                        revision: str | None = None, cache_dir: str | Path | None = None) -> LanguageModel:
+        """Load a local run or checkpoint directory, or a Hugging Face Hub repo id ("owner/name",
+        downloaded through huggingface_hub into its cache) when no such directory exists."""
+        from .hub import resolve_pretrained
+        return cls.from_checkpoint(resolve_pretrained(name_or_path, revision, cache_dir), device, engine)
+
+    def save_pretrained(self, directory: str | Path, overwrite: bool = True) -> Path:
+        """Write this model as a checkpoint directory with a model card (README.md) and a Hugging
+        Face `tokenizers` file (hf_tokenizer.json); `from_pretrained` and `rnnkit.load` read it."""
+        from .hub import save_pretrained
+        return save_pretrained(self, directory, overwrite)
+
+    def push_to_hub(self, repo_id: str, token: str | None = None, private: bool = False,
+                    commit_message: str = "Upload rnnkit model") -> str:
+        """save_pretrained into a temporary directory and upload it to the Hub model repo `repo_id`
+        (needs a token and the network); returns the repo URL."""
+        from .hub import push_to_hub
+        return push_to_hub(self, repo_id, token, private, commit_message)
+
     def generate(self, prompt: str | list[str] = "", max_new_tokens: int = 200, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, do_sample: bool | None = None,
                  seed: int | None = None, stream: Callable[[str], None] | None = None, num_beams: int = 1,
@@ -187,8 +208,9 @@ def refuse_renamed(given: dict[str, Any], renamed: dict[str, str]) -> None:
 
 
 def load(path: str | Path, device: str = "auto", engine: str | None = None) -> LanguageModel:
-    """Load a checkpoint directory (or a run directory: its best checkpoint) on any device."""
-    return LanguageModel.from_checkpoint(path, device, engine)
+    """Load a checkpoint directory (or a run directory: its best checkpoint) on any device; a
+    Hugging Face Hub repo id ("owner/name") where no such directory exists (see from_pretrained)."""
+    return LanguageModel.from_pretrained(path, device, engine)
 
 
 def evaluate(model: str | Path | LanguageModel, data: str | None = None, split: str | None = None,

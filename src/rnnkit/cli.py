@@ -76,10 +76,12 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "eval_max_tokens": ("train", "eval_max_tokens", int, "score at most this many validation tokens per evaluation"),
     "on_nan": ("train", "on_nan", str, ("when the loss or a gradient turns NaN/inf: stop, skip the update, or "
                                        "rollback to the last checkpoint and halve the learning rate (default stop)")),
-    "device": ("train", "device", str, "auto, cpu or cuda (default auto)"),
+    "device": ("train", "device", str, "auto, cpu, cuda or mps (Apple GPUs) (default auto: cuda, then mps, then cpu)"),
     "seed": ("train", "seed", int, "random seed (default 1337)"),
     "out": ("train", "out", str, "run directory (default runs/DATA-MODEL-TIME)"),
     "sample_tokens": ("train", "sample_tokens", int, "tokens to sample at the end (default 200; 0 = none)"),
+    "report_to": ("train", "report_to", str, ("where metrics go besides metrics.jsonl (always written): jsonl, or "
+                                              "tensorboard for event files in RUN/tensorboard (default jsonl)")),
 }
 TRAIN_FLAGS = {"lowercase": ("data", "lowercase", "lowercase text before word/char splitting"),
                "tie": ("model", "tie", "tie input embedding and output weights (needs --embed == --hidden)"),
@@ -214,7 +216,7 @@ def _add_evaluate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--max-tokens", type=int, default=None, help="score at most this many tokens")
     sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
                      help="run a neural checkpoint in this engine (default: the one that trained it)")
-    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     sub.add_argument("--json", action="store_true")
 
 
@@ -244,7 +246,7 @@ def _add_generate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--seed", type=int, default=None, help="same seed, same text")
     sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
                      help="run a neural checkpoint in this engine (default: the one that trained it)")
-    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     sub.add_argument("--json", action="store_true", help="print {\"text\": first, \"texts\": [all]} as one JSON line")
 
 
@@ -260,7 +262,7 @@ def _add_score(sub: argparse.ArgumentParser) -> None:
     output.add_argument("--tsv", action="store_true", help="print tab-separated rows (totals go to stderr)")
     sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
                      help="run a neural checkpoint in this engine (default: the one that trained it)")
-    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
 
 
 def _add_compare(sub: argparse.ArgumentParser) -> None:
@@ -704,6 +706,18 @@ def _add_plot(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--json", action="store_true", help="print the file and per-run summaries as one JSON line")
 
 
+def _add_export(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("checkpoint", metavar="RUN", help="run or checkpoint directory (a run directory means its best/)")
+    sub.add_argument("--format", default="onnx", choices=("onnx", "torchscript", "pt2"),
+                     help="onnx (needs rnnkit[export]), torchscript, or pt2 (torch.export) (default onnx)")
+    sub.add_argument("--graph", default="window", choices=("window", "step"),
+                     help="window: ids (batch, seq) per call; step: one token (batch,) per call (default window)")
+    sub.add_argument("--out", default=None, help="output directory (default RUN/export)")
+    sub.add_argument("--opset", type=int, default=None, help="ONNX opset, 9 to 20 (default 17)")
+    sub.add_argument("--overwrite", action="store_true", help="replace an earlier export of this format and graph")
+    sub.add_argument("--json", action="store_true", help="print the export description as one JSON line")
+
+
 def _add_sweep(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--set", dest="sweep", required=True, metavar="NAME=V1,V2,...",
                      help="the numeric option to vary and its values, e.g. hidden=64,128,256 or lr=1e-3,3e-3")
@@ -769,6 +783,27 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import describe_json, export_model
+
+    document = export_model(args.checkpoint, args.format, args.out, args.opset, args.graph, args.overwrite)
+    if args.json:
+        print(describe_json(document))
+        return 0
+    out, parity = Path(document["directory"]), document["parity"]
+    print(f"exported the {document['graph']} graph ({document['graph_meaning']}) as {out / document['file']} "
+          f"({document['size_bytes']:,} bytes)")
+    inputs, outputs = (", ".join(item["name"] for item in document[side]) for side in ("inputs", "outputs"))
+    print(f"inputs: {inputs}; outputs: {outputs}; "
+          f"described in {out / document['description']}")
+    if parity is None:
+        print("parity not checked: onnxruntime is not installed (pip install 'rnnkit[export]')")
+    else:
+        print(f"parity with the torch model over {parity['calls']} calls with the state carried: max abs diff "
+              f"{parity['max_abs_diff_logits']:.2e} (logits), {parity['max_abs_diff_state']:.2e} (state)")
+    return 0
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .studies.sweep import markdown_table, parse_set, sweep
 
@@ -815,6 +850,7 @@ SUBCOMMANDS = {
     "prepare": ("tokenize a corpus once into memory-mapped token files", _add_prepare, cmd_prepare),
     "gradients": ("gradient norm through time, and sigma_max(W_hh)", _add_gradients, cmd_gradients),
     "plot": ("draw a metric of one or more runs on one figure", _add_plot, cmd_plot),
+    "export": ("export a trained model as an ONNX, TorchScript or torch.export graph", _add_export, cmd_export),
     "sweep": ("train one model per value of a numeric option; table and plot", _add_sweep, cmd_sweep),
     "cloze": ("fill in a masked character: bidirectional vs unidirectional", _add_cloze, cmd_cloze),
     "corpora": ("list the bundled corpora", _add_json_only, cmd_corpora),

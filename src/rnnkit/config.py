@@ -20,7 +20,8 @@ TOKENIZERS = ("char", "word", "bpe")
 BATCHINGS = ("sequential", "random")
 OPTIMIZERS = ("adamw", "sgd", "ntasgd")  # ntasgd: SGD, then weight averaging once validation stalls
 SCHEDULES = ("constant", "cosine")
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+REPORT_TO = ("jsonl", "tensorboard")  # metrics.jsonl is always written; tensorboard adds RUN/tensorboard/
 ON_NAN = ("stop", "skip", "rollback")
 
 
@@ -211,6 +212,7 @@ class TrainConfig:
     overwrite: bool = False
     quiet: bool = False
     sample_tokens: int = 200  # tokens sampled at the end of a run; 0 = none
+    report_to: str = "jsonl"  # comma-separated REPORT_TO: where metrics go besides metrics.jsonl
     # activation regularisation (Merity et al. 2017, sec. 4.6), torch engine, training loss only; 0 = off
     ar_alpha: float = 0.0  # AR: alpha * mean(dropped last-layer output ^ 2)
     tar_beta: float = 0.0  # TAR: beta * mean((h_t - h_{t-1}) ^ 2) of the raw last-layer output
@@ -246,6 +248,7 @@ class TrainConfig:
         check_bool("overwrite", self.overwrite)
         check_bool("quiet", self.quiet)
         check_int("sample_tokens", self.sample_tokens, 0, 10_000_000)  # checked now, not after training
+        _check_report_to(self.report_to)
         check_float("ar_alpha", self.ar_alpha, 0.0, 1e6)
         check_float("tar_beta", self.tar_beta, 0.0, 1e6)
         check_int("nonmono", self.nonmono, 1, 1_000_000)
@@ -291,6 +294,13 @@ class RunConfig:
                    train=section_from_dict(TrainConfig, raw.get("train", {})))
 
 
+def _check_report_to(report_to: Any) -> None:
+    names = report_to.split(",") if isinstance(report_to, str) else [None]
+    if not names or any(name.strip() not in REPORT_TO for name in names):
+        raise ConfigError(f"report_to takes a comma-separated list of {', '.join(REPORT_TO)} (metrics.jsonl is "
+                          f"always written); got {report_to!r}")
+
+
 def _refuse_awd_options_for_numpy(model: ModelConfig, train: TrainConfig) -> None:
     """The NumPy engine has standard dropout only; name every AWD-LSTM option that is on."""
     names = [name for name in MODEL_REGULARIZERS if getattr(model, name) > 0]
@@ -329,7 +339,7 @@ DEFAULT_STEPS = 1000  # a run's length when neither steps nor epochs is given
 # what a resumed run may change: how long it runs, how often it reports, where, and how it treats
 # a NaN; everything else would make it a different run than the one its checkpoint continues
 RESUME_OPTIONS = frozenset({"steps", "epochs", "max_seconds", "eval_interval", "log_interval", "save_interval",
-                            "eval_max_tokens", "device", "quiet", "sample_tokens", "amp", "on_nan"})
+                            "eval_max_tokens", "device", "quiet", "sample_tokens", "amp", "on_nan", "report_to"})
 
 
 def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:

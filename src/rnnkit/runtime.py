@@ -15,11 +15,25 @@ from .errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:
+    """auto: a CUDA GPU, else an Apple GPU (MPS), else the CPU; a named device must exist.
+
+    On MPS, operators PyTorch lacks there run on the CPU when PYTORCH_ENABLE_MPS_FALLBACK=1, which
+    torch reads once at import: rnnkit's __init__ sets it on macOS (before torch is imported)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if mps_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for, but PyTorch sees no CUDA GPU; use --device cpu or auto")
+    if name == "mps" and not mps_available():
+        raise ConfigError("--device mps was asked for, but PyTorch sees no Apple GPU (MPS needs Apple silicon, "
+                          "macOS 12.3 or later and a PyTorch built with MPS); use --device cpu or auto")
     return torch.device(name)
+
+
+def mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
 
 
 def _denormals_flushed() -> bool:

@@ -16,7 +16,6 @@ import dataclasses
 import json
 import math
 import signal
-import sys
 import threading
 import time
 import zlib
@@ -44,6 +43,8 @@ from .errors import (
 from .evaluate import EvalResult, eval_settings, evaluate_split
 from .files import clean_stale, fresh_run_dir, is_checkpoint, json_safe, prepare_run_dir, write_json
 from .generate import SamplingConfig, generate_text
+from .modelcard import run_provenance, write_run_card
+from .reporting import Reporters, check_reporters, progress_bar
 from .runtime import flush_denormals, resolve_device, stderr_logger
 from .text.corpora import load_corpus
 from .text.tokenizer import Tokenizer
@@ -137,6 +138,9 @@ class Trainer:
         self.world = distributed.world_from_env()
         self.device = distributed.start(self.world, resolve_device(config.train.device))
         self.amp = config.train.amp and self.device.type == "cuda"
+        # window sums in float64, but Apple's MPS has no float64 (a window's sum of <= log_interval losses
+        # loses nothing that matters in float32)
+        self.sum_dtype = torch.float32 if self.device.type == "mps" else torch.float64
         if config.train.amp and not self.amp:
             log("note: --amp (bf16 autocast) works on CUDA only; training in fp32 on the CPU")
         torch.manual_seed(config.train.seed)
@@ -156,6 +160,7 @@ class Trainer:
         if start is not None:  # fine-tuning: the source's weights, a fresh optimizer and schedule
             self.engine.load_weights(start.weights)
             self.info["init_from"] = start.info
+        self.provenance = self._provenance(checkpoint) if self.world.is_main else {}
         self.rows = self.world.rows(config.data.batch_size)
         self.batches = self._make_batches()
         self.total_steps = self._total_steps()
@@ -165,6 +170,12 @@ class Trainer:
         self.reset_window()
         if checkpoint is not None:
             self.restore(checkpoint)
+
+    def _provenance(self, checkpoint: Checkpoint | None) -> dict[str, Any]:
+        """Command line, versions, data and its SHA-256, for config.json and the model card."""
+        sizes = {name: (len(split.ids), split.chars) for name, split in self.splits.items()}
+        return run_provenance(self.config, sizes, self.device, self.engine.num_parameters(),
+                              checkpoint.info.get("provenance") if checkpoint else None)
 
     def _make_batches(self) -> SequentialBatches | RandomBatches:
         data, ids = self.config.data, self.splits["train"].ids
@@ -182,7 +193,7 @@ class Trainer:
 
     def reset_window(self) -> None:
         """Sums over the steps since the last metrics line, kept on the device (no sync per step)."""
-        zero = torch.zeros((), dtype=torch.float64, device=self.device)
+        zero = torch.zeros((), dtype=self.sum_dtype, device=self.device)
         self.loss_sum, self.norm_sum, self.norm_max, self.count = zero.clone(), zero.clone(), zero.clone(), 0
         self.bad_step = torch.full((), -1, dtype=torch.long, device=self.device)  # first non-finite step
 
@@ -226,7 +237,7 @@ class Trainer:
         self.loss_sum += loss
         self.norm_sum += grad_norm
         self.norm_max = torch.maximum(self.norm_max,
-                                      torch.as_tensor(grad_norm, dtype=torch.float64, device=self.device))
+                                      torch.as_tensor(grad_norm, dtype=self.sum_dtype, device=self.device))
         self.count += 1
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, Any]:
@@ -282,7 +293,8 @@ class Trainer:
         if self.world.is_main:
             save_checkpoint(run_dir / kind, self.config, self.engine.weights(), self.tokenizer,
                             state, run_dir / "metrics.jsonl", kind=kind, step=self.step, val_loss=val_loss,
-                            **self.info)
+                            provenance=self.provenance, **self.info)
+            write_run_card(run_dir)  # the card follows every checkpoint
         distributed.barrier(self.world)
 
     def restore(self, checkpoint: Checkpoint) -> None:
@@ -316,8 +328,11 @@ class Trainer:
 class RunLoop:
     """Drives a Trainer to its last step: metrics, evaluation, checkpoints, NaN guard, signals."""
 
-    def __init__(self, trainer: Trainer, run_dir: Path, log: Callable[[str], None]):
+    def __init__(self, trainer: Trainer, run_dir: Path, log: Callable[[str], None],
+                 reporters: Reporters | None = None):
         self.trainer, self.run_dir, self.log = trainer, run_dir, log
+        # TensorBoard and the user's callback (metrics.jsonl is written here, always)
+        self.reporters = reporters or Reporters("jsonl", run_dir, trainer.step, None)
         self.metrics_path = run_dir / "metrics.jsonl"
         self.last_train_loss = math.nan
         self.last_eval: EvalResult | None = None
@@ -328,7 +343,7 @@ class RunLoop:
 
     def run(self) -> None:
         t, train = self.trainer, self.trainer.config.train
-        bar = _progress_bar(t.total_steps, t.step, train.quiet or not t.world.is_main)
+        bar = progress_bar(t.total_steps, t.step, train.quiet or not t.world.is_main)
         self.started = time.perf_counter() - t.elapsed
         self.window_start = time.perf_counter()
         with _graceful_signals(self):
@@ -357,6 +372,8 @@ class RunLoop:
             assert record is not None  # evaluating implies logging (log_now)
             self._keep_best(record)
             t.note_validation(record["val_loss"])  # before saving: last/ then holds the switch
+            if self.reporters.wants_samples and t.world.is_main:  # NumPy's own RNG: training's is untouched
+                self.reporters.sample(_sample(t.config, t.engine.scorer(), t.tokenizer, None) or "", t.step)
         if save_last or self.stop_signal is not None:
             t.save(self.run_dir, "last", record.get("val_loss") if record else None)
         if self.stop_signal is not None:
@@ -383,6 +400,7 @@ class RunLoop:
         if t.world.is_main:
             with open(self.metrics_path, "a", encoding="utf-8") as handle:
                 handle.write(_json_line(record))
+            self.reporters.record(record)
         bar.set_postfix(loss=f"{self.last_train_loss:.3f}", refresh=False)
         t.reset_window()
         self.window_start = time.perf_counter()
@@ -454,16 +472,12 @@ def _json_line(record: dict[str, Any]) -> str:
     return json.dumps(json_safe(record)) + "\n"
 
 
-def _progress_bar(total: int, initial: int, quiet: bool) -> Any:
-    from tqdm import tqdm
-    disable = quiet or not sys.stderr.isatty()
-    return tqdm(total=total, initial=initial, disable=disable, file=sys.stderr, unit="step",
-                dynamic_ncols=True, leave=False)
 
 
 def train(config: RunConfig | None = None, resume: str | Path | None = None,
           log: Callable[[str], None] | None = None, on_sample: Callable[[str], None] | None = None,
           preset: str | None = None, init_from: str | Path | None = None, grow_vocab: bool = False,
+          callback: Callable[[dict[str, Any]], None] | None = None,
           **overrides: Any) -> TrainResult:
     """Train a model (or continue one with `resume=RUN_DIR`) and return its final figures.
 
@@ -473,18 +487,20 @@ def train(config: RunConfig | None = None, resume: str | Path | None = None,
     overrides still win. With `resume`, a preset must be the one the run started from.
     `init_from=RUN` fine-tunes: a new run from RUN's weights and tokenizer on `data=NEW` (see
     rnnkit.finetune; `grow_vocab` gives new characters or words new ids instead of refusing).
+    `callback(record)` gets each metrics line (a dict, as in metrics.jsonl) as it is logged.
     """
     with flush_denormals():
         if init_from is not None:
-            return _finetune(init_from, grow_vocab, config, resume, preset, log, on_sample, overrides)
+            return _finetune(init_from, grow_vocab, config, resume, preset, log, on_sample, overrides, callback)
         if grow_vocab:
             raise ConfigError("grow_vocab (--grow-vocab) applies to fine-tuning: give init_from (--init-from) too")
-        return _train(config, resume, log, on_sample, preset, overrides)
+        return _train(config, resume, log, on_sample, preset, overrides, callback=callback)
 
 
 def _finetune(init_from: str | Path, grow_vocab: bool, config: RunConfig | None, resume: str | Path | None,
               preset: str | None, log: Callable[[str], None] | None, on_sample: Callable[[str], None] | None,
-              overrides: dict[str, Any]) -> TrainResult:
+              overrides: dict[str, Any],
+              callback: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
     """A new run from a trained model's weights and tokenizer (rnnkit.finetune)."""
     from .finetune import check_new_tokens, finetune_config, grown_tokenizer, grown_weights, source_info
     from .text.prepare import is_prepared
@@ -502,7 +518,7 @@ def _finetune(init_from: str | Path, grow_vocab: bool, config: RunConfig | None,
     tokenizer = grown_tokenizer(source.tokenizer, added) if added else source.tokenizer
     start = FineTuneStart(tokenizer, grown_weights(source.weights, source.config, len(added)),
                           source_info(source, added))
-    return _train(config, None, log, on_sample, None, {}, start)
+    return _train(config, None, log, on_sample, None, {}, start, callback)
 
 
 def _starting_config(config: RunConfig | None, preset: str | None, overrides: dict[str, Any]) -> RunConfig:
@@ -516,7 +532,8 @@ def _starting_config(config: RunConfig | None, preset: str | None, overrides: di
 
 def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[str], None] | None,
            on_sample: Callable[[str], None] | None, preset: str | None, overrides: dict[str, Any],
-           start: FineTuneStart | None = None) -> TrainResult:
+           start: FineTuneStart | None = None,
+           callback: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
     checkpoint = None
     if resume is not None:
         checkpoint = load_checkpoint(resume, prefer="last")
@@ -525,12 +542,13 @@ def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[s
     else:
         config = _starting_config(config, preset, overrides)
         run_dir = Path(config.train.out) if config.train.out else default_run_dir(config)
+    check_reporters(config.train.report_to)  # a missing tensorboard stops the run before it starts
     world = distributed.world_from_env()
     log = log or stderr_logger(config.train.quiet or not world.is_main)  # one process speaks
     if config.model.is_baseline:
         if checkpoint is not None:
             raise ConfigError(f"a {config.model.model} model is fitted in one pass; there is nothing to resume")
-        return _fit_baseline_run(config, run_dir, log, on_sample)
+        return _fit_baseline_run(config, run_dir, log, on_sample, callback)
     try:
         trainer = Trainer(config, log, checkpoint, start)
         config = trainer.config  # with the vocabulary size the data gave
@@ -542,26 +560,30 @@ def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[s
                 f"{trainer.info['init_from']['new_val_loss_before']:.4f}"
                 + (f"; {len(start.info['added_tokens'])} new token(s) added" if start.info["added_tokens"] else ""))
         if world.is_main:
-            _open_run_dir(config, run_dir, checkpoint, trainer.info)
+            _open_run_dir(config, run_dir, checkpoint, trainer.provenance, trainer.info)
         distributed.barrier(world)
         log(f"model: {config.model.model}, {config.model.layers}x{config.model.hidden}, "
             f"{trainer.engine.num_parameters():,} parameters ({config.model.engine} engine) on {trainer.device}"
             f"{f' x {world.size} processes' if world.active else ''}; run directory {run_dir}")
-        loop = RunLoop(trainer, run_dir, log)
-        loop.run()
-        return _finish(trainer, loop, run_dir, on_sample if world.is_main else None)
+        reporters = Reporters(config.train.report_to, run_dir, trainer.step, callback, world.is_main)
+        try:
+            loop = RunLoop(trainer, run_dir, log, reporters)
+            loop.run()
+            return _finish(trainer, loop, run_dir, on_sample if world.is_main else None)
+        finally:
+            reporters.close()
     finally:
         distributed.stop(world)
 
 
 def _open_run_dir(config: RunConfig, run_dir: Path, checkpoint: Checkpoint | None,
-                  info: dict[str, Any] | None = None) -> None:
+                  provenance: dict[str, Any], info: dict[str, Any] | None = None) -> None:
     if checkpoint is None:
         prepare_run_dir(run_dir, config.train.overwrite)
     else:
         clean_stale(run_dir)
         _truncate_metrics(run_dir / "metrics.jsonl", checkpoint.path / "metrics.jsonl")
-    write_json(run_dir / "config.json", config_document(config, kind="run", **(info or {})))
+    write_json(run_dir / "config.json", config_document(config, kind="run", provenance=provenance, **(info or {})))
 
 
 def _truncate_metrics(run_metrics: Path, checkpoint_metrics: Path) -> None:
@@ -582,7 +604,8 @@ def _sample(config: RunConfig, scorer: Any, tokenizer: Tokenizer,
 
 
 def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], None],
-                      on_sample: Callable[[str], None] | None) -> TrainResult:
+                      on_sample: Callable[[str], None] | None,
+                      callback: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
     """n-gram and HMM: fit once on the training split, evaluate, save best/ and last/ alike."""
     from .models.registry import baseline_weights, fit_baseline
 
@@ -590,36 +613,50 @@ def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], Non
     log(loaded.summary())
     config, tokenizer, splits = loaded.sized(config), loaded.tokenizer, loaded.splits
     prepare_run_dir(run_dir, config.train.overwrite)
-    write_json(run_dir / "config.json", config_document(config, kind="run"))
     started = time.perf_counter()
     model = fit_baseline(config.model, splits["train"].ids, config.train.seed)
     seconds = time.perf_counter() - started
+    provenance = run_provenance(config, {name: (len(s.ids), s.chars) for name, s in splits.items()}, "cpu",
+                                int(model.num_parameters))
+    write_json(run_dir / "config.json", config_document(config, kind="run", provenance=provenance))
     result = evaluate_split(model, splits["val"], eval_settings(config.data, config.train.eval_max_tokens),
                             unk_id=tokenizer.unk_id)
     tokens_per_s = len(splits["train"].ids) / max(seconds, 1e-9)
     record = {"step": 0, "train_loss": None, "lr": None, "grad_norm": None, "tokens_per_s": round(tokens_per_s, 1),
               "val_loss": result.loss, "val_ppl": result.ppl, "val_bpc": result.bpc, "elapsed_s": round(seconds, 3)}
     (run_dir / "metrics.jsonl").write_text(_json_line(record), encoding="utf-8")
+    reporters = Reporters(config.train.report_to, run_dir, 0, callback)
     for kind in ("best", "last"):
         save_checkpoint(run_dir / kind, config, baseline_weights(model), tokenizer, None,
-                        run_dir / "metrics.jsonl", kind=kind, step=0, val_loss=result.loss)
+                        run_dir / "metrics.jsonl", kind=kind, step=0, val_loss=result.loss, provenance=provenance)
     log(f"{config.model.model}: fitted in {seconds:.2f} s, {model.num_parameters:,} stored entries; "
         f"val loss {result.loss:.4f} (ppl {result.ppl:.2f}, bpc {result.bpc:.4f})")
-    return TrainResult(steps=0, train_loss=math.nan, val_loss=result.loss, val_ppl=result.ppl, val_bpc=result.bpc,
-                       best_val_loss=result.loss, tokens_per_s=tokens_per_s, seconds=seconds,
-                       checkpoint=str(run_dir), best_checkpoint=str(run_dir / "best"), device="cpu",
-                       parameters=int(model.num_parameters),
-                       sizes={name: len(s.ids) for name, s in splits.items()},
-                       sample=_sample(config, model, tokenizer, on_sample))
+    final = TrainResult(steps=0, train_loss=math.nan, val_loss=result.loss, val_ppl=result.ppl, val_bpc=result.bpc,
+                        best_val_loss=result.loss, tokens_per_s=tokens_per_s, seconds=seconds,
+                        checkpoint=str(run_dir), best_checkpoint=str(run_dir / "best"), device="cpu",
+                        parameters=int(model.num_parameters),
+                        sizes={name: len(s.ids) for name, s in splits.items()},
+                        sample=_sample(config, model, tokenizer, on_sample))
+    reporters.record(record)
+    if final.sample:
+        reporters.sample(final.sample, 0)
+    reporters.close()
+    write_run_card(run_dir, final.to_dict())
+    return final
 
 
 def _finish(trainer: Trainer, loop: RunLoop, run_dir: Path, on_sample: Callable[[str], None] | None) -> TrainResult:
     result = loop.last_eval or trainer.evaluate("val")
     sample = _sample(trainer.config, trainer.engine.scorer(), trainer.tokenizer, on_sample) \
         if trainer.world.is_main else None
-    return TrainResult(steps=trainer.step, train_loss=loop.last_train_loss, val_loss=result.loss,
-                       val_ppl=result.ppl, val_bpc=result.bpc, best_val_loss=trainer.best_val_loss,
-                       tokens_per_s=loop.tokens_per_s, seconds=trainer.elapsed, checkpoint=str(run_dir),
-                       best_checkpoint=str(run_dir / "best"), device=str(trainer.device),
-                       parameters=trainer.engine.num_parameters(),
-                       sizes={name: len(s.ids) for name, s in trainer.splits.items()}, sample=sample)
+    final = TrainResult(steps=trainer.step, train_loss=loop.last_train_loss, val_loss=result.loss,
+                        val_ppl=result.ppl, val_bpc=result.bpc, best_val_loss=trainer.best_val_loss,
+                        tokens_per_s=loop.tokens_per_s, seconds=trainer.elapsed, checkpoint=str(run_dir),
+                        best_checkpoint=str(run_dir / "best"), device=str(trainer.device),
+                        parameters=trainer.engine.num_parameters(),
+                        sizes={name: len(s.ids) for name, s in trainer.splits.items()}, sample=sample)
+    if trainer.world.is_main:
+        write_run_card(run_dir, final.to_dict())  # with the sample and the final figures
+        if sample:
+            loop.reporters.sample(sample, trainer.step)
+    return final

@@ -289,7 +289,8 @@ class TorchScorer:
 
     def next_logprobs(self, idx: Any, state: State) -> tuple[np.ndarray, State]:
         logits, state = self._forward(idx, state)
-        return torch.log_softmax(logits[:, -1].double(), dim=-1).cpu().numpy(), state
+        # float64 on the CPU: Apple's MPS has no float64 (and the softmax of one row per stream is cheap)
+        return torch.log_softmax(logits[:, -1].cpu().double(), dim=-1).numpy(), state
 
     def token_logprobs(self, idx: Any, targets: Any, state: State, top_k: int = 0):
         """Per-token log p(target) (N, T) float64, the top-k (ids, log-probs) or None, new state."""

@@ -43,7 +43,7 @@ from ..config import MODELS, DataConfig, ModelConfig, check_int
 from ..errors import ConfigError, DataError, PromptError
 from ..files import fresh_run_dir, json_safe, write_json
 from ..runtime import stderr_logger
-from .plot import finish_figure, import_pyplot
+from .plot import finish_figure, new_axes
 
 GATES = {"rnn": ("h",), "rnn_relu": ("h",), "gru": ("r", "z", "n"), "lstm": ("i", "f", "g", "o")}
 QUANTITY = ("mean over sequences of ||dL_T/dh_{T-k}||_2, top layer, L_T = loss at the last step "
@@ -334,24 +334,21 @@ def _g(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3g}"
 
 
-def plot_gradients(profiles: Sequence[GradientProfile], path: Path, title: str) -> Path | None:
-    """gradients.png: ||dL_T/dh_{T-k}|| against k on a log scale, one line per model."""
-    plt = import_pyplot("gradients.png")
-    if plt is None:
+def plot_gradients(profiles: Sequence[GradientProfile], path: Path, title: str, ax: Any = None) -> Any:
+    """gradients.png: ||dL_T/dh_{T-k}|| against k on a log scale, one line per model. Returns the
+    matplotlib Figure (drawn into `ax` when given), or None without matplotlib."""
+    figure, axes = new_axes(ax, (7, 4.5), "gradients.png")
+    if figure is None:
         return None
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=100)
-    try:
-        for profile in profiles:
-            norms = np.asarray(profile.norms, dtype=float)
-            norms[norms <= 0] = np.nan  # log scale: an exact zero has no place on it
-            sigma = profile.singular_values[0]["stacked"] if profile.singular_values else math.nan
-            axes.plot(np.arange(len(norms)), norms, marker="o", markersize=2,
-                      label=f"{profile.label} (x{profile.decay_per_step():.2f}/step, "
-                            f"sigma_max W_hh_l0 {sigma:.2f})")
-        axes.set_yscale("log")
-        axes.set_xlabel("distance k (steps back from the last step)")
-        axes.set_ylabel("mean ||dL_T / dh_(T-k)||")
-        finish_figure(figure, axes, title, path)
-    finally:
-        plt.close(figure)
-    return path
+    for profile in profiles:
+        norms = np.asarray(profile.norms, dtype=float)
+        norms[norms <= 0] = np.nan  # log scale: an exact zero has no place on it
+        sigma = profile.singular_values[0]["stacked"] if profile.singular_values else math.nan
+        axes.plot(np.arange(len(norms)), norms, marker="o", markersize=2,
+                  label=f"{profile.label} (x{profile.decay_per_step():.2f}/step, "
+                        f"sigma_max W_hh_l0 {sigma:.2f})")
+    axes.set_yscale("log")
+    axes.set_xlabel("distance k (steps back from the last step)")
+    axes.set_ylabel("mean ||dL_T / dh_(T-k)||")
+    finish_figure(figure, axes, title, path)
+    return figure

@@ -98,14 +98,26 @@ def check_plot_options(run_dirs: Sequence[str | Path], metric: str, x: str, out:
         raise ConfigError(f"--out {out} is a directory; give a file name such as {Path(out) / 'plot.png'}")
 
 
+class PlotResult(dict):
+    """The file and per-run summaries (plain JSON data, as `rnnkit plot --json` prints them), with
+    the drawn matplotlib Figure as `.figure` (a notebook shows it when it is the cell's value)."""
+
+    figure: Any = None
+
+    def _repr_png_(self) -> bytes | None:
+        return _png(self.figure) if self.figure is not None else None
+
+
 def plot_runs(run_dirs: Sequence[str | Path], metric: str = "val_loss", x: str = "step",
               out: str | Path | None = None, log_y: bool = False, title: str | None = None,
-              references: Sequence[tuple[float, str]] = ()) -> dict[str, Any]:
-    """Draw `metric` against `x` for every run on one figure; return the file and per-run summaries.
+              references: Sequence[tuple[float, str]] = (), ax: Any = None) -> PlotResult:
+    """Draw `metric` against `x` for every run on one figure; return the file and per-run summaries
+    (a dict) with the Figure as `.figure`.
 
     `references` are (value, label) pairs drawn as dashed horizontal lines: a result to beat.
-    The default file is `plot-METRIC.png` in the current directory. Every run is read before
-    anything is drawn, so a bad directory or a missing metric leaves no file behind.
+    The default file is `plot-METRIC.png` in the current directory. `ax`: draw into these
+    matplotlib Axes (a subplot of your own figure, which is then the one saved). Every run is read
+    before anything is drawn, so a bad directory or a missing metric leaves no file behind.
     """
     check_plot_options(run_dirs, metric, x, out)
     paths = [Path(run) for run in run_dirs]
@@ -114,30 +126,53 @@ def plot_runs(run_dirs: Sequence[str | Path], metric: str = "val_loss", x: str =
         raise ConfigError(f"--log-y needs positive values, and {metric} has values <= 0")
     target = Path(out) if out is not None else Path(f"plot-{metric}.png")
     target.parent.mkdir(parents=True, exist_ok=True)
-    _draw(lines, target, metric, x, log_y, title, references)
-    return {"file": str(target), "metric": metric, "x": x, "runs": [line.summary() for line in lines]}
+    result = PlotResult(file=str(target), metric=metric, x=x, runs=[line.summary() for line in lines])
+    result.figure = _draw(lines, target, metric, x, log_y, title, references, ax)
+    return result
 
 
 def _draw(lines: Sequence[Series], target: Path, metric: str, x: str, log_y: bool, title: str | None,
-          references: Sequence[tuple[float, str]] = ()) -> None:
-
-    plt = import_pyplot(str(target))
-    if plt is None:
+          references: Sequence[tuple[float, str]] = (), ax: Any = None) -> Any:
+    figure, axes = new_axes(ax, (7, 4.2))
+    if figure is None:
         raise ConfigError("rnnkit plot needs matplotlib: pip install 'rnnkit[plot]'")
-    figure, axes = plt.subplots(figsize=(7, 4.2), dpi=100)
+    for line in lines:
+        marker = "o" if len(line.y) < 40 else None
+        axes.plot(line.x, line.y, marker=marker, markersize=3, label=line.label)
+    for value, label in references:
+        axes.axhline(value, color="gray", linestyle="--", linewidth=1, label=label or f"{value:g}")
+    if log_y:
+        axes.set_yscale("log")
+    axes.set_xlabel(LABELS[x])
+    axes.set_ylabel(LABELS[metric])
+    finish_figure(figure, axes, title or f"{metric} against {x}", target)
+    return figure
+
+
+def new_axes(ax: Any, size: tuple[float, float], what: str = "") -> tuple[Any, Any]:
+    """(figure, axes): the given Axes and their figure, or a new Figure of `size` inches. A bare
+    matplotlib Figure, not pyplot: nothing is registered globally (no figure to close, no memory
+    growing over many plots) and the notebook's own backend is left as it is. (None, None) with a
+    note on stderr when matplotlib is missing and `what` names the skipped file."""
+    if ax is not None:
+        return ax.figure, ax
     try:
-        for line in lines:
-            marker = "o" if len(line.y) < 40 else None
-            axes.plot(line.x, line.y, marker=marker, markersize=3, label=line.label)
-        for value, label in references:
-            axes.axhline(value, color="gray", linestyle="--", linewidth=1, label=label or f"{value:g}")
-        if log_y:
-            axes.set_yscale("log")
-        axes.set_xlabel(LABELS[x])
-        axes.set_ylabel(LABELS[metric])
-        finish_figure(figure, axes, title or f"{metric} against {x}", target)
-    finally:
-        plt.close(figure)
+        from matplotlib.figure import Figure
+    except ImportError:
+        if what:
+            import sys
+            print(f"rnnkit: matplotlib is not installed (pip install 'rnnkit[plot]'); skipped {what}",
+                  file=sys.stderr)
+        return None, None
+    figure = Figure(figsize=size, dpi=100)
+    return figure, figure.subplots()
+
+
+def _png(figure: Any) -> bytes:
+    import io
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def parse_reference(text: str) -> tuple[float, str]:
