@@ -101,7 +101,7 @@ def run_provenance(config: RunConfig, sizes: dict[str, tuple[int, int]], device:
             "data": {"name": Path(data.data).name or data.data, "source": describe_source(data.data),
                      "tokens": {split: tokens for split, (tokens, _) in sizes.items()},
                      "chars": {split: chars for split, (_, chars) in sizes.items()},
-                     **data_fingerprint(data.data, data.split)}}
+                     **data_fingerprint(data.data, data.fractions)}}
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -196,7 +196,7 @@ def _model_section(config: RunConfig, provenance: dict[str, Any], final: dict[st
 def _data_section(config: RunConfig, provenance: dict[str, Any]) -> str:
     data = provenance.get("data") or {}
     rows: list[tuple[str, Any]] = [("data", f"`{config.data.data}`"), ("source", data.get("source", NOT_RECORDED)),
-                                   ("split (train, val, test)", ", ".join(f"{f:g}" for f in config.data.split))]
+                                   ("fractions (train, val, test)", ", ".join(f"{f:g}" for f in config.data.fractions))]
     for split in ("train", "val", "test"):
         tokens, chars = (data.get("tokens") or {}).get(split), (data.get("chars") or {}).get(split)
         if tokens is not None:
