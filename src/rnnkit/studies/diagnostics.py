@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from ..config import MODELS, DataConfig, ModelConfig, RunConfig, TrainConfig
 from ..errors import ConfigError, DataError, PromptError
 from ..files import fresh_run_dir, write_json
-from ..runtime import stderr_logger
+from ..runtime import require, stderr_logger
 from .plot import finish_figure, import_pyplot
 
 GATES = {"rnn": ("h",), "rnn_relu": ("h",), "gru": ("r", "z", "n"), "lstm": ("i", "f", "g", "o")}
@@ -281,6 +281,7 @@ def gradients(checkpoints: Sequence[str] = (), models: str | None = None, data: 
     rnn,gru,lstm. Options and outputs are checked before any model is loaded."""
     options = options or GradientOptions()
     options.validate()
+    require("matplotlib", "plot", "rnnkit gradients (it draws gradients.png)")  # before any model is loaded
     kinds = parse_kinds(models) if models is not None else ([] if checkpoints else ["rnn", "gru", "lstm"])
     log = log or stderr_logger(False)
     out_dir = Path(out) if out is not None else default_out("gradients", data or "timemachine")
@@ -340,11 +341,9 @@ def _g(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3g}"
 
 
-def plot_gradients(profiles: Sequence[GradientProfile], path: Path, title: str) -> Path | None:
+def plot_gradients(profiles: Sequence[GradientProfile], path: Path, title: str) -> Path:
     """gradients.png: ||dL_T/dh_{T-k}|| against k on a log scale, one line per model."""
     plt = import_pyplot("gradients.png")
-    if plt is None:
-        return None
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=100)
     try:
         for profile in profiles:
