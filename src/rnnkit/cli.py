@@ -231,8 +231,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = OneLineParser(prog="rnnkit", description="Recurrent language models: train, evaluate, generate.")
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    parser.commands = {}  # type: ignore[attr-defined]
     for name, (help_text, add_options, _) in SUBCOMMANDS.items():
-        sub = commands.add_parser(name, help=help_text, description=help_text, epilog=EPILOGS.get(name),
+        sub = parser.commands[name] = commands.add_parser(name, help=help_text, description=help_text, epilog=EPILOGS.get(name),
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
         if only is None or only == name:
             add_options(sub)
@@ -279,7 +280,8 @@ def add_threads_option(container: Any) -> None:
     container.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="INT",
                            help="CPU threads for torch and NumPy; 1 is fastest for small models and when another "
                                 "program is busy on the machine (see README, Threads)"
-                                + ("" if DEFAULT_THREADS is None else f" (default {DEFAULT_THREADS})"))
+                                + (" (default: torch's, one per core)" if DEFAULT_THREADS is None
+                                   else f" (default {DEFAULT_THREADS})"))
 
 
 def add_defaulted_options(sub: argparse.ArgumentParser, defaults: Any, options: tuple[tuple[str, Any], ...],
@@ -827,7 +829,9 @@ def main(argv: list[str] | None = None) -> int:
     safe_console_streams()
     command = next((arg for arg in argv if not arg.startswith("-")), "")  # top-level options take no value
     parser = build_parser(only=command)
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # reported by the command's own parser, which knows the options to suggest
+        parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extras)}")
     if args.command is None:
         parser.print_help()
         return 0
