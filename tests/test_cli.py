@@ -347,10 +347,14 @@ def test_a_run_ends_with_a_labelled_sample_from_a_validation_prompt_and_next_com
     assert result["sample_prompt"] == prompt and result["sample"].startswith(prompt)
 
 
-def test_threads_option_sets_torch_threads_and_is_on_every_computing_command(tmp_path, capsys):
+def test_threads_option_sets_torch_threads_and_is_on_every_computing_command(tmp_path, capsys, monkeypatch):
     import torch
 
     from rnnkit.cli import COMPUTING
+    from rnnkit.runtime import BLAS_THREAD_VARIABLES
+
+    for name in BLAS_THREAD_VARIABLES:  # set_threads writes them; restored after the test
+        monkeypatch.setenv(name, os.environ.get(name, ""))
 
     for command in COMPUTING:
         assert "--threads INT" in _help(command, capsys), command
