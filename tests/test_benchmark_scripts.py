@@ -30,3 +30,12 @@ def test_prompt_context_scores_both_ways(tiny):
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(r"5 lines, 150 tokens scored: from a zero state \d+\.\d{4} nats/token; "
                         r"after a newline \d+\.\d{4}\n", done.stdout)
+
+
+def test_threads_script_reports_each_thread_count():
+    extra = "--data toy --tokenizer word --layers 1 --hidden 8 --embed 4 --batch-size 4 --seq-len 8 --device cpu"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "threads.py"), "--threads", "1", "--rounds", "1",
+                           "--steps", "2", "--extra", extra], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(row["threads"], row["steps"]) for row in rows] == [(1, 2)] and rows[0]["tokens_per_s"] > 0

@@ -1,6 +1,9 @@
+import errno
 import json
+import os
 import pickle
 import shutil
+import stat
 
 import pytest
 import torch
@@ -147,3 +150,56 @@ def test_json_files_are_replaced_whole_and_killed_writes_are_swept(tmp_path, mon
     assert check_output_dir(run, overwrite=False, marker="config.json") is False
     prepare_run_dir(run, overwrite=False)
     assert list(run.iterdir()) == []
+
+
+def _refuse_read_only_fsync(monkeypatch, refusal=errno.EBADF):
+    """os.fsync as Windows behaves: refused (OSError `refusal`) for a file opened read-only."""
+    fcntl = pytest.importorskip("fcntl")  # reads a descriptor's access mode (POSIX)
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if stat.S_ISREG(os.fstat(fd).st_mode) and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+            raise OSError(refusal, os.strerror(refusal))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+def test_checkpoint_saves_where_fsync_of_a_read_only_handle_is_refused(run_dir, tmp_path, monkeypatch):
+    run = copy_run(run_dir, tmp_path)
+    checkpoint = load_checkpoint(run, prefer="last")
+    _refuse_read_only_fsync(monkeypatch)
+    save_checkpoint(run / "again", checkpoint.config, checkpoint.weights, checkpoint.tokenizer, {"step": 3})
+    assert load_checkpoint(run / "again").trainer_state()["step"] == 3
+
+
+@pytest.mark.parametrize("refusal", [errno.EBADF, errno.EINVAL, errno.EPERM])
+def test_a_file_we_cannot_open_for_writing_is_synced_read_only_and_the_refusal_tolerated(tmp_path, monkeypatch,
+                                                                                         refusal):
+    from rnnkit.files import write_atomically
+
+    real_open = os.open
+
+    def open_no_write(path, flags, *args, **kwargs):  # e.g. a file another program holds open
+        if flags & os.O_ACCMODE != os.O_RDONLY and os.path.isfile(path):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_no_write)
+    _refuse_read_only_fsync(monkeypatch, refusal)
+    write_atomically(tmp_path / "out", lambda tmp: (tmp / "a.txt").write_text("kept"))
+    assert (tmp_path / "out" / "a.txt").read_text() == "kept"
+
+
+def test_a_real_fsync_failure_still_fails_the_save(tmp_path, monkeypatch):
+    """Only the read-only refusal is tolerated: a disk error (EIO) must not pass as a safe save."""
+    from rnnkit.files import write_atomically
+
+    def failing_fsync(fd):
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="Input/output"):
+        write_atomically(tmp_path / "out", lambda tmp: (tmp / "a.txt").write_text("lost"))
+    assert not (tmp_path / "out").exists()

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.errors import ConfigError
+from rnnkit.errors import ConfigError, MissingExtraError
 from rnnkit.studies.compare import ModelSpec, parse_models, plot_comparison
 
 TINY = ["--data", "toy", "--tokenizer", "word", "--hidden", "16", "--embed", "8", "--batch-size", "4",
@@ -121,11 +121,31 @@ def test_parse_models():
         parse_models("hmm:4,hmm:4")
 
 
-def test_plot_without_matplotlib(compared, tmp_path, monkeypatch, capsys):
+def test_plot_without_matplotlib(compared, tmp_path, monkeypatch):
     out, _ = compared
     rows = json.loads((out / "compare.json").read_text())
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
-    assert plot_comparison(rows, tmp_path, "title") is None
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "matplotlib" in err[0]
+    with pytest.raises(MissingExtraError, match=r"pip install 'rnnkit\[plot\]'"):
+        plot_comparison(rows, tmp_path, "title")
     assert not (tmp_path / "compare.png").exists()
+
+
+def test_default_models_skip_the_hmm_without_hmmlearn_and_say_so(monkeypatch):
+    import rnnkit.studies.compare as compare_module
+
+    monkeypatch.setattr(compare_module, "has_module", lambda name: name != "hmmlearn")
+    notes = []
+    specs = compare_module._installed_defaults(parse_models(compare_module.DEFAULT_MODELS), notes.append)
+    assert [spec.name for spec in specs] == ["ngram:3", "ngram:5", "rnn", "gru", "lstm"]
+    assert len(notes) == 1 and "hmm:32" in notes[0] and "rnnkit[hmm]" in notes[0]
+    monkeypatch.setattr(compare_module, "has_module", lambda name: True)
+    assert compare_module._installed_defaults(parse_models(compare_module.DEFAULT_MODELS), notes.append) == \
+        parse_models(compare_module.DEFAULT_MODELS)
+
+
+def test_an_hmm_asked_for_by_name_needs_hmmlearn(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "hmmlearn", None)
+    out = tmp_path / "c"
+    assert main(["compare", *TINY, "--models", "ngram:2,hmm:4", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "rnnkit[hmm]" in err and len(err.splitlines()) == 1 and not out.exists()

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "rnnkit"
 LAYERS = (
     "errors",
-    "config, runtime, files, distributed, presets, extras",
+    "config, runtime, files, distributed, presets",
     "text.*",
     "data",
     "models.*",

@@ -308,3 +308,36 @@ def test_regularised_run_evaluates_as_pure_cross_entropy_in_both_engines(tiny):
     numpy_lm = rnnkit.load(result.checkpoint, device="cpu", engine="numpy")
     assert torch_lm.evaluate().loss == pytest.approx(result.best_val_loss, rel=1e-9)
     assert numpy_lm.evaluate().loss == pytest.approx(result.best_val_loss, rel=1e-5)
+
+
+def test_final_tokens_per_s_is_the_run_average(tiny):
+    """tokens/s = tokens trained / training seconds, the same clock reading as `seconds`: equal up
+    to float rounding (rel 1e-9). A window rate would not be: windows differ, and the last one
+    leaves out the time of every earlier evaluation. The wall clock around train() also counts
+    data loading and the final sample, so it can only give a lower bound."""
+    import time
+
+    started = time.perf_counter()
+    result = train(tiny(steps=30, log_interval=5, eval_interval=10))
+    wall = time.perf_counter() - started
+    tokens = 30 * 4 * 8  # steps x batch size x sequence length (tiny_config)
+    assert result.tokens_per_s == pytest.approx(tokens / result.seconds, rel=1e-9)
+    assert result.tokens_per_s >= tokens / wall
+    resumed = train(resume=result.checkpoint, steps=50, log=lambda _m: None)
+    assert resumed.tokens_per_s == pytest.approx(20 * 4 * 8 / (resumed.seconds - result.seconds), rel=1e-9)
+
+
+def test_options_that_cannot_do_what_was_meant_are_warned_about(tiny):
+    from rnnkit.train import config_warnings
+
+    assert config_warnings(RunConfig()) == []
+    short = config_warnings(RunConfig(train=TrainConfig(steps=20)))
+    assert len(short) == 1 and "fewer than the 50 warmup steps" in short[0] and "peaks at 0.0012" in short[0]
+    odd = config_warnings(RunConfig(model=ModelConfig(layers=1, dropout_hidden=0.2),
+                                    train=TrainConfig(schedule="constant", warmup_steps=10, momentum=0.5, nonmono=3,
+                                                      steps=100, eval_interval=500)))
+    assert [w.split()[0] for w in odd] == ["--warmup-steps", "--momentum", "--nonmono", "--dropout-hidden",
+                                           "--eval-interval"]
+    messages = []
+    train(tiny(steps=3, schedule="cosine", warmup_steps=5, quiet=False), log=messages.append)
+    assert sum(m.startswith("warning: --steps 3 is fewer than the 5 warmup steps") for m in messages) == 1

@@ -15,28 +15,29 @@ from typing import Any
 from . import __version__
 from .errors import RnnkitError, TrainingStopped
 
-AWD_HELP = " (AWD-LSTM, Merity et al. 2017; torch engine, training only; default 0)"
+AWD_HELP = " (AWD-LSTM, Merity et al. 2017; torch engine, training only)"
 
-# CLI flag -> (config section, field). Defaults live in the dataclasses; the CLI passes only the
-# options the user gave, so `--resume` and `--preset` can tell what was asked for.
+# CLI flag -> (config section, field, type, help). Defaults live in the dataclasses (the help shows
+# them, see option_default); the CLI passes only the options the user gave, so `--resume` and
+# `--preset` can tell what was asked for. A help text that ends in "(default ...)" describes a
+# default the dataclass cannot show (None standing for "derived" or "no limit").
 TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
-    "data": ("data", "data", str, "bundled corpus name, UTF-8 text file, or directory (default timemachine)"),
-    "tokenizer": ("data", "tokenizer", str, "char, word or bpe (byte-level subwords) (default char)"),
-    "bpe_vocab": ("data", "bpe_vocab", int, "bpe: subword vocabulary size (default 1000)"),
+    "data": ("data", "data", str, "bundled corpus name (see rnnkit corpora), UTF-8 text file, or directory"),
+    "tokenizer": ("data", "tokenizer", str, "characters, words, or byte-level BPE subwords"),
+    "bpe_vocab": ("data", "bpe_vocab", int, "bpe: subword vocabulary size"),
     "min_freq": ("data", "min_freq", int, "drop tokens seen fewer times (they become <unk>)"),
-    "max_size": ("data", "max_size", int, "largest vocabulary, <unk> included"),
-    "batch_size": ("data", "batch_size", int, "N parallel streams per batch (default 32)"),
-    "seq_len": ("data", "seq_len", int, "T tokens per window, the TBPTT length (default 64)"),
-    "batching": ("data", "batching", str, "sequential (TBPTT, state carried) or random (default sequential)"),
-    "engine": ("model", "engine", str, "torch (autograd, cuDNN) or numpy (hand-written BPTT, CPU) (default torch)"),
-    "model": ("model", "model", str, "rnn, rnn_relu, gru, lstm, or the baselines ngram and hmm (default lstm)"),
-    "layers": ("model", "layers", int, "recurrent layers (default 2)"),
-    "hidden": ("model", "hidden", int, "hidden size H (default 256)"),
-    "embed": ("model", "embed", int, "embedding size D; 0 = one-hot input (default 64)"),
+    "max_size": ("data", "max_size", int, "largest vocabulary, <unk> included (default: no limit)"),
+    "batch_size": ("data", "batch_size", int, "N parallel streams per batch"),
+    "seq_len": ("data", "seq_len", int, "T tokens per window, the TBPTT length"),
+    "batching": ("data", "batching", str, "sequential (TBPTT, state carried) or random windows"),
+    "engine": ("model", "engine", str, "torch (autograd, cuDNN) or numpy (hand-written BPTT, CPU)"),
+    "model": ("model", "model", str, "recurrent cell, or the baselines ngram and hmm"),
+    "layers": ("model", "layers", int, "recurrent layers"),
+    "hidden": ("model", "hidden", int, "hidden size H"),
+    "embed": ("model", "embed", int, "embedding size D; 0 = one-hot input"),
     "dropout": ("model", "dropout", float, ("standard dropout (a new mask at every time step) on embeddings, "
-                                           "between layers and on outputs (default 0)")),
-    "embed_dropout": ("model", "embed_dropout", float,
-                      "drop whole word types (embedding rows), scaled by 1/(1-p)" + AWD_HELP),
+                                           "between layers and on outputs")),
+    "embed_dropout": ("model", "embed_dropout", float, "drop whole word types (embedding rows), scaled by 1/(1-p)" + AWD_HELP),
     "dropout_input": ("model", "dropout_input", float, "locked dropout (one mask per sequence) on the first layer's "
                       + "inputs" + AWD_HELP),
     "dropout_hidden": ("model", "dropout_hidden", float, "locked dropout between recurrent layers (none with one "
@@ -46,42 +47,44 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
                     + "forward pass" + AWD_HELP),
     "cutoffs": ("model", "cutoffs", lambda text: parse_ints(text), ("adaptive softmax cluster bounds, e.g. 2000,6000 "
                                                                      "(default V/5,V/2)")),
-    "order": ("model", "order", int, "ngram: longest n-gram, contexts of order-1 tokens (default 5)"),
-    "states": ("model", "states", int, "hmm: hidden states (default 32)"),
-    "hmm_iter": ("model", "hmm_iter", int, "hmm: Baum-Welch iterations at most (default 20)"),
-    "hmm_max_tokens": ("model", "hmm_max_tokens", int, "hmm: training tokens used at most (default 200000)"),
+    "order": ("model", "order", int, "ngram: longest n-gram, contexts of order-1 tokens"),
+    "states": ("model", "states", int, "hmm: hidden states"),
+    "hmm_iter": ("model", "hmm_iter", int, "hmm: Baum-Welch iterations at most"),
+    "hmm_max_tokens": ("model", "hmm_max_tokens", int, "hmm: training tokens used at most"),
     "optimizer": ("train", "optimizer", str, ("adamw, sgd, or ntasgd: SGD, then the average of the weights once "
                                              "validation stalls (Merity et al. 2017 use --schedule constant "
-                                             "--momentum 0) (default adamw)")),
+                                             "--momentum 0)")),
     "nonmono": ("train", "nonmono", int, ("ntasgd: start averaging once the val loss is worse than the best from "
-                                         "before the last this many evaluations (default 5)")),
+                                         "before the last this many evaluations")),
     "ar_alpha": ("train", "ar_alpha", float, "AR: the training loss gets + alpha * mean(h_t^2) of the dropped "
                  + "last-layer output" + AWD_HELP),
     "tar_beta": ("train", "tar_beta", float, "TAR: the training loss gets + beta * mean((h_t - h_t-1)^2) of the "
                  + "raw last-layer output" + AWD_HELP),
-    "lr": ("train", "lr", float, "peak learning rate (default 3e-3)"),
-    "weight_decay": ("train", "weight_decay", float, "decoupled weight decay (default 0.01)"),
-    "momentum": ("train", "momentum", float, "SGD momentum (default 0.9)"),
-    "schedule": ("train", "schedule", str, "constant or cosine (warmup + cosine; default cosine)"),
-    "warmup_steps": ("train", "warmup_steps", int, "linear warmup steps for cosine (default 50)"),
-    "min_lr_ratio": ("train", "min_lr_ratio", float, "cosine ends at lr * this (default 0.1)"),
-    "decay_steps": ("train", "decay_steps", int, "cosine horizon in steps (default: --steps)"),
+    "lr": ("train", "lr", float, "peak learning rate"),
+    "weight_decay": ("train", "weight_decay", float, "decoupled weight decay"),
+    "momentum": ("train", "momentum", float, "SGD momentum (sgd and ntasgd only)"),
+    "schedule": ("train", "schedule", str, "constant, or cosine: linear warmup, then cosine decay"),
+    "warmup_steps": ("train", "warmup_steps", int, "cosine: linear warmup steps"),
+    "min_lr_ratio": ("train", "min_lr_ratio", float, "cosine: ends at lr * this"),
+    "decay_steps": ("train", "decay_steps", int, "cosine: horizon in steps (default: --steps)"),
     "steps": ("train", "steps", int, "optimizer steps to train (default 1000)"),
-    "epochs": ("train", "epochs", int, "train for this many passes over the training split instead"),
-    "max_seconds": ("train", "max_seconds", float,
-                    "stop after this many seconds of training (evaluate and save first)"),
-    "eval_interval": ("train", "eval_interval", int, "evaluate and checkpoint every this many steps (default 200)"),
-    "log_interval": ("train", "log_interval", int, "write metrics every this many steps (default 50)"),
-    "save_interval": ("train", "save_interval", int, "write last/ every this many steps (default: every evaluation)"),
-    "eval_max_tokens": ("train", "eval_max_tokens", int, "score at most this many validation tokens per evaluation"),
+    "epochs": ("train", "epochs", int, "train for this many passes over the training split instead of --steps"),
+    "max_seconds": ("train", "max_seconds", float, "stop after this many seconds of training (evaluate and save "
+                    "first) (default: no limit)"),
+    "eval_interval": ("train", "eval_interval", int, "evaluate (and keep the best checkpoint) every this many steps"),
+    "log_interval": ("train", "log_interval", int, "write a metrics.jsonl line every this many steps"),
+    "save_interval": ("train", "save_interval", int, "write last/ every this many steps (default: at every "
+                      "evaluation)"),
+    "eval_max_tokens": ("train", "eval_max_tokens", int, "score at most this many validation tokens per evaluation "
+                        "(default: all)"),
     "on_nan": ("train", "on_nan", str, ("when the loss or a gradient turns NaN/inf: stop, skip the update, or "
-                                       "rollback to the last checkpoint and halve the learning rate (default stop)")),
-    "device": ("train", "device", str, "auto, cpu, cuda or mps (Apple GPUs) (default auto: cuda, then mps, then cpu)"),
-    "seed": ("train", "seed", int, "random seed (default 1337)"),
+                                       "rollback to the last checkpoint and halve the learning rate")),
+    "device": ("train", "device", str, "where to train; auto: cuda, then mps (Apple GPUs), then cpu"),
+    "seed": ("train", "seed", int, "random seed"),
     "out": ("train", "out", str, "run directory (default runs/DATA-MODEL-TIME)"),
-    "sample_tokens": ("train", "sample_tokens", int, "tokens to sample at the end (default 200; 0 = none)"),
-    "report_to": ("train", "report_to", str, ("where metrics go besides metrics.jsonl (always written): jsonl, or "
-                                              "tensorboard for event files in RUN/tensorboard (default jsonl)")),
+    "sample_tokens": ("train", "sample_tokens", int, "tokens to sample at the end; 0 = none"),
+    "report_to": ("train", "report_to", str, ("where metrics go besides metrics.jsonl (always written): jsonl, "
+                                              "or tensorboard for event files in RUN/tensorboard")),
 }
 TRAIN_FLAGS = {"lowercase": ("data", "lowercase", "lowercase text before word/char splitting"),
                "tie": ("model", "tie", "tie input embedding and output weights (needs --embed == --hidden)"),
@@ -91,13 +94,109 @@ TRAIN_FLAGS = {"lowercase": ("data", "lowercase", "lowercase text before word/ch
                "amp": ("train", "amp", "bf16 autocast on CUDA"),
                "overwrite": ("train", "overwrite", "replace an existing run directory"),
                "quiet": ("train", "quiet", "no progress bar or log lines on stderr")}
+# `train --help` in these groups, in this order (every option of TRAIN_OPTIONS/TRAIN_FLAGS once,
+# plus the options add_train_options adds itself)
+TRAIN_GROUPS = {
+    "data": ("data", "tokenizer", "bpe_vocab", "min_freq", "max_size", "lowercase", "fractions", "batch_size",
+             "seq_len", "batching"),
+    "model": ("model", "engine", "layers", "hidden", "embed", "tie", "adaptive_softmax", "cutoffs", "order",
+              "states", "hmm_iter", "hmm_max_tokens"),
+    "regularisation": ("dropout", "embed_dropout", "dropout_input", "dropout_hidden", "dropout_output",
+                       "weight_drop", "ar_alpha", "tar_beta", "weight_decay"),
+    "optimisation": ("optimizer", "lr", "momentum", "nonmono", "schedule", "warmup_steps", "min_lr_ratio",
+                     "decay_steps", "clip", "amp"),
+    "run control": ("steps", "epochs", "max_seconds", "eval_interval", "eval_max_tokens", "on_nan", "device",
+                    "threads", "seed", "preset"),
+    "output": ("out", "overwrite", "log_interval", "save_interval", "sample_tokens", "report_to", "quiet"),
+}
+TRAIN_EPILOG = """examples:
+  rnnkit train                                        the default: a char LSTM on The Time Machine
+  rnnkit train --steps 200 --out runs/quick           a short run into a named directory
+  rnnkit train --data my_book.txt --tokenizer word --min-freq 2
+  rnnkit train --model gru --layers 2 --hidden 512 --data tinyshakespeare --steps 3000
+  rnnkit train --preset shakespeare-char-cpu          a named configuration (see rnnkit presets)
+  rnnkit train --resume runs/quick --steps 400        continue a run where it stopped
+  rnnkit train --model ngram --order 5                the n-gram baseline, fitted in seconds
+"""
+
+
+def _choice_metavar(choices: tuple[str, ...]) -> str:
+    return "{" + ",".join(choices) + "}"
+
+
+def train_metavars() -> dict[str, str]:
+    """What each train option takes: its choices, or its type (the config module validates)."""
+    from .config import BASELINES, BATCHINGS, DEVICES, ENGINES, MODELS, ON_NAN, OPTIMIZERS, SCHEDULES, TOKENIZERS
+
+    return {"data": "NAME|PATH", "tokenizer": _choice_metavar(TOKENIZERS), "batching": _choice_metavar(BATCHINGS),
+            "engine": _choice_metavar(ENGINES), "model": _choice_metavar(MODELS + BASELINES),
+            "optimizer": _choice_metavar(OPTIMIZERS), "schedule": _choice_metavar(SCHEDULES),
+            "on_nan": _choice_metavar(ON_NAN), "device": _choice_metavar(DEVICES), "cutoffs": "INT,INT,...",
+            "out": "DIR"}
+
+
+def option_default(section: str, field: str) -> Any:
+    """The dataclass default of a config field (None where it is derived or unlimited)."""
+    from .config import DataConfig, ModelConfig, TrainConfig
+
+    return getattr({"model": ModelConfig, "data": DataConfig, "train": TrainConfig}[section](), field)
+
+
+def with_default(help_text: str, default: Any) -> str:
+    """Append "(default X)" unless the text already describes its default, or there is none."""
+    if default is None or "(default" in help_text:
+        return help_text
+    if isinstance(default, bool):
+        shown = "on" if default else "off"
+    elif isinstance(default, float):
+        shown = f"{default:g}"
+    elif isinstance(default, (list, tuple)):
+        shown = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in default)
+    else:
+        shown = str(default)
+    return f"{help_text} (default {shown})"
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (exit 2), not usage plus error."""
+    """argparse, but a usage error is one line on stderr (exit 2), not usage plus error, and a
+    misspelt option or choice gets a "did you mean" (difflib; Python 3.14's argparse does the
+    choices itself with suggest_on_error, then only options are ours)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands: dict[str, argparse.ArgumentParser] = {}  # name -> subcommand parser (build_parser)
+        if hasattr(self, "suggest_on_error"):
+            self.suggest_on_error = True
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, one_line(f"{self.prog}: error: {message} (see {self.prog} --help)") + "\n")
+        hint = self.suggestion(message)
+        self.exit(2, one_line(f"{self.prog}: error: {message}{hint} (see {self.prog} --help)") + "\n")
+
+    def suggestion(self, message: str) -> str:
+        """"; did you mean --hidden?" for the first unrecognised option or invalid choice, or ""."""
+        import re
+
+        if message.startswith("unrecognized arguments: "):
+            known = [option for action in self._actions for option in action.option_strings]
+            for word in message.removeprefix("unrecognized arguments: ").split():
+                if word.startswith("--"):
+                    match = close_match(word.split("=")[0], known)
+                    if match:
+                        return f"; did you mean {match}?"
+            return ""
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice and "maybe you meant" not in message and "did you mean" not in message:
+            options = [item.strip(" '") for item in choice.group(2).split(",")]
+            match = close_match(choice.group(1), options)
+            return f"; did you mean {match}?" if match else ""
+        return ""
+
+
+def close_match(word: str, candidates: list[str]) -> str | None:
+    import difflib
+
+    matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return matches[0] if matches else None
 
 
 def one_line(message: str) -> str:
@@ -129,7 +228,7 @@ def parse_clip(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> OneLineParser:
     """The whole command line; with `only`, just that command gets its options (the others keep
     their one-line help). main() passes the command it was given, so `rnnkit prepare` or `rnnkit
     --help` never imports the torch-backed modules where other commands keep their defaults."""
@@ -137,9 +236,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name, (help_text, add_options, _) in SUBCOMMANDS.items():
-        sub = commands.add_parser(name, help=help_text)
+        sub = parser.commands[name] = commands.add_parser(name, help=help_text, description=help_text,
+                                                          epilog=EPILOGS.get(name),
+                                                          formatter_class=argparse.RawDescriptionHelpFormatter)
         if only is None or only == name:
             add_options(sub)
+            if name in COMPUTING and name not in ("train", "sweep"):  # those have it in a group
+                add_threads_option(sub)
     return parser
 
 
@@ -147,22 +250,44 @@ def _add_json_only(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--json", action="store_true", help="print a JSON list")
 
 
-def add_train_options(sub: argparse.ArgumentParser, out_help: str | None = None) -> None:
-    """Every model/data/train option, as `train` takes them (also used by `sweep`)."""
-    for name, (_, _, kind, help_text) in TRAIN_OPTIONS.items():
+def add_train_options(sub: argparse.ArgumentParser, out_help: str | None = None) -> dict[str, Any]:
+    """Every model/data/train option, as `train` takes them (also used by `sweep`), in the groups
+    of TRAIN_GROUPS; returns the groups so that a command can add its own options to them."""
+    groups = {title: sub.add_argument_group(title) for title in TRAIN_GROUPS}
+    group_of = {name: groups[title] for title, names in TRAIN_GROUPS.items() for name in names}
+    metavars = train_metavars()
+    for name, (section, field, kind, help_text) in TRAIN_OPTIONS.items():
         if name == "out" and out_help:
             help_text = out_help
-        sub.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None, help=help_text)
-    sub.add_argument("--fractions", type=parse_split, default=None,
-                     help="train,val,test shares of the text (default 0.9,0.05,0.05)")
+        metavar = metavars.get(name, {int: "INT", float: "FLOAT"}.get(kind, "TEXT"))
+        group_of[name].add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
+                                    metavar=metavar, help=with_default(help_text, option_default(section, field)))
+    group_of["fractions"].add_argument("--fractions", type=parse_split, default=None, metavar="TRAIN,VAL,TEST",
+                                       help=with_default("train,val,test shares of the text",
+                                                         option_default("data", "fractions")))
     add_renamed_options(sub)
-    sub.add_argument("--clip", type=parse_clip, default=argparse.SUPPRESS,
-                     help="max global gradient norm, or 'none' (default 1.0)")
-    for name, (_, _, help_text) in TRAIN_FLAGS.items():  # --no-NAME turns off what a preset turned on
-        sub.add_argument("--" + name.replace("_", "-"), dest=name, action=argparse.BooleanOptionalAction,
-                         default=None, help=help_text)
-    sub.add_argument("--preset", default=None, help="start from a named configuration (see rnnkit presets); "
-                                                    "options given here override it")
+    group_of["clip"].add_argument("--clip", type=parse_clip, default=argparse.SUPPRESS, metavar="FLOAT|none",
+                                  help=with_default("max global gradient norm, or 'none'",
+                                                    option_default("train", "clip")))
+    for name, (section, field, help_text) in TRAIN_FLAGS.items():  # --no-NAME turns off what a preset turned on
+        group_of[name].add_argument("--" + name.replace("_", "-"), dest=name, action=argparse.BooleanOptionalAction,
+                                    default=None, help=with_default(help_text, option_default(section, field)))
+    group_of["preset"].add_argument("--preset", default=None, metavar="NAME",
+                                    help="start from a named configuration (see rnnkit presets); options given "
+                                         "here override it")
+    add_threads_option(group_of["threads"])
+    return groups
+
+
+def add_threads_option(container: Any) -> None:
+    """--threads, on every command that computes (see runtime.set_threads)."""
+    from .runtime import DEFAULT_THREADS
+
+    container.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="INT",
+                           help="CPU threads for torch and NumPy; 1 is fastest for small models and when another "
+                                "program is busy on the machine (see README, Threads)"
+                                + (" (default: torch's, one per core)" if DEFAULT_THREADS is None
+                                   else f" (default {DEFAULT_THREADS})"))
 
 
 RENAMED = {"--split": "--fractions (the train,val,test shares; --split names one split, in evaluate)",
@@ -192,32 +317,36 @@ def add_defaulted_options(sub: argparse.ArgumentParser, defaults: Any, options: 
 
 
 def _add_train(sub: argparse.ArgumentParser) -> None:
-    add_train_options(sub)
-    sub.add_argument("--resume", metavar="RUN", help="continue a run (its last/ checkpoint) to --steps")
-    sub.add_argument("--init-from", metavar="RUN", default=None,
-                     help="fine-tune: a new run on --data starting from RUN's weights and tokenizer (fresh "
-                          "optimizer and schedule; the model options must match RUN's)")
-    sub.add_argument("--grow-vocab", action="store_true",
-                     help="with --init-from: give characters or words the source vocabulary lacks new ids "
-                          "(default: refuse and list them)")
-    sub.add_argument("--json", action="store_true", help="print the result as one JSON line")
-    sub.add_argument("--bidirectional", action="store_true",
-                     help="refused: a next-token model cannot read ahead (see rnnkit cloze)")
+    groups = add_train_options(sub)
+    groups["model"].add_argument("--bidirectional", action="store_true",
+                                 help="refused: a next-token model cannot read ahead (see rnnkit cloze)")
+    groups["run control"].add_argument("--resume", metavar="RUN",
+                                       help="continue a run (its last/ checkpoint) to --steps")
+    groups["output"].add_argument("--json", action="store_true", help="print the result as one JSON line (last line)")
+    groups["run control"].add_argument(
+        "--init-from", metavar="RUN", default=None,
+        help="fine-tune: a new run on --data starting from RUN's weights and tokenizer (fresh optimizer and "
+             "schedule; the model options must match RUN's)")
+    groups["run control"].add_argument(
+        "--grow-vocab", action="store_true",
+        help="with --init-from: give characters or words the source vocabulary lacks new ids "
+             "(default: refuse and list them)")
 
 
 def _add_evaluate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("checkpoint", help="checkpoint or run directory (a run directory means its best/)")
-    sub.add_argument("--data", help="evaluate all of this file, directory or bundled corpus, every token scored "
+    sub.add_argument("--data", metavar="NAME|PATH", help="evaluate all of this file, directory or bundled corpus, every token scored "
                                     "after a newline as `rnnkit score` does (default: the text it was trained on)")
     sub.add_argument("--split", choices=("train", "val", "test"), default=None,
                      help="score only this split (default: val of the training text; all of --data)")
     sub.add_argument("--fractions", type=parse_split, default=None,
                      help="train,val,test shares that cut --data for --split (default: as trained)")
-    sub.add_argument("--max-tokens", type=int, default=None, help="score at most this many tokens")
+    sub.add_argument("--max-tokens", type=int, default=None, metavar="INT",
+                     help="score at most this many tokens (default: all)")
     sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
                      help="run a neural checkpoint in this engine (default: the one that trained it)")
-    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    sub.add_argument("--json", action="store_true")
+    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="(default auto)")
+    sub.add_argument("--json", action="store_true", help="print the result as one JSON line")
 
 
 def _add_generate(sub: argparse.ArgumentParser) -> None:
@@ -225,28 +354,35 @@ def _add_generate(sub: argparse.ArgumentParser) -> None:
     prompt = sub.add_mutually_exclusive_group()
     prompt.add_argument("--prompt", default="", help="text to start from (default: a new line); - reads it "
                                                      "from standard input")
-    prompt.add_argument("--prompt-file", type=Path, help="read the prompt from a UTF-8 file")
+    prompt.add_argument("--prompt-file", type=Path, metavar="PATH", help="read the prompt from a UTF-8 file")
     prompt.add_argument("-i", "--interactive", action="store_true",
                         help="a prompt loop: each line read is a prompt, its continuation streamed; lines "
                              "starting with ':' change settings (:help lists them); the model stays loaded")
-    sub.add_argument("--max-new-tokens", type=int, default=200)
-    sub.add_argument("--temperature", type=float, default=1.0)
-    sub.add_argument("--top-k", type=int, default=None)
-    sub.add_argument("--top-p", type=float, default=None)
+    sub.add_argument("--max-new-tokens", type=int, default=200, metavar="INT",
+                     help="tokens to generate after the prompt (default 200)")
+    sub.add_argument("--temperature", type=float, default=1.0, metavar="FLOAT",
+                     help="divide the logits by this before sampling: below 1 is safer and more repetitive, "
+                          "above 1 more varied (default 1.0)")
+    sub.add_argument("--top-k", type=int, default=None, metavar="INT",
+                     help="sample only among the K most likely tokens (default: all)")
+    sub.add_argument("--top-p", type=float, default=None, metavar="FLOAT",
+                     help="nucleus sampling: only among the most likely tokens that together hold probability P "
+                          "(default: all)")
     sub.add_argument("--greedy", action="store_true", help="always take the most likely token (the API's "
-                                                           "do_sample=False)")
+                                                           "do_sample=False; default off)")
     sub.add_argument("--beam", type=int, default=None, metavar="K",
                      help="beam search: keep the K most likely continuations at each step, print the best "
-                          "(the API's num_beams=K)")
+                          "(the API's num_beams=K; default off)")
     sub.add_argument("--num-samples", type=int, default=1, metavar="N",
                      help="N continuations, sampled side by side (with --beam: the N best beams); the API's "
                           "num_return_sequences (default 1)")
     sub.add_argument("--stop", action="append", default=[], metavar="STR",
-                     help="end a continuation at this string, which is not printed (repeatable)")
-    sub.add_argument("--seed", type=int, default=None, help="same seed, same text")
+                     help="end a continuation at this string, which is not printed (repeatable; default none)")
+    sub.add_argument("--seed", type=int, default=None, metavar="INT",
+                     help="same seed, same text (default: a new random seed each time)")
     sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
                      help="run a neural checkpoint in this engine (default: the one that trained it)")
-    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="(default auto)")
     sub.add_argument("--json", action="store_true", help="print {\"text\": first, \"texts\": [all]} as one JSON line")
 
 
@@ -271,9 +407,9 @@ def _add_compare(sub: argparse.ArgumentParser) -> None:
     defaults = NeuralOptions()
     sub.add_argument("--data", default="timemachine", help="bundled corpus name, UTF-8 text file, or directory")
     sub.add_argument("--tokenizer", default="char", help="char or word (default char)")
-    sub.add_argument("--models", default=DEFAULT_MODELS,
-                     help="comma-separated: rnn, rnn_relu, gru, lstm, ngram:ORDER, hmm:STATES "
-                          f"(default {DEFAULT_MODELS})")
+    sub.add_argument("--models", default=None,
+                     help=f"comma-separated: rnn, rnn_relu, gru, lstm, ngram:ORDER, hmm:STATES (default {DEFAULT_MODELS}; "
+                          "without hmmlearn, the default leaves out hmm:32)")
     sub.add_argument("--budget-seconds", type=float, default=60.0,
                      help="wall-clock training time of each neural model (default 60)")
     sub.add_argument("--out", default=None, help="output directory (default runs/compare-DATA-TIME)")
@@ -361,28 +497,48 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     _refuse_bidirectional(args)
     config, given = run_config_from_args(args)
-    on_sample = None if args.json else _write_stdout
     if args.init_from or args.grow_vocab:
         result = train(init_from=args.init_from, grow_vocab=args.grow_vocab, resume=args.resume, preset=args.preset,
-                       on_sample=on_sample, **given)
+                       **given)
     elif args.resume:  # the run keeps its configuration; a --preset must be the one it started from
-        result = train(resume=args.resume, on_sample=on_sample, preset=args.preset, **given)
+        result = train(resume=args.resume, preset=args.preset, **given)
     else:
-        result = train(config, on_sample=on_sample)
+        result = train(config)
     if not _main_process():
         return 0  # under torchrun, rank 0 reports
     if args.json:
         print(json.dumps(result.to_dict()))
         return 0
-    if result.sample is not None:
-        print()
-    what = f"trained {result.steps} steps" if result.steps else "fitted"
-    print(f"{what} in {result.seconds:.1f} s ({result.tokens_per_s:,.0f} tokens/s) on {result.device}")
-    print(f"val loss {result.val_loss:.4f} nats/token, ppl {result.val_ppl:.2f}, bpc {result.val_bpc:.4f} "
-          f"(best val loss {result.best_val_loss:.4f})")
-    resume = f" (resume with --resume {result.checkpoint})" if result.steps else ""
-    print(f"checkpoints: {result.best_checkpoint} (best), {result.checkpoint}/last{resume}")
+    print("\n".join(train_report(result)))
     return 0
+
+
+def train_report(result: Any) -> list[str]:
+    """What `rnnkit train` prints at the end: the sample (labelled), the figures, what to run next."""
+    import shlex
+
+    from .train import SAMPLE_TEMPERATURE
+
+    lines = []
+    if result.sample is not None:
+        start = f"prompt {result.sample_prompt!r} from the validation text" if result.sample_prompt else \
+            "no prompt (from a new line)"
+        lines += [f"sample (temperature {SAMPLE_TEMPERATURE:g}, {start}):", result.sample.rstrip("\n"), ""]
+    what = f"trained {result.steps} steps" if result.steps else "fitted"
+    lines.append(f"{what} in {result.seconds:.1f} s ({result.tokens_per_s:,.0f} tokens/s on average) "
+                 f"on {result.device}")
+    lines.append(f"val loss {result.val_loss:.4f} nats/token, ppl {result.val_ppl:.2f}, bpc {result.val_bpc:.4f} "
+                 f"(best val loss {result.best_val_loss:.4f})")
+    lines.append(f"checkpoints: {result.best_checkpoint} (best), {result.checkpoint}/last")
+    run = shlex.quote(result.checkpoint)
+    prompt = f" --prompt {shlex.quote(result.sample_prompt)}" if result.sample_prompt else ""
+    lines += ["next:",
+              f"  rnnkit generate {run}{prompt} --temperature {SAMPLE_TEMPERATURE:g}   # more text",
+              f"  rnnkit evaluate {run} --split test   # the test split, once",
+              f"  rnnkit plot {run} --metric val_bpc   # the learning curve"]
+    if result.steps:
+        lines.append(f"  rnnkit train --resume {run} --steps {2 * result.steps}   # train on where it stopped")
+    return lines
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -610,7 +766,24 @@ def cmd_corpora(args: argparse.Namespace) -> int:
     print(f"{'name':<16}{'chars':>10}{'words':>9}{'char vocab':>12}  description")
     for row in rows:
         print(f"{row['name']:<16}{row['chars']:>10,}{row['words']:>9,}{row['char_vocab']:>12}  {row['description']}")
+    print("\n".join(batch_notes(rows)))
     return 0
+
+
+def batch_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """A line for each corpus and tokenizer whose training split is too short for the default
+    batch shape, with the shape that fits (train would stop with an error otherwise)."""
+    from .config import DataConfig
+
+    default = DataConfig()
+    notes = []
+    for row in rows:
+        for kind, shape in row["batch_fits"].items():
+            if (shape["batch_size"], shape["seq_len"]) != (default.batch_size, default.seq_len):
+                notes.append(f"{row['name']} with --tokenizer {kind}: {row['train_tokens'][kind]:,} training tokens "
+                             f"are too few for the default batch {default.batch_size} x {default.seq_len}; "
+                             f"add --batch-size {shape['batch_size']} --seq-len {shape['seq_len']}")
+    return notes
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
@@ -766,7 +939,7 @@ def cmd_gradients(args: argparse.Namespace) -> int:
         print(json.dumps(document))
     else:
         print(summary_table(document))
-        print(f"wrote {document['files']['json']} and {document['files']['png']}")
+        print(f"wrote {' and '.join(document['files'].values())}")
     return 0
 
 
@@ -858,16 +1031,50 @@ SUBCOMMANDS = {
 }
 
 
+# commands that compute with torch or NumPy, and so take --threads
+COMPUTING = ("train", "evaluate", "generate", "compare", "gradcheck", "bench", "gradients", "sweep", "cloze")
+EPILOGS = {"train": TRAIN_EPILOG,
+           "generate": """examples:
+  rnnkit generate runs/quick --prompt "The Time Traveller" --temperature 0.8 --seed 1
+  rnnkit generate runs/quick --prompt-file opening.txt --greedy --max-new-tokens 100
+  rnnkit generate runs/quick --prompt "ROMEO:" --top-p 0.95 --json
+"""}
+
+
+def safe_console_streams() -> None:
+    """Make sys.stdout/sys.stderr unable to fail on text they cannot encode.
+
+    A console or pipe in a legacy code page (cp1252 on Windows with redirected output, or
+    PYTHONIOENCODING=ascii) cannot show Cyrillic or Chinese text; generated text and echoed input
+    are then written with '?' in place of what it cannot show, instead of a UnicodeEncodeError.
+    UTF-8 streams are left as they are.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("_", "-")
+        if encoding in ("utf-8", "utf8") or not hasattr(stream, "reconfigure"):
+            continue
+        try:
+            stream.reconfigure(errors="replace")
+        except (ValueError, OSError):  # a closed or detached stream: nothing to write to anyway
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    safe_console_streams()
     command = next((arg for arg in argv if not arg.startswith("-")), "")  # top-level options take no value
     parser = build_parser(only=command)
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # reported by the command's own parser, which knows the options to suggest
+        parser.commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extras)}")
     if args.command is None:
         parser.print_help()
         return 0
     try:
         _, _, run = SUBCOMMANDS[args.command]
+        if args.command in COMPUTING:
+            from .runtime import set_threads
+            set_threads(args.threads)
         return run(args)
     except TrainingStopped as stopped:  # SIGINT/SIGTERM: a checkpoint was saved; say how to go on
         print(one_line(f"rnnkit {args.command}: {stopped}"), file=sys.stderr)

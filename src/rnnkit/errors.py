@@ -35,3 +35,8 @@ class TrainingStopped(RnnkitError):
 
 class TrainingDiverged(RnnkitError):
     """The loss or a gradient became NaN or infinite and `on_nan` said to stop (or could not recover)."""
+
+
+class MissingExtraError(ConfigError, ImportError):
+    """An optional dependency (matplotlib, hmmlearn, ...) that this feature needs is not installed;
+    the message names the pip extra that brings it."""

@@ -35,8 +35,8 @@ from torch import nn
 from . import __version__
 from .checkpoint import Checkpoint, load_checkpoint
 from .errors import ConfigError, OutputExistsError
-from .extras import require
 from .files import write_json
+from .runtime import require
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts.pt", "pt2": ".pt2"}
 GRAPHS = ("window", "step")
@@ -201,7 +201,8 @@ def _write_pt2(wrapper: RecurrentGraph, path: Path, opset: int) -> None:
 def load_exported(path: Path, format: str) -> Any:
     """A callable (input_ids, *state) -> list of NumPy arrays, for any exported format."""
     if format == "onnx":
-        ort = require("onnxruntime", "export", "running an ONNX export")
+        require("onnxruntime", "export", "running an ONNX export")
+        import onnxruntime as ort
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         names = [i.name for i in session.get_inputs()]
         return lambda *arrays: session.run(None, dict(zip(names, (np.asarray(a) for a in arrays), strict=True)))

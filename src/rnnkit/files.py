@@ -8,6 +8,7 @@ Nothing here reads a model or a config; `checkpoint` (what a checkpoint holds) a
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -104,11 +105,35 @@ def write_atomically(target: Path, write: Callable[[Path], None]) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+# what fsync of a read-only handle may raise where the platform refuses it (Windows' _commit
+# needs write access: EBADF; some network filesystems: EINVAL or EPERM)
+READ_ONLY_FSYNC_ERRORS = (errno.EBADF, errno.EINVAL, errno.EPERM)
+
+
 def _fsync_tree(directory: Path) -> None:
     for path in directory.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
+        _fsync_file(path)
     _fsync_dir(directory)
+
+
+def _fsync_file(path: Path) -> None:
+    """Flush one file we have just written to the disk. It is opened for writing (without
+    truncating), since fsync through a read-only handle is refused on some platforms; a file we
+    cannot open for writing falls back to a read-only handle, where exactly that refusal is
+    tolerated. Any other error (a full or failing disk) is raised: the checkpoint is not safe."""
+    try:
+        fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+        read_only = False
+    except PermissionError:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        read_only = True
+    try:
+        os.fsync(fd)
+    except OSError as error:
+        if not (read_only and error.errno in READ_ONLY_FSYNC_ERRORS):
+            raise
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(directory: Path) -> None:

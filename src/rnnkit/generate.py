@@ -306,3 +306,30 @@ def generate_text(scorer: Scorer, tokenizer: Tokenizer, prompt: str, sampling: S
                   on_text: Callable[[str], None] | None = None) -> str:
     """Prompt plus continuation as text; `on_text` receives the prompt, then each new piece."""
     return generate_texts(scorer, tokenizer, prompt, sampling, on_text)[0]
+
+
+PROMPT_WORDS = 3  # a prompt long enough to set the scene, short enough to leave the model the text
+
+
+def prompt_from_text(tokenizer: Tokenizer, ids: np.ndarray, words: int = PROMPT_WORDS) -> str:
+    """The first `words` words of the first whole line among the first 400 tokens of `ids`
+    (a run's validation split: text the model did not train on, in its own style), for the
+    sample a run ends with. The first line is tried last (a split usually starts mid-line), and a
+    line whose words the vocabulary lacks is passed over. "" when no line will do: the sample
+    then starts from a newline (see start_ids)."""
+    lines = tokenizer.decode(np.asarray(ids[:400]).tolist()).split("\n")
+    whole = lines[1:-1] if len(lines) > 2 else []  # the last line may be cut at token 400
+    for line in whole + lines[:1]:
+        prompt = " ".join(line.split()[:words])
+        if prompt and _encodes_fully(tokenizer, prompt):
+            return prompt
+    return ""
+
+
+def _encodes_fully(tokenizer: Tokenizer, text: str) -> bool:
+    try:
+        ids = tokenizer.encode(text)
+    except PromptError:
+        return False
+    unk = getattr(tokenizer, "unk_id", None)
+    return len(ids) > 0 and (unk is None or not (ids == unk).any())

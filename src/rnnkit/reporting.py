@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .extras import require
+from .runtime import require
 
 # metrics.jsonl field -> TensorBoard tag (grouped by what is comparable on one chart)
 SCALARS = {"train_loss": "loss/train", "val_loss": "loss/val", "train_ppl": "perplexity/train",

@@ -1,17 +1,33 @@
-"""The process around a run: which device, denormal flushing on the CPU, and where messages go.
+"""The process around a run: which device, how many threads, denormal flushing on the CPU,
+optional dependencies, and where messages go.
 
-Nothing here knows about models or data; every layer above may use it.
+Nothing here knows about models or data; every layer above may use it. torch is imported inside
+the functions that need it, so that commands which never touch a model (`plot`, `corpora`) can
+check their optional dependencies here without waiting seconds for torch.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import torch
+from .errors import ConfigError, MissingExtraError
 
-from .errors import ConfigError
+if TYPE_CHECKING:
+    import torch
+
+# environment variables read by the BLAS libraries behind NumPy when they load (OpenBLAS, MKL,
+# BLIS, Apple Accelerate) and by OpenMP; after the library has loaded, only threadpoolctl can
+# change its thread count
+BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+                         "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+# the --threads default of every command; None leaves torch's own default (one thread per core)
+DEFAULT_THREADS: int | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -19,6 +35,8 @@ def resolve_device(name: str) -> torch.device:
 
     On MPS, operators PyTorch lacks there run on the CPU when PYTORCH_ENABLE_MPS_FALLBACK=1, which
     torch reads once at import: rnnkit's __init__ sets it on macOS (before torch is imported)."""
+    import torch
+
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -32,11 +50,72 @@ def resolve_device(name: str) -> torch.device:
 
 
 def mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
 
 
+def has_module(module: str) -> bool:
+    """Whether `module` can be imported, found without importing it (hmmlearn pulls in
+    scikit-learn: seconds). A finder that refuses the name counts as missing."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def require(module: str, extra: str, what: str) -> None:
+    """Raise MissingExtraError, naming the pip extra to install, when `module` is missing.
+
+    Called at the start of whatever needs the module, before any work or file is written, so a
+    plain `pip install rnnkit` gets one line saying what to install instead of a traceback late
+    in a run (and no half-written output directory).
+    """
+    if not has_module(module):
+        raise MissingExtraError(f"{what} needs {module}: pip install 'rnnkit[{extra}]'")
+
+
+def skip_note(module: str, extra: str, what: str) -> bool:
+    """For an optional output (a figure beside the numbers): True when `module` is there; else
+    say on stderr what is skipped and how to get it, and return False."""
+    if has_module(module):
+        return True
+    print(f"rnnkit: {module} is not installed (pip install 'rnnkit[{extra}]'); skipped {what}", file=sys.stderr)
+    return False
+
+
+def set_threads(threads: int | None) -> None:
+    """Use `threads` CPU threads for the rest of the process (None: leave the libraries' defaults).
+
+    torch gets torch.set_num_threads (intra-op) and, if nothing has run in parallel yet,
+    set_num_interop_threads (which torch allows once per process). NumPy's BLAS reads its thread
+    count when it loads: the environment variables cover a NumPy not imported yet, threadpoolctl
+    (when installed) one that is. Why it matters: on a 2-core machine shared with another busy
+    process, two torch threads wait on each other at every operation, and small models then
+    train many times slower than with one thread (README, "Threads").
+    """
+    if threads is None:
+        return
+    if not 1 <= threads <= 1024:
+        raise ConfigError(f"--threads must be between 1 and 1024, got {threads}")
+    for name in BLAS_THREAD_VARIABLES:
+        os.environ[name] = str(threads)
+    if "numpy" in sys.modules and has_module("threadpoolctl"):
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(threads)
+    except RuntimeError:  # already set, or parallel work already started: intra-op threads still apply
+        pass
+
+
 def _denormals_flushed() -> bool:
+    import torch
+
     return (torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == 0.0
 
 
@@ -49,6 +128,8 @@ def flush_denormals():
     them changes results only below 1e-38 and keeps runs deterministic. The setting is global to
     the thread, so it is undone on the way out rather than left for the caller's other code.
     """
+    import torch
+
     previous = _denormals_flushed()
     torch.set_flush_denormal(True)
     try:

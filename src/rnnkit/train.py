@@ -41,11 +41,11 @@ from .errors import (
     TrainingStopped,
 )
 from .evaluate import EvalResult, eval_settings, evaluate_split
-from .files import clean_stale, fresh_run_dir, is_checkpoint, json_safe, prepare_run_dir, write_json
-from .generate import SamplingConfig, generate_text
+from .files import check_output_dir, clean_stale, fresh_run_dir, is_checkpoint, json_safe, prepare_run_dir, write_json
+from .generate import SamplingConfig, generate_text, prompt_from_text
 from .modelcard import run_provenance, write_run_card
 from .reporting import Reporters, check_reporters, progress_bar
-from .runtime import flush_denormals, resolve_device, stderr_logger
+from .runtime import flush_denormals, require, resolve_device, stderr_logger
 from .text.corpora import load_corpus
 from .text.tokenizer import Tokenizer
 
@@ -66,6 +66,7 @@ class TrainResult:
     parameters: int
     sizes: dict[str, int]
     sample: str | None = None
+    sample_prompt: str | None = None  # where the sample starts: the first words of a validation line
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON; a figure that does not exist (NaN, e.g. a baseline's train loss) is None."""
@@ -92,6 +93,36 @@ def _scheduled(config: TrainConfig, step: int, total_steps: int) -> float:
     progress = min(1.0, (step - warmup) / max(1, horizon - warmup))
     low = config.lr * config.min_lr_ratio
     return low + 0.5 * (config.lr - low) * (1.0 + math.cos(math.pi * progress))
+
+
+def config_warnings(config: RunConfig) -> list[str]:
+    """Options that are valid but cannot do what whoever set them most likely meant, one line
+    each (logged when a run starts; the run goes ahead as configured)."""
+    model, train, default = config.model, config.train, TrainConfig()
+    warnings = []
+    if train.schedule == "cosine" and train.steps is not None and train.steps < train.warmup_steps:
+        peak = learning_rate(train, train.steps - 1, train.steps)
+        warnings.append(f"--steps {train.steps} is fewer than the {train.warmup_steps} warmup steps: the learning "
+                        f"rate peaks at {peak:.3g}, not the {train.lr:g} of --lr; lower --warmup-steps "
+                        f"(e.g. --warmup-steps {max(1, train.steps // 10)}) or use --schedule constant")
+    if train.schedule == "constant":
+        shaped = [f"--{name.replace('_', '-')}" for name in ("warmup_steps", "min_lr_ratio", "decay_steps")
+                  if getattr(train, name) != getattr(default, name)]
+        if shaped:
+            warnings.append(f"{', '.join(shaped)} shape(s) the cosine schedule; with --schedule constant the "
+                            "learning rate stays at --lr and they do nothing")
+    if train.optimizer == "adamw" and train.momentum != default.momentum:
+        warnings.append("--momentum is an SGD option; AdamW ignores it (use --optimizer sgd or ntasgd)")
+    if train.optimizer != "ntasgd" and train.nonmono != default.nonmono:
+        warnings.append("--nonmono only decides when NT-ASGD starts averaging; it does nothing without "
+                        "--optimizer ntasgd")
+    if model.layers == 1 and model.dropout_hidden > 0:
+        warnings.append("--dropout-hidden acts between recurrent layers, and a 1-layer model has none; "
+                        "use --dropout-output (or --layers 2)")
+    if train.eval_interval != default.eval_interval and train.eval_interval > (train.steps or math.inf):
+        warnings.append(f"--eval-interval {train.eval_interval} is more than --steps {train.steps}: the model is "
+                        "evaluated (and best/ kept) only once, at the end")
+    return warnings
 
 
 def nonmonotone_trigger(history: list[float], nonmono: int) -> bool:
@@ -346,14 +377,25 @@ class RunLoop:
         bar = progress_bar(t.total_steps, t.step, train.quiet or not t.world.is_main)
         self.started = time.perf_counter() - t.elapsed
         self.window_start = time.perf_counter()
+        self.session_elapsed, self.session_steps = t.elapsed, 0  # this session's start (a resume's too)
         with _graceful_signals(self):
             try:
                 while t.step < t.total_steps and not self.out_of_time:
                     t.train_step()
+                    self.session_steps += 1
                     bar.update(1)
                     self._after_step(bar)
             finally:
                 bar.close()
+
+    def run_tokens_per_s(self) -> float:
+        """The run's speed: tokens trained in this session (every update made, a rolled-back one
+        too) over this session's seconds, evaluations included, as `seconds` reports them. The
+        per-window rate, which a short window or a fast last stretch can inflate, stays in
+        metrics.jsonl."""
+        data = self.trainer.config.data
+        seconds = self.trainer.elapsed - self.session_elapsed
+        return self.session_steps * data.batch_size * data.seq_len / max(seconds, 1e-9)
 
     def _after_step(self, bar: Any) -> None:
         t, train = self.trainer, self.trainer.config.train
@@ -373,7 +415,8 @@ class RunLoop:
             self._keep_best(record)
             t.note_validation(record["val_loss"])  # before saving: last/ then holds the switch
             if self.reporters.wants_samples and t.world.is_main:  # NumPy's own RNG: training's is untouched
-                self.reporters.sample(_sample(t.config, t.engine.scorer(), t.tokenizer, None) or "", t.step)
+                sample, _ = _sample(t.config, t.engine.scorer(), t.tokenizer, None, t.splits["val"].ids)
+                self.reporters.sample(sample or "", t.step)
         if save_last or self.stop_signal is not None:
             t.save(self.run_dir, "last", record.get("val_loss") if record else None)
         if self.stop_signal is not None:
@@ -545,10 +588,14 @@ def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[s
     check_reporters(config.train.report_to)  # a missing tensorboard stops the run before it starts
     world = distributed.world_from_env()
     log = log or stderr_logger(config.train.quiet or not world.is_main)  # one process speaks
+    for warning in config_warnings(config):
+        log(f"warning: {warning}")
     if config.model.is_baseline:
         if checkpoint is not None:
             raise ConfigError(f"a {config.model.model} model is fitted in one pass; there is nothing to resume")
         return _fit_baseline_run(config, run_dir, log, on_sample, callback)
+    if checkpoint is None and world.is_main:
+        check_output_dir(run_dir, config.train.overwrite, "config.json")  # before the data is loaded
     try:
         trainer = Trainer(config, log, checkpoint, start)
         config = trainer.config  # with the vocabulary size the data gave
@@ -594,13 +641,19 @@ def _truncate_metrics(run_metrics: Path, checkpoint_metrics: Path) -> None:
         run_metrics.unlink()
 
 
-def _sample(config: RunConfig, scorer: Any, tokenizer: Tokenizer,
-            on_sample: Callable[[str], None] | None) -> str | None:
-    """The short sample a run ends with (temperature 0.8, the run's seed)."""
+SAMPLE_TEMPERATURE = 0.8  # below 1: fewer of the unlikely tokens a young model would otherwise mix in
+
+
+def _sample(config: RunConfig, scorer: Any, tokenizer: Tokenizer, on_sample: Callable[[str], None] | None,
+            val_ids: Any) -> tuple[str | None, str | None]:
+    """The short sample a run ends with (SAMPLE_TEMPERATURE, the run's seed), started from the
+    first words of a validation line (see prompt_from_text); returns (sample, prompt)."""
     if config.train.sample_tokens == 0:
-        return None
-    sampling = SamplingConfig(max_new_tokens=config.train.sample_tokens, temperature=0.8, seed=config.train.seed)
-    return generate_text(scorer, tokenizer, "", sampling, on_sample)
+        return None, None
+    prompt = prompt_from_text(tokenizer, val_ids)
+    sampling = SamplingConfig(max_new_tokens=config.train.sample_tokens, temperature=SAMPLE_TEMPERATURE,
+                              seed=config.train.seed)
+    return generate_text(scorer, tokenizer, prompt, sampling, on_sample), prompt
 
 
 def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], None],
@@ -609,6 +662,9 @@ def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], Non
     """n-gram and HMM: fit once on the training split, evaluate, save best/ and last/ alike."""
     from .models.registry import baseline_weights, fit_baseline
 
+    if config.model.model == "hmm":
+        require("hmmlearn", "hmm", "the hmm model (--model hmm)")  # before any data is read or file written
+    check_output_dir(run_dir, config.train.overwrite, "config.json")
     loaded = load_splits(config.data)
     log(loaded.summary())
     config, tokenizer, splits = loaded.sized(config), loaded.tokenizer, loaded.splits
@@ -631,12 +687,13 @@ def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], Non
                         run_dir / "metrics.jsonl", kind=kind, step=0, val_loss=result.loss, provenance=provenance)
     log(f"{config.model.model}: fitted in {seconds:.2f} s, {model.num_parameters:,} stored entries; "
         f"val loss {result.loss:.4f} (ppl {result.ppl:.2f}, bpc {result.bpc:.4f})")
+    sample, prompt = _sample(config, model, tokenizer, on_sample, splits["val"].ids)
     final = TrainResult(steps=0, train_loss=math.nan, val_loss=result.loss, val_ppl=result.ppl, val_bpc=result.bpc,
                         best_val_loss=result.loss, tokens_per_s=tokens_per_s, seconds=seconds,
                         checkpoint=str(run_dir), best_checkpoint=str(run_dir / "best"), device="cpu",
                         parameters=int(model.num_parameters),
                         sizes={name: len(s.ids) for name, s in splits.items()},
-                        sample=_sample(config, model, tokenizer, on_sample))
+                        sample=sample, sample_prompt=prompt)
     reporters.record(record)
     if final.sample:
         reporters.sample(final.sample, 0)
@@ -647,14 +704,15 @@ def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], Non
 
 def _finish(trainer: Trainer, loop: RunLoop, run_dir: Path, on_sample: Callable[[str], None] | None) -> TrainResult:
     result = loop.last_eval or trainer.evaluate("val")
-    sample = _sample(trainer.config, trainer.engine.scorer(), trainer.tokenizer, on_sample) \
-        if trainer.world.is_main else None
+    sample, prompt = _sample(trainer.config, trainer.engine.scorer(), trainer.tokenizer, on_sample,
+                             trainer.splits["val"].ids) if trainer.world.is_main else (None, None)
     final = TrainResult(steps=trainer.step, train_loss=loop.last_train_loss, val_loss=result.loss,
                         val_ppl=result.ppl, val_bpc=result.bpc, best_val_loss=trainer.best_val_loss,
-                        tokens_per_s=loop.tokens_per_s, seconds=trainer.elapsed, checkpoint=str(run_dir),
+                        tokens_per_s=loop.run_tokens_per_s(), seconds=trainer.elapsed, checkpoint=str(run_dir),
                         best_checkpoint=str(run_dir / "best"), device=str(trainer.device),
                         parameters=trainer.engine.num_parameters(),
-                        sizes={name: len(s.ids) for name, s in trainer.splits.items()}, sample=sample)
+                        sizes={name: len(s.ids) for name, s in trainer.splits.items()}, sample=sample,
+                        sample_prompt=prompt)
     if trainer.world.is_main:
         write_run_card(run_dir, final.to_dict())  # with the sample and the final figures
         if sample:

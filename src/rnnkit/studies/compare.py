@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from ..config import (
 )
 from ..errors import ConfigError, DataError
 from ..files import fresh_run_dir, json_safe, write_json
+from ..runtime import has_module, require
 from ..text.tokenizer import Tokenizer
 
 DEFAULT_MODELS = "ngram:3,ngram:5,hmm:32,rnn,gru,lstm"
@@ -152,21 +152,30 @@ def _parse_one(item: str) -> ModelSpec:
 
 
 
-def compare(data: str = "timemachine", tokenizer: str = "char", models: str | Sequence[ModelSpec] = DEFAULT_MODELS,
+def compare(data: str = "timemachine", tokenizer: str = "char", models: str | Sequence[ModelSpec] | None = None,
             budget_seconds: float = 60.0, out: str | Path | None = None, *, seed: int = 1337,
             fractions: tuple[float, float, float] = (0.9, 0.05, 0.05), neural: NeuralOptions | None = None,
             overwrite: bool = False, quiet: bool = False, log: Log | None = None) -> list[dict[str, Any]]:
     """Train or fit each model into OUT/<model>/, score all on the same val/test tokens, write
     OUT/compare.json and OUT/compare.png, and return the rows (one dict per model, in order).
 
-    Everything the user can get wrong (models, options, data, an existing OUT) is checked before
-    the first model starts, so a mistake costs no training time and leaves nothing behind.
+    Everything the user can get wrong (models, options, data, an existing OUT, a missing optional
+    package) is checked before the first model starts, so a mistake costs no training time and
+    leaves nothing behind. `models=None` means DEFAULT_MODELS, less the HMM when hmmlearn (the
+    `hmm` extra) is missing; an HMM asked for by name needs it.
     """
     from ..data import load_splits
     from ..files import prepare_run_dir
     from ..runtime import resolve_device, stderr_logger
+    from .plot import has_matplotlib
 
-    specs = parse_models(models if isinstance(models, str) else ",".join(spec.name for spec in models))
+    log = log or stderr_logger(quiet)
+    if models is None:
+        specs = _installed_defaults(parse_models(DEFAULT_MODELS), log)
+    else:
+        specs = parse_models(models if isinstance(models, str) else ",".join(spec.name for spec in models))
+        if any(spec.kind == "hmm" for spec in specs):
+            require("hmmlearn", "hmm", "compare with an hmm model")
     neural = neural or NeuralOptions()
     check_float("budget_seconds", budget_seconds, 0.0, low_open=True)
     base = RunConfig(ModelConfig(), DataConfig(data=data, tokenizer=tokenizer, fractions=fractions,
@@ -175,7 +184,7 @@ def compare(data: str = "timemachine", tokenizer: str = "char", models: str | Se
     configs = {spec: _run_config(spec, base, neural) for spec in specs}  # validates every option
     if any(spec.is_neural for spec in specs):
         resolve_device(neural.device)  # --device cuda without a GPU fails here, not after the baselines
-    log = log or stderr_logger(quiet)
+    draw = has_matplotlib("compare.png")  # said now, not after the training
     loaded = load_splits(base.data)
     log(f"compare: {loaded.summary()}")
     base, vocabulary, splits = loaded.sized(base), loaded.tokenizer, loaded.splits
@@ -190,8 +199,19 @@ def compare(data: str = "timemachine", tokenizer: str = "char", models: str | Se
         log(f"compare: [{index}/{len(specs)}] {_progress(row)}")
     _check_same_tokens(rows)
     write_json(out_dir / "compare.json", rows)
-    plot_comparison(rows, out_dir, f"{Path(data).stem} ({tokenizer}), budget {budget_seconds:g} s per neural model")
+    if draw:
+        plot_comparison(rows, out_dir, f"{Path(data).stem} ({tokenizer}), budget {budget_seconds:g} s per neural model")
     return rows
+
+
+def _installed_defaults(specs: list[ModelSpec], log: Log) -> list[ModelSpec]:
+    """The default models less the HMM when hmmlearn is missing (said in one line)."""
+    if has_module("hmmlearn"):
+        return specs
+    skipped = [spec.name for spec in specs if spec.kind == "hmm"]
+    log(f"compare: hmmlearn is not installed (pip install 'rnnkit[hmm]'); skipped {', '.join(skipped)} "
+        "from the default models")
+    return [spec for spec in specs if spec.kind != "hmm"]
 
 
 def _run_config(spec: ModelSpec, base: RunConfig, neural: NeuralOptions) -> RunConfig:
@@ -330,16 +350,11 @@ def read_curve(run_dir: Path) -> tuple[list[float], list[float]]:
     return times, losses
 
 
-def plot_comparison(rows: list[dict[str, Any]], out_dir: Path, title: str) -> Path | None:
-    """Write OUT/compare.png; without matplotlib (the `plot` extra), say so on stderr and skip it."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("compare: matplotlib is not installed (pip install 'rnnkit[plot]'); skipped compare.png",
-              file=sys.stderr)
-        return None
+def plot_comparison(rows: list[dict[str, Any]], out_dir: Path, title: str) -> Path:
+    """Write OUT/compare.png (needs matplotlib, the `plot` extra)."""
+    from .plot import import_pyplot
+
+    plt = import_pyplot("compare.png")
     figure, axes = plt.subplots(figsize=(8, 5), dpi=120)
     try:
         _draw(axes, rows)

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from ..config import MODELS, DataConfig, ModelConfig, check_int
 from ..errors import ConfigError, DataError, PromptError
 from ..files import fresh_run_dir, json_safe, write_json
-from ..runtime import stderr_logger
+from ..runtime import require, stderr_logger
 from .plot import finish_figure, new_axes
 
 GATES = {"rnn": ("h",), "rnn_relu": ("h",), "gru": ("r", "z", "n"), "lstm": ("i", "f", "g", "o")}
@@ -275,6 +275,7 @@ def gradients(checkpoints: Sequence[str] = (), models: str | None = None, data: 
     OUT/gradients.png, and return the JSON document. Without checkpoints, `models` defaults to
     rnn,gru,lstm. Options and outputs are checked before any model is loaded."""
     options = options or GradientOptions()
+    require("matplotlib", "plot", "rnnkit gradients (it draws gradients.png)")  # before any model is loaded
     kinds = parse_kinds(models) if models is not None else ([] if checkpoints else ["rnn", "gru", "lstm"])
     log = log or stderr_logger(False)
     out_dir = Path(out) if out is not None else default_out("gradients", data or "timemachine")

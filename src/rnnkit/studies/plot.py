@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from ..errors import ConfigError, DataError
+from ..runtime import require, skip_note
 
 METRICS = ("val_loss", "train_loss", "grad_norm", "lr", "tokens_per_s", "val_ppl", "val_bpc")
 X_AXES = ("step", "elapsed_s")
@@ -120,6 +121,7 @@ def plot_runs(run_dirs: Sequence[str | Path], metric: str = "val_loss", x: str =
     before anything is drawn, so a bad directory or a missing metric leaves no file behind.
     """
     check_plot_options(run_dirs, metric, x, out)
+    require("matplotlib", "plot", "rnnkit plot")  # before any run is read or directory made
     paths = [Path(run) for run in run_dirs]
     lines = [series(path, metric, x, label) for path, label in zip(paths, run_labels(paths), strict=True)]
     if log_y and any(value <= 0 for line in lines for value in line.y):
@@ -204,15 +206,18 @@ def finish_figure(figure: Any, axes: Any, title: str, path: Path) -> None:
 
 
 def import_pyplot(what: str) -> Any:
-    """matplotlib.pyplot on the Agg backend, imported only when a plot is drawn; None (with a
-    note on stderr) when matplotlib is missing, so the numbers are still written."""
-    import sys
+    """matplotlib.pyplot on the Agg backend, imported only when a figure is drawn.
 
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"rnnkit: matplotlib is not installed (pip install 'rnnkit[plot]'); skipped {what}", file=sys.stderr)
-        return None
+    MissingExtraError (one line naming the `plot` extra) when matplotlib is missing; a command
+    whose figure is optional checks `has_matplotlib` first and skips the figure with a note.
+    """
+    require("matplotlib", "plot", what)
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     return plt
+
+
+def has_matplotlib(what: str) -> bool:
+    """Whether an optional figure can be drawn; if not, a note on stderr says `what` is skipped."""
+    return skip_note("matplotlib", "plot", what)

@@ -130,6 +130,7 @@ def sweep(base: RunConfig, name: str, values: Sequence[Value], out: str | Path |
     from ..files import prepare_run_dir, write_json
     from ..runtime import stderr_logger
     from .diagnostics import default_out
+    from .plot import has_matplotlib
 
     if name not in numeric_options():
         raise ConfigError(f"sweep: {name!r} is not a numeric option")
@@ -137,6 +138,7 @@ def sweep(base: RunConfig, name: str, values: Sequence[Value], out: str | Path |
     configs = sweep_configs(base, name, values, out_dir)
     log = log or stderr_logger(False)
     load_splits(base.data)  # a missing or unreadable text fails before OUT is made
+    draw = has_matplotlib("sweep.png")  # the table is the result; the figure is optional (said now)
     prepare_run_dir(out_dir, overwrite)
     write_json(out_dir / "config.json", {"format": "rnnkit-sweep", "option": name, "values": list(values),
                                           "config": base.to_dict()})
@@ -147,8 +149,9 @@ def sweep(base: RunConfig, name: str, values: Sequence[Value], out: str | Path |
     table = markdown_table(rows)
     (out_dir / "sweep.md").write_text(table + "\n", encoding="utf-8")
     write_json(out_dir / "sweep.json", rows)
-    plot_sweep(rows, out_dir / "sweep.png", f"{base.model.model} on {Path(base.data.data).stem}: {name} "
-                                            f"({_budget(configs[0], name)})")
+    if draw:
+        plot_sweep(rows, out_dir / "sweep.png", f"{base.model.model} on {Path(base.data.data).stem}: {name} "
+                                                f"({_budget(configs[0], name)})")
     return rows
 
 
@@ -211,14 +214,12 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def plot_sweep(rows: list[dict[str, Any]], path: Path, title: str) -> Path | None:
+def plot_sweep(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
     """sweep.png: final and best validation loss against the value (log x for wide ranges such
     as learning rates; evenly spaced labels when a value is `none`)."""
     from .plot import finish_figure, import_pyplot
 
     plt = import_pyplot(path.name)
-    if plt is None:
-        return None
     values = [row["value"] for row in rows]
     categorical = any(value is None for value in values)
     xs = list(range(len(rows))) if categorical else values

@@ -118,10 +118,34 @@ def _cut_point(text: str, index: int) -> int:
 
 
 def describe_bundled() -> list[dict[str, object]]:
-    """Name, size and character vocabulary of each bundled corpus (for `rnnkit corpora`)."""
+    """Name, size and character vocabulary of each bundled corpus (for `rnnkit corpora`), and for
+    char and word tokens: the training split's tokens (default split) and the batch shape that
+    fits them (the default one, or the largest batch size at the default sequence length)."""
+    from ..config import DataConfig
+    from .wordscan import word_types
+
+    defaults = DataConfig()
     rows = []
     for name, description in BUNDLED.items():
         text = bundled_text(name)
+        train = split_corpus(name, text, defaults.split).train
+        tokens = {"char": len(train), "word": len(word_types(train)[1])}
         rows.append({"name": name, "chars": len(text), "words": len(text.split()),
-                     "char_vocab": len(set(text)), "description": description})
+                     "char_vocab": len(set(text)), "description": description, "train_tokens": tokens,
+                     "batch_fits": {kind: fitting_batch(n, defaults.batch_size, defaults.seq_len)
+                                    for kind, n in tokens.items()}})
     return rows
+
+
+def fitting_batch(tokens: int, batch_size: int, seq_len: int) -> dict[str, int]:
+    """The batch shape {batch_size, seq_len} that `tokens` training tokens can fill: the one given
+    if it fits, else the largest batch size at this sequence length, else a shorter sequence
+    length at batch size 1. Sequential batching cuts the tokens into batch_size streams of
+    (tokens - 1) // batch_size positions, and needs at least one window of seq_len in each
+    (data.SequentialBatches)."""
+    per_stream = (tokens - 1) // batch_size
+    if per_stream >= seq_len:
+        return {"batch_size": batch_size, "seq_len": seq_len}
+    if (tokens - 1) // seq_len >= 1:
+        return {"batch_size": (tokens - 1) // seq_len, "seq_len": seq_len}
+    return {"batch_size": 1, "seq_len": max(1, tokens - 1)}
