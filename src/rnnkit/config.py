@@ -295,8 +295,7 @@ class RunConfig:
 
 
 def _check_report_to(report_to: Any) -> None:
-    names = report_to.split(",") if isinstance(report_to, str) else [None]
-    if not names or any(name.strip() not in REPORT_TO for name in names):
+    if not isinstance(report_to, str) or any(name.strip() not in REPORT_TO for name in report_to.split(",")):
         raise ConfigError(f"report_to takes a comma-separated list of {', '.join(REPORT_TO)} (metrics.jsonl is "
                           f"always written); got {report_to!r}")
 

@@ -36,6 +36,7 @@ from . import __version__
 from .checkpoint import Checkpoint, load_checkpoint
 from .errors import ConfigError, OutputExistsError
 from .files import write_json
+from .models.torch_lm import RNNLM
 from .runtime import require
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".ts.pt", "pt2": ".pt2"}
@@ -51,7 +52,7 @@ class RecurrentGraph(nn.Module):
     step=False: ids (N, T) -> logits (N, T, V);  step=True: ids (N,) -> logits (N, V).
     With an adaptive-softmax head the `logits` are log-probabilities (the same softmax)."""
 
-    def __init__(self, model: nn.Module, step: bool):
+    def __init__(self, model: RNNLM, step: bool):
         super().__init__()
         self.model, self.step = model.eval(), step
         self.lstm = model.config.model == "lstm"
@@ -63,7 +64,8 @@ class RecurrentGraph(nn.Module):
         carried = (h, c) if self.lstm else h
         out, new_state = self.model.rnn(self.model.inputs(ids), carried)
         if self.adaptive:
-            logits = self.model.head.log_prob(out.reshape(-1, out.size(-1))).view(out.size(0), out.size(1), -1)
+            head: Any = self.model.head  # an AdaptiveLogSoftmaxWithLoss here
+            logits = head.log_prob(out.reshape(-1, out.size(-1))).view(out.size(0), out.size(1), -1)
         else:
             logits = self.model.head(out)
         if self.step:
@@ -118,7 +120,7 @@ def _check_options(format: str, graph: str, opset: int | None) -> None:
                               f"exporter writes); got {opset}")
 
 
-def _torch_model(checkpoint: Checkpoint) -> nn.Module:
+def _torch_model(checkpoint: Checkpoint) -> RNNLM:
     """The checkpoint's network as a torch RNNLM on the CPU; a NumPy-engine checkpoint has the same
     weights under the same names, so it exports too. Baselines have no graph to export."""
     config = checkpoint.config.model
@@ -127,13 +129,14 @@ def _torch_model(checkpoint: Checkpoint) -> nn.Module:
                           "there is no graph to export; rnn, rnn_relu, gru and lstm runs (either engine) export")
     import dataclasses
 
-    from .models.torch_lm import RNNLM, import_weights
+    from .models.torch_lm import import_weights
     model = RNNLM(dataclasses.replace(config, engine="torch"))
     import_weights(model, checkpoint.weights)
-    return model.eval()
+    model.eval()
+    return model
 
 
-def example_inputs(model: nn.Module, graph: str, batch: int = 2, seq: int = 3,
+def example_inputs(model: RNNLM, graph: str, batch: int = 2, seq: int = 3,
                    seed: int = 0) -> tuple[torch.Tensor, ...]:
     """Token ids and a random state of the graph's shapes (random, not zeros: a state that is
     ignored by mistake would then show in the parity check)."""
@@ -215,7 +218,7 @@ def load_exported(path: Path, format: str) -> Any:
     return run
 
 
-def parity_check(model: nn.Module, path: Path, format: str, graph: str) -> dict[str, Any] | None:
+def parity_check(model: RNNLM, path: Path, format: str, graph: str) -> dict[str, Any] | None:
     """Run the exported file and the torch model on the same text, 3 calls with the state carried
     (window graph: windows of 4 and 1 tokens too, batch 3 — shapes the export never saw), and
     return the largest absolute differences. None for ONNX when onnxruntime is missing."""
@@ -262,20 +265,20 @@ def describe(checkpoint: Checkpoint, format: str, graph: str, target: Path, opse
     state_in, state_out = state_names(c.model == "lstm")
     state_shape = [c.layers, "batch", c.hidden]
     meanings = {"h": "hidden state of each layer", "c": "LSTM cell state of each layer"}
-    inputs = [{"name": "input_ids", "dtype": "int64", "shape": token_shape,
+    inputs: list[dict[str, Any]] = [{"name": "input_ids", "dtype": "int64", "shape": token_shape,
                "meaning": "token ids (see vocab / the tokenizer files)" + (
                    ", one per sequence: the token just read" if graph == "step" else ", a window per sequence")}]
     inputs += [{"name": name, "dtype": "float32", "shape": state_shape,
                 "meaning": f"{meanings[name]} before this call: zeros at the start of a text, "
                            f"else the previous call's {name}_out"} for name in state_in]
     score = "log-probabilities (adaptive softmax)" if c.adaptive_softmax else "unnormalised scores (softmax them)"
-    outputs = [{"name": "logits", "dtype": "float32", "shape": token_shape + ["vocab"],
+    outputs: list[dict[str, Any]] = [{"name": "logits", "dtype": "float32", "shape": token_shape + ["vocab"],
                 "meaning": f"{score} of the next token after each input token"
                            + (" (the one just read)" if graph == "step" else "")}]
     outputs += [{"name": name, "dtype": "float32", "shape": state_shape,
                  "meaning": f"{meanings[name[0]]} after this call: pass it as {name[0]} to the next call"}
                 for name in state_out]
-    document = {
+    document: dict[str, Any] = {
         "format": format, "file": target.name, "graph": graph,
         "graph_meaning": ("step: one token per sequence per call" if graph == "step"
                           else "window: a whole window of tokens per sequence per call (any length)"),

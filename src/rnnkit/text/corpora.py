@@ -128,7 +128,7 @@ def describe_bundled() -> list[dict[str, object]]:
     rows = []
     for name, description in BUNDLED.items():
         text = bundled_text(name)
-        train = split_corpus(name, text, defaults.split).train
+        train = split_corpus(name, text, defaults.fractions).train
         tokens = {"char": len(train), "word": len(word_types(train)[1])}
         rows.append({"name": name, "chars": len(text), "words": len(text.split()),
                      "char_vocab": len(set(text)), "description": description, "train_tokens": tokens,
