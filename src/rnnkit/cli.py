@@ -357,7 +357,7 @@ def _add_generate(sub: argparse.ArgumentParser) -> None:
     prompt.add_argument("--prompt-file", type=Path, metavar="PATH", help="read the prompt from a UTF-8 file")
     prompt.add_argument("-i", "--interactive", action="store_true",
                         help="a prompt loop: each line read is a prompt, its continuation streamed; lines "
-                             "starting with ':' change settings (:help lists them); the model stays loaded")
+                             "starting with ':' change settings (:help lists them); the model stays loaded (default off)")
     sub.add_argument("--max-new-tokens", type=int, default=200, metavar="INT",
                      help="tokens to generate after the prompt (default 200)")
     sub.add_argument("--temperature", type=float, default=1.0, metavar="FLOAT",
