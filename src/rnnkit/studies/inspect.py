@@ -6,8 +6,8 @@ freshly initialised model (Karpathy, Johnson & Fei-Fei 2015, "Visualizing and Un
 Recurrent Networks").
 
 One pass over the text. The gates are recomputed step by step from the weights (recurrence.py).
-Nothing grows with the text but what is asked for: per-token values stream into memory-mapped
-.npy files under DIR (only the --layer and --units asked for), while correlations and gate
+Nothing grows with the text but what is asked for: per-token values stream into .npy files
+(read them memory-mapped) under DIR (only the --layer and --units asked for), while correlations and gate
 saturation over every unit are running sums (constant memory).
 
 The model reads a newline first (as `generate` does), then the text: token t's surprisal is
@@ -230,32 +230,65 @@ def log_probs(model, top: torch.Tensor) -> torch.Tensor:
 # what is kept of each chunk
 
 
-class Recorder:
-    """Per-token values into memory-mapped .npy files under DIR/tokens and DIR/activations."""
+class NpyRows:
+    """A (rows, columns) .npy file written block by block with positioned writes: readable with
+    np.load(path, mmap_mode="r") like a memmap, but the writer keeps no pages of it mapped, so
+    its memory stays flat however long the text (a writable memmap's touched pages count
+    towards the process's resident memory until the end)."""
 
-    def __init__(self, out: Path, tokens: int, kind: str, layers: tuple[int, ...], units: np.ndarray,
-                 dtype: str, top_k: int):
-        self.layers, self.units, self.kind = layers, units, kind
+    def __init__(self, path: Path, dtype: Any, shape: tuple[int, ...]):
+        import os
+
+        header = np.lib.format.open_memmap(path, "w+", dtype, shape)  # writes the header, sizes the file
+        self.offset, self.dtype = header.offset, np.dtype(dtype)
+        self.row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        del header
+        self.fd = os.open(path, os.O_WRONLY)
+
+    def write(self, rows: np.ndarray, values: np.ndarray) -> None:
+        """values[k] into row rows[k]; each run of consecutive rows is one write."""
+        import os
+
+        if rows.size == 0:
+            return
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for first, last in zip(np.concatenate(([0], breaks)), np.concatenate((breaks, [rows.size]))):
+            os.pwrite(self.fd, values[first:last].tobytes(), self.offset + int(rows[first]) * self.row_bytes)
+
+    def close(self) -> None:
+        import os
+
+        os.close(self.fd)
+
+
+class Recorder:
+    """Per-token values into .npy files under DIR/tokens and DIR/activations (see NpyRows)."""
+
+    def __init__(self, out: Path, tokens: int, kind: str, layers: tuple[int, ...], units: np.ndarray | None,
+                 hidden: int, dtype: str, top_k: int):
+        self.layers, self.units, self.kind = layers, units, kind  # units None: all of them
         (out / "tokens").mkdir(parents=True, exist_ok=True)
         (out / "activations").mkdir(parents=True, exist_ok=True)
-        memmap = np.lib.format.open_memmap
-        self.surprisal = memmap(out / "tokens" / "surprisal_bits.npy", "w+", np.float32, (tokens,))
-        self.top_ids = memmap(out / "tokens" / "top_ids.npy", "w+", np.int32, (tokens, top_k))
-        self.top_probs = memmap(out / "tokens" / "top_probs.npy", "w+", np.float32, (tokens, top_k))
-        self.values = {(layer, name): memmap(out / "activations" / f"layer{layer}_{name}.npy", "w+", dtype,
-                                             (tokens, units.size))
+        self.surprisal = NpyRows(out / "tokens" / "surprisal_bits.npy", np.float32, (tokens,))
+        self.top_ids = NpyRows(out / "tokens" / "top_ids.npy", np.int32, (tokens, top_k))
+        self.top_probs = NpyRows(out / "tokens" / "top_probs.npy", np.float32, (tokens, top_k))
+        self.values = {(layer, name): NpyRows(out / "activations" / f"layer{layer}_{name}.npy", dtype,
+                                              (tokens, hidden if units is None else units.size))
                        for layer in layers for name in SIGNALS[kind]}
 
     def add_tokens(self, rows: np.ndarray, surprisal: np.ndarray, top_ids: np.ndarray, top_probs: np.ndarray) -> None:
-        self.surprisal[rows], self.top_ids[rows], self.top_probs[rows] = surprisal, top_ids, top_probs
+        self.surprisal.write(rows, surprisal)
+        self.top_ids.write(rows, top_ids)
+        self.top_probs.write(rows, top_probs)
 
     def add_units(self, rows: np.ndarray, signals: dict[tuple[int, str], np.ndarray]) -> None:
-        for key, memmap in self.values.items():
-            memmap[rows] = signals[key][:, self.units]
+        for key, writer in self.values.items():
+            writer.write(rows, signals[key] if self.units is None else signals[key][:, self.units])
 
     def close(self) -> None:
-        for memmap in (self.surprisal, self.top_ids, self.top_probs, *self.values.values()):
-            memmap.flush()
+        for writer in (self.surprisal, self.top_ids, self.top_probs, *self.values.values()):
+            writer.close()
 
 
 class Correlator:
@@ -442,6 +475,10 @@ def feature_table(names: list[str], trained: dict, fresh: dict | None, threshold
         if fresh is not None:
             control = rank_units(fresh, f, 1)
             row["fresh_best"] = control[0] if control else None
+            # how much of the held-out correlation training added over what the input alone gives
+            held, fresh_held = (top[0]["r_heldout"] if top else None), (control[0]["r_heldout"] if control else None)
+            row["margin_over_fresh"] = (None if held is None or fresh_held is None
+                                        else round(abs(held) - abs(fresh_held), 4))
         rows.append(row)
     return rows
 
@@ -475,7 +512,8 @@ def inspect(run: str | Path, text: str, source: str = "--text", out: str | Path 
     # marked as ours at once: a run cut short can be replaced with --overwrite, completed later
     write_json(out / MARKER, {"run": str(lm.path), "complete": False})
 
-    recorder = Recorder(out, T, config.model, layers, units, options.dtype, options.top_k)
+    recorder = Recorder(out, T, config.model, layers, None if options.units is None else units, config.hidden,
+                        options.dtype, options.top_k)
     # the report draws the start of the held-out slice (units are chosen on the other half), or
     # the whole text when it is short
     shown_start = 0 if T <= options.show else T // 2
@@ -519,9 +557,8 @@ def inspect(run: str | Path, text: str, source: str = "--text", out: str | Path 
     }
     excerpt_data = {"pieces": tokens.pieces[excerpt.start:excerpt.stop], "values": excerpt.values,
                     "features": {name: features[excerpt.start:excerpt.stop, f] for f, name in enumerate(names)},
-                    "surprisal": np.array(recorder.surprisal[excerpt.start:excerpt.stop]),
-                    "top_ids": np.array(recorder.top_ids[excerpt.start:excerpt.stop]),
-                    "top_probs": np.array(recorder.top_probs[excerpt.start:excerpt.stop]),
+                    **{name: np.array(np.load(out / "tokens" / f"{name}.npy", mmap_mode="r")[
+                        excerpt.start:excerpt.stop]) for name in ("surprisal_bits", "top_ids", "top_probs")},
                     "token": lambda index: token_string(lm.tokenizer, index)}
     document["files"] = write_report(out, document, excerpt_data, options.pngs)
     write_json(out / MARKER, document)

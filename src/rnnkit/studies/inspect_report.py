@@ -128,7 +128,7 @@ def _fmt(value: float | None) -> str:
 
 def report_html(document: dict[str, Any], excerpt: dict[str, Any]) -> str:
     pieces = excerpt["pieces"]
-    bits = excerpt["surprisal"]
+    bits = excerpt["surprisal_bits"]
     token_data = [{"piece": html.escape(p if p != "\n" else "\\n"), "bits": round(float(b), 3),
                    "top": [[html.escape(_visible(excerpt["token"](int(t)))), round(float(q), 4)]
                            for t, q in zip(ids, probs) if q > 0]}
@@ -188,17 +188,19 @@ def _legend(prefix: str, count: int, label) -> str:
 
 def feature_table_html(document: dict[str, Any]) -> str:
     rows = ["<table id='feature-table'><tr><th>feature</th><th>best unit</th><th>r discovery</th>"
-            "<th>r held out</th><th>finding</th><th>fresh model: best r (discovery / held out)</th></tr>"]
+            "<th>r held out</th><th>finding</th><th>fresh model: best r (discovery / held out)</th>"
+            "<th>held-out |r| minus the fresh model's</th></tr>"]
     for row in document["features"]:
         best, control = row["best"], row.get("fresh_best")
         if best is None or best["r_discovery"] is None:
-            rows.append(f"<tr><td>{row['feature']}</td><td colspan='5' class='no'>constant in this text</td></tr>")
+            rows.append(f"<tr><td>{row['feature']}</td><td colspan='6' class='no'>constant in this text</td></tr>")
             continue
         verdict = "<span class='yes'>yes</span>" if row["finding"] else "<span class='no'>no</span>"
         fresh = "&ndash;" if not control else f"{_fmt(control['r_discovery'])} / {_fmt(control['r_heldout'])}"
         rows.append(f"<tr><td title='{html.escape(row['description'])}'>{row['feature']}</td>"
                     f"<td>{best['unit']}</td><td class='n'>{_fmt(best['r_discovery'])}</td>"
-                    f"<td class='n'>{_fmt(best['r_heldout'])}</td><td>{verdict}</td><td class='n'>{fresh}</td></tr>")
+                    f"<td class='n'>{_fmt(best['r_heldout'])}</td><td>{verdict}</td><td class='n'>{fresh}</td>"
+                    f"<td class='n'>{_fmt(row.get('margin_over_fresh'))}</td></tr>")
     rows.append("</table>")
     return "\n".join(rows)
 
@@ -213,10 +215,12 @@ def units_html(document: dict[str, Any], excerpt: dict[str, Any]) -> str:
         if values is None:
             continue
         buckets = unit_buckets(values[:, best["index"]], best["signal"])
+        out.append(f"<section class='unit' id='unit-{row['feature']}'>")
         out.append(f"<h3>{row['feature']} <small>({html.escape(row['description'])})</small>: {best['unit']}, "
                    f"r {_fmt(best['r_discovery'])} discovery, {_fmt(best['r_heldout'])} held out"
                    f"{' &mdash; finding' if row['finding'] else ''}</h3>")
-        out.append(coloured_text(excerpt["pieces"], buckets, "u", f"unit-{row['feature']}", indexed=False))
+        out.append(coloured_text(excerpt["pieces"], buckets, "u", f"unit-text-{row['feature']}", indexed=False))
+        out.append("</section>")
     return "\n".join(out)
 
 
