@@ -609,6 +609,8 @@ def _add_inspect(sub: argparse.ArgumentParser) -> None:
                                                              "(default 256)")
     sub.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="of the per-token files")
     sub.add_argument("--show", type=int, default=1500, help="tokens drawn in report.html (default 1500)")
+    sub.add_argument("--show-from", type=int, default=None, metavar="TOKEN",
+                     help="first token drawn (default: the start of the held-out second half)")
     sub.add_argument("--no-png", dest="pngs", action="store_false",
                      help="skip saturation.png and features.png (report.html has the same plots as SVG)")
     sub.add_argument("--out", default=None, help="output directory (default runs/inspect-TIME)")
@@ -632,7 +634,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     options = InspectOptions(layers=_index_list(args.layer, "--layer"), units=_index_list(args.units, "--units"),
                              max_tokens=args.max_tokens, streams=args.streams, warmup=args.warmup,
-                             dtype=args.dtype, show=args.show, pngs=args.pngs)
+                             dtype=args.dtype, show=args.show,
+                             show_from=args.show_from, pngs=args.pngs)
     text, source = read_source(args.text, args.file, args.data, run_split(args.run))
     log = (lambda _message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     document = inspect(args.run, text, source, args.out, options, args.overwrite, log)

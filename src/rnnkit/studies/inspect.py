@@ -56,6 +56,7 @@ class InspectOptions:
     dtype: str = "float32"  # of the per-token .npy files
     threshold: float = 0.3  # |r| on the held-out slice that makes a correlation a finding
     show: int = 1500  # tokens drawn in the report
+    show_from: int | None = None  # first token drawn (None: the start of the held-out half, or 0 for short texts)
     fresh_tokens: int = 200_000  # tokens the freshly initialised model reads (saturation, control)
     pngs: bool = True  # saturation.png and features.png beside the report (needs matplotlib)
 
@@ -71,7 +72,7 @@ class InspectOptions:
                 raise ConfigError(f"unit {bad[0] if bad else '(none)'} is out of range: this model has units "
                                   f"0..{hidden - 1} per layer")
         for name, low in (("max_tokens", 1), ("streams", 1), ("chunk", 1), ("top_k", 1), ("show", 1),
-                          ("fresh_tokens", 0)):
+                          ("show_from", 0), ("fresh_tokens", 0)):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
                 raise ConfigError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {value!r}")
@@ -517,6 +518,10 @@ def inspect(run: str | Path, text: str, source: str = "--text", out: str | Path 
     # the report draws the start of the held-out slice (units are chosen on the other half), or
     # the whole text when it is short
     shown_start = 0 if T <= options.show else T // 2
+    if options.show_from is not None:
+        if options.show_from >= T:
+            raise ConfigError(f"--show-from {options.show_from} is past the end of the text ({T} tokens)")
+        shown_start = options.show_from
     excerpt = Excerpt(shown_start, min(T, shown_start + options.show))
     trained = read_pass(model, ids, lm.tokenizer.start_id(), options, features, recorder, excerpt, log)
     recorder.close()

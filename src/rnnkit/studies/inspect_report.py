@@ -147,7 +147,8 @@ def report_html(document: dict[str, Any], excerpt: dict[str, Any]) -> str:
         f"{document['streams']} stream(s)" + (f", {document['warmup']} warm-up tokens each" if document['streams'] > 1
                                               else "") + f"; {document['seconds']:.1f} s.</p>",
         f"<p class='note'>Drawn below: tokens {document['excerpt'][0]:,} to {document['excerpt'][1]:,}"
-        + (" (the start of the held-out half)" if document['excerpt'][0] > 0 else "") + ".</p>",
+        + (" (in the held-out half)" if document['excerpt'][0] >= document['slices']['heldout'][0] > 0 else "")
+        + ".</p>",
         "<h2 id='surprisal'>Surprisal</h2>",
         "<p class='note'>Each token coloured by -log<sub>2</sub> p(token | what came before); hover a token for "
         "the model's top predictions at that point.</p>",
