@@ -154,7 +154,8 @@ def test_word_features_read_the_last_character_and_count_sentences():
     tokens = token_text(tokenizer, text, ids.size)
     names, values = token_features(tokens, word_level=True)
     column = dict(zip(names, values.T))
-    assert tokens.pieces == ["Hello", "there", ".", "Are", "you", "(", "well", ")", "?", "\n", "Yes"]
+    assert tokens.pieces == ["Hello", " there", ".", " Are", " you", " (", "well", ")", "?", "\n", "Yes"]
+    assert "".join(tokens.pieces) == text
     assert column["sentence_position"].tolist() == [0, 1, 2, 0, 1, 2, 3, 4, 5, 0, 1]
     assert column["inside_brackets"].tolist() == [0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0]
     assert column["uppercase"].tolist() == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]  # last letters are lowercase
@@ -276,6 +277,7 @@ def test_gru_run_prints_a_table(tmp_path, capsys):
     (["--text", "Speak", "--layer", "2"], "--layer 2 is out of range"),
     (["--text", "Speak", "--units", "x"], "comma-separated integers"),
     (["--file", "/nonexistent/file.txt"], "no such file"),
+    (["--text", "Speak", "--show-from", "5"], "past the end"),
 ])
 def test_bad_input_is_one_line_and_exit_2(lstm_run, tmp_path, capsys, args, message):
     assert main(["inspect", str(lstm_run), *args, "--out", str(tmp_path / "bad")]) == 2
@@ -356,3 +358,13 @@ def test_report_renders_in_headless_chromium(lstm_run, tmp_path):
         assert box["width"] > 100 and box["height"] > 100
         browser.close()
     assert all(url.startswith("file://") for url in requests), requests  # nothing from the network
+
+
+def test_word_model_gets_sentence_position_and_keeps_its_spaces(tmp_path):
+    run = make_run(tmp_path / "word", model="gru", layers=1, tokenizer="word")
+    text = "Before we proceed any further, hear me speak. Speak, speak!\nAll: Speak."
+    document = inspect(run, text, out=tmp_path / "o", options=InspectOptions(pngs=False, max_tokens=12))
+    assert document["tokens"] == 12 and document["tokenizer"] == "word"
+    assert [row["feature"] for row in document["features"]][-1] == "sentence_position"
+    report = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
+    assert ">Before</span>" in report and "> we</span>" in report  # words drawn with their spaces

@@ -39,7 +39,7 @@ class TokenText:
     """A text as the model reads it: the token pieces, and where each one ends in `text`."""
 
     text: str  # what the features are computed on (lowercased when the tokenizer lowercases)
-    pieces: list[str]  # each token's own text, for display
+    pieces: list[str]  # each token's text (a word with the spaces before it), for display
     ends: np.ndarray  # (T,) index in `text` of each token's last character
 
 
@@ -52,14 +52,15 @@ def token_text(tokenizer, text: str, count: int) -> TokenText:
         pieces = list(text)
         ends = np.arange(len(pieces), dtype=np.int64)
     elif kind == "word":
-        matches = list(WORD_PATTERN.finditer(text))
-        pieces = [m.group() for m in matches]
-        ends = np.fromiter((m.end() - 1 for m in matches), dtype=np.int64, count=len(matches))
+        ends = np.fromiter((m.end() - 1 for m in WORD_PATTERN.finditer(text)), dtype=np.int64)
+        # each word with the spaces before it, so that the pieces laid end to end are the text
+        starts = np.concatenate(([0], ends[:-1] + 1))
+        pieces = [text[a:b + 1] for a, b in zip(starts.tolist(), ends.tolist())]
     else:  # subwords: the decoded pieces laid end to end (byte-level BPE decodes to the text itself)
         return _joined_pieces(tokenizer, text, count)
-    if len(pieces) != count:  # the tokenizer split differently: fall back on decoded pieces
+    if len(pieces) < count:  # the tokenizer split differently: fall back on decoded pieces
         return _joined_pieces(tokenizer, text, count)
-    return TokenText(text, pieces, ends)
+    return TokenText(text, pieces[:count], ends[:count])  # `count` < all: --max-tokens
 
 
 def _joined_pieces(tokenizer, text: str, count: int) -> TokenText:

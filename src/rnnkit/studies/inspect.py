@@ -537,7 +537,7 @@ def inspect(run: str | Path, text: str, source: str = "--text", out: str | Path 
     document = {
         "run": str(lm.path), "source": source, "model": {k: getattr(config, k) for k in (
             "model", "layers", "hidden", "embed", "vocab_size")},
-        "tokenizer": getattr(lm.tokenizer, "kind", "bpe"), "tokens": T, "characters": len(tokens.text),
+        "tokenizer": getattr(lm.tokenizer, "kind", "bpe"), "tokens": T, "characters": int(tokens.ends[-1]) + 1,
         "mean_surprisal_bits": round(trained["nll_nats"] / T / math.log(2), 5),
         "mean_nll_nats": round(trained["nll_nats"] / T, 5),
         "streams": layout.streams, "warmup": layout.warmup, "seconds": round(trained["seconds"], 3),

@@ -95,8 +95,8 @@ def colour_classes() -> str:
 
 def _piece_html(piece: str) -> str:
     """A token as shown: a newline gets a visible mark before the line break."""
-    if piece == "\n":
-        return '<span class="nl">\u21b5</span>\n'
+    if piece.endswith("\n"):
+        return html.escape(piece[:-1]) + '<span class="nl">\u21b5</span>\n'
     return html.escape(piece)
 
 
@@ -129,7 +129,7 @@ def _fmt(value: float | None) -> str:
 def report_html(document: dict[str, Any], excerpt: dict[str, Any]) -> str:
     pieces = excerpt["pieces"]
     bits = excerpt["surprisal_bits"]
-    token_data = [{"piece": html.escape(p if p != "\n" else "\\n"), "bits": round(float(b), 3),
+    token_data = [{"piece": html.escape(p.strip() or p.replace("\n", "\\n")), "bits": round(float(b), 3),
                    "top": [[html.escape(_visible(excerpt["token"](int(t)))), round(float(q), 4)]
                            for t, q in zip(ids, probs) if q > 0]}
                   for p, b, ids, probs in zip(pieces, bits.tolist(), excerpt["top_ids"], excerpt["top_probs"])]
