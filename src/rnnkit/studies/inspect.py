@@ -120,7 +120,7 @@ def read_source(text: str | None = None, file: str | None = None, data: str | No
         if not path.is_file():
             raise DataError(f"no such file: {file}")
         source, label = read_text_file(path), str(path)
-    else:
+    elif data is not None:
         source, label = load_corpus(data, split_fractions).val, f"{data} (validation split)"
     if not source:
         raise DataError(f"the text to inspect ({label}) is empty")

@@ -25,6 +25,7 @@ a window in one matrix product; only the W_hh h_{t-1} half is stepped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -79,9 +80,10 @@ def run_layer(kind: str, weights: LayerWeights, x: torch.Tensor,
     projected = torch.addmm(weights.b_ih, x.reshape(N * T, -1), weights.w_ih.t()).view(N, T, -1)
     w_hh_t = weights.w_hh.t()
     out = {name: x.new_empty(T, N, H) for name in SIGNALS[kind]}  # step-major: each step writes one block
-    step = {"lstm": _lstm_step, "gru": _gru_step, "rnn": _tanh_step, "rnn_relu": _relu_step}[kind]
+    step = STEPS[kind]
     for t in range(T):
-        recurrent = torch.addmm(weights.b_hh, state[0] if kind == "lstm" else state, w_hh_t)
+        h_prev = state[0] if isinstance(state, tuple) else state
+        recurrent = torch.addmm(weights.b_hh, h_prev, w_hh_t)
         state, values = step(projected[:, t], recurrent, state)
         for name, value in values.items():
             out[name][t] = value
@@ -113,3 +115,8 @@ def _tanh_step(a_x: torch.Tensor, a_h: torch.Tensor, _h_prev: torch.Tensor):
 def _relu_step(a_x: torch.Tensor, a_h: torch.Tensor, _h_prev: torch.Tensor):
     h = torch.relu(a_x + a_h)
     return h, {"h": h}
+
+
+# one step of each cell: (the input half a_x, the recurrent half a_h, the state) -> (new state, signals)
+STEPS: dict[str, Callable[..., tuple[LayerState, dict[str, torch.Tensor]]]] = {
+    "lstm": _lstm_step, "gru": _gru_step, "rnn": _tanh_step, "rnn_relu": _relu_step}
