@@ -1000,6 +1000,61 @@ def cmd_cloze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_inspect(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("run", metavar="RUN", help="checkpoint or run directory of an rnn, gru or lstm model")
+    text = sub.add_mutually_exclusive_group(required=True)
+    text.add_argument("--text", help="the text to read")
+    text.add_argument("--file", help="read this UTF-8 file")
+    text.add_argument("--data", help="a corpus (bundled name, file or directory): its validation split")
+    sub.add_argument("--layer", default="all", help="layer(s) whose per-token values are written: all, or "
+                                                    "indices from 0, e.g. 1 or 0,1 (default all)")
+    sub.add_argument("--units", default="all", help="units written of each layer: all, or indices like 0,5,17 "
+                                                    "(default all; the analysis always covers every unit)")
+    sub.add_argument("--max-tokens", type=int, default=None, help="read at most this many tokens of the text")
+    sub.add_argument("--streams", type=int, default=None,
+                     help="parallel streams (default: 1 up to 8,192 tokens, then about 4,096 tokens each)")
+    sub.add_argument("--warmup", type=int, default=256, help="tokens each later stream reads before its slice "
+                                                             "(default 256)")
+    sub.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="of the per-token files")
+    sub.add_argument("--show", type=int, default=1500, help="tokens drawn in report.html (default 1500)")
+    sub.add_argument("--show-from", type=int, default=None, metavar="TOKEN",
+                     help="first token drawn (default: the start of the held-out second half)")
+    sub.add_argument("--no-png", dest="pngs", action="store_false",
+                     help="skip saturation.png and features.png (report.html has the same plots as SVG)")
+    sub.add_argument("--out", default=None, help="output directory (default runs/inspect-TIME)")
+    sub.add_argument("--overwrite", action="store_true", help="replace an earlier inspect directory")
+    sub.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    sub.add_argument("--json", action="store_true", help="print inspect.json as one line")
+
+
+def _index_list(text: str, flag: str) -> tuple[int, ...] | None:
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        from .errors import ConfigError
+        raise ConfigError(f"{flag} takes 'all' or comma-separated integers, got {text!r}") from None
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .studies.inspect import InspectOptions, inspect, read_source, run_split, summary_lines
+
+    options = InspectOptions(layers=_index_list(args.layer, "--layer"), units=_index_list(args.units, "--units"),
+                             max_tokens=args.max_tokens, streams=args.streams, warmup=args.warmup,
+                             dtype=args.dtype, show=args.show,
+                             show_from=args.show_from, pngs=args.pngs)
+    text, source = read_source(args.text, args.file, args.data, run_split(args.run))
+    log = (lambda _message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    document = inspect(args.run, text, source, args.out, options, args.overwrite, log)
+    if args.json:
+        print(json.dumps(document))
+    else:
+        print("\n".join(summary_lines(document)))
+        print(f"wrote {document['out']}/report.html")
+    return 0
+
+
 def _main_process() -> bool:
     import os
     return os.environ.get("RANK", "0") == "0"
@@ -1026,6 +1081,8 @@ SUBCOMMANDS = {
     "export": ("export a trained model as an ONNX, TorchScript or torch.export graph", _add_export, cmd_export),
     "sweep": ("train one model per value of a numeric option; table and plot", _add_sweep, cmd_sweep),
     "cloze": ("fill in a masked character: bidirectional vs unidirectional", _add_cloze, cmd_cloze),
+    "inspect": ("see inside a trained network: surprisal, units that track the text, gate saturation",
+                _add_inspect, cmd_inspect),
     "corpora": ("list the bundled corpora", _add_json_only, cmd_corpora),
     "presets": ("list the named configurations for train --preset", _add_json_only, cmd_presets),
 }
