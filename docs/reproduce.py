@@ -249,15 +249,17 @@ def extract_preset(run: str) -> Callable[[Path, list[str]], dict[str, float]]:
 V = Value
 TIMED = None  # tolerance of a figure that depends on the machine's speed: shown, not checked
 
-TM_MODELS = tuple(f"rnnkit train --model {m} --layers 1 --hidden 128 --embed 32 --steps 600 --device cpu "
+TM_MODELS = tuple(f"rnnkit train --model {m} --layers 1 --hidden 128 --embed 32 --steps 600 --seq-len 64 --lr 3e-3 "
+                  f"--dropout 0 --device cpu "
                   f"--sample-tokens 0 --quiet --out runs/tm-{m}" for m in ("rnn", "gru", "lstm"))
 CLIP = ("--model rnn --layers 1 --hidden 128 --embed 32 --optimizer sgd --lr 0.5 --schedule constant "
-        "--steps 300 --eval-interval 25 --log-interval 10 --device cpu --sample-tokens 0 --quiet")
+        "--seq-len 64 --dropout 0 --steps 300 --eval-interval 25 --log-interval 10 --device cpu --sample-tokens 0 --quiet")
 DEFAULT_TRAIN = "rnnkit train --out runs/default --quiet --json"
 
 REGISTRY: tuple[Figure, ...] = (
     Figure("one-step", ("concepts",),
-           ("rnnkit train --model lstm --layers 1 --hidden 128 --embed 32 --steps 1 --log-interval 1 "
+           ("rnnkit train --model lstm --layers 1 --hidden 128 --embed 32 --steps 1 --seq-len 64 --lr 3e-3 --dropout 0 "
+            "--log-interval 1 "
             "--eval-interval 1 --device cpu --sample-tokens 0 --quiet --json --out runs/one-step",),
            extract_one_step,
            (V("train_loss", 4.2162, "4.2162"), V("val_loss", 4.2134, "4.2134"), V("val_ppl", 67.58, "67.58", 0.005)),
@@ -298,7 +300,8 @@ REGISTRY: tuple[Figure, ...] = (
             V("tokens", 8940, "8,940", 0)),
            needs=("tm-models",), note="section 5"),
     Figure("sweep-embed", ("concepts",),
-           ("rnnkit sweep --set embed=0,8,64 --model gru --layers 1 --hidden 128 --steps 300 --device cpu "
+           ("rnnkit sweep --set embed=0,8,64 --model gru --layers 1 --hidden 128 --steps 300 --seq-len 64 --lr 3e-3 "
+            "--dropout 0 --device cpu "
             "--quiet --out runs/sweep-embed",),
            extract_sweep("runs/sweep-embed", ("parameters", "val_loss")),
            (V("0.parameters", 85317, "85,317", 0), V("8.parameters", 62445, "62,445", 0),
@@ -307,7 +310,7 @@ REGISTRY: tuple[Figure, ...] = (
            note="section 3"),
     Figure("sweep-seqlen-epoch", ("concepts",),
            ("rnnkit sweep --set seq_len=2,8,32,128 --model gru --layers 1 --hidden 128 --embed 32 --epochs 1 "
-            "--device cpu --quiet --out runs/sweep-seqlen-epoch",),
+            "--lr 3e-3 --dropout 0 --device cpu --quiet --out runs/sweep-seqlen-epoch",),
            extract_sweep("runs/sweep-seqlen-epoch", ("steps", "seconds", "val_loss", "val_bpc")),
            (V("2.steps", 2515, "2,515", 0), V("8.steps", 628, "628", 0), V("32.steps", 157, "157", 0),
             V("128.steps", 39, "39", 0), V("2.val_loss", 1.6796, "1.6796"), V("8.val_loss", 1.8274, "1.8274"),
@@ -318,7 +321,7 @@ REGISTRY: tuple[Figure, ...] = (
            images={"runs/sweep-seqlen-epoch/sweep.png": "sweep-seqlen.png"}, note="section 6"),
     Figure("sweep-seqlen-time", ("concepts",),
            ("rnnkit sweep --set seq_len=2,8,32,128 --model gru --layers 1 --hidden 128 --embed 32 --max-seconds 20 "
-            "--device cpu --quiet --out runs/sweep-seqlen",),
+            "--lr 3e-3 --dropout 0 --device cpu --quiet --out runs/sweep-seqlen",),
            extract_sweep("runs/sweep-seqlen", ("steps", "val_loss")),
            (V("2.val_loss", 1.8605, "1.8605", TIMED), V("8.val_loss", 1.7485, "1.7485", TIMED),
             V("32.val_loss", 1.9944, "1.9944", TIMED), V("128.val_loss", 2.0075, "2.0075", TIMED),
@@ -363,7 +366,8 @@ REGISTRY: tuple[Figure, ...] = (
            note="the clipping recipe (README) and section 8; the unclipped run is chaotic, so any change "
                 "in rounding moves its figures"),
     Figure("sweep-layers", ("concepts",),
-           ("rnnkit sweep --set layers=1,2,3 --model gru --layers 1 --hidden 128 --steps 300 --device cpu --quiet "
+           ("rnnkit sweep --set layers=1,2,3 --model gru --layers 1 --hidden 128 --steps 300 --seq-len 64 --lr 3e-3 "
+            "--dropout 0 --device cpu --quiet "
             "--embed 32 --out runs/sweep-layers",),
            extract_sweep("runs/sweep-layers", ("parameters", "seconds", "val_loss")),
            (V("1.parameters", 73317, "73,317", 0), V("2.parameters", 172389, "172,389", 0),

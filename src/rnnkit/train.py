@@ -43,7 +43,7 @@ from .runtime import flush_denormals, resolve_device, stderr_logger
 from .text.corpora import load_corpus
 from .text.tokenizer import Tokenizer, build_tokenizer
 
-DEFAULT_STEPS = 1000
+DEFAULT_STEPS = 400  # the default run: about 2.5 minutes of training on 2 CPU cores (README)
 RESUME_OPTIONS = {"steps", "epochs", "max_seconds", "eval_interval", "log_interval", "save_interval", "eval_max_tokens",
                   "device", "quiet", "sample_tokens", "amp", "on_nan"}
 
