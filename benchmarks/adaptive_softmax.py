@@ -31,7 +31,7 @@ def main() -> None:
     torch.manual_seed(0)
     x, y = (torch.randint(0, args.vocab, (20, 35), device=device) for _ in range(2))
     engines = {name: TorchEngine(ModelConfig(model="lstm", layers=2, hidden=650, embed=650, vocab_size=args.vocab,
-                                             adaptive_softmax=adaptive), TrainConfig(), device, amp=False)
+                                             dropout=0.0, adaptive_softmax=adaptive), TrainConfig(), device, amp=False)
                for name, adaptive in (("full", False), ("adaptive", True))}
     times: dict[str, list[float]] = {name: [] for name in engines}
     for step in range(args.steps + 1):

@@ -88,7 +88,7 @@ class TorchLM(nn.Module):
 
 def numpy_trainer(hidden: int, data):
     model = NumpyRNNLM(ModelConfig(model="lstm", layers=1, hidden=hidden, embed=EMBED,
-                                   vocab_size=VOCAB), seed=0)
+                                   dropout=0.0, vocab_size=VOCAB), seed=0)
     opt, state = AdamW(weight_decay=0.01), None
 
     def step() -> float:
@@ -201,7 +201,7 @@ def classic_rows(stream: np.ndarray, rounds: int, per_round: int) -> list[dict]:
     """min-char-rnn against the engine's vanilla RNN (hidden 100, one-hot input, T=25)."""
     steps = {"min-char-rnn (N=1, float64, Adagrad)": (classic_char_rnn(stream, VOCAB), 25)}
     for batch in (1, BATCH):
-        model = NumpyRNNLM(ModelConfig(model="rnn", layers=1, hidden=100, embed=0, vocab_size=VOCAB))
+        model = NumpyRNNLM(ModelConfig(model="rnn", layers=1, hidden=100, embed=0, dropout=0.0, vocab_size=VOCAB))
         opt, data, holder = AdamW(), batches(stream, batch, 25), {"state": None}
 
         def step(model=model, opt=opt, data=data, holder=holder) -> float:

@@ -81,7 +81,8 @@ def test_scorer_score_matches_next_logprobs():
 
 def test_adaptive_softmax_is_a_distribution_and_scores_like_its_log_probs():
     torch.manual_seed(3)
-    lm = RNNLM(ModelConfig(model="lstm", layers=1, hidden=16, embed=8, vocab_size=500, adaptive_softmax=True))
+    lm = RNNLM(ModelConfig(model="lstm", layers=1, hidden=16, embed=8, vocab_size=500, adaptive_softmax=True,
+                           dropout=0.0))
     idx = torch.randint(0, 500, (2, 7))
     targets = torch.randint(0, 500, (2, 7))
     log_probs, _, _ = lm(idx)
@@ -111,7 +112,7 @@ AWD = {"embed_dropout": 0.2, "dropout_input": 0.3, "dropout_hidden": 0.3, "dropo
 def twin_models(model="lstm", layers=3, **options):
     """A regularised model and a plain one with the same weights."""
     torch.manual_seed(0)
-    base = {"model": model, "layers": layers, "hidden": 12, "embed": 6, "vocab_size": 9}
+    base = {"model": model, "layers": layers, "hidden": 12, "embed": 6, "vocab_size": 9, "dropout": 0.0}
     regularised, plain = RNNLM(ModelConfig(**base, **options)), RNNLM(ModelConfig(**base))
     plain.load_state_dict(regularised.state_dict())
     return regularised, plain

@@ -36,7 +36,8 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "hidden": ("model", "hidden", int, "hidden size H"),
     "embed": ("model", "embed", int, "embedding size D; 0 = one-hot input"),
     "dropout": ("model", "dropout", float, ("standard dropout (a new mask at every time step) on embeddings, "
-                                           "between layers and on outputs")),
+                                           "between layers and on outputs (default 0.25; 0 when a locked "
+                                           "dropout is set)")),
     "embed_dropout": ("model", "embed_dropout", float, "drop whole word types (embedding rows), scaled by 1/(1-p)" + AWD_HELP),
     "dropout_input": ("model", "dropout_input", float, "locked dropout (one mask per sequence) on the first layer's "
                       + "inputs" + AWD_HELP),
@@ -67,7 +68,7 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "warmup_steps": ("train", "warmup_steps", int, "cosine: linear warmup steps"),
     "min_lr_ratio": ("train", "min_lr_ratio", float, "cosine: ends at lr * this"),
     "decay_steps": ("train", "decay_steps", int, "cosine: horizon in steps (default: --steps)"),
-    "steps": ("train", "steps", int, "optimizer steps to train (default 1000)"),
+    "steps": ("train", "steps", int, "optimizer steps to train (default 400)"),
     "epochs": ("train", "epochs", int, "train for this many passes over the training split instead of --steps"),
     "max_seconds": ("train", "max_seconds", float, "stop after this many seconds of training (evaluate and save "
                     "first) (default: no limit)"),

@@ -47,6 +47,7 @@ class NumpyRNNLM(NumpyScoring):
         self.kind = config.model
         self.hidden = config.hidden
         self.num_layers = config.layers
+        assert config.dropout is not None  # resolved in ModelConfig.__post_init__
         self.dropout = float(config.dropout)
         self._rng = np.random.default_rng(seed + 1)  # dropout masks when the caller gives no rng
         self.params: dict[str, np.ndarray] = self._init_params(np.random.default_rng(seed))

@@ -47,6 +47,7 @@ class RNNLM(nn.Module):
         cell, options = CELLS[config.model]
         self.rnn = cell(D or V, H, num_layers=config.layers, batch_first=True,
                         dropout=config.dropout if config.layers > 1 else 0.0, **options)
+        assert config.dropout is not None  # resolved in ModelConfig.__post_init__
         self.drop = nn.Dropout(config.dropout)
         self.head = adaptive_head(H, V, config.cutoffs) if config.adaptive_softmax else nn.Linear(H, V)
         if config.tie:

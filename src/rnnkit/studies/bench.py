@@ -247,9 +247,10 @@ class RnnkitStepper:
 
 
 def _run_config(spec: BenchSpec, path: Path, device: torch.device, amp: bool, seed: int) -> RunConfig:
-    """`rnnkit train` defaults, with the spec's sizes, char tokenizer on the synthetic file."""
+    """`rnnkit train` defaults, with the spec's sizes, char tokenizer on the synthetic file, and no
+    dropout (the plain PyTorch model it is compared with has none)."""
     return RunConfig(
-        ModelConfig(model=spec.model, layers=spec.layers, hidden=spec.hidden, embed=spec.embed),
+        ModelConfig(model=spec.model, layers=spec.layers, hidden=spec.hidden, embed=spec.embed, dropout=0.0),
         DataConfig(data=str(path), tokenizer="char", batch_size=spec.batch, seq_len=spec.seq_len,
                    fractions=(TRAIN_FRACTION, round(1 - TRAIN_FRACTION, 6), 0.0)),
         TrainConfig(steps=10**9, device=device.type, amp=amp, seed=seed, quiet=True, sample_tokens=0))
@@ -338,7 +339,7 @@ class NumpyStepper:
         from ..engines import NumpyEngine
 
         model = ModelConfig(model=spec.model, layers=spec.layers, hidden=spec.hidden, embed=spec.embed,
-                            engine="numpy", vocab_size=spec.vocab)
+                            dropout=0.0, engine="numpy", vocab_size=spec.vocab)
         self.lr = TrainConfig().lr
         self.engine = NumpyEngine(model, TrainConfig(seed=seed), seed)
         self.windows, self.state = Windows(ids, spec, torch.device("cpu")), None

@@ -1,0 +1,97 @@
+"""docs/reproduce.py: the registry matches the pages, and the documented figures still come out of their commands."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "docs" / "reproduce.py"
+
+
+def load_reproduce():
+    spec = importlib.util.spec_from_file_location("reproduce", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["reproduce"] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+reproduce = load_reproduce()
+
+
+def test_every_documented_value_is_written_on_its_pages():
+    pages = {name: path.read_text(encoding="utf-8") for name, path in reproduce.PAGES.items()}
+    missing = [f"{figure.name}: {value.text!r}" for figure in reproduce.REGISTRY for value in figure.values
+               if not any(value.text in pages[page] for page in figure.pages)]
+    assert missing == []
+
+
+def test_registry_is_well_formed():
+    names = [figure.name for figure in reproduce.REGISTRY]
+    assert len(names) == len(set(names))
+    for figure in reproduce.REGISTRY:
+        assert figure.cost in reproduce.COSTS
+        assert all(need in reproduce.BY_NAME for need in figure.needs)
+        assert all(command.split()[0] in ("rnnkit", "python") for command in figure.commands)
+        assert all((reproduce.DOCS / "img" / target).exists() for target in figure.images.values())
+
+
+def test_tolerances_accept_the_documented_value_and_reject_a_different_one():
+    value = reproduce.Value("x", 2.4626, "2.4626", 0.0005)
+    assert value.matches(2.4626) and value.matches(2.4630)
+    assert not value.matches(2.4450) and not value.matches(None) and not value.matches(float("nan"))
+    relative = reproduce.Value("x", 1.22e6, "1.22e6", 0.01, True)
+    assert relative.matches(1.221e6) and not relative.matches(294.5)
+    assert reproduce.Value("x", 13.0, "13.0 s", None).matches(99.0) is None  # timed: never fails
+
+
+def test_needs_run_first_and_once():
+    assert reproduce.order_with_needs(["gradients-trained", "evaluate-test"]) == [
+        "tm-models", "gradients-trained", "evaluate-test"]
+
+
+def test_unknown_entry_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as stop:
+        reproduce.main(["no-such-figure"])
+    assert stop.value.code == 2
+    assert "unknown entry no-such-figure" in capsys.readouterr().err
+
+
+def test_one_tiny_entry_runs_end_to_end(tmp_path):
+    """The whole mechanism on the cheapest entry: the command runs, the JSON is read, the figures match."""
+    lines: list[str] = []
+    failures = reproduce.run_entries(["one-step"], tmp_path, update=False, log=lines.append)
+    assert failures == 0, "\n".join(lines)
+    assert sum(line.rstrip().endswith(" ok") for line in lines) == 3
+    assert (tmp_path / "runs" / "one-step" / "metrics.jsonl").exists()
+
+
+def test_a_changed_figure_is_reported(tmp_path):
+    figure = reproduce.BY_NAME["one-step"]
+    wrong = reproduce.Figure(figure.name, figure.pages, figure.commands, figure.extract,
+                             (reproduce.Value("val_loss", 4.0, "4.0"),), cost="tiny")
+    lines, failures = reproduce.compare_values(wrong, {"val_loss": 4.2134})
+    assert failures == 1 and "DIFFERS" in lines[0]
+
+
+# entries with at least one figure that does not depend on the machine's speed
+CHECKED = [figure.name for figure in reproduce.REGISTRY
+           if figure.cost != "heavy" and any(value.tolerance is not None for value in figure.values)]
+
+
+@pytest.fixture(scope="module")
+def shared_workdir(tmp_path_factory):
+    """One scratch directory for the slow tests, so the runs one entry needs are made once."""
+    return tmp_path_factory.mktemp("reproduce"), set()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", CHECKED)
+def test_documented_figures_reproduce(name, shared_workdir):
+    work, done = shared_workdir
+    lines: list[str] = []
+    failures = reproduce.run_entries([name], work, update=False, log=lines.append, done=done)
+    assert failures == 0, "\n".join(lines)
