@@ -33,10 +33,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent

@@ -6,8 +6,7 @@ import dataclasses
 
 import pytest
 
-from rnnkit.config import DEFAULT_DROPOUT, ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
-from rnnkit.config import DEFAULT_STEPS
+from rnnkit.config import DEFAULT_DROPOUT, DEFAULT_STEPS, ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
 
 
 def test_the_default_run_is_the_documented_configuration():
