@@ -76,7 +76,7 @@ def test_new_characters_refused_with_their_list_then_grown(source, tmp_path, cap
 @pytest.mark.parametrize("embed, tie", [(8, False), (0, False), (16, True)])
 def test_grown_rows_keep_the_old_ones_and_start_unlikely(embed, tie):
     tokenizer = build_tokenizer("char", "abcab ca")
-    config = RunConfig(model=ModelConfig(model="gru", layers=1, hidden=16, embed=embed, tie=tie,
+    config = RunConfig(model=ModelConfig(dropout=0.0, model="gru", layers=1, hidden=16, embed=embed, tie=tie,
                                          vocab_size=len(tokenizer)))
     torch.manual_seed(0)
     weights = export_weights(RNNLM(config.model))
@@ -94,7 +94,7 @@ def test_grown_rows_keep_the_old_ones_and_start_unlikely(embed, tie):
         assert torch.equal(grown["rnn.weight_ih_l0"][:, :V], weights["rnn.weight_ih_l0"])
         assert grown["rnn.weight_ih_l0"].shape[1] == V + 2
     assert ("head.weight" in grown) == (not tie)
-    bigger_config = ModelConfig(model="gru", layers=1, hidden=16, embed=embed, tie=tie, vocab_size=V + 2)
+    bigger_config = ModelConfig(dropout=0.0, model="gru", layers=1, hidden=16, embed=embed, tie=tie, vocab_size=V + 2)
     model = RNNLM(bigger_config)
     from rnnkit.models.torch_lm import import_weights
     import_weights(model, grown)  # the grown weights fit a model of the grown vocabulary

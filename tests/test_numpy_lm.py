@@ -46,7 +46,7 @@ class TorchLM(nn.Module):
 
 
 def make_pair(kind, layers=1, embed=6, hidden=5, tie=False, bidirectional=False):
-    config = ModelConfig(model=kind, layers=layers, hidden=hidden, embed=embed, tie=tie, vocab_size=V)
+    config = ModelConfig(dropout=0.0, model=kind, layers=layers, hidden=hidden, embed=embed, tie=tie, vocab_size=V)
     ours = NumpyRNNLM(config, dtype=np.float64, seed=3, bidirectional=bidirectional)
     theirs = TorchLM(kind, V, embed, hidden, layers, tie, bidirectional).double()
     names = dict(theirs.named_parameters())
@@ -114,7 +114,7 @@ def test_fused_embedding_projection_is_chosen_only_where_it_pays(embed, batch, s
 
 
 def test_parameter_layout_and_initialisation():
-    config = ModelConfig(model="lstm", layers=2, hidden=32, embed=16, vocab_size=50)
+    config = ModelConfig(dropout=0.0, model="lstm", layers=2, hidden=32, embed=16, vocab_size=50)
     model = NumpyRNNLM(config, seed=0)
     shapes = {name: p.shape for name, p in model.params.items()}
     assert shapes == {"embed.weight": (50, 16), "rnn.weight_ih_l0": (128, 16), "rnn.weight_hh_l0": (128, 32),
@@ -131,15 +131,15 @@ def test_parameter_layout_and_initialisation():
     other = NumpyRNNLM(config, seed=1)
     assert all(np.array_equal(same.params[k], model.params[k]) for k in model.params)
     assert not np.array_equal(other.params["rnn.weight_hh_l0"], model.params["rnn.weight_hh_l0"])
-    tied = NumpyRNNLM(ModelConfig(model="gru", layers=1, hidden=8, embed=8, tie=True, vocab_size=50))
+    tied = NumpyRNNLM(ModelConfig(dropout=0.0, model="gru", layers=1, hidden=8, embed=8, tie=True, vocab_size=50))
     assert "head.weight" not in tied.params and tied.head_weight is tied.params["embed.weight"]
-    onehot = NumpyRNNLM(ModelConfig(model="rnn", layers=1, hidden=8, embed=0, vocab_size=50))
+    onehot = NumpyRNNLM(ModelConfig(dropout=0.0, model="rnn", layers=1, hidden=8, embed=0, vocab_size=50))
     assert "embed.weight" not in onehot.params and onehot.params["rnn.weight_ih_l0"].shape == (8, 50)
 
 
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm"])
 def test_bidirectional_layout(kind):
-    config = ModelConfig(model=kind, layers=2, hidden=4, embed=3, vocab_size=V)
+    config = ModelConfig(dropout=0.0, model=kind, layers=2, hidden=4, embed=3, vocab_size=V)
     model = NumpyRNNLM(config, bidirectional=True)
     assert model.params["rnn.weight_ih_l1_reverse"].shape[1] == 8  # layer k > 0 reads 2H
     assert model.params["head.weight"].shape == (V, 8)
@@ -150,7 +150,7 @@ def test_bidirectional_layout(kind):
 
 
 def make_model(kind="lstm", dtype=np.float32, **kw):
-    config = ModelConfig(**{"model": kind, "layers": 2, "hidden": 8, "embed": 6, "vocab_size": V, **kw})
+    config = ModelConfig(**{"dropout": 0.0, "model": kind, "layers": 2, "hidden": 8, "embed": 6, "vocab_size": V, **kw})
     return NumpyRNNLM(config, dtype=dtype, seed=0)
 
 
@@ -253,7 +253,7 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="one shape"):
         model.loss_and_grads(np.zeros((2, 3), dtype=np.int64), np.zeros((2, 4), dtype=np.int64))
     with pytest.raises(ValueError, match="vocab_size"):
-        NumpyRNNLM(ModelConfig(model="gru", vocab_size=0))
+        NumpyRNNLM(ModelConfig(dropout=0.0, model="gru", vocab_size=0))
 
 
 def test_learns_you_say_goodbye_and_i_say_hello():
@@ -266,7 +266,7 @@ def test_learns_you_say_goodbye_and_i_say_hello():
     cols = (len(stream) - 1) // batch
     x = stream[: batch * cols].reshape(batch, cols)  # four parallel streams, read in order
     y = stream[1: batch * cols + 1].reshape(batch, cols)
-    config = ModelConfig(model="lstm", layers=1, hidden=32, embed=16, vocab_size=len(vocab))
+    config = ModelConfig(dropout=0.0, model="lstm", layers=1, hidden=32, embed=16, vocab_size=len(vocab))
     model, opt = NumpyRNNLM(config, seed=0), AdamW(weight_decay=0.0)
     for _epoch in range(8):
         state, losses = None, []
@@ -289,7 +289,7 @@ def test_call_keeps_the_model_contract_of_the_torch_model():
     """logits, loss, state = model(idx, targets=None, state=None), as RNNLM (models/base.py)."""
     from rnnkit.models.torch_lm import RNNLM
 
-    config = ModelConfig(model="lstm", layers=2, hidden=6, embed=5, vocab_size=V)
+    config = ModelConfig(dropout=0.0, model="lstm", layers=2, hidden=6, embed=5, vocab_size=V)
     torch.manual_seed(0)
     theirs = RNNLM(config).double().eval()
     ours = NumpyRNNLM(config, dtype=np.float64)

@@ -332,7 +332,7 @@ def test_options_that_cannot_do_what_was_meant_are_warned_about(tiny):
 
     assert config_warnings(RunConfig()) == []
     short = config_warnings(RunConfig(train=TrainConfig(steps=20)))
-    assert len(short) == 1 and "fewer than the 50 warmup steps" in short[0] and "peaks at 0.0012" in short[0]
+    assert len(short) == 1 and "fewer than the 50 warmup steps" in short[0] and "peaks at 0.002" in short[0]
     odd = config_warnings(RunConfig(model=ModelConfig(layers=1, dropout_hidden=0.2),
                                     train=TrainConfig(schedule="constant", warmup_steps=10, momentum=0.5, nonmono=3,
                                                       steps=100, eval_interval=500)))
