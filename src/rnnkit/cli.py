@@ -61,10 +61,20 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "lr": ("train", "lr", float, "peak learning rate (default 3e-3)"),
     "weight_decay": ("train", "weight_decay", float, "decoupled weight decay (default 0.01)"),
     "momentum": ("train", "momentum", float, "SGD momentum (default 0.9)"),
-    "schedule": ("train", "schedule", str, "constant or cosine (warmup + cosine; default cosine)"),
+    "schedule": ("train", "schedule", str, ("constant, cosine (warmup + cosine) or plateau (constant, divided by --plateau-factor "
+                                          "when the val loss stalls) (default cosine)")),
     "warmup_steps": ("train", "warmup_steps", int, "linear warmup steps for cosine (default 50)"),
     "min_lr_ratio": ("train", "min_lr_ratio", float, "cosine ends at lr * this (default 0.1)"),
     "decay_steps": ("train", "decay_steps", int, "cosine horizon in steps (default: --steps)"),
+    "plateau_factor": ("train", "plateau_factor", float, ("plateau: divide the learning rate by this when the "
+                                                         "val loss stalls (default 4)")),
+    "plateau_patience": ("train", "plateau_patience", int, ("plateau: ... after this many evaluations without a "
+                                                           "new best val loss (default 1)")),
+    "plateau_min_lr": ("train", "plateau_min_lr", float, ("plateau: the learning rate never goes below this "
+                                                         "(default lr * --min-lr-ratio)")),
+    "patience": ("train", "patience", int, ("stop after this many evaluations without a new best val loss "
+                                           "(best/ keeps the best; default: never)")),
+    "target_loss": ("train", "target_loss", float, "stop once the val loss is at or below this (nats/token)"),
     "steps": ("train", "steps", int, "optimizer steps to train (default 1000)"),
     "epochs": ("train", "epochs", int, "train for this many passes over the training split instead"),
     "max_seconds": ("train", "max_seconds", float, "stop after this many seconds of training (evaluate and save first)"),

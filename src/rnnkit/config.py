@@ -19,7 +19,7 @@ ENGINES = ("torch", "numpy")
 TOKENIZERS = ("char", "word", "bpe")
 BATCHINGS = ("sequential", "random")
 OPTIMIZERS = ("adamw", "sgd", "ntasgd")  # ntasgd: SGD, then weight averaging once validation stalls
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "plateau")  # plateau: constant, divided when validation stalls
 DEVICES = ("auto", "cpu", "cuda")
 ON_NAN = ("stop", "skip", "rollback")
 
@@ -217,6 +217,12 @@ class TrainConfig:
     nonmono: int = 5  # ntasgd: average once validation is worse than the best before the last `nonmono` evaluations
     preset: str | None = None  # the preset this run started from (a record; see presets.py)
     preset_version: int | None = None
+    # training control (train.py: Trainer.note_progress): the plateau schedule and early stopping
+    plateau_factor: float = 4.0  # plateau: divide the learning rate by this when validation stalls
+    plateau_patience: int = 1  # plateau: ... after this many evaluations without a new best
+    plateau_min_lr: float | None = None  # plateau: the rate never goes below this; None = lr * min_lr_ratio
+    patience: int | None = None  # stop after this many evaluations without a new best (best/ keeps the best)
+    target_loss: float | None = None  # stop once the validation loss is at or below this (nats/token)
 
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -252,6 +258,16 @@ class TrainConfig:
         if self.preset is not None and (not isinstance(self.preset, str) or not self.preset):
             raise ConfigError(f"preset must be a preset name, got {self.preset!r}")
         check_int("preset_version", self.preset_version, 1, allow_none=True)
+        check_float("plateau_factor", self.plateau_factor, 1.0, 1e6, low_open=True)
+        check_int("plateau_patience", self.plateau_patience, 1, 1_000_000)
+        check_float("plateau_min_lr", self.plateau_min_lr, 0.0, 1e3, allow_none=True)
+        check_int("patience", self.patience, 1, 1_000_000, allow_none=True)
+        check_float("target_loss", self.target_loss, 0.0, 1e6, allow_none=True)
+
+    @property
+    def lr_floor(self) -> float:
+        """The lowest rate the plateau schedule may reach."""
+        return self.plateau_min_lr if self.plateau_min_lr is not None else self.lr * self.min_lr_ratio
 
 
 @dataclass
@@ -327,6 +343,7 @@ DEFAULT_STEPS = 1000  # a run's length when neither steps nor epochs is given
 # a NaN; everything else would make it a different run than the one its checkpoint continues
 RESUME_OPTIONS = frozenset({"steps", "epochs", "max_seconds", "eval_interval", "log_interval", "save_interval",
                             "eval_max_tokens", "device", "quiet", "sample_tokens", "amp", "on_nan"})
+RESUME_OPTIONS |= {"patience", "target_loss"}  # when to stop early, like how long to run
 
 
 def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:

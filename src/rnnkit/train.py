@@ -81,7 +81,7 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int, scale: float
 
 
 def _scheduled(config: TrainConfig, step: int, total_steps: int) -> float:
-    if config.schedule == "constant":
+    if config.schedule in ("constant", "plateau"):  # plateau: the Trainer divides it (plateau_scale)
         return config.lr
     warmup = config.warmup_steps
     if step < warmup:
@@ -144,6 +144,9 @@ class Trainer:
         self.step, self.best_val_loss, self.elapsed, self.carry = 0, math.inf, 0.0, None
         self.lr_scale, self.skipped = 1.0, 0  # halved by each NaN rollback; updates skipped for NaN
         self.val_history: list[float] = []  # ntasgd: validation losses until averaging starts
+        # training control (note_progress): the plateau schedule's factor on the rate, evaluations
+        # since the last new best (for the plateau's patience and for early stopping)
+        self.plateau_scale, self.plateau_wait, self.stale_evals = 1.0, 0, 0
         self.reset_window()
         if checkpoint is not None:
             self.restore(checkpoint)
@@ -174,7 +177,7 @@ class Trainer:
 
     def lr_at(self, step: int) -> float:
         """The rate of update `step` (0-based): the schedule times the rollback scale."""
-        return learning_rate(self.config.train, step, self.total_steps, self.lr_scale)
+        return learning_rate(self.config.train, step, self.total_steps, self.lr_scale * self.plateau_scale)
 
     @property
     def reads_divergence_every_step(self) -> bool:
@@ -237,6 +240,32 @@ class Trainer:
             self.log(f"step {self.step}: val loss {val_loss:.4f} is worse than the best from before the last "
                      f"{self.config.train.nonmono} evaluations; averaging the weights from here on (NT-ASGD)")
 
+    def note_progress(self, val_loss: float, improved: bool) -> str | None:
+        """Training control after each evaluation: the plateau schedule divides the rate by
+        plateau_factor once validation has gone plateau_patience evaluations without a new best
+        (never below the floor, TrainConfig.lr_floor); early stopping. Returns why training
+        should stop now (None: go on)."""
+        train = self.config.train
+        self.stale_evals = 0 if improved else self.stale_evals + 1
+        self.plateau_wait = 0 if improved else self.plateau_wait + 1
+        if train.schedule == "plateau" and self.plateau_wait >= train.plateau_patience:
+            self.plateau_wait = 0
+            self._divide_rate(train)
+        if train.target_loss is not None and val_loss <= train.target_loss:
+            return f"val loss {val_loss:.4f} reached the target {train.target_loss:g}"
+        if train.patience is not None and self.stale_evals >= train.patience:
+            return (f"no new best val loss in {self.stale_evals} evaluations (--patience {train.patience}); "
+                    f"best/ keeps {self.best_val_loss:.4f}")
+        return None
+
+    def _divide_rate(self, train: TrainConfig) -> None:
+        before = train.lr * self.plateau_scale
+        after = max(before / train.plateau_factor, train.lr_floor)
+        if after < before:
+            self.plateau_scale = after / train.lr
+            self.log(f"step {self.step}: no new best val loss in {train.plateau_patience} evaluation(s); "
+                     f"learning rate {before:.3g} -> {after:.3g} (plateau schedule)")
+
     def trainer_state(self) -> dict[str, Any]:
         return {"step": self.step, "best_val_loss": self.best_val_loss, "elapsed": self.elapsed,
                 "engine": self.engine.state(),
@@ -248,7 +277,9 @@ class Trainer:
                            "norm_sum": distributed.mean(self.norm_sum, self.world).cpu(),
                            "norm_max": self.norm_max.cpu(), "count": self.count},
                 "skipped": self.skipped, "data_fingerprint": fingerprint(self.splits["train"].ids),
-                "val_history": list(self.val_history)}
+                "val_history": list(self.val_history),
+                "control": {"plateau_scale": self.plateau_scale, "plateau_wait": self.plateau_wait,
+                            "stale_evals": self.stale_evals}}
 
     def _global_carry(self) -> list[torch.Tensor] | None:
         """The carried state of all streams (every process's rows), so a resume may use another
@@ -277,6 +308,9 @@ class Trainer:
             self.elapsed, self.skipped = float(state["elapsed"]), int(state["skipped"])
             self.lr_scale = float(state["scheduler"]["lr_scale"])
             self.val_history = [float(v) for v in state.get("val_history", [])]  # absent before NT-ASGD
+            control = state.get("control", {})  # absent before the plateau schedule and early stopping
+            self.plateau_scale = float(control.get("plateau_scale", 1.0))
+            self.plateau_wait, self.stale_evals = int(control.get("plateau_wait", 0)), int(control.get("stale_evals", 0))
             self.generator.set_state(state["batch_generator"])
             carry = state["carry"]
             if carry is not None:
@@ -304,6 +338,7 @@ class RunLoop:
         self.tokens_per_s = math.nan
         self.stop_signal: int | None = None
         self.out_of_time = False  # --max-seconds reached (the schedule keeps its horizon)
+        self.stop_reason: str | None = None  # --patience or --target-loss said stop (Trainer.note_progress)
         self.check_every_step = trainer.reads_divergence_every_step
 
     def run(self) -> None:
@@ -313,7 +348,7 @@ class RunLoop:
         self.window_start = time.perf_counter()
         with _graceful_signals(self):
             try:
-                while t.step < t.total_steps and not self.out_of_time:
+                while t.step < t.total_steps and not self.out_of_time and self.stop_reason is None:
                     t.train_step()
                     bar.update(1)
                     self._after_step(bar)
@@ -334,8 +369,12 @@ class RunLoop:
         save_last = (train.save_interval is None and evaluate) or final or (
             train.save_interval is not None and t.step % train.save_interval == 0)
         if evaluate:
-            self._keep_best(record)
+            improved = self._keep_best(record)
             t.note_validation(record["val_loss"])  # before saving: last/ then holds the switch
+            self.stop_reason = t.note_progress(record["val_loss"], improved)
+            if self.stop_reason is not None:
+                self.log(f"step {t.step}: stopping early: {self.stop_reason}")
+                save_last = True
         if save_last or self.stop_signal is not None:
             t.save(self.run_dir, "last", record.get("val_loss") if record else None)
         if self.stop_signal is not None:
@@ -367,7 +406,8 @@ class RunLoop:
         self.window_start = time.perf_counter()
         return record
 
-    def _keep_best(self, record: dict[str, Any]) -> None:
+    def _keep_best(self, record: dict[str, Any]) -> bool:
+        """Save best/ on a new lowest validation loss; True when it was one."""
         t, val_loss = self.trainer, record["val_loss"]
         improved = val_loss < t.best_val_loss
         if improved:
@@ -377,6 +417,7 @@ class RunLoop:
         self.log(f"step {t.step}/{t.total_steps}: train loss {record['train_loss']:.4f}, val loss {val_loss:.4f} "
                  f"(ppl {record['val_ppl']:.2f}, bpc {record['val_bpc']:.4f}){mark}, "
                  f"{self.tokens_per_s:,.0f} tokens/s")
+        return improved
 
     def _diverged(self) -> bool:
         """Act on a non-finite loss/gradient per --on-nan; True when the step's results were discarded."""
