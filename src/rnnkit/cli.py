@@ -29,7 +29,14 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "seq_len": ("data", "seq_len", int, "T tokens per window, the TBPTT length (default 64)"),
     "batching": ("data", "batching", str, "sequential (TBPTT, state carried) or random (default sequential)"),
     "engine": ("model", "engine", str, "torch (autograd, cuDNN) or numpy (hand-written BPTT, CPU) (default torch)"),
-    "model": ("model", "model", str, "rnn, rnn_relu, gru, lstm, or the baselines ngram and hmm (default lstm)"),
+    "model": ("model", "model", str, ("rnn, rnn_relu, gru, lstm, mingru, minlstm (Feng et al. 2024: parallel "
+                                     "scan), mlp (feed-forward over --context tokens), or the baselines ngram and "
+                                     "hmm (default lstm)")),
+    "context": ("model", "context", int, "mlp: the previous K tokens each prediction reads (required, K >= 1)"),
+    "gru_form": ("model", "gru_form", str, ("gru: cudnn (reset gate after the recurrent product, as PyTorch) or "
+                                           "cho (before it, as Cho et al. 2014 and d2l; no cuDNN) (default cudnn)")),
+    "embed_from": ("model", "embed_from", str, ("start the embedding from word vectors (GloVe or word2vec text, "
+                                               "word2vec binary .bin); --embed follows their size")),
     "layers": ("model", "layers", int, "recurrent layers (default 2)"),
     "hidden": ("model", "hidden", int, "hidden size H (default 256)"),
     "embed": ("model", "embed", int, "embedding size D; 0 = one-hot input (default 64)"),
@@ -93,6 +100,7 @@ TRAIN_FLAGS = {"lowercase": ("data", "lowercase", "lowercase text before word/ch
                "tie": ("model", "tie", "tie input embedding and output weights (needs --embed == --hidden)"),
                "adaptive_softmax": ("model", "adaptive_softmax", ("adaptive softmax head for large word vocabularies "
                                                      "(frequent words in a full softmax, rare ones in smaller clusters)")),
+               "freeze_embed": ("model", "freeze_embed", "keep the --embed-from vectors fixed during training"),
                "amp": ("train", "amp", "bf16 autocast on CUDA"),
                "overwrite": ("train", "overwrite", "replace an existing run directory"),
                "quiet": ("train", "quiet", "no progress bar or log lines on stderr")}
@@ -223,7 +231,8 @@ def _add_compare(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--data", default="timemachine", help="bundled corpus name, UTF-8 text file, or directory")
     sub.add_argument("--tokenizer", default="char", help="char or word (default char)")
     sub.add_argument("--models", default=DEFAULT_MODELS,
-                     help=f"comma-separated: rnn, rnn_relu, gru, lstm, ngram:ORDER, hmm:STATES (default {DEFAULT_MODELS})")
+                     help=("comma-separated: rnn, rnn_relu, gru, lstm, mingru, minlstm, mlp:CONTEXT, ngram:ORDER, "
+                           f"hmm:STATES (default {DEFAULT_MODELS})"))
     sub.add_argument("--budget-seconds", type=float, default=60.0,
                      help="wall-clock training time of each neural model (default 60)")
     sub.add_argument("--out", default=None, help="output directory (default runs/compare-DATA-TIME)")

@@ -27,6 +27,7 @@ import torch
 from .config import ModelConfig, TrainConfig
 from .errors import CheckpointError, ConfigError
 from .models.base import Scorer
+from .models.registry import build_torch_model
 from .models.torch_lm import (
     RNNLM,
     TorchScorer,
@@ -88,7 +89,7 @@ class TorchEngine:
                  data_parallel: bool = False):
         self.device, self.amp, self.clip = device, amp, train_config.clip
         self.ar_alpha, self.tar_beta = train_config.ar_alpha, train_config.tar_beta
-        self.model = RNNLM(model_config).to(device)
+        self.model = build_torch_model(model_config).to(device)
         self.optimizer = make_torch_optimizer(self.model, train_config, device)
         self.average: WeightAverage | None = None  # NT-ASGD, once triggered (see start_averaging)
         # under torchrun, DDP averages gradients across processes during backward
