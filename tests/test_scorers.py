@@ -53,6 +53,8 @@ SCORERS = {
     "torch-mlp": (lambda: neural("mlp", "torch", context=3), 1),
     "torch-mingru": (lambda: neural("mingru", "torch"), 1),
     "torch-minlstm": (lambda: neural("minlstm", "torch"), 1),
+    "numpy-gru-cho": (lambda: neural("gru", "numpy", gru_form="cho"), 1),
+    "numpy-minlstm": (lambda: neural("minlstm", "numpy"), 1),
     "ngram": (lambda: baseline("ngram"), 0),
     "hmm": (lambda: baseline("hmm"), 0),
 }
