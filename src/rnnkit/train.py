@@ -33,7 +33,7 @@ from . import distributed
 from .checkpoint import Checkpoint, config_document, load_checkpoint, save_checkpoint
 from .config import DEFAULT_STEPS, RunConfig, TrainConfig, resume_config, with_overrides
 from .data import RandomBatches, SequentialBatches, load_splits
-from .engines import Engine, make_engine
+from .engines import Engine, load_pretrained, make_engine, read_pretrained
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -134,7 +134,13 @@ class Trainer:
         log(loaded.summary())
         self.config = config = loaded.sized(config)
         self.tokenizer, self.splits = loaded.tokenizer, loaded.splits
+        pretrained = None
+        if config.model.embed_from is not None and checkpoint is None:  # a resumed run has them in its weights
+            model_config, pretrained = read_pretrained(config.model, self.tokenizer, self.splits["train"].ids, log)
+            self.config = config = dataclasses.replace(config, model=model_config)
         self.engine: Engine = make_engine(config.model, config.train, self.device, self.amp, self.world.active)
+        if pretrained is not None:
+            load_pretrained(self.engine, pretrained)
         if config.train.optimizer == "ntasgd" and not self.engine.supports_averaging:
             raise ConfigError(f"--optimizer ntasgd needs weight averaging, which the {config.model.engine} "
                               "engine does not have; use --engine torch")
