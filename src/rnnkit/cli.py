@@ -28,6 +28,8 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "batch_size": ("data", "batch_size", int, "N parallel streams per batch (default 32)"),
     "seq_len": ("data", "seq_len", int, "T tokens per window, the TBPTT length (default 64)"),
     "batching": ("data", "batching", str, "sequential (TBPTT, state carried) or random (default sequential)"),
+    "normalize": ("data", "normalize", str, ("letters: ASCII letters only, lowercased, every run of other "
+                                            "characters one space (d2l's Time Machine cleaning)")),
     "engine": ("model", "engine", str, "torch (autograd, cuDNN) or numpy (hand-written BPTT, CPU) (default torch)"),
     "model": ("model", "model", str, ("rnn, rnn_relu, gru, lstm, mingru, minlstm (Feng et al. 2024: parallel "
                                      "scan), mlp (feed-forward over --context tokens), or the baselines ngram and "

@@ -205,8 +205,11 @@ class DataConfig:
     batch_size: int = 32
     seq_len: int = 64
     batching: str = "sequential"
+    normalize: str | None = None  # letters: ASCII letters only, lowercased, other runs -> one space (d2l)
 
     def __post_init__(self) -> None:
+        if self.normalize is not None:
+            check_choice("normalize", self.normalize, ("letters",))
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError(f"data must be a corpus name or a path, got {self.data!r}")
         check_choice("tokenizer", self.tokenizer, TOKENIZERS)
