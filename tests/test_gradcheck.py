@@ -120,3 +120,13 @@ def test_gradcheck_catches_a_wrong_gradient_in_the_new_cells(monkeypatch, cell, 
     errors = gradcheck(cell, gru_form=form)
     assert errors["rnn.weight_ih_l0"] > 1e-4
     assert errors["head.weight"] < TOLERANCE
+
+
+def test_gradcheck_command_checks_the_new_cells(capsys):
+    from rnnkit.cli import main
+
+    assert main(["gradcheck", "--model", "gru", "--gru-form", "cho", "--hidden", "3"]) == 0
+    assert "PASS" in capsys.readouterr().out
+    assert main(["gradcheck", "--model", "minlstm", "--hidden", "3", "--json"]) == 0
+    assert main(["gradcheck", "--model", "lstm", "--gru-form", "cho"]) == 2
+    assert "not a GRU" in capsys.readouterr().err

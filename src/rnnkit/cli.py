@@ -250,7 +250,9 @@ def _add_compare(sub: argparse.ArgumentParser) -> None:
 
 
 def _add_gradcheck(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--model", choices=("rnn", "rnn_relu", "gru", "lstm"), default="lstm")
+    sub.add_argument("--model", choices=("rnn", "rnn_relu", "gru", "lstm", "mingru", "minlstm"), default="lstm")
+    sub.add_argument("--gru-form", choices=("cudnn", "cho"), default=None,
+                     help="gru: check the cuDNN form (default) or Cho et al.'s (reset gate before the product)")
     sub.add_argument("--layers", type=int, default=1)
     sub.add_argument("--bidirectional", action="store_true")
     sub.add_argument("--embed", type=int, default=5, help="embedding size (0 = one-hot input)")
@@ -384,8 +386,10 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{name} must be between 1 and 64 for a gradient check")
     if not 0 <= args.embed <= 64 or args.seed < 0:
         raise ConfigError("--embed must be between 0 and 64 and --seed >= 0")
+    if args.gru_form is not None and args.model != "gru":
+        raise ConfigError(f"--gru-form chooses between the two GRU forms; a {args.model} model is not a GRU")
     errors = gradcheck(args.model, layers=args.layers, bidirectional=args.bidirectional, embed=args.embed,
-                       hidden=args.hidden, seed=args.seed)
+                       hidden=args.hidden, seed=args.seed, gru_form=args.gru_form)
     worst = max(errors.values())
     if args.json:
         print(json.dumps({"model": args.model, "layers": args.layers, "bidirectional": args.bidirectional,
