@@ -116,11 +116,45 @@ def test_scan_is_stable_where_gates_saturate(kind):
 
 
 @pytest.mark.parametrize("kind", ["mingru", "minlstm"])
+def test_the_loop_with_its_hand_written_backward_equals_the_parallel_scan(kind):
+    gen = torch.Generator().manual_seed(2)
+    k = torch.randn(2, 300, minrnn.GATES[kind] * 8, generator=gen, dtype=torch.float64, requires_grad=True)
+    h0 = torch.rand(2, 8, generator=gen, dtype=torch.float64)
+    weights = torch.randn(2, 300, 8, generator=gen, dtype=torch.float64)
+    fused = minrnn.fused_sequential_scan(kind, k, h0)
+    torch.testing.assert_close(fused, minrnn.parallel_scan(kind, k, h0), rtol=1e-10, atol=1e-12)
+    (grad_fused,) = torch.autograd.grad((fused * weights).sum(), k)
+    (grad_parallel,) = torch.autograd.grad((minrnn.parallel_scan(kind, k, h0) * weights).sum(), k)
+    torch.testing.assert_close(grad_fused, grad_parallel, rtol=1e-8, atol=1e-10)
+    a, b = (t.detach().requires_grad_(True) for t in minrnn.coefficients(kind, k.detach()))
+    h0 = h0.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(minrnn.LinearScan.apply, (a[:, :20], b[:, :20], h0))
+
+
+@pytest.mark.parametrize("kind", ["mingru", "minlstm"])
+def test_training_forward_is_the_same_by_scan_or_loop(kind):
+    torch.manual_seed(0)
+    model = build_torch_model(ModelConfig(model=kind, layers=2, hidden=8, embed=4, vocab_size=V))
+    idx, targets = torch.randint(0, V, (3, 130)), torch.randint(0, V, (3, 130))
+    model.parallel = True  # the log-space scan, as on a GPU
+    _, loss_scan, _ = model(idx, targets)
+    grads_scan = torch.autograd.grad(loss_scan, list(model.parameters()))
+    model.parallel = None  # the CPU's default: the loop with its hand-written backward
+    _, loss_loop, _ = model(idx, targets)
+    grads_loop = torch.autograd.grad(loss_loop, list(model.parameters()))
+    torch.testing.assert_close(loss_loop, loss_scan, rtol=1e-5, atol=1e-6)
+    for g_loop, g_scan in zip(grads_loop, grads_scan):
+        torch.testing.assert_close(g_loop, g_scan, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["mingru", "minlstm"])
 def test_model_windows_use_the_scan_and_single_tokens_the_loop(kind):
     torch.manual_seed(0)
     model = build_torch_model(ModelConfig(model=kind, layers=2, hidden=8, embed=4, vocab_size=V)).eval()
     idx = torch.randint(0, V, (2, 70))
-    whole, _, final = model(idx)  # parallel (T > 1)
+    model.parallel = True
+    whole, _, final = model(idx)  # the parallel scan
+    model.parallel = None
     state, steps = None, []
     for t in range(70):  # one token at a time: the sequential form, as generation runs it
         logits, _, state = model(idx[:, t:t + 1], state=state)

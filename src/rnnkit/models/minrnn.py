@@ -26,6 +26,10 @@ log h exists). Two ways to run the same model:
   saturates (|k| ~ 60, a* ~ -3800 per chunk); in float64 to 1e-5 throughout
   (tests/test_numpy_cells.py).
 
+* **the loop with a hand-written backward** (`fused_sequential_scan`, `LinearScan`): what training
+  windows use on the CPU, where a scan's O(log T) depth buys nothing on two cores and torch's
+  logcumsumexp is slow; the parallel scan is kept for CUDA (`MinRNNLM.parallel` forces either).
+
 Layers stack like the other RNNs (standard dropout between them); the state is (L, N, H).
 Parameter names `rnn.weight_ih_l{k}` (G*H, D_in) and `rnn.bias_ih_l{k}` (G*H,) with G = 2
 (minGRU: z, h~) or 3 (minLSTM: f, i, h~) are the NumPy engine's too (models/numpy_cells.py).
@@ -34,6 +38,7 @@ Parameter names `rnn.weight_ih_l{k}` (G*H, D_in) and `rnn.bias_ih_l{k}` (G*H,) w
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -89,6 +94,38 @@ def sequential_scan(kind: str, k: torch.Tensor, h0: torch.Tensor) -> torch.Tenso
     return torch.stack(out, dim=1)
 
 
+class LinearScan(torch.autograd.Function):
+    """h_t = a_t h_{t-1} + b_t as a loop with a hand-written backward (a reverse loop of the same
+    kind: g_t = dh_t + a_{t+1} g_{t+1}, da_t = g_t h_{t-1}, db_t = g_t, dh_0 = a_1 g_1), so
+    autograd records two nodes instead of 2T small ones. The CPU's scan (see MinRNNLM.forward)."""
+
+    @staticmethod
+    def forward(ctx: Any, a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+        h = torch.empty_like(b)
+        previous = h0
+        for t in range(a.size(1)):
+            previous = torch.addcmul(b[:, t], a[:, t], previous, out=h[:, t])
+        ctx.save_for_backward(a, h, h0)
+        return h
+
+    @staticmethod
+    def backward(ctx: Any, dh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        a, h, h0 = ctx.saved_tensors
+        g = torch.empty_like(dh)
+        carry = torch.zeros_like(h0)
+        for t in range(a.size(1) - 1, -1, -1):
+            torch.add(dh[:, t], carry, out=g[:, t])
+            carry = a[:, t] * g[:, t]
+        previous = torch.cat([h0.unsqueeze(1), h[:, :-1]], dim=1)
+        return g * previous, g, carry
+
+
+def fused_sequential_scan(kind: str, k: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+    """`sequential_scan` with LinearScan's hand-written backward through the loop."""
+    a, b = coefficients(kind, k)
+    return LinearScan.apply(a, b, h0.to(b.dtype))
+
+
 def heinsen_scan(log_a: torch.Tensor, log_b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
     """h_1..h_T of h_t = a_t h_{t-1} + b_t from log a, log b (N, T, H) and h0 (N, H) >= 0, in log space."""
     log_h0 = torch.log(h0.clamp_min(0)).unsqueeze(1)  # -inf where h0 = 0: logaddexp ignores it
@@ -132,7 +169,11 @@ class MinRNNLM(nn.Module):
         self.head = nn.Linear(H, V)
         if config.tie:
             self.head.weight = self.embed.weight
-        self.parallel: bool | None = None  # None: parallel for windows of 2+ tokens, sequential for one
+        # None: windows of 2+ tokens by the parallel log-space scan on a GPU and by the loop with its
+        # hand-written backward on the CPU (there a scan's O(log T) depth buys nothing and torch's
+        # logcumsumexp costs ~0.3 us an element: measured 9x slower than the loop, docs/concepts.md);
+        # single tokens (generation) by the plain loop. True / False force the parallel scan / the loop.
+        self.parallel: bool | None = None
 
     def inputs(self, idx: torch.Tensor) -> torch.Tensor:
         if self.embed is not None:
@@ -143,8 +184,12 @@ class MinRNNLM(nn.Module):
         x = self.inputs(idx)
         if state is None:
             state = self.initial_state(idx.size(0), idx.device)
-        parallel = self.parallel if self.parallel is not None else idx.size(1) > 1
-        scan = parallel_scan if parallel else sequential_scan
+        if self.parallel is not None:
+            scan = parallel_scan if self.parallel else fused_sequential_scan
+        elif idx.size(1) == 1:
+            scan = sequential_scan
+        else:
+            scan = parallel_scan if idx.device.type == "cuda" else fused_sequential_scan
         finals = []
         for layer in range(self.config.layers):
             k = F.linear(x, getattr(self.rnn, f"weight_ih_l{layer}"), getattr(self.rnn, f"bias_ih_l{layer}"))
