@@ -266,7 +266,7 @@ def _add_bench(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--configs", metavar="NAMES", default=None,
                      help="comma-separated: char-2x512-rnn|gru|lstm (or char-2x512), word-2x650, big-3x1024, "
                           "tiny-rnn|gru|lstm (or tiny), all (default: all; big-3x1024 only on CUDA; tiny with --quick); "
-                          "also char-2x512-gru-cho (or gru-forms: the Cho GRU beside cuDNN's), "
+                          "also char-2x512-gru-cho (or gru-forms: the Cho GRU beside cuDNN's; gru-forms-small at 1x128), "
                           "long-512-mingru|minlstm|gru|lstm (or long-512: T=512 side by side), tiny-long, tiny-gru-cho")
     sub.add_argument("--impls", metavar="NAMES", default=None,
                      help="comma-separated: rnnkit, plain, cell-loop, numpy (default: all; numpy on the CPU only)")

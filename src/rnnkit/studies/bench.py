@@ -102,6 +102,7 @@ class BenchSpec:
 LONG_MODELS = ("mingru", "minlstm", "gru", "lstm")
 # (config, the config it is compared with): the same implementation's speed, one over the other
 CROSS = (("char-2x512-gru-cho", "char-2x512-gru"), ("tiny-gru-cho", "tiny-gru"),
+         ("small-1x128-gru-cho", "small-1x128-gru"),
          *((f"{size}-{m}", f"{size}-{other}") for size in ("long-512", "tiny-long")
            for m in ("mingru", "minlstm") for other in ("gru", "lstm")))
 SPECS = tuple(
@@ -111,6 +112,8 @@ SPECS = tuple(
     + [BenchSpec(f"tiny-{m}", m, 65, 2, 32, 16, 4, 16) for m in ("rnn", "gru", "lstm")]
     # what the Cho et al. (2014) GRU costs beside cuDNN's form (no fused kernel: a loop of two products a step)
     + [BenchSpec("char-2x512-gru-cho", "gru", 65, 2, 512, 64, 64, 128, gru_form="cho")]
+    + [BenchSpec("small-1x128-gru" + suffix, "gru", 65, 1, 128, 32, 32, 64, gru_form=form)
+       for suffix, form in (("", None), ("-cho", "cho"))]
     # long windows, where minGRU/minLSTM's parallel scan (Feng et al. 2024) should pay: all four side by side
     + [BenchSpec(f"long-512-{m}", m, 65, 1, 256, 64, 8, 512) for m in LONG_MODELS]
     + [BenchSpec(f"tiny-long-{m}", m, 65, 1, 16, 8, 2, 64) for m in LONG_MODELS]
@@ -119,10 +122,11 @@ GROUPS = MappingProxyType({
     "char-2x512": ("char-2x512-rnn", "char-2x512-gru", "char-2x512-lstm"),
     "tiny": ("tiny-rnn", "tiny-gru", "tiny-lstm"),
     "gru-forms": ("char-2x512-gru", "char-2x512-gru-cho"),
+    "gru-forms-small": ("small-1x128-gru", "small-1x128-gru-cho"),  # the size of docs/concepts.md's runs
     "long-512": tuple(f"long-512-{m}" for m in LONG_MODELS),
     "tiny-long": tuple(f"tiny-long-{m}" for m in LONG_MODELS),
-    "all": tuple(s.name for s in SPECS if not s.name.startswith("tiny-") and s.name != "char-2x512-gru-cho"
-                 and not s.name.startswith("long-")),
+    "all": tuple(s.name for s in SPECS if not s.name.startswith(("tiny-", "long-", "small-"))
+                 and s.name != "char-2x512-gru-cho"),
 })
 DEFAULT_CUDA = GROUPS["all"]
 DEFAULT_CPU = tuple(name for name in GROUPS["all"] if name != "big-3x1024")  # ~minutes per step on a CPU
