@@ -90,3 +90,39 @@ def test_cuda_without_gpu_exits_2(capsys):
         pytest.skip("a GPU is present")
     assert main(["bench", "--device", "cuda", "--quick"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_scan_models_and_the_cho_gru_have_no_plain_pytorch_row_and_get_cross_ratios():
+    import torch
+
+    from rnnkit.studies.bench import cross_ratios, impls_for, spec_named
+
+    options, cpu = BenchOptions(device="cpu"), torch.device("cpu")
+    assert impls_for(options, cpu, False, spec_named("long-512-mingru")) == ("rnnkit", "numpy")
+    assert impls_for(options, cpu, False, spec_named("char-2x512-gru-cho")) == ("rnnkit", "numpy")
+    assert impls_for(options, cpu, False, spec_named("long-512-gru")) == IMPLS
+    assert spec_named("long-512-minlstm").seq_len == 512
+    rows = [{"config": c, "impl": i, "precision": "fp32", "tokens_per_s": t}
+            for c, i, t in (("long-512-mingru", "rnnkit", 300.0), ("long-512-gru", "rnnkit", 100.0),
+                            ("long-512-lstm", "rnnkit", 150.0), ("long-512-gru", "plain", 120.0))]
+    assert {(r["config"], r["against"], r["speed_ratio"]) for r in cross_ratios(rows)} == {
+        ("long-512-mingru", "long-512-gru", 3.0), ("long-512-mingru", "long-512-lstm", 2.0)}
+
+
+@pytest.mark.slow
+def test_long_sequence_group_times_the_scan_models_beside_gru_and_lstm():
+    from rnnkit.studies.bench import cross_ratios
+
+    rows = run_bench(BenchOptions(device="cpu", quick=True, repeats=1, configs=("tiny-long", "tiny-gru-cho", "tiny-gru"),
+                                  impls=("rnnkit", "plain", "numpy")))
+    impls = {(row["config"], row["impl"]) for row in rows}
+    assert ("tiny-long-mingru", "rnnkit") in impls and ("tiny-long-minlstm", "numpy") in impls
+    assert ("tiny-long-mingru", "plain") not in impls  # PyTorch has no minGRU module to compare with
+    assert ("tiny-long-gru", "plain") in impls and ("tiny-gru-cho", "plain") not in impls
+    assert all(row["seq_len"] == 64 for row in rows if row["config"].startswith("tiny-long"))
+    ratios = {(r["config"], r["against"], r["impl"]): r["speed_ratio"] for r in cross_ratios(rows)}
+    speed = {(row["config"], row["impl"]): row["tokens_per_s"] for row in rows}
+    assert ratios[("tiny-long-mingru", "tiny-long-gru", "rnnkit")] == pytest.approx(
+        speed[("tiny-long-mingru", "rnnkit")] / speed[("tiny-long-gru", "rnnkit")], rel=1e-3)
+    assert ("tiny-gru-cho", "tiny-gru", "numpy") in ratios
+    assert "tiny-gru-cho / tiny-gru (rnnkit, fp32)" in format_table(rows)

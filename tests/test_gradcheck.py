@@ -75,3 +75,58 @@ def test_relative_error_definition():
     assert err[1] == 0.0  # both zero: no error, not 0/0
     assert err[2] == pytest.approx(1e-12 / 1e-6)  # the floor: ~0 against ~0 is no error
     assert err[3] == 1.0
+
+
+def min_names(layers: int = 1, bidirectional: bool = False) -> set:
+    names = {"head.bias", "head.weight", "embed.weight"}
+    for k in range(layers):
+        for sfx in [f"_l{k}"] + ([f"_l{k}_reverse"] if bidirectional else []):
+            names |= {f"rnn.weight_ih{sfx}", f"rnn.bias_ih{sfx}"}
+    return names
+
+
+@pytest.mark.parametrize("options", [dict(layers=1), dict(layers=2), dict(embed=0, bidirectional=True),
+                                     dict(embed=2, layers=2, dropout=0.3)], ids=["L1", "L2", "onehot-bidir", "unfused"])
+def test_cho_gru_matches_finite_differences(options):
+    errors = gradcheck("gru", gru_form="cho", **options)
+    if "embed" not in options:
+        assert set(errors) == expected_names(options["layers"], False)
+    assert max(errors.values()) < TOLERANCE, errors
+
+
+@pytest.mark.parametrize("options", [dict(layers=1), dict(layers=2), dict(layers=1, bidirectional=True),
+                                     dict(embed=0), dict(embed=2, layers=2, dropout=0.3), dict(steps=12)],
+                         ids=["L1", "L2", "bidir", "onehot", "unfused-dropout", "T12"])
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+def test_min_rnn_backward_through_the_scan_matches_finite_differences(cell, options):
+    errors = gradcheck(cell, **options)
+    if options.get("embed", 5) == 5:
+        assert set(errors) == min_names(options.get("layers", 1), options.get("bidirectional", False))
+    assert max(errors.values()) < TOLERANCE, errors
+
+
+@pytest.mark.parametrize("cell, form", [("gru", "cho"), ("mingru", None), ("minlstm", None)])
+def test_gradcheck_catches_a_wrong_gradient_in_the_new_cells(monkeypatch, cell, form):
+    from rnnkit.models import numpy_cells
+
+    name = "cho_gru_backward" if form else "min_rnn_backward"
+    real = getattr(numpy_cells, name)
+
+    def off_by_a_little(*args, **kwargs):
+        dx, dstate, wgrads = real(*args, **kwargs)
+        return dx, dstate, (wgrads[0] * 1.001,) + tuple(wgrads[1:])
+
+    monkeypatch.setattr(numpy_cells, name, off_by_a_little)
+    errors = gradcheck(cell, gru_form=form)
+    assert errors["rnn.weight_ih_l0"] > 1e-4
+    assert errors["head.weight"] < TOLERANCE
+
+
+def test_gradcheck_command_checks_the_new_cells(capsys):
+    from rnnkit.cli import main
+
+    assert main(["gradcheck", "--model", "gru", "--gru-form", "cho", "--hidden", "3"]) == 0
+    assert "PASS" in capsys.readouterr().out
+    assert main(["gradcheck", "--model", "minlstm", "--hidden", "3", "--json"]) == 0
+    assert main(["gradcheck", "--model", "lstm", "--gru-form", "cho"]) == 2
+    assert "not a GRU" in capsys.readouterr().err

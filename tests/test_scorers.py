@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from rnnkit.config import ModelConfig
-from rnnkit.models.registry import baseline_weights, fit_baseline, scorer_from_weights
-from rnnkit.models.torch_lm import RNNLM, export_weights
+from rnnkit.models.registry import baseline_weights, build_torch_model, fit_baseline, scorer_from_weights
+from rnnkit.models.torch_lm import export_weights
 
 V, N, T = 7, 3, 10
 RTOL = 1e-4  # the neural scorers compute in float32; the baselines are exact to ~1e-12
@@ -29,11 +29,11 @@ def toy_corpus(n: int = 3000, seed: int = 0) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
-def neural(kind: str, engine: str):
+def neural(kind: str, engine: str, **options):
     """A randomly initialised model saved and loaded back the way a checkpoint is."""
-    config = ModelConfig(model=kind, layers=2, hidden=8, embed=5, vocab_size=V, engine=engine)
+    config = ModelConfig(model=kind, layers=2, hidden=8, embed=5, vocab_size=V, engine=engine, **options)
     torch.manual_seed(0)
-    weights = export_weights(RNNLM(config))  # both engines use torch's parameter names
+    weights = export_weights(build_torch_model(config))  # both engines use torch's parameter names
     return scorer_from_weights(config, weights)[0]
 
 
@@ -49,6 +49,12 @@ SCORERS = {
     "torch-gru": (lambda: neural("gru", "torch"), 1),
     "numpy-lstm": (lambda: neural("lstm", "numpy"), 1),
     "numpy-rnn": (lambda: neural("rnn", "numpy"), 1),
+    "torch-gru-cho": (lambda: neural("gru", "torch", gru_form="cho"), 1),
+    "torch-mlp": (lambda: neural("mlp", "torch", context=3), 1),
+    "torch-mingru": (lambda: neural("mingru", "torch"), 1),
+    "torch-minlstm": (lambda: neural("minlstm", "torch"), 1),
+    "numpy-gru-cho": (lambda: neural("gru", "numpy", gru_form="cho"), 1),
+    "numpy-minlstm": (lambda: neural("minlstm", "numpy"), 1),
     "ngram": (lambda: baseline("ngram"), 0),
     "hmm": (lambda: baseline("hmm"), 0),
 }

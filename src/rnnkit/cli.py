@@ -30,8 +30,17 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "batch_size": ("data", "batch_size", int, "N parallel streams per batch"),
     "seq_len": ("data", "seq_len", int, "T tokens per window, the TBPTT length"),
     "batching": ("data", "batching", str, "sequential (TBPTT, state carried) or random windows"),
+    "normalize": ("data", "normalize", str, ("letters: ASCII letters only, lowercased, every run of other "
+                                            "characters one space (d2l's Time Machine cleaning)")),
     "engine": ("model", "engine", str, "torch (autograd, cuDNN) or numpy (hand-written BPTT, CPU)"),
-    "model": ("model", "model", str, "recurrent cell, or the baselines ngram and hmm"),
+    "model": ("model", "model", str, ("rnn, rnn_relu, gru, lstm, mingru, minlstm (Feng et al. 2024: parallel "
+                                     "scan), mlp (feed-forward over --context tokens), or the baselines ngram and "
+                                     "hmm")),
+    "context": ("model", "context", int, "mlp: the previous K tokens each prediction reads (required, K >= 1)"),
+    "gru_form": ("model", "gru_form", str, ("gru: cudnn (reset gate after the recurrent product, as PyTorch) or "
+                                           "cho (before it, as Cho et al. 2014 and d2l; no cuDNN)")),
+    "embed_from": ("model", "embed_from", str, ("start the embedding from word vectors (GloVe or word2vec text, "
+                                               "word2vec binary .bin); --embed follows their size")),
     "layers": ("model", "layers", int, "recurrent layers"),
     "hidden": ("model", "hidden", int, "hidden size H"),
     "embed": ("model", "embed", int, "embedding size D; 0 = one-hot input"),
@@ -64,10 +73,20 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "lr": ("train", "lr", float, "peak learning rate"),
     "weight_decay": ("train", "weight_decay", float, "decoupled weight decay"),
     "momentum": ("train", "momentum", float, "SGD momentum (sgd and ntasgd only)"),
-    "schedule": ("train", "schedule", str, "constant, or cosine: linear warmup, then cosine decay"),
+    "schedule": ("train", "schedule", str, ("constant; cosine: linear warmup, then cosine decay; or plateau: "
+                                          "constant, divided by --plateau-factor when the val loss stalls")),
     "warmup_steps": ("train", "warmup_steps", int, "cosine: linear warmup steps"),
     "min_lr_ratio": ("train", "min_lr_ratio", float, "cosine: ends at lr * this"),
     "decay_steps": ("train", "decay_steps", int, "cosine: horizon in steps (default: --steps)"),
+    "plateau_factor": ("train", "plateau_factor", float, "plateau: divide the learning rate by this when the "
+                                                         "val loss stalls"),
+    "plateau_patience": ("train", "plateau_patience", int, ("plateau: ... after this many evaluations without a "
+                                                           "new best val loss")),
+    "plateau_min_lr": ("train", "plateau_min_lr", float, ("plateau: the learning rate never goes below this "
+                                                         "(default lr * --min-lr-ratio)")),
+    "patience": ("train", "patience", int, ("stop after this many evaluations without a new best val loss "
+                                           "(best/ keeps the best; default: never)")),
+    "target_loss": ("train", "target_loss", float, "stop once the val loss is at or below this (nats/token)"),
     "steps": ("train", "steps", int, "optimizer steps to train (default 400)"),
     "epochs": ("train", "epochs", int, "train for this many passes over the training split instead of --steps"),
     "max_seconds": ("train", "max_seconds", float, "stop after this many seconds of training (evaluate and save "
@@ -92,21 +111,23 @@ TRAIN_FLAGS = {"lowercase": ("data", "lowercase", "lowercase text before word/ch
                "adaptive_softmax": ("model", "adaptive_softmax",
                                     ("adaptive softmax head for large word vocabularies "
                                      "(frequent words in a full softmax, rare ones in smaller clusters)")),
+               "freeze_embed": ("model", "freeze_embed", "keep the --embed-from vectors fixed during training"),
                "amp": ("train", "amp", "bf16 autocast on CUDA"),
                "overwrite": ("train", "overwrite", "replace an existing run directory"),
                "quiet": ("train", "quiet", "no progress bar or log lines on stderr")}
 # `train --help` in these groups, in this order (every option of TRAIN_OPTIONS/TRAIN_FLAGS once,
 # plus the options add_train_options adds itself)
 TRAIN_GROUPS = {
-    "data": ("data", "tokenizer", "bpe_vocab", "min_freq", "max_size", "lowercase", "fractions", "batch_size",
+    "data": ("data", "tokenizer", "bpe_vocab", "min_freq", "max_size", "lowercase", "normalize", "fractions", "batch_size",
              "seq_len", "batching"),
-    "model": ("model", "engine", "layers", "hidden", "embed", "tie", "adaptive_softmax", "cutoffs", "order",
+    "model": ("model", "engine", "layers", "hidden", "embed", "embed_from", "freeze_embed", "tie", "adaptive_softmax",
+              "cutoffs", "gru_form", "context", "order",
               "states", "hmm_iter", "hmm_max_tokens"),
     "regularisation": ("dropout", "embed_dropout", "dropout_input", "dropout_hidden", "dropout_output",
                        "weight_drop", "ar_alpha", "tar_beta", "weight_decay"),
     "optimisation": ("optimizer", "lr", "momentum", "nonmono", "schedule", "warmup_steps", "min_lr_ratio",
-                     "decay_steps", "clip", "amp"),
-    "run control": ("steps", "epochs", "max_seconds", "eval_interval", "eval_max_tokens", "on_nan", "device",
+                     "decay_steps", "plateau_factor", "plateau_patience", "plateau_min_lr", "clip", "amp"),
+    "run control": ("steps", "epochs", "max_seconds", "patience", "target_loss", "eval_interval", "eval_max_tokens", "on_nan", "device",
                     "threads", "seed", "preset"),
     "output": ("out", "overwrite", "log_interval", "save_interval", "sample_tokens", "report_to", "quiet"),
 }
@@ -409,8 +430,9 @@ def _add_compare(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--data", default="timemachine", help="bundled corpus name, UTF-8 text file, or directory")
     sub.add_argument("--tokenizer", default="char", help="char or word (default char)")
     sub.add_argument("--models", default=None,
-                     help=f"comma-separated: rnn, rnn_relu, gru, lstm, ngram:ORDER, hmm:STATES (default {DEFAULT_MODELS}; "
-                          "without hmmlearn, the default leaves out hmm:32)")
+                     help=("comma-separated: rnn, rnn_relu, gru, lstm, mingru, minlstm, mlp:CONTEXT, ngram:ORDER, "
+                           f"hmm:STATES (default {DEFAULT_MODELS}; without hmmlearn, the default leaves out "
+                           "hmm:32)"))
     sub.add_argument("--budget-seconds", type=float, default=60.0,
                      help="wall-clock training time of each neural model (default 60)")
     sub.add_argument("--out", default=None, help="output directory (default runs/compare-DATA-TIME)")
@@ -428,7 +450,9 @@ def _add_compare(sub: argparse.ArgumentParser) -> None:
 
 
 def _add_gradcheck(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--model", choices=("rnn", "rnn_relu", "gru", "lstm"), default="lstm")
+    sub.add_argument("--model", choices=("rnn", "rnn_relu", "gru", "lstm", "mingru", "minlstm"), default="lstm")
+    sub.add_argument("--gru-form", choices=("cudnn", "cho"), default=None,
+                     help="gru: check the cuDNN form (default) or Cho et al.'s (reset gate before the product)")
     sub.add_argument("--layers", type=int, default=1)
     sub.add_argument("--bidirectional", action="store_true")
     sub.add_argument("--embed", type=int, default=5, help="embedding size (0 = one-hot input)")
@@ -441,7 +465,9 @@ def _add_bench(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     sub.add_argument("--configs", metavar="NAMES", default=None,
                      help="comma-separated: char-2x512-rnn|gru|lstm (or char-2x512), word-2x650, big-3x1024, "
-                          "tiny-rnn|gru|lstm (or tiny), all (default: all; big-3x1024 only on CUDA; tiny with --quick)")
+                          "tiny-rnn|gru|lstm (or tiny), all (default: all; big-3x1024 only on CUDA; tiny with --quick); "
+                          "also char-2x512-gru-cho (or gru-forms: the Cho GRU beside cuDNN's; gru-forms-small at 1x128), "
+                          "long-512-mingru|minlstm|gru|lstm (or long-512: T=512 side by side), tiny-long, tiny-gru-cho")
     sub.add_argument("--impls", metavar="NAMES", default=None,
                      help="comma-separated: rnnkit, plain, cell-loop, numpy (default: all; numpy on the CPU only)")
     sub.add_argument("--amp", action="store_true", help="also measure bf16 autocast (CUDA only)")
@@ -718,8 +744,10 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{name} must be between 1 and 64 for a gradient check")
     if not 0 <= args.embed <= 64 or args.seed < 0:
         raise ConfigError("--embed must be between 0 and 64 and --seed >= 0")
+    if args.gru_form is not None and args.model != "gru":
+        raise ConfigError(f"--gru-form chooses between the two GRU forms; a {args.model} model is not a GRU")
     errors = gradcheck(args.model, layers=args.layers, bidirectional=args.bidirectional, embed=args.embed,
-                       hidden=args.hidden, seed=args.seed)
+                       hidden=args.hidden, seed=args.seed, gru_form=args.gru_form)
     worst = max(errors.values())
     if args.json:
         print(json.dumps({"model": args.model, "layers": args.layers, "bidirectional": args.bidirectional,

@@ -14,12 +14,16 @@ from typing import Any
 from .errors import ConfigError
 
 MODELS = ("rnn", "rnn_relu", "gru", "lstm")
+SCAN_MODELS = ("mingru", "minlstm")  # Feng et al. 2024: gates from the input only, trained by a parallel scan
+FEEDFORWARD_MODELS = ("mlp",)  # Bengio et al. 2003: no hidden state, the previous K tokens (--context)
+NEURAL_MODELS = MODELS + SCAN_MODELS + FEEDFORWARD_MODELS  # trained by the Trainer
+GRU_FORMS = ("cudnn", "cho")  # reset gate after the recurrent product (PyTorch, cuDNN) or before it (Cho 2014)
 BASELINES = ("ngram", "hmm")  # fitted in one pass (counting, Baum-Welch), no training loop
 ENGINES = ("torch", "numpy")
 TOKENIZERS = ("char", "word", "bpe")
 BATCHINGS = ("sequential", "random")
 OPTIMIZERS = ("adamw", "sgd", "ntasgd")  # ntasgd: SGD, then weight averaging once validation stalls
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "plateau")  # plateau: constant, divided when validation stalls
 DEVICES = ("auto", "cpu", "cuda", "mps")
 REPORT_TO = ("jsonl", "tensorboard")  # metrics.jsonl is always written; tensorboard adds RUN/tensorboard/
 ON_NAN = ("stop", "skip", "rollback")
@@ -101,6 +105,10 @@ class ModelConfig:
     states: int = 32  # hmm: hidden states K
     hmm_iter: int = 20  # hmm: Baum-Welch iterations at most
     hmm_max_tokens: int = 200_000  # hmm: training tokens used at most (cost grows with K^2 T)
+    context: int | None = None  # mlp: the previous K tokens it reads (required for mlp, refused otherwise)
+    gru_form: str | None = None  # gru: cudnn or cho (None on a GRU becomes cudnn, so checkpoints say which)
+    embed_from: str | None = None  # word vectors (GloVe/word2vec) the embedding starts from; its size follows them
+    freeze_embed: bool = False  # keep the embedding fixed during training (with embed_from)
 
     @property
     def is_baseline(self) -> bool:
@@ -112,7 +120,8 @@ class ModelConfig:
         return any(getattr(self, name) > 0 for name in MODEL_REGULARIZERS)
 
     def __post_init__(self) -> None:
-        check_choice("model", self.model, MODELS + BASELINES)
+        check_choice("model", self.model, NEURAL_MODELS + BASELINES)
+        self._check_model_kind()
         check_int("order", self.order, 1, 32)
         check_int("states", self.states, 1, 1 << 14)
         check_int("hmm_iter", self.hmm_iter, 1, 100_000)
@@ -150,6 +159,46 @@ class ModelConfig:
                 f"(got embed={self.embed}, hidden={self.hidden})")
 
 
+    def _check_model_kind(self) -> None:
+        """The options that belong to one kind of model (mlp, GRU form, scan models)."""
+        check_int("context", self.context, 1, 1 << 12, allow_none=True)
+        if self.model == "mlp" and self.context is None:
+            raise ConfigError("the mlp model needs --context K, the number of previous tokens it reads (K >= 1)")
+        if self.model != "mlp" and self.context is not None:
+            raise ConfigError(f"--context is the mlp model's window; a {self.model} model has no fixed context")
+        if self.gru_form is not None:
+            check_choice("gru_form", self.gru_form, GRU_FORMS)
+            if self.model != "gru":
+                raise ConfigError(f"--gru-form chooses between the two GRU forms; a {self.model} model is not a GRU")
+        elif self.model == "gru":
+            self.gru_form = "cudnn"  # recorded, so a checkpoint says which form it was trained in
+        if self.embed_from is not None and (not isinstance(self.embed_from, str) or not self.embed_from):
+            raise ConfigError(f"embed_from must be a path to a vectors file, got {self.embed_from!r}")
+        check_bool("freeze_embed", self.freeze_embed)
+        if self.freeze_embed and self.embed_from is None:
+            raise ConfigError("--freeze-embed keeps pretrained vectors fixed: give --embed-from PATH too")
+        if self.freeze_embed and self.tie:
+            raise ConfigError("--freeze-embed with --tie would freeze the output layer too; use one of them")
+        if self.model in SCAN_MODELS + FEEDFORWARD_MODELS:
+            self._refuse_rnn_only_options()
+
+    def _refuse_rnn_only_options(self) -> None:
+        names = [name for name in MODEL_REGULARIZERS if getattr(self, name) > 0]
+        names += ["adaptive_softmax"] if self.adaptive_softmax else []
+        if names:
+            flags = ", ".join("--" + name.replace("_", "-") for name in names)
+            raise ConfigError(f"{flags}: option(s) of the rnn, gru and lstm models; a {self.model} model takes "
+                              "the standard --dropout and a full softmax")
+        if self.model == "mlp":
+            if self.embed == 0:
+                raise ConfigError("the mlp model learns an embedding of its context tokens: give --embed > 0")
+            if self.tie:
+                raise ConfigError("the mlp model's embedding has one row more than its output (the 'before the "
+                                  "text' token), so --tie cannot share them")
+            if self.engine == "numpy":
+                raise ConfigError("the mlp model runs in the torch engine only; use --engine torch")
+
+
 @dataclass
 class DataConfig:
     """Where the text comes from, how it is tokenized and split, and how it is batched."""
@@ -164,8 +213,11 @@ class DataConfig:
     batch_size: int = 32
     seq_len: int = 128
     batching: str = "sequential"
+    normalize: str | None = None  # letters: ASCII letters only, lowercased, other runs -> one space (d2l)
 
     def __post_init__(self) -> None:
+        if self.normalize is not None:
+            check_choice("normalize", self.normalize, ("letters",))
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError(f"data must be a corpus name or a path, got {self.data!r}")
         check_choice("tokenizer", self.tokenizer, TOKENIZERS)
@@ -226,6 +278,12 @@ class TrainConfig:
     nonmono: int = 5  # ntasgd: average once validation is worse than the best before the last `nonmono` evaluations
     preset: str | None = None  # the preset this run started from (a record; see presets.py)
     preset_version: int | None = None
+    # training control (train.py: Trainer.note_progress): the plateau schedule and early stopping
+    plateau_factor: float = 4.0  # plateau: divide the learning rate by this when validation stalls
+    plateau_patience: int = 1  # plateau: ... after this many evaluations without a new best
+    plateau_min_lr: float | None = None  # plateau: the rate never goes below this; None = lr * min_lr_ratio
+    patience: int | None = None  # stop after this many evaluations without a new best (best/ keeps the best)
+    target_loss: float | None = None  # stop once the validation loss is at or below this (nats/token)
 
     def __post_init__(self) -> None:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -262,6 +320,16 @@ class TrainConfig:
         if self.preset is not None and (not isinstance(self.preset, str) or not self.preset):
             raise ConfigError(f"preset must be a preset name, got {self.preset!r}")
         check_int("preset_version", self.preset_version, 1, allow_none=True)
+        check_float("plateau_factor", self.plateau_factor, 1.0, 1e6, low_open=True)
+        check_int("plateau_patience", self.plateau_patience, 1, 1_000_000)
+        check_float("plateau_min_lr", self.plateau_min_lr, 0.0, 1e3, allow_none=True)
+        check_int("patience", self.patience, 1, 1_000_000, allow_none=True)
+        check_float("target_loss", self.target_loss, 0.0, 1e6, allow_none=True)
+
+    @property
+    def lr_floor(self) -> float:
+        """The lowest rate the plateau schedule may reach."""
+        return self.plateau_min_lr if self.plateau_min_lr is not None else self.lr * self.min_lr_ratio
 
 
 @dataclass
@@ -285,6 +353,9 @@ class RunConfig:
             if self.model.adaptive_softmax:
                 raise ConfigError("--adaptive-softmax is a torch-engine option; the NumPy engine has a full softmax")
             _refuse_awd_options_for_numpy(self.model, self.train)
+        if self.model.model not in MODELS and (self.train.ar_alpha > 0 or self.train.tar_beta > 0):
+            raise ConfigError(f"--ar-alpha and --tar-beta act on an RNN's hidden states; a {self.model.model} "
+                              "model takes neither")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -346,6 +417,7 @@ DEFAULT_STEPS = 400  # a run's length when neither steps nor epochs is given (th
 # a NaN; everything else would make it a different run than the one its checkpoint continues
 RESUME_OPTIONS = frozenset({"steps", "epochs", "max_seconds", "eval_interval", "log_interval", "save_interval",
                             "eval_max_tokens", "device", "quiet", "sample_tokens", "amp", "on_nan", "report_to"})
+RESUME_OPTIONS |= {"patience", "target_loss"}  # when to stop early, like how long to run
 
 
 def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
@@ -358,6 +430,10 @@ def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
         if section is None:
             raise ConfigError(f"unknown option {name!r}")
         sections[section][name] = value
+    if "model" in overrides and "gru_form" not in overrides:
+        sections["model"]["gru_form"] = None  # another model kind: the GRU form recorded for a GRU goes
+    if "model" in overrides and "context" not in overrides and overrides["model"] != "mlp":
+        sections["model"]["context"] = None
     if "steps" in overrides and "epochs" not in overrides:
         sections["train"]["epochs"] = None
     if "epochs" in overrides and "steps" not in overrides:

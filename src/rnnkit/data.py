@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from .config import DataConfig, RunConfig
-from .errors import DataError
-from .text.corpora import load_corpus
+from .errors import ConfigError, DataError
+from .text.corpora import Corpus, load_corpus
+from .text.normalize import normalize_text
 from .text.prepare import is_prepared, load_prepared
 from .text.tokenizer import Tokenizer, build_tokenizer
 
@@ -75,9 +76,12 @@ def load_splits(data: DataConfig, tokenizer: Tokenizer | None = None, names: Seq
     be the same. `require_val`: refuse a validation split too short to evaluate (training needs one).
     """
     if is_prepared(data.data):
+        if data.normalize is not None:
+            raise ConfigError(f"--normalize acts on text as it is read; {data.data} is prepared (tokenized) "
+                              "already: normalise the text before `rnnkit prepare`")
         loaded = _load_prepared(data.data, tokenizer, names)
     else:
-        corpus = load_corpus(data.data, fractions or data.fractions)
+        corpus = normalized(load_corpus(data.data, fractions or data.fractions), data.normalize)
         if tokenizer is None:
             tokenizer = build_tokenizer(data.tokenizer, corpus.train, (corpus.val, corpus.test),
                                         data.lowercase, data.min_freq, data.max_size, data.bpe_vocab)
@@ -88,6 +92,14 @@ def load_splits(data: DataConfig, tokenizer: Tokenizer | None = None, names: Seq
         raise DataError("the validation split is empty: give --split with a validation fraction "
                         "(e.g. 0.9,0.1,0), or a longer text")
     return loaded
+
+
+def normalized(corpus: Corpus, how: str | None) -> Corpus:
+    """Each split normalised (text/normalize.py); a run of non-letters cut by a split boundary
+    becomes a space on each side, the only difference from normalising before splitting."""
+    if how is None:
+        return corpus
+    return dataclasses.replace(corpus, **{name: normalize_text(getattr(corpus, name), how) for name in SPLITS})
 
 
 def _load_prepared(directory: str, tokenizer: Tokenizer | None, names: Sequence[str]) -> LoadedData:

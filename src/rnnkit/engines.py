@@ -17,6 +17,7 @@ NumPy engine, and the Trainer checks the capability before it relies on it.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ import torch
 from .config import ModelConfig, TrainConfig
 from .errors import CheckpointError, ConfigError
 from .models.base import Scorer
+from .models.registry import build_torch_model
 from .models.torch_lm import (
     RNNLM,
     TorchScorer,
@@ -88,7 +90,9 @@ class TorchEngine:
                  data_parallel: bool = False):
         self.device, self.amp, self.clip = device, amp, train_config.clip
         self.ar_alpha, self.tar_beta = train_config.ar_alpha, train_config.tar_beta
-        self.model = RNNLM(model_config).to(device)
+        self.model = build_torch_model(model_config).to(device)
+        if model_config.freeze_embed:  # --freeze-embed: no gradient, so no update, no decay, no clip share
+            self.model.embed.weight.requires_grad_(False)
         self.optimizer = make_torch_optimizer(self.model, train_config, device)
         self.average: WeightAverage | None = None  # NT-ASGD, once triggered (see start_averaging)
         # under torchrun, DDP averages gradients across processes during backward
@@ -236,6 +240,7 @@ class NumpyEngine:
 
         self.device, self.clip = torch.device("cpu"), train_config.clip
         self.model = NumpyRNNLM(model_config, seed=seed)
+        self.frozen = ("embed.weight",) if model_config.freeze_embed else ()  # as requires_grad=False in torch
         self.rng = np.random.default_rng(seed + 2)  # dropout masks
         self.optimizer: SGD | AdamW
         if train_config.optimizer == "sgd":
@@ -249,6 +254,8 @@ class NumpyEngine:
 
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by the trainer
             loss, grads, state = self.model.loss_and_grads(x.numpy(), y.numpy(), state, rng=self.rng)
+            for name in self.frozen:
+                del grads[name]
             grad_norm = clip_grad_norm(grads, self.clip if self.clip is not None else math.inf)
             if skip_nonfinite and not (math.isfinite(loss) and math.isfinite(grad_norm)):
                 return None
@@ -308,6 +315,36 @@ def _tensors_to_arrays(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _tensors_to_arrays(v) for k, v in value.items()}
     return value
+
+
+def read_pretrained(model_config: ModelConfig, tokenizer: Any, train_ids: np.ndarray,
+                    log: Any) -> tuple[ModelConfig, Any]:
+    """`--embed-from`: the vectors matched to the vocabulary (text/vectors.py), and the model
+    config with the embedding size the vectors have; the coverage goes to `log`."""
+    from .text.vectors import match_vocabulary, read_vectors
+
+    path = model_config.embed_from
+    if not hasattr(tokenizer, "vocab"):
+        raise ConfigError("--embed-from matches whole tokens to words; a bpe vocabulary holds word pieces "
+                          "(use --tokenizer word, or char with character vectors)")
+    vectors = read_vectors(path)
+    match = match_vocabulary(vectors, tokenizer.vocab.itos, train_ids)
+    if len(match.ids) == 0:
+        from .errors import DataError
+        raise DataError(f"--embed-from: none of the {len(tokenizer):,} vocabulary tokens has a vector in {path} "
+                        "(is it the right file for this tokenizer?)")
+    log(match.summary(path))
+    if vectors.dim != model_config.embed:
+        log(f"embed-from: the embedding size follows the vectors: {vectors.dim} (not {model_config.embed})")
+    return dataclasses.replace(model_config, embed=vectors.dim), match
+
+
+def load_pretrained(engine: Engine, match: Any) -> None:
+    """Copy the matched vectors into the embedding rows of their tokens; other rows keep their init."""
+    weights = engine.weights()
+    weights["embed.weight"][torch.from_numpy(match.ids)] = torch.from_numpy(match.matrix).to(
+        weights["embed.weight"].dtype)
+    engine.load_weights(weights)
 
 
 def make_engine(model_config: ModelConfig, train_config: TrainConfig, device: torch.device, amp: bool,

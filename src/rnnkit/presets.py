@@ -62,6 +62,20 @@ _WORD_MODEL = MappingProxyType({
 _WORD_TRAIN = {"optimizer": "adamw", "lr": 3e-3, "schedule": "cosine", "warmup_steps": 100,
                "log_interval": 50, "ar_alpha": 2.0, "tar_beta": 1.0, "device": "cpu"}
 
+# d2l's Time Machine recipe (Zhang et al., Dive into Deep Learning, 1.0: sec. 9.5 RNN from scratch,
+# sec. 10.2 GRU from scratch): letters-only lowercase text (27 symbols; d2l adds an unused <unk>),
+# one-hot input, 32 hidden units, SGD at lr 1 with gradient clipping at 1, random windows of 32
+# characters, 1024 windows a batch, the first 10,000 windows (characters) to train on and the next
+# 5,000 to validate (the fractions give 10,027 and ~5,040 normalised characters of the bundled text). An epoch
+# of 10,000 windows is ~10 updates: the RNN's 100 epochs are 1,000 steps, the GRU's 50 are 500.
+# d2l's GRU is the Cho et al. (2014) form (reset gate before the recurrent product): --gru-form cho.
+D2L_RNN_EXPECTED = "not measured yet"
+D2L_GRU_EXPECTED = "not measured yet"
+_D2L_DATA = {"data": "timemachine", "tokenizer": "char", "normalize": "letters",
+             "split": [0.0588, 0.0293, 0.9119], "batch_size": 1024, "seq_len": 32, "batching": "random"}
+_D2L_TRAIN = {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0, "clip": 1.0,
+              "schedule": "constant", "warmup_steps": 0, "eval_interval": 10, "log_interval": 10, "device": "cpu"}
+
 PRESETS: Mapping[str, Preset] = MappingProxyType({preset.name: preset for preset in (
     _preset("shakespeare-char", 1,
             "char-level 3x1024 LSTM on tinyshakespeare with AWD-LSTM regularisation, bf16, 5 minutes",
@@ -103,6 +117,16 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({preset.name: preset for preset
             data={"data": "tinyshakespeare", "tokenizer": "word", "min_freq": 3,
                   "fractions": [0.9, 0.05, 0.05], "batch_size": 32, "seq_len": 35},
             train={**_WORD_TRAIN, "steps": 2000, "max_seconds": 600.0, "eval_interval": 200}),
+    _preset("d2l-rnn", 1,
+            "d2l's Time Machine RNN from scratch: letters only, one-hot, 1x32 tanh RNN, SGD lr 1, clip 1, random "
+            "windows, 100 epochs", "cpu (2 cores)", D2L_RNN_EXPECTED,
+            model={"model": "rnn", "layers": 1, "hidden": 32, "embed": 0},
+            data=_D2L_DATA, train={**_D2L_TRAIN, "steps": 1000}),
+    _preset("d2l-gru", 1,
+            "d2l's Time Machine GRU from scratch (Cho form): letters only, one-hot, 1x32 GRU, SGD lr 1, clip 1, "
+            "random windows, 50 epochs", "cpu (2 cores)", D2L_GRU_EXPECTED,
+            model={"model": "gru", "gru_form": "cho", "layers": 1, "hidden": 32, "embed": 0},
+            data=_D2L_DATA, train={**_D2L_TRAIN, "steps": 500}),
 )})
 
 

@@ -32,7 +32,7 @@ from . import distributed
 from .checkpoint import Checkpoint, config_document, load_checkpoint, save_checkpoint
 from .config import DEFAULT_STEPS, RunConfig, TrainConfig, resume_config, with_overrides
 from .data import RandomBatches, SequentialBatches, load_splits
-from .engines import Engine, make_engine
+from .engines import Engine, load_pretrained, make_engine, read_pretrained
 from .errors import (
     CheckpointError,
     ConfigError,
@@ -84,7 +84,7 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int, scale: float
 
 
 def _scheduled(config: TrainConfig, step: int, total_steps: int) -> float:
-    if config.schedule == "constant":
+    if config.schedule in ("constant", "plateau"):  # plateau: the Trainer divides it (plateau_scale)
         return config.lr
     warmup = config.warmup_steps
     if step < warmup:
@@ -181,7 +181,13 @@ class Trainer:
         log(loaded.summary())
         self.config = config = loaded.sized(config)
         self.tokenizer, self.splits = loaded.tokenizer, loaded.splits
+        pretrained = None
+        if config.model.embed_from is not None and checkpoint is None:  # a resumed run has them in its weights
+            model_config, pretrained = read_pretrained(config.model, self.tokenizer, self.splits["train"].ids, log)
+            self.config = config = dataclasses.replace(config, model=model_config)
         self.engine: Engine = make_engine(config.model, config.train, self.device, self.amp, self.world.active)
+        if pretrained is not None:
+            load_pretrained(self.engine, pretrained)
         if config.train.optimizer == "ntasgd" and not self.engine.supports_averaging:
             raise ConfigError(f"--optimizer ntasgd needs weight averaging, which the {config.model.engine} "
                               "engine does not have; use --engine torch")
@@ -198,6 +204,9 @@ class Trainer:
         self.step, self.best_val_loss, self.elapsed, self.carry = 0, math.inf, 0.0, None
         self.lr_scale, self.skipped = 1.0, 0  # halved by each NaN rollback; updates skipped for NaN
         self.val_history: list[float] = []  # ntasgd: validation losses until averaging starts
+        # training control (note_progress): the plateau schedule's factor on the rate, evaluations
+        # since the last new best (for the plateau's patience and for early stopping)
+        self.plateau_scale, self.plateau_wait, self.stale_evals = 1.0, 0, 0
         self.reset_window()
         if checkpoint is not None:
             self.restore(checkpoint)
@@ -234,7 +243,7 @@ class Trainer:
 
     def lr_at(self, step: int) -> float:
         """The rate of update `step` (0-based): the schedule times the rollback scale."""
-        return learning_rate(self.config.train, step, self.total_steps, self.lr_scale)
+        return learning_rate(self.config.train, step, self.total_steps, self.lr_scale * self.plateau_scale)
 
     @property
     def reads_divergence_every_step(self) -> bool:
@@ -298,6 +307,32 @@ class Trainer:
             self.log(f"step {self.step}: val loss {val_loss:.4f} is worse than the best from before the last "
                      f"{self.config.train.nonmono} evaluations; averaging the weights from here on (NT-ASGD)")
 
+    def note_progress(self, val_loss: float, improved: bool) -> str | None:
+        """Training control after each evaluation: the plateau schedule divides the rate by
+        plateau_factor once validation has gone plateau_patience evaluations without a new best
+        (never below the floor, TrainConfig.lr_floor); early stopping. Returns why training
+        should stop now (None: go on)."""
+        train = self.config.train
+        self.stale_evals = 0 if improved else self.stale_evals + 1
+        self.plateau_wait = 0 if improved else self.plateau_wait + 1
+        if train.schedule == "plateau" and self.plateau_wait >= train.plateau_patience:
+            self.plateau_wait = 0
+            self._divide_rate(train)
+        if train.target_loss is not None and val_loss <= train.target_loss:
+            return f"val loss {val_loss:.4f} reached the target {train.target_loss:g}"
+        if train.patience is not None and self.stale_evals >= train.patience:
+            return (f"no new best val loss in {self.stale_evals} evaluations (--patience {train.patience}); "
+                    f"best/ keeps {self.best_val_loss:.4f}")
+        return None
+
+    def _divide_rate(self, train: TrainConfig) -> None:
+        before = train.lr * self.plateau_scale
+        after = max(before / train.plateau_factor, train.lr_floor)
+        if after < before:
+            self.plateau_scale = after / train.lr
+            self.log(f"step {self.step}: no new best val loss in {train.plateau_patience} evaluation(s); "
+                     f"learning rate {before:.3g} -> {after:.3g} (plateau schedule)")
+
     def trainer_state(self) -> dict[str, Any]:
         return {"step": self.step, "best_val_loss": self.best_val_loss, "elapsed": self.elapsed,
                 "engine": self.engine.state(),
@@ -309,7 +344,9 @@ class Trainer:
                            "norm_sum": distributed.mean(self.norm_sum, self.world).cpu(),
                            "norm_max": self.norm_max.cpu(), "count": self.count},
                 "skipped": self.skipped, "data_fingerprint": fingerprint(self.splits["train"].ids),
-                "val_history": list(self.val_history)}
+                "val_history": list(self.val_history),
+                "control": {"plateau_scale": self.plateau_scale, "plateau_wait": self.plateau_wait,
+                            "stale_evals": self.stale_evals}}
 
     def _global_carry(self) -> list[torch.Tensor] | None:
         """The carried state of all streams (every process's rows), so a resume may use another
@@ -340,6 +377,9 @@ class Trainer:
             self.elapsed, self.skipped = float(state["elapsed"]), int(state["skipped"])
             self.lr_scale = float(state["scheduler"]["lr_scale"])
             self.val_history = [float(v) for v in state.get("val_history", [])]  # absent before NT-ASGD
+            control = state.get("control", {})  # absent before the plateau schedule and early stopping
+            self.plateau_scale = float(control.get("plateau_scale", 1.0))
+            self.plateau_wait, self.stale_evals = int(control.get("plateau_wait", 0)), int(control.get("stale_evals", 0))
             self.generator.set_state(state["batch_generator"])
             carry = state["carry"]
             if carry is not None:
@@ -370,6 +410,7 @@ class RunLoop:
         self.tokens_per_s = math.nan
         self.stop_signal: int | None = None
         self.out_of_time = False  # --max-seconds reached (the schedule keeps its horizon)
+        self.stop_reason: str | None = None  # --patience or --target-loss said stop (Trainer.note_progress)
         self.check_every_step = trainer.reads_divergence_every_step
 
     def run(self) -> None:
@@ -380,7 +421,7 @@ class RunLoop:
         self.session_elapsed, self.session_steps = t.elapsed, 0  # this session's start (a resume's too)
         with _graceful_signals(self):
             try:
-                while t.step < t.total_steps and not self.out_of_time:
+                while t.step < t.total_steps and not self.out_of_time and self.stop_reason is None:
                     t.train_step()
                     self.session_steps += 1
                     bar.update(1)
@@ -412,8 +453,12 @@ class RunLoop:
             train.save_interval is not None and t.step % train.save_interval == 0)
         if evaluate:
             assert record is not None  # evaluating implies logging (log_now)
-            self._keep_best(record)
+            improved = self._keep_best(record)
             t.note_validation(record["val_loss"])  # before saving: last/ then holds the switch
+            self.stop_reason = t.note_progress(record["val_loss"], improved)
+            if self.stop_reason is not None:
+                self.log(f"step {t.step}: stopping early: {self.stop_reason}")
+                save_last = True
             if self.reporters.wants_samples and t.world.is_main:  # NumPy's own RNG: training's is untouched
                 sample, _ = _sample(t.config, t.engine.scorer(), t.tokenizer, None, t.splits["val"].ids)
                 self.reporters.sample(sample or "", t.step)
@@ -429,7 +474,8 @@ class RunLoop:
         loss_sum, norm_sum = distributed.mean(t.loss_sum, t.world), distributed.mean(t.norm_sum, t.world)
         self.last_train_loss = (loss_sum / count).item() if t.count else math.nan
         lr = t.lr_at(t.step - 1)  # the last update's
-        record = {"step": t.step, "train_loss": self.last_train_loss, "lr": lr,
+        record = {"step": t.step, "train_loss": self.last_train_loss, "train_ppl": math.exp(min(self.last_train_loss, 700)),
+                  "lr": lr,
                   "grad_norm": (norm_sum / count).item() if t.count else math.nan,
                   "grad_norm_max": t.norm_max.item() if t.count else math.nan}  # spikes the mean hides
         self.tokens_per_s = t.count * t.config.data.batch_size * t.config.data.seq_len / max(seconds, 1e-9)  # global
@@ -449,7 +495,8 @@ class RunLoop:
         self.window_start = time.perf_counter()
         return record
 
-    def _keep_best(self, record: dict[str, Any]) -> None:
+    def _keep_best(self, record: dict[str, Any]) -> bool:
+        """Save best/ on a new lowest validation loss; True when it was one."""
         t, val_loss = self.trainer, record["val_loss"]
         improved = val_loss < t.best_val_loss
         if improved:
@@ -459,6 +506,7 @@ class RunLoop:
         self.log(f"step {t.step}/{t.total_steps}: train loss {record['train_loss']:.4f}, val loss {val_loss:.4f} "
                  f"(ppl {record['val_ppl']:.2f}, bpc {record['val_bpc']:.4f}){mark}, "
                  f"{self.tokens_per_s:,.0f} tokens/s")
+        return improved
 
     def _diverged(self) -> bool:
         """Act on a non-finite loss/gradient per --on-nan; True when the step's results were discarded."""

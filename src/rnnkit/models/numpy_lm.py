@@ -17,10 +17,13 @@ from typing import Any
 import numpy as np
 
 from ..config import ModelConfig
+from . import numpy_cells as cells
 from . import numpy_layers as layers
 from .base import NumpyScoring, top_k_of
 
-GATES = {"rnn": 1, "rnn_relu": 1, "gru": 3, "lstm": 4}
+GATES = {"rnn": 1, "rnn_relu": 1, "gru": 3, "lstm": 4, "mingru": 2, "minlstm": 3}
+RECURRENT_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+INPUT_ONLY_WEIGHTS = ("weight_ih", "bias_ih")  # minGRU, minLSTM: the gates never read h_{t-1}
 
 State = Any  # np.ndarray (L*dirs, N, H), or a tuple (h, c) of those for the LSTM
 
@@ -49,6 +52,7 @@ class NumpyRNNLM(NumpyScoring):
         self.num_layers = config.layers
         assert config.dropout is not None  # resolved in ModelConfig.__post_init__
         self.dropout = float(config.dropout)
+        self.weight_names = INPUT_ONLY_WEIGHTS if self.kind in cells.MIN_GATES else RECURRENT_WEIGHTS
         self._rng = np.random.default_rng(seed + 1)  # dropout masks when the caller gives no rng
         self.params: dict[str, np.ndarray] = self._init_params(np.random.default_rng(seed))
 
@@ -67,10 +71,9 @@ class NumpyRNNLM(NumpyScoring):
         for k in range(self.num_layers):
             d_in = (cfg.embed or self.vocab_size) if k == 0 else self.num_directions * h
             for sfx in self._suffixes(k):
-                params[f"rnn.weight_ih{sfx}"] = rng.uniform(-bound, bound, (g * h, d_in))
-                params[f"rnn.weight_hh{sfx}"] = rng.uniform(-bound, bound, (g * h, h))
-                params[f"rnn.bias_ih{sfx}"] = rng.uniform(-bound, bound, g * h)
-                params[f"rnn.bias_hh{sfx}"] = rng.uniform(-bound, bound, g * h)
+                shapes = {"weight_ih": (g * h, d_in), "weight_hh": (g * h, h), "bias_ih": g * h, "bias_hh": g * h}
+                for name in self.weight_names:
+                    params[f"rnn.{name}{sfx}"] = rng.uniform(-bound, bound, shapes[name])
         fan_in = self.num_directions * h
         head_bound = 1.0 / np.sqrt(fan_in)
         if not cfg.tie:
@@ -205,7 +208,7 @@ class NumpyRNNLM(NumpyScoring):
         """One layer, both directions; the reverse direction reads and writes time backwards."""
         outs, caches, hs_final, cs_final = [], [], [], []
         for d, sfx in enumerate(self._suffixes(k)):
-            w = [self.params[f"rnn.{n}{sfx}"] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            w = [self.params[f"rnn.{n}{sfx}"] for n in self.weight_names]
             if fused:  # W_ih E^T (G*H, V), stored as the transpose of a contiguous (V, G*H)
                 w[0] = np.matmul(self.params["embed.weight"], w[0].T).T
             s = k * self.num_directions + d  # torch's state index for (layer, direction)
@@ -214,8 +217,12 @@ class NumpyRNNLM(NumpyScoring):
                 assert c0 is not None, "an LSTM state carries cells"
                 hs, (h_t, c_t), cache = layers.lstm_forward(xin, h0[s], c0[s], *w)
                 cs_final.append(c_t.copy())
+            elif self.kind == "gru" and self.config.gru_form == "cho":
+                hs, h_t, cache = cells.cho_gru_forward(xin, h0[s], *w)
             elif self.kind == "gru":
                 hs, h_t, cache = layers.gru_forward(xin, h0[s], *w)
+            elif self.kind in cells.MIN_GATES:
+                hs, h_t, cache = cells.min_rnn_forward(self.kind, xin, h0[s], *w)
             else:
                 act = "relu" if self.kind == "rnn_relu" else "tanh"
                 w_ih, w_hh, b_ih, b_hh = w
@@ -279,11 +286,15 @@ class NumpyRNNLM(NumpyScoring):
                 dhs = dhs[::-1]
             if self.kind == "lstm":
                 dx, _, wgrads = layers.lstm_backward(dhs, caches[d])
+            elif self.kind == "gru" and self.config.gru_form == "cho":
+                dx, _, wgrads = cells.cho_gru_backward(dhs, caches[d])
             elif self.kind == "gru":
                 dx, _, wgrads = layers.gru_backward(dhs, caches[d])
+            elif self.kind in cells.MIN_GATES:
+                dx, _, wgrads = cells.min_rnn_backward(dhs, caches[d])
             else:
                 dx, _, wgrads = layers.rnn_backward(dhs, caches[d])
-            for name, g in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), wgrads, strict=True):
+            for name, g in zip(self.weight_names, wgrads, strict=True):
                 grads[f"rnn.{name}{sfx}"] = g
             if fused:
                 d_eff, w_ih = wgrads[0], self.params[f"rnn.weight_ih{sfx}"]

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import ModelConfig
+from ..config import SCAN_MODELS, ModelConfig
 from .base import Scorer
 
 
@@ -53,11 +53,24 @@ def scorer_from_weights(config: ModelConfig, weights: dict[str, torch.Tensor],
             from ..errors import CheckpointError
             raise CheckpointError(f"weights do not fit this model: {error}") from None
         return net, net
-    from .torch_lm import RNNLM, TorchScorer, import_weights
-    model = RNNLM(config)
+    from .torch_lm import TorchScorer, import_weights
+    model = build_torch_model(config)
     import_weights(model, weights)
     model = model.to(device).eval()
     return TorchScorer(model, device), model
+
+
+def build_torch_model(config: ModelConfig) -> torch.nn.Module:
+    """The torch module of a neural model kind: an RNN (RNNLM, nn.RNN/GRU/LSTM or the Cho GRU),
+    minGRU/minLSTM (MinRNNLM) or the feed-forward mlp (MLPLM); all keep the model contract."""
+    if config.model == "mlp":
+        from .mlp import MLPLM
+        return MLPLM(config)
+    if config.model in SCAN_MODELS:
+        from .minrnn import MinRNNLM
+        return MinRNNLM(config)
+    from .torch_lm import RNNLM
+    return RNNLM(config)
 
 
 def _check_vocab(config: ModelConfig, vocab_size: int) -> None:

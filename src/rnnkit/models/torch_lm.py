@@ -45,6 +45,9 @@ class RNNLM(nn.Module):
         V, D, H = config.vocab_size, config.embed, config.hidden
         self.embed = nn.Embedding(V, D) if D > 0 else None
         cell, options = CELLS[config.model]
+        if config.model == "gru" and config.gru_form == "cho":  # reset gate before the product: no cuDNN
+            from .cho_gru import ChoGRU
+            cell = ChoGRU
         self.rnn = cell(D or V, H, num_layers=config.layers, batch_first=True,
                         dropout=config.dropout if config.layers > 1 else 0.0, **options)
         assert config.dropout is not None  # resolved in ModelConfig.__post_init__

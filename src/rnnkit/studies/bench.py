@@ -85,6 +85,13 @@ class BenchSpec:
     embed: int
     batch: int
     seq_len: int
+    gru_form: str | None = None  # gru: cudnn (nn.GRU) or cho (reset gate before the product: a Python loop)
+
+    @property
+    def has_plain(self) -> bool:
+        """Whether plain PyTorch has this model as one module (nn.RNN/GRU/LSTM); the Cho GRU and
+        the scan models exist only in rnnkit (and its NumPy engine)."""
+        return self.model in RECURRENT and self.gru_form != "cho"
 
     @property
     def tokens(self) -> int:
@@ -92,15 +99,34 @@ class BenchSpec:
         return self.batch * self.seq_len
 
 
+LONG_MODELS = ("mingru", "minlstm", "gru", "lstm")
+# (config, the config it is compared with): the same implementation's speed, one over the other
+CROSS = (("char-2x512-gru-cho", "char-2x512-gru"), ("tiny-gru-cho", "tiny-gru"),
+         ("small-1x128-gru-cho", "small-1x128-gru"),
+         *((f"{size}-{m}", f"{size}-{other}") for size in ("long-512", "tiny-long")
+           for m in ("mingru", "minlstm") for other in ("gru", "lstm")))
 SPECS = tuple(
     [BenchSpec(f"char-2x512-{m}", m, 65, 2, 512, 64, 64, 128) for m in ("rnn", "gru", "lstm")]
     + [BenchSpec("word-2x650", "lstm", 10_000, 2, 650, 650, 20, 35),  # Zaremba et al.'s medium PTB model
        BenchSpec("big-3x1024", "lstm", 256, 3, 1024, 256, 256, 256)]
-    + [BenchSpec(f"tiny-{m}", m, 65, 2, 32, 16, 4, 16) for m in ("rnn", "gru", "lstm")])
+    + [BenchSpec(f"tiny-{m}", m, 65, 2, 32, 16, 4, 16) for m in ("rnn", "gru", "lstm")]
+    # what the Cho et al. (2014) GRU costs beside cuDNN's form (no fused kernel: a loop of two products a step)
+    + [BenchSpec("char-2x512-gru-cho", "gru", 65, 2, 512, 64, 64, 128, gru_form="cho")]
+    + [BenchSpec("small-1x128-gru" + suffix, "gru", 65, 1, 128, 32, 32, 64, gru_form=form)
+       for suffix, form in (("", None), ("-cho", "cho"))]
+    # long windows, where minGRU/minLSTM's parallel scan (Feng et al. 2024) should pay: all four side by side
+    + [BenchSpec(f"long-512-{m}", m, 65, 1, 256, 64, 8, 512) for m in LONG_MODELS]
+    + [BenchSpec(f"tiny-long-{m}", m, 65, 1, 16, 8, 2, 64) for m in LONG_MODELS]
+    + [BenchSpec("tiny-gru-cho", "gru", 65, 2, 32, 16, 4, 16, gru_form="cho")])
 GROUPS = MappingProxyType({
     "char-2x512": ("char-2x512-rnn", "char-2x512-gru", "char-2x512-lstm"),
     "tiny": ("tiny-rnn", "tiny-gru", "tiny-lstm"),
-    "all": tuple(s.name for s in SPECS if not s.name.startswith("tiny-")),
+    "gru-forms": ("char-2x512-gru", "char-2x512-gru-cho"),
+    "gru-forms-small": ("small-1x128-gru", "small-1x128-gru-cho"),  # the size of docs/concepts.md's runs
+    "long-512": tuple(f"long-512-{m}" for m in LONG_MODELS),
+    "tiny-long": tuple(f"tiny-long-{m}" for m in LONG_MODELS),
+    "all": tuple(s.name for s in SPECS if not s.name.startswith(("tiny-", "long-", "small-"))
+                 and s.name != "char-2x512-gru-cho"),
 })
 DEFAULT_CUDA = GROUPS["all"]
 DEFAULT_CPU = tuple(name for name in GROUPS["all"] if name != "big-3x1024")  # ~minutes per step on a CPU
@@ -250,7 +276,8 @@ def _run_config(spec: BenchSpec, path: Path, device: torch.device, amp: bool, se
     """`rnnkit train` defaults, with the spec's sizes, char tokenizer on the synthetic file, and no
     dropout (the plain PyTorch model it is compared with has none)."""
     return RunConfig(
-        ModelConfig(model=spec.model, layers=spec.layers, hidden=spec.hidden, embed=spec.embed, dropout=0.0),
+        ModelConfig(model=spec.model, layers=spec.layers, hidden=spec.hidden, embed=spec.embed, dropout=0.0,
+                    gru_form=spec.gru_form),
         DataConfig(data=str(path), tokenizer="char", batch_size=spec.batch, seq_len=spec.seq_len,
                    fractions=(TRAIN_FRACTION, round(1 - TRAIN_FRACTION, 6), 0.0)),
         TrainConfig(steps=10**9, device=device.type, amp=amp, seed=seed, quiet=True, sample_tokens=0))
@@ -339,7 +366,7 @@ class NumpyStepper:
         from ..engines import NumpyEngine
 
         model = ModelConfig(model=spec.model, layers=spec.layers, hidden=spec.hidden, embed=spec.embed,
-                            dropout=0.0, engine="numpy", vocab_size=spec.vocab)
+                            dropout=0.0, engine="numpy", vocab_size=spec.vocab, gru_form=spec.gru_form)
         self.lr = TrainConfig().lr
         self.engine = NumpyEngine(model, TrainConfig(seed=seed), seed)
         self.windows, self.state = Windows(ids, spec, torch.device("cpu")), None
@@ -523,9 +550,13 @@ def settle_seconds(options: BenchOptions, device: torch.device) -> float:
 # ---------------------------------------------------------------- the benchmark
 
 
-def impls_for(options: BenchOptions, device: torch.device, amp: bool) -> tuple[str, ...]:
-    """The implementations that apply: numpy only on the CPU and in fp32."""
-    return tuple(name for name in options.impls if name != "numpy" or (device.type == "cpu" and not amp))
+def impls_for(options: BenchOptions, device: torch.device, amp: bool,
+              spec: BenchSpec | None = None) -> tuple[str, ...]:
+    """The implementations that apply: numpy only on the CPU and in fp32; plain and cell-loop only
+    for the models PyTorch has (not the Cho GRU, minGRU or minLSTM)."""
+    torch_only = ("plain", "cell-loop")
+    return tuple(name for name in options.impls if (name != "numpy" or (device.type == "cpu" and not amp))
+                 and (spec is None or spec.has_plain or name not in torch_only))
 
 
 def bench_config(spec: BenchSpec, device: torch.device, amp: bool, options: BenchOptions,
@@ -533,7 +564,8 @@ def bench_config(spec: BenchSpec, device: torch.device, amp: bool, options: Benc
     """Measure every applicable implementation on one configuration and precision; rows as dicts."""
     memory, ids = memory_probe(device), synthetic_ids(spec, options.seed)
     prime(spec, ids, device, amp, options.seed)
-    trials = [prepare(impl, spec, ids, device, amp, options, memory) for impl in impls_for(options, device, amp)]
+    trials = [prepare(impl, spec, ids, device, amp, options, memory)
+              for impl in impls_for(options, device, amp, spec)]
     run_rounds(trials, options.n_repeats, device, settle_seconds(options, device))
     rows = [result_row(spec, trial, amp, environment) for trial in trials]
     add_ratios(rows)
@@ -546,7 +578,7 @@ def prime(spec: BenchSpec, ids: np.ndarray, device: torch.device, amp: bool, see
     """Two throwaway plain steps at this configuration's shapes, so that per-shape caches (oneDNN
     primitives and scratch on the CPU, cuDNN plans and workspaces on a GPU) are not charged to
     whichever implementation is built first."""
-    stepper = build_stepper("plain", spec, ids, device, amp, seed)
+    stepper = build_stepper("plain" if spec.has_plain else "rnnkit", spec, ids, device, amp, seed)
     for _ in range(2):
         stepper.step()
     synchronize(device)
@@ -623,7 +655,7 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] | None = None) -
         for spec in options.specs(device):
             for amp in precisions:
                 rows += bench_config(spec, device, amp, options, environment)
-                log(format_table(rows[-len(impls_for(options, device, amp)):], header=False))
+                log(format_table(rows[-len(impls_for(options, device, amp, spec)):], header=False))
     return rows
 
 
@@ -655,4 +687,21 @@ def format_table(rows: Sequence[dict[str, Any]], header: bool = True) -> str:
         paired = "-" if row["ratio_paired"] is None else f"{row['ratio_paired']:.3f}"
         lines.append(f"{row['config']:<17} {row['impl']:<10} {row['precision']:<5} {row['tokens_per_s']:>11,.0f} "
                      f"{row['ms_per_step']:>10.2f} {spread:>6.1f}% {peak:>9} {ratio:>8} {paired:>7}")
+    if header:
+        lines += [f"{row['config']} / {row['against']} ({row['impl']}, {row['precision']}): "
+                  f"{row['speed_ratio']:.3f}x the tokens/s" for row in cross_ratios(rows)]
     return "\n".join(lines)
+
+
+def cross_ratios(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Speed of one configuration over another measured in the same run (CROSS: the Cho GRU over
+    cuDNN's form, minGRU/minLSTM over GRU/LSTM at T = 512), implementation by implementation."""
+    speed = {(row["config"], row["impl"], row["precision"]): row["tokens_per_s"] for row in rows}
+    out = []
+    for config, against in CROSS:
+        for (name, impl, precision), tokens_per_s in speed.items():
+            other = speed.get((against, impl, precision))
+            if name == config and other:
+                out.append({"config": config, "against": against, "impl": impl, "precision": precision,
+                            "speed_ratio": round(tokens_per_s / other, 4)})
+    return out

@@ -30,7 +30,7 @@ from typing import Any
 from ..config import (
     BASELINES,
     DEVICES,
-    MODELS,
+    NEURAL_MODELS,
     DataConfig,
     ModelConfig,
     RunConfig,
@@ -73,7 +73,7 @@ class ModelSpec:
 
     @property
     def is_neural(self) -> bool:
-        return self.kind in MODELS
+        return self.kind in NEURAL_MODELS
 
     def model_config(self, layers: int, hidden: int, embed: int, dropout: float) -> ModelConfig:
         """The ModelConfig this entry stands for; the neural options apply to neural kinds only."""
@@ -82,6 +82,9 @@ class ModelSpec:
             if self.kind == "ngram":
                 return ModelConfig(model="ngram", order=self.size)
             return ModelConfig(model="hmm", states=self.size)
+        if self.kind == "mlp":  # the neural n-gram: mlp:K reads the previous K tokens
+            return ModelConfig(model="mlp", context=self.size, layers=layers, hidden=hidden, embed=embed,
+                               dropout=dropout)
         return ModelConfig(model=self.kind, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
 
 
@@ -131,21 +134,23 @@ def parse_models(spec: str) -> list[ModelSpec]:
 def _parse_one(item: str) -> ModelSpec:
     kind, colon, size_text = item.partition(":")
     kind = kind.strip().lower()
-    allowed = f"use {', '.join(MODELS)}, ngram:K or hmm:K"
-    if kind not in MODELS + BASELINES:
+    sized = BASELINES + ("mlp",)
+    unsized = tuple(kind for kind in NEURAL_MODELS if kind not in sized)
+    allowed = f"use {', '.join(unsized)}, mlp:K, ngram:K or hmm:K"
+    if kind not in unsized + sized:
         raise ConfigError(f"--models: unknown model {item!r}; {allowed}")
-    if kind in MODELS:
+    if kind in unsized:
         if colon:
             raise ConfigError(f"--models: {item!r}: a {kind} model takes no ':' size (set --hidden, --layers)")
         return ModelSpec(kind)
-    what = "order" if kind == "ngram" else "states"
+    what = {"ngram": "order", "hmm": "states", "mlp": "context"}[kind]
     try:
         size = int(size_text.strip())
     except ValueError:
         raise ConfigError(f"--models: {item!r}: {kind} needs an integer {what}, as in {kind}:"
-                          f"{3 if kind == 'ngram' else 32}") from None
+                          f"{ {'ngram': 3, 'hmm': 32, 'mlp': 2}[kind]}") from None
     try:
-        ModelSpec(kind, size).model_config(1, 1, 0, 0.0)  # the ModelConfig bounds, named for --models
+        ModelSpec(kind, size).model_config(1, 1, 1, 0.0)  # the ModelConfig bounds, named for --models
     except ConfigError as error:
         raise ConfigError(f"--models: {item!r}: {error}") from None
     return ModelSpec(kind, size)
@@ -280,11 +285,11 @@ def measure_step_seconds(config: RunConfig, max_seconds: float = 3.0, steps: int
     """
     import torch
 
-    from ..models.torch_lm import RNNLM
+    from ..models.registry import build_torch_model
     from ..runtime import resolve_device
 
     device = resolve_device(config.train.device)
-    model = RNNLM(config.model).to(device)
+    model = build_torch_model(config.model).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr)
     shape = (config.data.batch_size, config.data.seq_len)
     x, y = (torch.randint(0, config.model.vocab_size, shape, device=device) for _ in range(2))

@@ -44,16 +44,25 @@ def _random_state(model: NumpyRNNLM, batch: int, rng: np.random.Generator) -> An
     return 0.5 * rng.standard_normal(shape.shape)
 
 
+KINKED = ("rnn_relu", "mingru", "minlstm")  # ReLU; minGRU/minLSTM's g(k) changes slope at k = 0
+
+
+def _kink_offsets(cache: dict) -> list[np.ndarray]:
+    """Per layer, how far each unit sits from its activation's kink (signed): the ReLU
+    pre-activation, or g(k) - 1/2 for the min-RNNs' g (k + 1/2 above 0, sigmoid below)."""
+    return [c["pre"] if "pre" in c else c["parts"]["gk"] - 0.5 for layer in cache["layers"] for c in layer]
+
+
 def _relu_margin(cache: dict) -> float:
-    """Distance of the nearest ReLU pre-activation to 0: ReLU has no derivative at its kink,
-    and a finite difference whose stencil straddles it measures a slope that does not exist."""
-    return float(min(np.abs(c["pre"]).min() for layer in cache["layers"] for c in layer))
+    """Distance of the nearest unit to its kink: there the activation has no derivative, and a
+    finite difference whose stencil straddles it measures a slope that does not exist."""
+    return float(min(np.abs(offsets).min() for offsets in _kink_offsets(cache)))
 
 
 def gradcheck(model: str, layers: int = 1, bidirectional: bool = False, *,
               embed: int = 5, hidden: int = 4, vocab: int = 7, batch: int = 2, steps: int = 4,
               tie: bool = False, dropout: float = 0.0, seed: int = 0, eps: float = 1e-3,
-              max_elements: int | None = None) -> dict[str, float]:
+              max_elements: int | None = None, gru_form: str | None = None) -> dict[str, float]:
     """Max relative error |a - n| / max(|a| + |n|, 1e-6) between analytic and numeric gradients,
     per parameter, for a tiny float64 model. `embed=0` checks one-hot input; `tie=True` needs
     embed == hidden. With dropout > 0 the same masks are drawn for every evaluation (the rng is
@@ -61,7 +70,7 @@ def gradcheck(model: str, layers: int = 1, bidirectional: bool = False, *,
     checked per parameter (a random subset); None checks every element.
     """
     config = ModelConfig(model=model, layers=layers, hidden=hidden, embed=embed,
-                         dropout=dropout, tie=tie, vocab_size=vocab)
+                         dropout=dropout, tie=tie, vocab_size=vocab, gru_form=gru_form)
     net = NumpyRNNLM(config, dtype=np.float64, seed=seed, bidirectional=bidirectional)
     rng = np.random.default_rng(seed + 100)
     mask_seed = seed + 200
@@ -70,16 +79,16 @@ def gradcheck(model: str, layers: int = 1, bidirectional: bool = False, *,
         targets = rng.integers(0, vocab, (batch, steps))
         state = _random_state(net, batch, rng)
         _, _, cache = net.forward(idx, state, train=True, rng=np.random.default_rng(mask_seed))
-        if model != "rnn_relu" or _relu_margin(cache) > RELU_MARGIN:
+        if model not in KINKED or _relu_margin(cache) > RELU_MARGIN:
             break
 
     def evaluate() -> tuple[float, np.ndarray | None]:
-        """The loss, and which ReLU units are on (None for smooth cells)."""
+        """The loss, and which side of its kink each unit is on (None for smooth cells)."""
         _, _, cache = net.forward(idx, state, train=True, rng=np.random.default_rng(mask_seed))
         loss = nl.softmax_cross_entropy(cache["logits"], targets.T, grad=False)[0]
-        if model != "rnn_relu":
+        if model not in KINKED:
             return loss, None
-        return loss, np.concatenate([(c["hbuf"][1:] > 0).ravel() for layer in cache["layers"] for c in layer])
+        return loss, np.concatenate([(offsets > 0).ravel() for offsets in _kink_offsets(cache)])
 
     _, grads, _ = net.loss_and_grads(idx, targets, state, rng=np.random.default_rng(mask_seed))
     _, pattern = evaluate()
@@ -120,7 +129,7 @@ def suite() -> dict[str, dict[str, float]]:
     """The standard configurations: every cell x 1, 2 layers x uni/bidirectional, one-hot input,
     tied weights, the unfused embedding path (V > 3 D), and dropout."""
     results = {}
-    for cell in ("rnn", "rnn_relu", "gru", "lstm"):
+    for cell in ("rnn", "rnn_relu", "gru", "lstm", "mingru", "minlstm"):
         for num_layers in (1, 2):
             for bidir in (False, True):
                 results[f"{cell} L={num_layers}{' bidir' if bidir else ''}"] = gradcheck(
@@ -129,6 +138,9 @@ def suite() -> dict[str, dict[str, float]]:
         results[f"{cell} tied"] = gradcheck(cell, embed=4, hidden=4, tie=True)
         results[f"{cell} unfused embed=2"] = gradcheck(cell, embed=2)
         results[f"{cell} L=2 dropout 0.3"] = gradcheck(cell, layers=2, dropout=0.3)
+    for num_layers in (1, 2):  # the Cho et al. (2014) GRU: reset gate before the recurrent product
+        results[f"gru cho L={num_layers}"] = gradcheck("gru", layers=num_layers, gru_form="cho")
+    results["gru cho one-hot bidir"] = gradcheck("gru", embed=0, bidirectional=True, gru_form="cho")
     return results
 
 

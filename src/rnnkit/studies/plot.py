@@ -20,13 +20,14 @@ from typing import Any, TypeGuard
 from ..errors import ConfigError, DataError
 from ..runtime import require, skip_note
 
-METRICS = ("val_loss", "train_loss", "grad_norm", "lr", "tokens_per_s", "val_ppl", "val_bpc")
+METRICS = ("val_loss", "train_loss", "grad_norm", "lr", "tokens_per_s", "val_ppl", "val_bpc", "train_ppl")
 X_AXES = ("step", "elapsed_s")
 SUFFIXES = (".png", ".svg", ".pdf")
 LABELS = {"val_loss": "validation loss (nats/token)", "train_loss": "training loss (nats/token)",
           "grad_norm": "global gradient norm before clipping", "lr": "learning rate",
           "tokens_per_s": "training tokens per second", "val_ppl": "validation perplexity",
           "val_bpc": "validation bits per character", "step": "optimizer step",
+          "train_ppl": "training perplexity",
           "elapsed_s": "wall-clock training time (s)"}
 
 
@@ -88,8 +89,9 @@ def run_labels(run_dirs: Sequence[Path]) -> list[str]:
 def check_plot_options(run_dirs: Sequence[str | Path], metric: str, x: str, out: str | Path | None) -> None:
     if not run_dirs:
         raise ConfigError("plot needs at least one run directory")
-    if metric not in METRICS:
-        raise ConfigError(f"--metric must be one of {', '.join(METRICS)}; got {metric!r}")
+    if not all(name in METRICS for name in metric.split(",")):
+        raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, or several joined by commas "
+                          f"(e.g. train_ppl,val_ppl); got {metric!r}")
     if x not in X_AXES:
         raise ConfigError(f"--x must be one of {', '.join(X_AXES)}; got {x!r}")
     if out is not None and Path(out).suffix.lower() not in SUFFIXES:
@@ -123,7 +125,9 @@ def plot_runs(run_dirs: Sequence[str | Path], metric: str = "val_loss", x: str =
     check_plot_options(run_dirs, metric, x, out)
     require("matplotlib", "plot", "rnnkit plot")  # before any run is read or directory made
     paths = [Path(run) for run in run_dirs]
-    lines = [series(path, metric, x, label) for path, label in zip(paths, run_labels(paths), strict=True)]
+    names = metric.split(",")  # several metrics: one line per run and metric, e.g. train_ppl,val_ppl
+    lines = [series(path, name, x, label if len(names) == 1 else f"{label} {name}")
+             for path, label in zip(paths, run_labels(paths), strict=True) for name in names]
     if log_y and any(value <= 0 for line in lines for value in line.y):
         raise ConfigError(f"--log-y needs positive values, and {metric} has values <= 0")
     target = Path(out) if out is not None else Path(f"plot-{metric}.png")
@@ -146,7 +150,7 @@ def _draw(lines: Sequence[Series], target: Path, metric: str, x: str, log_y: boo
     if log_y:
         axes.set_yscale("log")
     axes.set_xlabel(LABELS[x])
-    axes.set_ylabel(LABELS[metric])
+    axes.set_ylabel(" / ".join(LABELS[name] for name in metric.split(",")))
     finish_figure(figure, axes, title or f"{metric} against {x}", target)
     return figure
 
