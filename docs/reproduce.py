@@ -262,7 +262,8 @@ TM_MODELS = tuple(f"rnnkit train --model {m} --layers 1 --hidden 128 --embed 32 
                   f"--dropout 0 --device cpu "
                   f"--sample-tokens 0 --quiet --out runs/tm-{m}" for m in ("rnn", "gru", "lstm"))
 CLIP = ("--model rnn --layers 1 --hidden 128 --embed 32 --optimizer sgd --lr 0.5 --schedule constant "
-        "--seq-len 64 --dropout 0 --steps 300 --eval-interval 25 --log-interval 10 --device cpu --sample-tokens 0 --quiet")
+        "--seq-len 64 --dropout 0 --steps 300 --eval-interval 25 --log-interval 10 --device cpu --sample-tokens 0 "
+        "--quiet")
 DEFAULT_TRAIN = "rnnkit train --out runs/default --quiet --json"
 
 REGISTRY: tuple[Figure, ...] = (
@@ -366,7 +367,8 @@ REGISTRY: tuple[Figure, ...] = (
            (V("noclip.max_grad_norm", 1.221e6, "1.22e6", 0.01, True), V("noclip.max_grad_norm_step", 70, "70", 0),
             V("noclip.max_step_grad_norm", 1.221e7, "1.22e7", 0.01, True), V("noclip.val@25", 2.6516, "2.6516"),
             V("noclip.val@50", 33.93, "33.93", 0.005), V("noclip.val_low_after_100", 3.84, "3.84", 0.005),
-            V("noclip.val_high_after_100", 6.63, "6.63", 0.005), V("noclip.grad_norm@260", 3.15e3, "3.15e3", 0.01, True),
+            V("noclip.val_high_after_100", 6.63, "6.63", 0.005),
+            V("noclip.grad_norm@260", 3.15e3, "3.15e3", 0.01, True),
             V("noclip.final_val", 6.0299, "6.0299"), V("noclip.best_val", 2.6516, "2.6516"),
             V("clip1.max_grad_norm", 1.326, "1.326"), V("clip1.final_val", 2.4626, "2.4626"),
             V("clip1.best_val", 2.4380, "2.4380"), V("clip1.val_high", 2.603, "2.603")),

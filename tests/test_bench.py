@@ -113,7 +113,8 @@ def test_scan_models_and_the_cho_gru_have_no_plain_pytorch_row_and_get_cross_rat
 def test_long_sequence_group_times_the_scan_models_beside_gru_and_lstm():
     from rnnkit.studies.bench import cross_ratios
 
-    rows = run_bench(BenchOptions(device="cpu", quick=True, repeats=1, configs=("tiny-long", "tiny-gru-cho", "tiny-gru"),
+    rows = run_bench(BenchOptions(device="cpu", quick=True, repeats=1,
+                                  configs=("tiny-long", "tiny-gru-cho", "tiny-gru"),
                                   impls=("rnnkit", "plain", "numpy")))
     impls = {(row["config"], row["impl"]) for row in rows}
     assert ("tiny-long-mingru", "rnnkit") in impls and ("tiny-long-minlstm", "numpy") in impls

@@ -54,8 +54,9 @@ def test_plateau_and_patience_resume_exactly(tiny, split):
     control = load_checkpoint(part.checkpoint, prefer="last").trainer_state()["control"]
     assert set(control) == {"plateau_scale", "plateau_wait", "stale_evals"}
     resumed = train(resume=part.checkpoint, steps=40, quiet=True)
-    assert metrics(resumed.checkpoint) == [m | {"elapsed_s": n["elapsed_s"], "tokens_per_s": n["tokens_per_s"]}
-                                           for m, n in zip(metrics(whole.checkpoint), metrics(resumed.checkpoint), strict=True)]
+    assert metrics(resumed.checkpoint) == [
+        m | {"elapsed_s": n["elapsed_s"], "tokens_per_s": n["tokens_per_s"]}
+        for m, n in zip(metrics(whole.checkpoint), metrics(resumed.checkpoint), strict=True)]
     assert resumed.steps == whole.steps and resumed.val_loss == whole.val_loss
 
 

@@ -13,8 +13,8 @@ from rnnkit.distributed import World, world_from_env
 from rnnkit.errors import ConfigError
 
 ARGS = ["--data", "toy", "--tokenizer", "word", "--layers", "2", "--hidden", "32", "--embed", "16",
-        "--batch-size", "4", "--seq-len", "8", "--log-interval", "5", "--eval-interval", "10", "--lr", "0.01", "--dropout", "0",
-        "--schedule", "constant", "--device", "cpu", "--sample-tokens", "0", "--quiet"]
+        "--batch-size", "4", "--seq-len", "8", "--log-interval", "5", "--eval-interval", "10", "--lr", "0.01",
+        "--dropout", "0", "--schedule", "constant", "--device", "cpu", "--sample-tokens", "0", "--quiet"]
 
 
 def run(args, processes=1, port=29533):

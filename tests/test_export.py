@@ -63,7 +63,8 @@ def onnx_windows(path, ids, state_arrays):
     names = [i.name for i in session.get_inputs()]
     outputs, start = [], 0
     for length in WINDOWS:
-        logits, *state_arrays = session.run(None, dict(zip(names, [ids[:, start:start + length], *state_arrays], strict=True)))
+        feeds = dict(zip(names, [ids[:, start:start + length], *state_arrays], strict=True))
+        logits, *state_arrays = session.run(None, feeds)
         start += length
         outputs.append((logits, state_arrays))
     return outputs
@@ -71,7 +72,8 @@ def onnx_windows(path, ids, state_arrays):
 
 def max_differences(got, expected):
     logits = max(float(np.abs(g[0] - e[0]).max()) for g, e in zip(got, expected, strict=True))
-    state = max(float(np.abs(gs - es).max()) for g, e in zip(got, expected, strict=True) for gs, es in zip(g[1], e[1], strict=True))
+    state = max(float(np.abs(gs - es).max())
+                for g, e in zip(got, expected, strict=True) for gs, es in zip(g[1], e[1], strict=True))
     return logits, state
 
 

@@ -33,8 +33,9 @@ def test_temperature_top_k_top_p():
 
 @pytest.mark.parametrize("options", [{"temperature": 0}, {"temperature": -1}, {"top_k": 0}, {"top_p": 0},
                                      {"top_p": 1.5}, {"max_new_tokens": -1}, {"seed": -2}, {"num_beams": 0},
-                                     {"num_beams": 2.5}, {"num_beams": 3, "top_k": 5}, {"num_beams": 3, "do_sample": True},
-                                     {"num_beams": 3, "temperature": 0.7}, {"num_beams": 3, "top_p": 0.9}, {"stop": [""]}, {"stop": "x"},
+                                     {"num_beams": 2.5}, {"num_beams": 3, "top_k": 5},
+                                     {"num_beams": 3, "do_sample": True}, {"num_beams": 3, "temperature": 0.7},
+                                     {"num_beams": 3, "top_p": 0.9}, {"stop": [""]}, {"stop": "x"},
                                      {"num_return_sequences": 0}, {"do_sample": False, "num_return_sequences": 2},
                                      {"num_beams": 2, "num_return_sequences": 3}])
 def test_invalid_sampling_options(options):

@@ -24,6 +24,17 @@ def word_run(tmp_path_factory):
     return rnnkit.train(tiny_config(tmp_path_factory.mktemp("hub") / "word", tokenizer="word", steps=20))
 
 
+def test_save_pretrained_of_a_tied_mingru_stores_the_shared_matrix_once(tmp_path):
+    import dataclasses
+
+    from conftest import tiny_config
+    config = tiny_config(tmp_path / "run", model="mingru", steps=2)
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, tie=True, embed=config.model.hidden))
+    lm = rnnkit.load(rnnkit.train(config).checkpoint, device="cpu")
+    saved = lm.save_pretrained(tmp_path / "saved")
+    assert rnnkit.load(saved, device="cpu").evaluate().loss == pytest.approx(lm.evaluate().loss)
+
+
 def test_save_pretrained_round_trip(word_run, tmp_path):
     lm = rnnkit.load(word_run.checkpoint, device="cpu")
     saved = lm.save_pretrained(tmp_path / "saved")

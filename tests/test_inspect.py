@@ -143,7 +143,8 @@ def test_char_features_by_hand():
     assert np.flatnonzero(f["uppercase"]).tolist() == [13] and np.flatnonzero(f["digit"]).tolist() == [14]
     assert np.flatnonzero(f["inside_word"]).tolist() == [0, 1, 4, 6, 8, 13, 14, 18]
     assert char_features("a 'x' b\n'c")["inside_single_quotes"].tolist() == [0, 0, 1, 1, 0, 0, 0, 0, 1, 1]
-    assert char_features("it's\nx")["inside_single_quotes"].tolist() == [0, 0, 1, 1, 1, 0]  # an apostrophe: to the line end
+    # an apostrophe: to the line end
+    assert char_features("it's\nx")["inside_single_quotes"].tolist() == [0, 0, 1, 1, 1, 0]
     assert char_features(")(")["bracket_depth"].tolist() == [0, 1]  # a stray closer starts over
 
 

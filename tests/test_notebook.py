@@ -24,7 +24,8 @@ def cells(run_dir: Path) -> list[str]:
         f"import sys\nsys.path.insert(0, {str(SOURCE)!r})\nimport rnnkit\nrecords = []",
         "config = rnnkit.RunConfig(rnnkit.ModelConfig(model='gru', layers=1, hidden=16, embed=8),\n"
         "                          rnnkit.DataConfig(data='toy', batch_size=4, seq_len=8),\n"
-        f"                          rnnkit.TrainConfig(steps=20, eval_interval=10, log_interval=5, out={str(run_dir)!r},\n"
+        "                          rnnkit.TrainConfig(steps=20, eval_interval=10, log_interval=5, "
+        f"out={str(run_dir)!r},\n"
         "                                             device='cpu', sample_tokens=0))\n"
         "result = rnnkit.train(config, callback=records.append)\n"
         "print('records', [r['step'] for r in records])",
@@ -41,7 +42,8 @@ def test_training_and_plots_in_a_jupyter_kernel(tmp_path):
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells(tmp_path / "run")]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = [cell.outputs for cell in notebook.cells]
     train_text = "".join(o.get("text", "") for o in outputs[1] if o.output_type == "stream")
     assert "records [5, 10, 15, 20]" in train_text

@@ -57,7 +57,8 @@ def test_word_streams_equal_in_memory_tokenization_across_chunks(tmp_path, monke
     cyrillic = str.maketrans("abcdefghijklmnopqrstuvwxyz", "абвгдежзийклмнопрстуфхцчшщ")
     extra = "Zoë's “quoted”\u2028 line\x85 end\n" + bundled_text("timemachine")[:5_000].translate(cyrillic)
     data.write_text(bundled_text("timemachine")[:60_000] + extra * 4)
-    meta = prepare([str(data)], "word", tmp_path / "p", fractions=(0.8, 0.1, 0.1), lowercase=True, min_freq=2, workers=2)
+    meta = prepare([str(data)], "word", tmp_path / "p", fractions=(0.8, 0.1, 0.1), lowercase=True, min_freq=2,
+                   workers=2)
     tokenizer, arrays, _ = load_prepared(tmp_path / "p")
     texts = {name: "".join(c for s in sources for c in read_chunks(s))
              for name, sources in plan_sources([str(data)], (0.8, 0.1, 0.1)).items()}

@@ -150,7 +150,8 @@ def test_spans_cover_the_text_for_every_tokenizer():
             assert "".join(pieces) == text
         elif kind == "word":
             assert pieces[:4] == ["Hello", ",", "world", "!"] and "It's" in pieces and pieces[-1] == "end"
-            assert pieces == [tokenizer.vocab.itos[i] if i != tokenizer.unk_id else p for i, p in zip(ids, pieces, strict=True)]
+            assert pieces == [tokenizer.vocab.itos[i] if i != tokenizer.unk_id else p
+                              for i, p in zip(ids, pieces, strict=True)]
         else:
             # a character split over byte tokens gives each of them its span: distinct spans tile the text
             assert "".join(text[a:b] for a, b in sorted(set(zip(starts.tolist(), ends.tolist(), strict=True)))) == text

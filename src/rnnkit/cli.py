@@ -47,7 +47,8 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "dropout": ("model", "dropout", float, ("standard dropout (a new mask at every time step) on embeddings, "
                                            "between layers and on outputs (default 0.25; 0 when a locked "
                                            "dropout is set)")),
-    "embed_dropout": ("model", "embed_dropout", float, "drop whole word types (embedding rows), scaled by 1/(1-p)" + AWD_HELP),
+    "embed_dropout": ("model", "embed_dropout", float,
+                      "drop whole word types (embedding rows), scaled by 1/(1-p)" + AWD_HELP),
     "dropout_input": ("model", "dropout_input", float, "locked dropout (one mask per sequence) on the first layer's "
                       + "inputs" + AWD_HELP),
     "dropout_hidden": ("model", "dropout_hidden", float, "locked dropout between recurrent layers (none with one "
@@ -118,8 +119,8 @@ TRAIN_FLAGS = {"lowercase": ("data", "lowercase", "lowercase text before word/ch
 # `train --help` in these groups, in this order (every option of TRAIN_OPTIONS/TRAIN_FLAGS once,
 # plus the options add_train_options adds itself)
 TRAIN_GROUPS = {
-    "data": ("data", "tokenizer", "bpe_vocab", "min_freq", "max_size", "lowercase", "normalize", "fractions", "batch_size",
-             "seq_len", "batching"),
+    "data": ("data", "tokenizer", "bpe_vocab", "min_freq", "max_size", "lowercase", "normalize", "fractions",
+             "batch_size", "seq_len", "batching"),
     "model": ("model", "engine", "layers", "hidden", "embed", "embed_from", "freeze_embed", "tie", "adaptive_softmax",
               "cutoffs", "gru_form", "context", "order",
               "states", "hmm_iter", "hmm_max_tokens"),
@@ -127,8 +128,8 @@ TRAIN_GROUPS = {
                        "weight_drop", "ar_alpha", "tar_beta", "weight_decay"),
     "optimisation": ("optimizer", "lr", "momentum", "nonmono", "schedule", "warmup_steps", "min_lr_ratio",
                      "decay_steps", "plateau_factor", "plateau_patience", "plateau_min_lr", "clip", "amp"),
-    "run control": ("steps", "epochs", "max_seconds", "patience", "target_loss", "eval_interval", "eval_max_tokens", "on_nan", "device",
-                    "threads", "seed", "preset"),
+    "run control": ("steps", "epochs", "max_seconds", "patience", "target_loss", "eval_interval", "eval_max_tokens",
+                    "on_nan", "device", "threads", "seed", "preset"),
     "output": ("out", "overwrite", "log_interval", "save_interval", "sample_tokens", "report_to", "quiet"),
 }
 TRAIN_EPILOG = """examples:
@@ -357,8 +358,9 @@ def _add_train(sub: argparse.ArgumentParser) -> None:
 
 def _add_evaluate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("checkpoint", help="checkpoint or run directory (a run directory means its best/)")
-    sub.add_argument("--data", metavar="NAME|PATH", help="evaluate all of this file, directory or bundled corpus, every token scored "
-                                    "after a newline as `rnnkit score` does (default: the text it was trained on)")
+    sub.add_argument("--data", metavar="NAME|PATH",
+                     help="evaluate all of this file, directory or bundled corpus, every token scored "
+                          "after a newline as `rnnkit score` does (default: the text it was trained on)")
     sub.add_argument("--split", choices=("train", "val", "test"), default=None,
                      help="score only this split (default: val of the training text; all of --data)")
     sub.add_argument("--fractions", type=parse_split, default=None,
@@ -379,7 +381,8 @@ def _add_generate(sub: argparse.ArgumentParser) -> None:
     prompt.add_argument("--prompt-file", type=Path, metavar="PATH", help="read the prompt from a UTF-8 file")
     prompt.add_argument("-i", "--interactive", action="store_true",
                         help="a prompt loop: each line read is a prompt, its continuation streamed; lines "
-                             "starting with ':' change settings (:help lists them); the model stays loaded (default off)")
+                             "starting with ':' change settings (:help lists them); the model stays loaded "
+                             "(default off)")
     sub.add_argument("--max-new-tokens", type=int, default=200, metavar="INT",
                      help="tokens to generate after the prompt (default 200)")
     sub.add_argument("--temperature", type=float, default=1.0, metavar="FLOAT",
@@ -465,8 +468,9 @@ def _add_bench(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     sub.add_argument("--configs", metavar="NAMES", default=None,
                      help="comma-separated: char-2x512-rnn|gru|lstm (or char-2x512), word-2x650, big-3x1024, "
-                          "tiny-rnn|gru|lstm (or tiny), all (default: all; big-3x1024 only on CUDA; tiny with --quick); "
-                          "also char-2x512-gru-cho (or gru-forms: the Cho GRU beside cuDNN's; gru-forms-small at 1x128), "
+                          "tiny-rnn|gru|lstm (or tiny), all (default: all; big-3x1024 only on CUDA; tiny with "
+                          "--quick); also char-2x512-gru-cho (or gru-forms: the Cho GRU beside cuDNN's; "
+                          "gru-forms-small at 1x128), "
                           "long-512-mingru|minlstm|gru|lstm (or long-512: T=512 side by side), tiny-long, tiny-gru-cho")
     sub.add_argument("--impls", metavar="NAMES", default=None,
                      help="comma-separated: rnnkit, plain, cell-loop, numpy (default: all; numpy on the CPU only)")
@@ -482,14 +486,16 @@ def _add_prepare(sub: argparse.ArgumentParser) -> None:
                      help="files, directories or bundled corpus names (joined in order)")
     sub.add_argument("--tokenizer", default="char", help="char, word or bpe (default char)")
     sub.add_argument("--bpe-vocab", type=int, default=1000, help="bpe: subword vocabulary size")
-    sub.add_argument("--tokenizer-from", metavar="CKPT_OR_DIR", help="reuse this checkpoint's (or prepared dir's) tokenizer")
+    sub.add_argument("--tokenizer-from", metavar="CKPT_OR_DIR",
+                     help="reuse this checkpoint's (or prepared dir's) tokenizer")
     sub.add_argument("--min-freq", type=int, default=1)
     sub.add_argument("--max-size", type=int, default=None)
     sub.add_argument("--lowercase", action="store_true")
     sub.add_argument("--fractions", type=parse_split, default=(0.9, 0.05, 0.05),
                      help="train,val,test shares of the text (default 0.9,0.05,0.05)")
     add_renamed_options(sub)
-    sub.add_argument("--workers", type=int, default=None, help="processes for char and word tokenization (default: CPUs, at most 4)")
+    sub.add_argument("--workers", type=int, default=None,
+                     help="processes for char and word tokenization (default: CPUs, at most 4)")
     sub.add_argument("--out", default=None, help="output directory (default prepared/NAME-TOKENIZER)")
     sub.add_argument("--overwrite", action="store_true")
     sub.add_argument("--quiet", action="store_true")

@@ -99,7 +99,8 @@ def normalized(corpus: Corpus, how: str | None) -> Corpus:
     becomes a space on each side, the only difference from normalising before splitting."""
     if how is None:
         return corpus
-    return dataclasses.replace(corpus, **{name: normalize_text(getattr(corpus, name), how) for name in SPLITS})
+    return dataclasses.replace(corpus, train=normalize_text(corpus.train, how), val=normalize_text(corpus.val, how),
+                               test=normalize_text(corpus.test, how))
 
 
 def _load_prepared(directory: str, tokenizer: Tokenizer | None, names: Sequence[str]) -> LoadedData:

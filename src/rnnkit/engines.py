@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -27,10 +28,9 @@ import torch
 
 from .config import ModelConfig, TrainConfig
 from .errors import CheckpointError, ConfigError
-from .models.base import Scorer
+from .models.base import Scorer, TorchModel
 from .models.registry import build_torch_model
 from .models.torch_lm import (
-    RNNLM,
     TorchScorer,
     activation_penalty,
     detach_state,
@@ -92,11 +92,11 @@ class TorchEngine:
         self.ar_alpha, self.tar_beta = train_config.ar_alpha, train_config.tar_beta
         self.model = build_torch_model(model_config).to(device)
         if model_config.freeze_embed:  # --freeze-embed: no gradient, so no update, no decay, no clip share
-            self.model.embed.weight.requires_grad_(False)
+            self.model.get_parameter("embed.weight").requires_grad_(False)
         self.optimizer = make_torch_optimizer(self.model, train_config, device)
         self.average: WeightAverage | None = None  # NT-ASGD, once triggered (see start_averaging)
         # under torchrun, DDP averages gradients across processes during backward
-        self.forward_model: torch.nn.Module = self.model
+        self.forward_model: Callable[..., Any] = self.model
         if data_parallel:
             from torch.nn.parallel import DistributedDataParallel
             self.forward_model = DistributedDataParallel(
@@ -144,7 +144,7 @@ class TorchEngine:
         """NT-ASGD's switch: from now on evaluation and checkpoints use the running mean of the weights."""
         self.average = WeightAverage(self.model)
 
-    def _served(self) -> RNNLM:
+    def _served(self) -> TorchModel:
         """The model that is evaluated and saved: the weight average once NT-ASGD has switched."""
         return self.average.model if self.average is not None else self.model
 
@@ -207,18 +207,18 @@ class WeightAverage:
 
     A Python counter, not a device tensor, so an update never waits for the GPU."""
 
-    def __init__(self, model: RNNLM):
+    def __init__(self, model: TorchModel):
         self.model = copy.deepcopy(model).requires_grad_(False)
         self.count = 1  # the weights at the switch are the first term of the mean
 
     @torch.no_grad()
-    def update(self, model: RNNLM) -> None:
+    def update(self, model: TorchModel) -> None:
         self.count += 1
         for mine, theirs in zip(self.model.parameters(), model.parameters(), strict=True):
             mine.lerp_(theirs, 1.0 / self.count)
 
 
-def make_torch_optimizer(model: torch.nn.Module, train: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+def make_torch_optimizer(model: TorchModel, train: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     params = list(model.parameters())
     if train.optimizer in ("sgd", "ntasgd"):  # ntasgd: plain SGD updates; the averaging is WeightAverage
         return torch.optim.SGD(params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
@@ -324,6 +324,7 @@ def read_pretrained(model_config: ModelConfig, tokenizer: Any, train_ids: np.nda
     from .text.vectors import match_vocabulary, read_vectors
 
     path = model_config.embed_from
+    assert path is not None, "read_pretrained is for a config with embed_from set"
     if not hasattr(tokenizer, "vocab"):
         raise ConfigError("--embed-from matches whole tokens to words; a bpe vocabulary holds word pieces "
                           "(use --tokenizer word, or char with character vectors)")

@@ -241,7 +241,8 @@ def parity_check(model: RNNLM, path: Path, format: str, graph: str) -> dict[str,
         with torch.no_grad():
             expected = [t.numpy() for t in wrapper(window, *(torch.from_numpy(s) for s in state))]
         worst["logits"] = max(worst["logits"], float(np.abs(got[0] - expected[0]).max()))
-        worst["state"] = max(worst["state"], max(float(np.abs(g - e).max()) for g, e in zip(got[1:], expected[1:], strict=True)))
+        state_error = max(float(np.abs(g - e).max()) for g, e in zip(got[1:], expected[1:], strict=True))
+        worst["state"] = max(worst["state"], state_error)
         state = got[1:]  # carry the exported graph's own state, as a user would
     return {"max_abs_diff_logits": worst["logits"], "max_abs_diff_state": worst["state"],
             "calls": len(lengths), "batch": 3, "within_1e-5": max(worst.values()) <= PARITY_TOLERANCE}

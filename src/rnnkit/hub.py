@@ -86,9 +86,9 @@ def model_weights(lm: LanguageModel) -> dict[str, torch.Tensor]:
     """The loaded model's named weights as a checkpoint stores them (any kind, either engine)."""
     import numpy as np
 
-    from .models.torch_lm import RNNLM, export_weights
-    if isinstance(lm.model, RNNLM):
-        return {name: t.detach().cpu() for name, t in export_weights(lm.model).items()}
+    from .models.torch_lm import TorchScorer, export_weights
+    if isinstance(lm.scorer, TorchScorer):  # any torch kind: a tied head is stored once, as a checkpoint does
+        return {name: t.detach().cpu() for name, t in export_weights(lm.scorer.model).items()}
     return {name: torch.from_numpy(np.ascontiguousarray(array)) for name, array in lm.model.state_dict().items()}
 
 

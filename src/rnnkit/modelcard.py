@@ -230,7 +230,8 @@ def _results_section(records: list[dict[str, Any]], final: dict[str, Any] | None
     tokens_per_s = (final or {}).get("tokens_per_s") or (speeds[-1] if speeds else None)
     seconds = (final or {}).get("seconds") or last.get("elapsed_s")
     rows = [("best validation loss", f"{best['val_loss']:.4f} nats/token (step {best.get('step')})"),
-            ("perplexity", _number(best.get("val_ppl"), ".2f")), ("bits per character", _number(best.get("val_bpc"), ".4f")),
+            ("perplexity", _number(best.get("val_ppl"), ".2f")),
+            ("bits per character", _number(best.get("val_bpc"), ".4f")),
             ("steps", last.get("step")), ("training time", f"{seconds:.1f} s" if _finite(seconds) else NOT_RECORDED),
             ("tokens/s", f"{tokens_per_s:,.0f}" if _finite(tokens_per_s) else NOT_RECORDED)]
     where = ("`best/` is the checkpoint with the best validation loss" if is_run

@@ -66,7 +66,8 @@ class Reporters:
     def __init__(self, report_to: str, run_dir: Path, first_step: int,
                  callback: Callable[[dict[str, Any]], None] | None, is_main: bool = True):
         self.callback = callback
-        self.tensorboard = TensorBoardReporter(run_dir, first_step) if is_main and "tensorboard" in parse_report_to(report_to) else None
+        wants_tensorboard = is_main and "tensorboard" in parse_report_to(report_to)
+        self.tensorboard = TensorBoardReporter(run_dir, first_step) if wants_tensorboard else None
 
     def record(self, record: dict[str, Any]) -> None:
         if self.tensorboard is not None:

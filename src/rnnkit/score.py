@@ -152,7 +152,8 @@ def _bpe_spans(tokenizer: Any, text: str) -> np.ndarray:
         pieces = [(m.start(), m.group()) for m in BPE_UNIT.finditer(text)]
     distinct = sorted({piece for _, piece in pieces})
     encoded = tokenizer.hf.encode_batch(distinct, add_special_tokens=False)
-    offsets = {piece: np.array(e.offsets, dtype=np.int64).reshape(-1, 2) for piece, e in zip(distinct, encoded, strict=True)}
+    offsets = {piece: np.array(e.offsets, dtype=np.int64).reshape(-1, 2)
+               for piece, e in zip(distinct, encoded, strict=True)}
     return np.concatenate([offsets[piece] + at for at, piece in pieces]) if pieces else np.zeros((0, 2), np.int64)
 
 
@@ -172,7 +173,8 @@ def score_streams(scorer: Scorer, streams: list[np.ndarray], seq_len: int = 256,
                   ) -> list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
     """For each token stream, (logprobs (n-1,), top ids (n-1, k), top log-probs) of every token
     after its first; see the module docstring for the layout."""
-    rows = [(s, start, stop) for s, stream in enumerate(streams) for start, stop in stream_rows(len(stream), max_streams)]
+    rows = [(s, start, stop) for s, stream in enumerate(streams)
+            for start, stop in stream_rows(len(stream), max_streams)]
     rows.sort(key=lambda row: row[1] - row[2])  # longest first: a batch pads its rows to its first
     out_lp = [np.empty(len(stream) - 1) for stream in streams]
     out_ids = [np.empty((len(stream) - 1, top_k), np.int64) for stream in streams]  # empty when top_k is 0

@@ -379,7 +379,8 @@ class Trainer:
             self.val_history = [float(v) for v in state.get("val_history", [])]  # absent before NT-ASGD
             control = state.get("control", {})  # absent before the plateau schedule and early stopping
             self.plateau_scale = float(control.get("plateau_scale", 1.0))
-            self.plateau_wait, self.stale_evals = int(control.get("plateau_wait", 0)), int(control.get("stale_evals", 0))
+            self.plateau_wait = int(control.get("plateau_wait", 0))
+            self.stale_evals = int(control.get("stale_evals", 0))
             self.generator.set_state(state["batch_generator"])
             carry = state["carry"]
             if carry is not None:
@@ -474,8 +475,8 @@ class RunLoop:
         loss_sum, norm_sum = distributed.mean(t.loss_sum, t.world), distributed.mean(t.norm_sum, t.world)
         self.last_train_loss = (loss_sum / count).item() if t.count else math.nan
         lr = t.lr_at(t.step - 1)  # the last update's
-        record = {"step": t.step, "train_loss": self.last_train_loss, "train_ppl": math.exp(min(self.last_train_loss, 700)),
-                  "lr": lr,
+        record = {"step": t.step, "train_loss": self.last_train_loss,
+                  "train_ppl": math.exp(min(self.last_train_loss, 700)), "lr": lr,
                   "grad_norm": (norm_sum / count).item() if t.count else math.nan,
                   "grad_norm_max": t.norm_max.item() if t.count else math.nan}  # spikes the mean hides
         self.tokens_per_s = t.count * t.config.data.batch_size * t.config.data.seq_len / max(seconds, 1e-9)  # global

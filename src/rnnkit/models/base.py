@@ -20,12 +20,15 @@ its hand-written backward needs) is the lower-level call training uses.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, SupportsFloat
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol, SupportsFloat, TypeVar
 
 import numpy as np
 
 if TYPE_CHECKING:
     import torch
+
+    from ..config import ModelConfig
 
 TopK = tuple[np.ndarray, np.ndarray]  # (ids int64 (N, T, k), log-probabilities float64 (N, T, k)), best first
 
@@ -67,6 +70,44 @@ class Scorer(Protocol):
     def select_state(self, state: Any, rows: np.ndarray) -> Any:
         """The state of batch rows `rows` (int64, repeats allowed), in that order: beam search
         carries the states of the continuations it keeps."""
+
+
+_Model = TypeVar("_Model", bound="TorchModel")
+
+
+class TorchModel(Protocol):
+    """A torch model of any neural kind, as TorchScorer, import/export_weights and the torch engine
+    use it: RNNLM (nn.RNN/GRU/LSTM and the Cho GRU), MinRNNLM (minGRU/minLSTM) and MLPLM are all
+    nn.Modules with their ModelConfig, PyTorch's parameter names and the contract above. A Protocol
+    cannot say "an nn.Module that also has ...", so the nn.Module methods those helpers call are
+    listed too."""
+
+    config: ModelConfig
+
+    def __call__(self, idx: torch.Tensor, targets: torch.Tensor | None = None, state: Any = None) -> Any:
+        """(logits, loss, state): the model contract."""
+
+    def nll(self, idx: torch.Tensor, targets: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """(summed cross-entropy in nats of `targets`, a 0-d tensor; the new state)."""
+
+    def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> Any: ...
+
+    def num_parameters(self) -> int: ...
+
+    # nn.Module's
+    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]: ...
+
+    def get_parameter(self, target: str) -> torch.nn.Parameter: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def to(self: _Model, device: torch.device | str) -> _Model: ...
+
+    def train(self: _Model, mode: bool = True) -> _Model: ...
+
+    def eval(self: _Model) -> _Model: ...
+
+    def requires_grad_(self: _Model, requires_grad: bool = True) -> _Model: ...
 
 
 class NumpyScoring:

@@ -165,9 +165,11 @@ class MinRNNLM(nn.Module):
             bias = nn.Parameter(torch.empty(GATES[self.kind] * H).uniform_(-bound, bound))
             self.rnn.register_parameter(f"weight_ih_l{layer}", weight)
             self.rnn.register_parameter(f"bias_ih_l{layer}", bias)
+        assert config.dropout is not None  # resolved in ModelConfig.__post_init__
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(H, V)
         if config.tie:
+            assert self.embed is not None, "ModelConfig refuses tie without an embedding"
             self.head.weight = self.embed.weight
         # None: windows of 2+ tokens by the parallel log-space scan on a GPU and by the loop with its
         # hand-written backward on the CPU (there a scan's O(log T) depth buys nothing and torch's
@@ -178,7 +180,7 @@ class MinRNNLM(nn.Module):
     def inputs(self, idx: torch.Tensor) -> torch.Tensor:
         if self.embed is not None:
             return self.drop(self.embed(idx))
-        return F.one_hot(idx, self.config.vocab_size).to(self.rnn.weight_ih_l0.dtype)
+        return F.one_hot(idx, self.config.vocab_size).to(self.rnn.get_parameter("weight_ih_l0").dtype)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, state: torch.Tensor | None = None):
         x = self.inputs(idx)
@@ -208,7 +210,7 @@ class MinRNNLM(nn.Module):
                                reduction="sum"), state
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
-        weight = self.rnn.weight_ih_l0
+        weight = self.rnn.get_parameter("weight_ih_l0")
         return torch.zeros((self.config.layers, batch_size, self.config.hidden), dtype=weight.dtype,
                            device=device or weight.device)
 

@@ -42,6 +42,7 @@ class MLPLM(nn.Module):
         self.context, self.start_id = K, V  # id V: "before the text"
         self.embed = nn.Embedding(V + 1, D)
         self.hidden = nn.ModuleList(nn.Linear(K * D if k == 0 else H, H) for k in range(config.layers))
+        assert config.dropout is not None  # resolved in ModelConfig.__post_init__
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(H, V)
 

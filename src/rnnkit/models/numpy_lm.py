@@ -71,7 +71,7 @@ class NumpyRNNLM(NumpyScoring):
         for k in range(self.num_layers):
             d_in = (cfg.embed or self.vocab_size) if k == 0 else self.num_directions * h
             for sfx in self._suffixes(k):
-                shapes = {"weight_ih": (g * h, d_in), "weight_hh": (g * h, h), "bias_ih": g * h, "bias_hh": g * h}
+                shapes = {"weight_ih": (g * h, d_in), "weight_hh": (g * h, h), "bias_ih": (g * h,), "bias_hh": (g * h,)}
                 for name in self.weight_names:
                     params[f"rnn.{name}{sfx}"] = rng.uniform(-bound, bound, shapes[name])
         fan_in = self.num_directions * h

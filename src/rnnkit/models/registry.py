@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..config import SCAN_MODELS, ModelConfig
-from .base import Scorer
+from .base import Scorer, TorchModel
 
 
 def fit_baseline(config: ModelConfig, train_ids: np.ndarray, seed: int) -> Any:
@@ -60,7 +60,7 @@ def scorer_from_weights(config: ModelConfig, weights: dict[str, torch.Tensor],
     return TorchScorer(model, device), model
 
 
-def build_torch_model(config: ModelConfig) -> torch.nn.Module:
+def build_torch_model(config: ModelConfig) -> TorchModel:
     """The torch module of a neural model kind: an RNN (RNNLM, nn.RNN/GRU/LSTM or the Cho GRU),
     minGRU/minLSTM (MinRNNLM) or the feed-forward mlp (MLPLM); all keep the model contract."""
     if config.model == "mlp":

@@ -28,6 +28,7 @@ from torch.func import functional_call
 
 from ..config import ModelConfig
 from ..errors import ConfigError
+from .base import TorchModel
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 CELLS = {"rnn": (nn.RNN, {"nonlinearity": "tanh"}), "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
@@ -261,9 +262,9 @@ def state_rows(state: State, rows: slice | list[int]) -> State:
 
 
 class TorchScorer:
-    """The scoring seam (see models/base.py) over an RNNLM: no gradients, eval mode."""
+    """The scoring seam (see models/base.py) over a torch model of any kind: no gradients, eval mode."""
 
-    def __init__(self, model: RNNLM, device: torch.device | str = "cpu", amp: bool = False):
+    def __init__(self, model: TorchModel, device: torch.device | str = "cpu", amp: bool = False):
         self.model, self.device = model, torch.device(device)
         self.vocab_size = model.config.vocab_size
         self.amp = amp and self.device.type == "cuda"
@@ -318,7 +319,7 @@ class TorchScorer:
         return state.index_select(1, index)
 
 
-def export_weights(model: RNNLM) -> dict[str, torch.Tensor]:
+def export_weights(model: TorchModel) -> dict[str, torch.Tensor]:
     """Named weights for safetensors; a tied head is stored once, as `embed.weight`."""
     weights = dict(model.state_dict())
     if model.config.tie:
@@ -326,7 +327,7 @@ def export_weights(model: RNNLM) -> dict[str, torch.Tensor]:
     return weights
 
 
-def import_weights(model: RNNLM, weights: dict[str, torch.Tensor]) -> None:
+def import_weights(model: TorchModel, weights: dict[str, torch.Tensor]) -> None:
     """Load named weights, checking that names and shapes match the model exactly."""
     from ..errors import CheckpointError
 

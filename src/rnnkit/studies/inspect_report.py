@@ -132,7 +132,8 @@ def report_html(document: dict[str, Any], excerpt: dict[str, Any]) -> str:
     token_data = [{"piece": html.escape(p.strip() or p.replace("\n", "\\n")), "bits": round(float(b), 3),
                    "top": [[html.escape(_visible(excerpt["token"](int(t)))), round(float(q), 4)]
                            for t, q in zip(ids, probs, strict=True) if q > 0]}
-                  for p, b, ids, probs in zip(pieces, bits.tolist(), excerpt["top_ids"], excerpt["top_probs"], strict=True)]
+                  for p, b, ids, probs in zip(pieces, bits.tolist(), excerpt["top_ids"], excerpt["top_probs"],
+                                              strict=True)]
     surprisal_buckets = np.clip(np.floor(bits), 0, SURPRISAL_BUCKETS - 1).astype(int)
     model = document["model"]
     parts = [
@@ -255,9 +256,11 @@ def scatter_svg(gates: dict[str, dict[str, list[float]]], size: int = 240, pad: 
              f"<rect x='{pad}' y='{pad}' width='{span}' height='{span}' fill='#fafafa' stroke='#999'/>",
              f"<line x1='{x_of(0)}' y1='{y_of(1)}' x2='{x_of(1)}' y2='{y_of(0)}' stroke='#ddd'/>"]
     for tick in (0, 0.5, 1):
-        parts.append(f"<text x='{x_of(tick)}' y='{size - pad + 14}' font-size='10' text-anchor='middle'>{tick:g}</text>")
+        parts.append(f"<text x='{x_of(tick)}' y='{size - pad + 14}' font-size='10' text-anchor='middle'>"
+                     f"{tick:g}</text>")
         parts.append(f"<text x='{pad - 6}' y='{y_of(tick) + 3}' font-size='10' text-anchor='end'>{tick:g}</text>")
-    parts.append(f"<text x='{size / 2}' y='{size - 4}' font-size='11' text-anchor='middle'>fraction left-saturated</text>")
+    parts.append(f"<text x='{size / 2}' y='{size - 4}' font-size='11' text-anchor='middle'>"
+                 "fraction left-saturated</text>")
     parts.append(f"<text x='10' y='{size / 2}' font-size='11' text-anchor='middle' "
                  f"transform='rotate(-90 10 {size / 2})'>fraction right-saturated</text>")
     for gate, values in gates.items():

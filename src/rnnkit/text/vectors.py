@@ -135,8 +135,8 @@ class Match:
 def match_vocabulary(vectors: Vectors, tokens: Sequence[str], train_ids: np.ndarray) -> Match:
     """The vector of each vocabulary token (exact string first, then lowercased), and the coverage."""
     index: dict[str, int] = {}
-    for position, word in enumerate(vectors.words):
-        index.setdefault(word, position)  # a repeated word: the first vector counts
+    for row, word in enumerate(vectors.words):
+        index.setdefault(word, row)  # a repeated word: the first vector counts
     ids, rows = [], []
     for token_id, token in enumerate(tokens):
         position = index.get(token, index.get(token.lower()))
