@@ -72,7 +72,7 @@ _WORD_TRAIN = {"optimizer": "adamw", "lr": 3e-3, "schedule": "cosine", "warmup_s
 D2L_RNN_EXPECTED = "not measured yet"
 D2L_GRU_EXPECTED = "not measured yet"
 _D2L_DATA = {"data": "timemachine", "tokenizer": "char", "normalize": "letters",
-             "split": [0.0588, 0.0293, 0.9119], "batch_size": 1024, "seq_len": 32, "batching": "random"}
+             "fractions": [0.0588, 0.0293, 0.9119], "batch_size": 1024, "seq_len": 32, "batching": "random"}
 _D2L_TRAIN = {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0, "clip": 1.0,
               "schedule": "constant", "warmup_steps": 0, "eval_interval": 10, "log_interval": 10, "device": "cpu"}
 
@@ -120,12 +120,12 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({preset.name: preset for preset
     _preset("d2l-rnn", 1,
             "d2l's Time Machine RNN from scratch: letters only, one-hot, 1x32 tanh RNN, SGD lr 1, clip 1, random "
             "windows, 100 epochs", "cpu (2 cores)", D2L_RNN_EXPECTED,
-            model={"model": "rnn", "layers": 1, "hidden": 32, "embed": 0},
+            model={"model": "rnn", "layers": 1, "hidden": 32, "embed": 0, "dropout": 0.0},
             data=_D2L_DATA, train={**_D2L_TRAIN, "steps": 1000}),
     _preset("d2l-gru", 1,
             "d2l's Time Machine GRU from scratch (Cho form): letters only, one-hot, 1x32 GRU, SGD lr 1, clip 1, "
             "random windows, 50 epochs", "cpu (2 cores)", D2L_GRU_EXPECTED,
-            model={"model": "gru", "gru_form": "cho", "layers": 1, "hidden": 32, "embed": 0},
+            model={"model": "gru", "gru_form": "cho", "layers": 1, "hidden": 32, "embed": 0, "dropout": 0.0},
             data=_D2L_DATA, train={**_D2L_TRAIN, "steps": 500}),
 )})
 
