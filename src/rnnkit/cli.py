@@ -242,9 +242,7 @@ def _add_generate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--stop", action="append", default=[], metavar="STR",
                      help="end a continuation at this string, which is not printed (repeatable)")
     sub.add_argument("--seed", type=int, default=None, help="same seed, same text")
-    sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
-                     help="run a neural checkpoint in this engine (default: the one that trained it)")
-    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    add_runtime_engine(sub)
     sub.add_argument("--json", action="store_true", help="print {\"text\": first, \"texts\": [all]} as one JSON line")
 
 
@@ -258,9 +256,17 @@ def _add_score(sub: argparse.ArgumentParser) -> None:
     output = sub.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON document (totals and every token)")
     output.add_argument("--tsv", action="store_true", help="print tab-separated rows (totals go to stderr)")
-    sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
-                     help="run a neural checkpoint in this engine (default: the one that trained it)")
-    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    add_runtime_engine(sub)
+
+
+def add_runtime_engine(sub: argparse.ArgumentParser) -> None:
+    """generate's and score's --engine and --device: NumPy on the CPU by default (no torch import)."""
+    sub.add_argument("--engine", choices=("auto", "torch", "numpy"), default="auto",
+                     help="auto (default): NumPy when the model runs on the CPU and NumPy can run it (no "
+                          "adaptive softmax), which starts without importing torch; else torch")
+    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                     help="auto (default): a GPU when torch sees one (torch is asked only if a GPU driver is "
+                          "installed), else the CPU")
 
 
 def _add_compare(sub: argparse.ArgumentParser) -> None:
