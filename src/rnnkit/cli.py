@@ -212,9 +212,7 @@ def _add_evaluate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--fractions", type=parse_split, default=None,
                      help="train,val,test shares that cut --data for --split (default: as trained)")
     sub.add_argument("--max-tokens", type=int, default=None, help="score at most this many tokens")
-    sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
-                     help="run a neural checkpoint in this engine (default: the one that trained it)")
-    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    add_runtime_engine(sub)
     sub.add_argument("--json", action="store_true")
 
 
@@ -260,10 +258,11 @@ def _add_score(sub: argparse.ArgumentParser) -> None:
 
 
 def add_runtime_engine(sub: argparse.ArgumentParser) -> None:
-    """generate's and score's --engine and --device: NumPy on the CPU by default (no torch import)."""
+    """--engine and --device of the commands that load a checkpoint (evaluate, generate, score): one
+    rule for all three, so `score --file F` and `evaluate --data F` print the same figures."""
     sub.add_argument("--engine", choices=("auto", "torch", "numpy"), default="auto",
                      help="auto (default): NumPy when the model runs on the CPU and NumPy can run it (no "
-                          "adaptive softmax), which starts without importing torch; else torch")
+                          "adaptive softmax; generate and score then start without importing torch), else torch")
     sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                      help="auto (default): a GPU when torch sees one (torch is asked only if a GPU driver is "
                           "installed), else the CPU")
