@@ -43,11 +43,16 @@ def gpu_may_be_present() -> bool:
     return any(os.path.exists(path) for path in GPU_DEVICE_FILES)
 
 
+def torch_loaded() -> bool:
+    """Whether this process has imported torch already (asking it anything is then free)."""
+    return "torch" in sys.modules
+
+
 def runs_on_cpu(name: str) -> bool:
     """Whether device `name` (auto, cpu or cuda) means the CPU, as resolve_device decides it, but
     without importing torch where that can be avoided: `auto` asks torch only when torch is
     already loaded or a GPU may be present (gpu_may_be_present)."""
-    if name == "auto" and ("torch" in sys.modules or gpu_may_be_present()):
+    if name == "auto" and (torch_loaded() or gpu_may_be_present()):
         return resolve_device("auto").type == "cpu"
     return name in ("auto", "cpu")
 
@@ -70,7 +75,7 @@ def flush_denormals():
     torch's, NumPy has none, and importing torch for it would cost more than it saves in
     generation and scoring (measured in benchmarks/cold_start.py: see the README).
     """
-    if "torch" not in sys.modules:
+    if not torch_loaded():
         yield
         return
     import torch
