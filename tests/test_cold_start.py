@@ -39,19 +39,23 @@ def run_in_fresh_python(code: str, *args: str) -> subprocess.CompletedProcess:
 NO_TORCH_CLI = """
 import sys
 from rnnkit.cli import main
-run = sys.argv[1]
-assert main(["generate", run, "--max-new-tokens", "12", "--seed", "3"]) == 0
-assert main(["generate", run, "--max-new-tokens", "6", "--beam", "3", "--prompt", "you"]) == 0
-assert main(["score", run, "--text", "you say hello", "--json"]) == 0
+for run in sys.argv[1:]:
+    assert main(["generate", run, "--max-new-tokens", "12", "--seed", "3"]) == 0
+    assert main(["generate", run, "--max-new-tokens", "6", "--beam", "3", "--prompt", "you"]) == 0
+    assert main(["score", run, "--text", "you say hello", "--json"]) == 0
 print("torch imported:", "torch" in sys.modules)
 """
 
 
-def test_cli_generate_and_score_on_the_cpu_never_import_torch(word_run):
-    done = run_in_fresh_python(NO_TORCH_CLI, str(word_run))
+def test_cli_generate_and_score_on_the_cpu_never_import_torch(word_run, tmp_path):
+    from conftest import tiny_config
+    config = tiny_config(tmp_path / "ngram")
+    config.model = dataclasses.replace(config.model, model="ngram", order=3)
+    ngram_run = rnnkit.train(config).checkpoint  # a baseline is NumPy throughout
+    done = run_in_fresh_python(NO_TORCH_CLI, str(word_run), str(ngram_run))
     assert done.returncode == 0, done.stderr
     assert done.stdout.rstrip().endswith("torch imported: False")
-    assert '"token_scores"' in done.stdout
+    assert done.stdout.count('"token_scores"') == 2
 
 
 @pytest.mark.slow  # two fresh processes, one importing torch (about 6 s on 2 busy cores); the parity
