@@ -11,7 +11,8 @@ choose different greedy tokens (issue 16, item 5).
    after each on the NumPy path and on the torch path (in this process). Counts the prompts whose
    continuations differ (and the first step where they do), and, reading the torch path's
    continuation with both models (teacher forcing), the steps where the two models' likeliest
-   next token differs and the largest difference of their log-probabilities.
+   next token differs and the largest difference of their log-probabilities; and the time per
+   sampled token of each path in this process (model loaded, no start-up).
 
     PYTHONPATH=src python benchmarks/cold_start.py RUN [--rounds 10] [--tokens 200] [--prompts 50]
 """
@@ -116,6 +117,16 @@ def greedy_divergence(numpy_scorer: Scorer, torch_scorer: Scorer, prompt_ids: li
             "max_abs_logprob_difference": largest}
 
 
+def per_token_ms(scorer: Scorer, ids: np.ndarray, tokens: int, repeats: int = 5) -> float:
+    """Median milliseconds per sampled token (seed 1) over `repeats` continuations of `tokens`."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        generate_ids(scorer, ids, SamplingConfig(max_new_tokens=tokens, seed=1))
+        times.append((time.perf_counter() - started) / tokens * 1e3)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", help="run directory or checkpoint")
@@ -146,6 +157,11 @@ def main() -> None:
         print(f"greedy, {found['prompts']} prompts x {args.tokens} tokens = {found['tokens']:,} tokens: "
               f"{found['paths_differing']} continuation(s) differ between NumPy and torch"
               + (f" (first at step {', '.join(map(str, steps))})" if steps else ""))
+        start = start_ids(numpy_lm.tokenizer, "")
+        print(f"in this process, sampling {args.tokens} tokens (median of 5): NumPy "
+              f"{per_token_ms(numpy_lm.scorer, start, args.tokens):.3f} ms/token, torch "
+              f"{per_token_ms(torch_lm.scorer, start, args.tokens):.3f} ms/token "
+              f"({os.environ.get('OMP_NUM_THREADS', 'default')} OMP threads)")
         print(f"reading the torch continuations with both: the likeliest token differs at "
               f"{found['argmax_disagreements']} of {found['tokens']:,} steps; largest log-probability "
               f"difference {found['max_abs_logprob_difference']:.2e} nats")

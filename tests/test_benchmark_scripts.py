@@ -56,6 +56,7 @@ def test_cold_start_compares_the_greedy_paths_in_process(tiny):
     assert 0 <= found["argmax_disagreements"] <= 21 and 0 <= found["max_abs_logprob_difference"] < 1e-3
     same = cold_start.greedy_divergence(numpy_lm.scorer, numpy_lm.scorer, cold_start.prompt_ids(numpy_lm, prompts), 7)
     assert same["paths_differing"] == same["argmax_disagreements"] == same["max_abs_logprob_difference"] == 0
+    assert cold_start.per_token_ms(numpy_lm.scorer, cold_start.prompt_ids(numpy_lm, prompts)[0], 3, repeats=1) > 0
 
 
 @pytest.mark.slow  # fresh processes, two of them importing torch (about 10 s on 2 busy cores)
@@ -71,5 +72,7 @@ def test_cold_start_reports_the_ratio_and_the_divergence(tiny):
     assert re.fullmatch(r"generate / import torch: \d+\.\d\d \(medians\), \d+\.\d\d \(median of per-round ratios\); "
                         r"generate imported torch: no", lines[1])
     assert lines[2].startswith("greedy, 2 prompts x 5 tokens = 10 tokens: ")
+    assert re.fullmatch(r"in this process, sampling 5 tokens \(median of 5\): NumPy \d+\.\d{3} ms/token, torch "
+                        r"\d+\.\d{3} ms/token \(\w+ OMP threads\)", lines[3])
     assert re.match(r"reading the torch continuations with both: the likeliest token differs at \d+ of 10 steps",
-                    lines[3])
+                    lines[4])
