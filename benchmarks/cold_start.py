@@ -12,7 +12,8 @@ choose different greedy tokens (issue 16, item 5).
    continuations differ (and the first step where they do), and, reading the torch path's
    continuation with both models (teacher forcing), the steps where the two models' likeliest
    next token differs and the largest difference of their log-probabilities; and the time per
-   sampled token of each path in this process (model loaded, no start-up).
+   sampled token of each path in this process (model loaded, no start-up), NumPy's also with
+   denormal numbers flushed to zero (the flag torch sets; the CLI's NumPy path runs without it).
 
     PYTHONPATH=src python benchmarks/cold_start.py RUN [--rounds 10] [--tokens 200] [--prompts 50]
 """
@@ -36,6 +37,7 @@ except ImportError:  # run from a checkout without PYTHONPATH=src
     import rnnkit
 from rnnkit.generate import SamplingConfig, generate_ids, start_ids
 from rnnkit.models.base import Scorer
+from rnnkit.runtime import flush_denormals
 from rnnkit.text.corpora import load_corpus
 
 SRC = Path(__file__).resolve().parents[1] / "src"  # the timed processes run this checkout's rnnkit
@@ -158,9 +160,12 @@ def main() -> None:
               f"{found['paths_differing']} continuation(s) differ between NumPy and torch"
               + (f" (first at step {', '.join(map(str, steps))})" if steps else ""))
         start = start_ids(numpy_lm.tokenizer, "")
-        print(f"in this process, sampling {args.tokens} tokens (median of 5): NumPy "
-              f"{per_token_ms(numpy_lm.scorer, start, args.tokens):.3f} ms/token, torch "
-              f"{per_token_ms(torch_lm.scorer, start, args.tokens):.3f} ms/token "
+        plain = per_token_ms(numpy_lm.scorer, start, args.tokens)
+        with flush_denormals():  # torch's flag (the thread's FTZ/DAZ bits) holds for NumPy's arithmetic too
+            flushed = per_token_ms(numpy_lm.scorer, start, args.tokens)
+            on_torch = per_token_ms(torch_lm.scorer, start, args.tokens)
+        print(f"in this process, sampling {args.tokens} tokens (median of 5): NumPy {plain:.3f} ms/token "
+              f"({flushed:.3f} with denormals flushed), torch {on_torch:.3f} ms/token "
               f"({os.environ.get('OMP_NUM_THREADS', 'default')} OMP threads)")
         print(f"reading the torch continuations with both: the likeliest token differs at "
               f"{found['argmax_disagreements']} of {found['tokens']:,} steps; largest log-probability "

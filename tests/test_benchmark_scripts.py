@@ -72,7 +72,8 @@ def test_cold_start_reports_the_ratio_and_the_divergence(tiny):
     assert re.fullmatch(r"generate / import torch: \d+\.\d\d \(medians\), \d+\.\d\d \(median of per-round ratios\); "
                         r"generate imported torch: no", lines[1])
     assert lines[2].startswith("greedy, 2 prompts x 5 tokens = 10 tokens: ")
-    assert re.fullmatch(r"in this process, sampling 5 tokens \(median of 5\): NumPy \d+\.\d{3} ms/token, torch "
+    assert re.fullmatch(r"in this process, sampling 5 tokens \(median of 5\): NumPy \d+\.\d{3} ms/token "
+                        r"\(\d+\.\d{3} with denormals flushed\), torch "
                         r"\d+\.\d{3} ms/token \(\w+ OMP threads\)", lines[3])
     assert re.match(r"reading the torch continuations with both: the likeliest token differs at \d+ of 10 steps",
                     lines[4])
