@@ -38,7 +38,7 @@ def test_evaluate_json_matches_api(trained, capsys):
     assert main(["evaluate", str(trained), "--split", "test", "--json", "--device", "cpu"]) == 0
     result = last_json(capsys.readouterr().out)
     assert set(result) >= {"loss", "ppl", "bits_per_token", "bpc", "tokens"}
-    api = rnnkit.evaluate(trained, split="test", device="cpu")
+    api = rnnkit.evaluate(trained, split="test", device="cpu", engine="auto")  # the CLI's default engine
     assert result["loss"] == pytest.approx(api.loss)
     assert result["ppl"] == pytest.approx(2.718281828 ** result["loss"])
     assert result["bpc"] < result["bits_per_token"]  # a word covers several characters

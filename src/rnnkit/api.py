@@ -13,20 +13,25 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
-from .checkpoint import load_checkpoint
-from .config import RunConfig
-from .data import SPLITS, TokenSplit, load_splits
+from .checkpoint import load_checkpoint, read_config_document
+from .config import ModelConfig, RunConfig
 from .errors import ConfigError, DataError, PromptError
 from .evaluate import EvalResult, eval_settings, evaluate_split
+from .files import resolve_checkpoint
 from .generate import RENAMED_GENERATE, SamplingConfig, generate_texts
 from .models.base import Scorer
-from .models.registry import scorer_from_weights
-from .runtime import flush_denormals, resolve_device
+from .models.registry import numpy_supports, scorer_from_weights
+from .runtime import flush_denormals, resolve_device, runs_on_cpu
 from .score import TextScore, score_texts
 from .text.corpora import load_corpus
 from .text.tokenizer import Tokenizer
+
+if TYPE_CHECKING:  # data imports torch: loaded where a split is read, not for generate and score
+    from .data import TokenSplit
+
+ENGINES = ("auto", "torch", "numpy")  # what `engine` may say besides None (the one that trained it)
 
 
 class LanguageModel:
@@ -43,14 +48,21 @@ class LanguageModel:
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto", engine: str | None = None) -> LanguageModel:
         """Load on `device`; `engine` ("torch" or "numpy") runs a neural checkpoint in either engine,
-        whichever trained it (both use the same parameter names and layouts)."""
-        checkpoint = load_checkpoint(path)
-        model_config = checkpoint.config.model
-        if engine is not None and not model_config.is_baseline:
-            model_config = dataclasses.replace(model_config, engine=engine)
-        if model_config.engine == "numpy":
-            device = "cpu"
-        scorer, model = scorer_from_weights(model_config, checkpoint.weights, resolve_device(device))
+        whichever trained it (both use the same parameter names and layouts); None (the default)
+        in the one that trained it; "auto" in NumPy when it runs on the CPU and the NumPy model
+        has what it needs, else in torch (see choose_engine). The NumPy engine and the baselines
+        load without importing torch."""
+        directory = resolve_checkpoint(path)
+        model_config = read_config_document(directory)[0].model
+        chosen = choose_engine(model_config, device, engine)
+        if not model_config.is_baseline:
+            model_config = dataclasses.replace(model_config, engine=chosen)
+        numpy_arrays = model_config.is_baseline or chosen == "numpy"
+        checkpoint = load_checkpoint(directory, arrays="numpy" if numpy_arrays else "torch")
+        # NumPy runs on the CPU; a baseline ignores the device (`cuda` is still refused without a GPU)
+        on_cpu = chosen == "numpy" or (model_config.is_baseline and device != "cuda")
+        where = "cpu" if on_cpu else resolve_device(device)
+        scorer, model = scorer_from_weights(model_config, checkpoint.weights, where)
         return cls(scorer, model, checkpoint.tokenizer, checkpoint.config, checkpoint.path)
 
     @classmethod
@@ -137,6 +149,8 @@ class LanguageModel:
         `fractions`, default as trained). A prepared directory is always read by split (default val).
         """
         refuse_renamed(renamed, {"split_fractions": "fractions"})
+        from .data import SPLITS
+
         if split is not None and split not in SPLITS:
             raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         if data is not None and split is None and not _is_prepared(data):
@@ -165,12 +179,37 @@ class LanguageModel:
                       fractions: tuple[float, float, float] | None) -> TokenSplit:
         """A split of a text (tokenized with this model's vocabulary) or of a prepared directory
         (which must have been prepared with this model's tokenizer)."""
+        from .data import load_splits
+
         data = dataclasses.replace(self.config.data, data=source)
         try:
             loaded = load_splits(data, self.tokenizer, names=(split,), fractions=fractions, require_val=False)
         except PromptError as error:
             raise DataError(f"cannot evaluate this text with this model: {error}") from None
         return loaded.splits[split]
+
+
+def choose_engine(config: ModelConfig, device: str, engine: str | None) -> str:
+    """The engine a neural checkpoint runs in (a baseline's own is returned unchanged).
+
+    None: the one that trained it. "torch" or "numpy": that one ("numpy" refuses a model it cannot
+    run, and `device` cuda). "auto": NumPy when the model runs on the CPU and NumPy can run it
+    (registry.numpy_supports: not an adaptive softmax head), else torch. Whether `device` "auto"
+    means the CPU is decided without importing torch where possible (runtime.runs_on_cpu: torch is
+    asked only when it is loaded already or a GPU driver is present), so generating or scoring on
+    a machine without a GPU starts without torch.
+    """
+    if engine is not None and engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)} or None, got {engine!r}")
+    if config.is_baseline:
+        return config.engine
+    if engine == "numpy" and not numpy_supports(config):
+        raise ConfigError("the NumPy engine has no adaptive softmax head: run this model with engine torch")
+    if engine == "numpy" and device == "cuda":
+        raise ConfigError("the NumPy engine runs on the CPU: give device cpu or auto, or engine torch")
+    if engine == "auto":
+        return "numpy" if numpy_supports(config) and runs_on_cpu(device) else "torch"
+    return engine or config.engine
 
 
 class UnknownTokenWarning(UserWarning):

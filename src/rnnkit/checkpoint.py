@@ -8,7 +8,9 @@ A run directory holds:
     RUN/best/            the checkpoint with the lowest validation loss so far
 
 and each checkpoint directory holds `config.json`, `model.safetensors`, `tokenizer.json`,
-`trainer_state.pt` and a copy of `metrics.jsonl` up to its step. A checkpoint is written to a
+`trainer_state.pt` and a copy of `metrics.jsonl` up to its step. Weights load as torch tensors, or
+with `arrays="numpy"` as NumPy arrays without importing torch (the NumPy model and the baselines
+run on those; see api.LanguageModel.from_checkpoint). A checkpoint is written to a
 temporary directory and renamed into place, so a crash leaves either the old or the new one.
 Weights are read only from safetensors and trainer state only with `weights_only=True`: loading
 someone else's checkpoint never runs their code.
@@ -40,7 +42,7 @@ class Checkpoint:
     path: Path
     config: RunConfig
     tokenizer: Tokenizer
-    weights: dict[str, torch.Tensor]
+    weights: dict[str, Any]  # name -> torch.Tensor, or np.ndarray when loaded with arrays="numpy"
     info: dict[str, Any] = field(default_factory=dict)  # step, val_loss, kind, versions
 
     def trainer_state(self) -> dict[str, Any]:
@@ -111,11 +113,16 @@ def _rename_saved_options(config: Any) -> None:
         data["fractions"] = data.pop("split")
 
 
-def load_checkpoint(path: str | Path, prefer: str = "best") -> Checkpoint:
-    """Read a checkpoint onto the CPU (move the model where it should run afterwards)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+ARRAY_KINDS = ("torch", "numpy")
 
+
+def load_checkpoint(path: str | Path, prefer: str = "best", arrays: str = "torch") -> Checkpoint:
+    """Read a checkpoint onto the CPU (move the model where it should run afterwards); the
+    weights as torch tensors, or with `arrays="numpy"` as NumPy arrays (torch is not imported)."""
+    from safetensors import SafetensorError
+
+    if arrays not in ARRAY_KINDS:
+        raise ConfigError(f"arrays must be one of {ARRAY_KINDS}, got {arrays!r}")
     directory = resolve_checkpoint(path, prefer)
     config, info = read_config_document(directory)
     try:
@@ -123,10 +130,18 @@ def load_checkpoint(path: str | Path, prefer: str = "best") -> Checkpoint:
     except (OSError, UnicodeDecodeError):
         raise CheckpointError(f"{directory / 'tokenizer.json'} is unreadable") from None
     try:
-        weights = load_file(str(directory / "model.safetensors"), device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        weights = _load_weights(directory / "model.safetensors", arrays)
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as error:
         raise CheckpointError(f"{directory / 'model.safetensors'} is corrupt ({error})") from None
     if config.model.vocab_size != len(tokenizer):
         raise CheckpointError(f"{directory}: the model has {config.model.vocab_size} output ids but "
                               f"tokenizer.json has {len(tokenizer)}; they do not belong together")
     return Checkpoint(directory, config, tokenizer, weights, info)
+
+
+def _load_weights(path: Path, arrays: str) -> dict[str, Any]:
+    if arrays == "numpy":
+        from safetensors.numpy import load_file as load_arrays
+        return load_arrays(str(path))
+    from safetensors.torch import load_file
+    return load_file(str(path), device="cpu")

@@ -367,9 +367,7 @@ def _add_evaluate(sub: argparse.ArgumentParser) -> None:
                      help="train,val,test shares that cut --data for --split (default: as trained)")
     sub.add_argument("--max-tokens", type=int, default=None, metavar="INT",
                      help="score at most this many tokens (default: all)")
-    sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
-                     help="run a neural checkpoint in this engine (default: the one that trained it)")
-    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="(default auto)")
+    add_runtime_engine(sub)
     sub.add_argument("--json", action="store_true", help="print the result as one JSON line")
 
 
@@ -405,9 +403,7 @@ def _add_generate(sub: argparse.ArgumentParser) -> None:
                      help="end a continuation at this string, which is not printed (repeatable; default none)")
     sub.add_argument("--seed", type=int, default=None, metavar="INT",
                      help="same seed, same text (default: a new random seed each time)")
-    sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
-                     help="run a neural checkpoint in this engine (default: the one that trained it)")
-    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="(default auto)")
+    add_runtime_engine(sub)
     sub.add_argument("--json", action="store_true", help="print {\"text\": first, \"texts\": [all]} as one JSON line")
 
 
@@ -421,9 +417,18 @@ def _add_score(sub: argparse.ArgumentParser) -> None:
     output = sub.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON document (totals and every token)")
     output.add_argument("--tsv", action="store_true", help="print tab-separated rows (totals go to stderr)")
-    sub.add_argument("--engine", choices=("torch", "numpy"), default=None,
-                     help="run a neural checkpoint in this engine (default: the one that trained it)")
-    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    add_runtime_engine(sub)
+
+
+def add_runtime_engine(sub: argparse.ArgumentParser) -> None:
+    """--engine and --device of the commands that load a checkpoint (evaluate, generate, score): one
+    rule for all three, so `score --file F` and `evaluate --data F` print the same figures."""
+    sub.add_argument("--engine", choices=("auto", "torch", "numpy"), default="auto",
+                     help="auto (default): NumPy when the model runs on the CPU and NumPy can run it (no "
+                          "adaptive softmax; generate and score then start without importing torch), else torch")
+    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                     help="auto (default): a GPU when torch sees one (torch is asked only if a GPU driver is "
+                          "installed), else the CPU")
 
 
 def _add_compare(sub: argparse.ArgumentParser) -> None:

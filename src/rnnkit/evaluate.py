@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .config import DataConfig
-from .data import TokenSplit, eval_batches
 from .models.base import Scorer
+
+if TYPE_CHECKING:  # data imports torch; `eval_settings` and `EvalResult` (used by score) do not need it
+    from .data import TokenSplit
 
 MIN_EVAL_SEQ_LEN = 256
 
@@ -76,6 +78,8 @@ def evaluate_split(scorer: Scorer, split: TokenSplit, settings: EvalSettings,
     The running total is what `Scorer.score_batch` returns: on a GPU it stays on the device and
     is read once, at the end, so the host never waits for the device per window.
     """
+    from .data import eval_batches
+
     batches = eval_batches(split.ids, settings.seq_len, settings.max_streams, max_tokens=settings.max_tokens)
     state = scorer.initial_state(batches.num_streams)
     total: Any = 0.0

@@ -187,6 +187,15 @@ def _lstm_gate_prescale(hidden: int, dtype: Any) -> np.ndarray:
     return pre
 
 
+def _fold_scaling(steps: int, rows: int, hidden: int) -> bool:
+    """Whether a cell's per-gate scaling of W_hh h (by -1 or -2: the exp trick) goes into a scaled
+    copy of W_hh, made once per window (G*H*H products), or onto each step's product W_hh h
+    (T*N*G*H products). Folding pays for a long window; a short one (generation reads one token
+    per call: T = N = 1) scales the product instead. Scaling by -1 or -2 is exact in floating point,
+    so both orders give the same numbers."""
+    return steps * rows >= hidden
+
+
 def lstm_forward(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, weight_ih: np.ndarray,
                  weight_hh: np.ndarray, bias_ih: np.ndarray, bias_hh: np.ndarray
                  ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], Cache]:
@@ -202,7 +211,8 @@ def lstm_forward(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, weight_ih: np.nd
     acts = input_projection(x, weight_ih, bias_ih + bias_hh)  # (T, N, 4H); becomes the gates
     pre = _lstm_gate_prescale(h, acts.dtype)
     acts *= pre  # the exp trick's pre-scaling, once for the whole window ...
-    whh_t = (weight_hh * pre[:, None]).T  # ... and folded into the recurrent weights
+    fold = _fold_scaling(steps, h0.shape[0], h)
+    whh_t = (weight_hh * pre[:, None]).T if fold else weight_hh.T  # ... and into W_hh, or after it
     hbuf = np.empty((steps + 1,) + h0.shape, dtype=acts.dtype)  # hbuf[t] = h_{t-1}
     cbuf = np.empty_like(hbuf)  # cbuf[t] = c_{t-1}
     tanh_c = np.empty_like(hbuf[1:])  # tanh(c_t), kept for h_t and for the backward pass
@@ -212,6 +222,8 @@ def lstm_forward(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, weight_ih: np.nd
         for t in range(steps):
             a = acts[t]
             np.matmul(hbuf[t], whh_t, out=tmp)
+            if not fold:
+                tmp *= pre
             a += tmp
             np.exp(a, out=a)
             a += 1
@@ -303,9 +315,13 @@ def gru_forward(x: np.ndarray, h0: np.ndarray, weight_ih: np.ndarray, weight_hh:
     # sigmoid(a) = 1 / (1 + exp(-a)): negate the r, z pre-activations once for the whole window
     # and in the recurrent weights, so each step needs no negation
     np.negative(acts[..., :2 * h], out=acts[..., :2 * h])
-    whh_t = weight_hh.copy()
-    whh_t[:2 * h] *= -1
-    whh_t = whh_t.T
+    fold = _fold_scaling(steps, h0.shape[0], h)
+    if fold:
+        whh_t = weight_hh.copy()
+        whh_t[:2 * h] *= -1
+        whh_t = whh_t.T
+    else:
+        whh_t = weight_hh.T
     b_hn = bias_hh[2 * h:]
     hbuf = np.empty((steps + 1,) + h0.shape, dtype=acts.dtype)
     hbuf[0] = h0
@@ -315,6 +331,8 @@ def gru_forward(x: np.ndarray, h0: np.ndarray, weight_ih: np.ndarray, weight_hh:
         for t in range(steps):
             a, gh = acts[t], ghbuf[t]
             np.matmul(hbuf[t], whh_t, out=gh)
+            if not fold:
+                np.negative(gh[:, :2 * h], out=gh[:, :2 * h])
             gh[:, 2 * h:] += b_hn
             rz = a[:, :2 * h]
             rz += gh[:, :2 * h]

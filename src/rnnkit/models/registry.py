@@ -3,17 +3,23 @@
 Neural models (torch engine) are trained by the Trainer; baselines are fitted in one pass here.
 Everything that loads a checkpoint (`rnnkit.load`, evaluate, generate, compare) comes through
 `scorer_from_weights`, so adding a model kind means adding it here and nowhere else.
+
+torch is imported only for a torch model: the NumPy model and the baselines load from NumPy
+arrays (checkpoint.load_checkpoint(..., arrays="numpy")) without it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from ..config import SCAN_MODELS, ModelConfig
 from .base import Scorer, TorchModel
+
+if TYPE_CHECKING:
+    import torch
 
 
 def fit_baseline(config: ModelConfig, train_ids: np.ndarray, seed: int) -> Any:
@@ -28,34 +34,45 @@ def fit_baseline(config: ModelConfig, train_ids: np.ndarray, seed: int) -> Any:
 
 def baseline_weights(model: Any) -> dict[str, torch.Tensor]:
     """A fitted baseline's arrays as tensors, ready for safetensors."""
+    import torch
     return {name: torch.from_numpy(np.ascontiguousarray(array)) for name, array in model.state_dict().items()}
 
 
-def scorer_from_weights(config: ModelConfig, weights: dict[str, torch.Tensor],
+def numpy_supports(config: ModelConfig) -> bool:
+    """Whether the NumPy model (or a baseline, NumPy throughout) can run this model for scoring
+    and generation. NumPyRNNLM has every cell, one-hot or embedded input, tied or untied heads
+    and any depth; it has no adaptive softmax head. The AWD-LSTM regularisers and dropout act in
+    training only (models/torch_lm.py), so in evaluation a regularised model is a plain one."""
+    return config.is_baseline or not config.adaptive_softmax
+
+
+def scorer_from_weights(config: ModelConfig, weights: Mapping[str, Any],
                         device: torch.device | str = "cpu") -> tuple[Scorer, Any]:
-    """(scorer, underlying model) for saved weights of any model kind."""
+    """(scorer, underlying model) for saved weights (torch tensors or NumPy arrays) of any kind."""
     if config.model == "ngram":
         from .ngram import KneserNeyLM
-        ngram = KneserNeyLM.from_state_dict({k: v.numpy() for k, v in weights.items()})
+        ngram = KneserNeyLM.from_state_dict(as_arrays(weights))
         _check_vocab(config, ngram.vocab_size)
         return ngram, ngram
     if config.model == "hmm":
         from .hmm import HMMLM
-        hmm = HMMLM.from_state_dict({k: v.numpy() for k, v in weights.items()})
+        hmm = HMMLM.from_state_dict(as_arrays(weights))
         _check_vocab(config, hmm.vocab_size)
         return hmm, hmm
     if config.engine == "numpy":
         from .numpy_lm import NumpyRNNLM
         net = NumpyRNNLM(config)
         try:
-            net.load_state_dict({name: t.numpy() for name, t in weights.items()})
+            net.load_state_dict(as_arrays(weights))
         except ValueError as error:
             from ..errors import CheckpointError
             raise CheckpointError(f"weights do not fit this model: {error}") from None
         return net, net
+    import torch
+
     from .torch_lm import TorchScorer, import_weights
     model = build_torch_model(config)
-    import_weights(model, weights)
+    import_weights(model, {name: torch.as_tensor(w) for name, w in weights.items()})
     model = model.to(device).eval()
     return TorchScorer(model, device), model
 
@@ -71,6 +88,11 @@ def build_torch_model(config: ModelConfig) -> TorchModel:
         return MinRNNLM(config)
     from .torch_lm import RNNLM
     return RNNLM(config)
+
+
+def as_arrays(weights: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """NumPy arrays of weights given as NumPy arrays or CPU torch tensors (which share memory)."""
+    return {name: w if isinstance(w, np.ndarray) else w.numpy() for name, w in weights.items()}
 
 
 def _check_vocab(config: ModelConfig, vocab_size: int) -> None:
