@@ -18,13 +18,13 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from .checkpoint import save_checkpoint
 from .errors import CheckpointError, ConfigError, OutputExistsError
 from .files import is_checkpoint
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch is imported where weights are written: loading a model must not wait for it
+    import torch
+
     from .text.tokenizer import Tokenizer
 
 # `lm` below is an api.LanguageModel (scorer, model, tokenizer, config, path); it is not imported
@@ -85,6 +85,7 @@ def write_hf_tokenizer(tokenizer: Tokenizer, path: Path) -> bool:
 def model_weights(lm: LanguageModel) -> dict[str, torch.Tensor]:
     """The loaded model's named weights as a checkpoint stores them (any kind, either engine)."""
     import numpy as np
+    import torch
 
     from .models.torch_lm import TorchScorer, export_weights
     if isinstance(lm.scorer, TorchScorer):  # any torch kind: a tied head is stored once, as a checkpoint does
