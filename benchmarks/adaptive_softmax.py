@@ -30,9 +30,23 @@ def main() -> None:
     device = torch.device(args.device)
     torch.manual_seed(0)
     x, y = (torch.randint(0, args.vocab, (20, 35), device=device) for _ in range(2))
-    engines = {name: TorchEngine(ModelConfig(model="lstm", layers=2, hidden=650, embed=650, vocab_size=args.vocab,
-                                             dropout=0.0, adaptive_softmax=adaptive), TrainConfig(), device, amp=False)
-               for name, adaptive in (("full", False), ("adaptive", True))}
+    engines = {
+        name: TorchEngine(
+            ModelConfig(
+                model="lstm",
+                layers=2,
+                hidden=650,
+                embed=650,
+                vocab_size=args.vocab,
+                dropout=0.0,
+                adaptive_softmax=adaptive,
+            ),
+            TrainConfig(),
+            device,
+            amp=False,
+        )
+        for name, adaptive in (("full", False), ("adaptive", True))
+    }
     times: dict[str, list[float]] = {name: [] for name in engines}
     for step in range(args.steps + 1):
         for name, engine in engines.items():
@@ -46,8 +60,10 @@ def main() -> None:
     result = {name: statistics.median(t) * 1000 for name, t in times.items()}
     result["speedup"] = result["full"] / result["adaptive"]
     result.update(device=str(device), torch=torch.__version__, steps=args.steps, vocab=args.vocab)
-    print(f"full softmax {result['full']:.1f} ms/step, adaptive {result['adaptive']:.1f} ms/step: "
-          f"{result['speedup']:.2f}x ({device}, torch {torch.__version__})")
+    print(
+        f"full softmax {result['full']:.1f} ms/step, adaptive {result['adaptive']:.1f} ms/step: "
+        f"{result['speedup']:.2f}x ({device}, torch {torch.__version__})"
+    )
     if args.json:
         print(json.dumps(result))
 

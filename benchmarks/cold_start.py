@@ -54,7 +54,7 @@ def time_commands(commands: dict[str, list[str]], rounds: int) -> dict[str, list
     names, times = list(commands), {name: [] for name in commands}
     env = child_env()
     for round_ in range(rounds):
-        order = names[round_ % len(names):] + names[:round_ % len(names)]
+        order = names[round_ % len(names) :] + names[: round_ % len(names)]
         for name in order if round_ % 2 == 0 else order[::-1]:
             started = time.perf_counter()
             subprocess.run(commands[name], env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -64,8 +64,9 @@ def time_commands(commands: dict[str, list[str]], rounds: int) -> dict[str, list
 
 def imports_torch(command: list[str]) -> bool:
     """Whether `python -X importtime ...command` loads torch (importtime lists every module)."""
-    done = subprocess.run([command[0], "-X", "importtime", *command[1:]], env=child_env(), check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [command[0], "-X", "importtime", *command[1:]], env=child_env(), check=True, capture_output=True, text=True
+    )
     return any(line.rsplit("|", 1)[-1].strip().split(".")[0] == "torch" for line in done.stderr.splitlines())
 
 
@@ -78,7 +79,7 @@ def validation_prompts(lm: rnnkit.LanguageModel, count: int, chars: int = 40) ->
     for start in np.linspace(0, max(0, len(text) - 2 * chars), count).astype(int).tolist():
         space = text.find(" ", start)
         start = space + 1 if 0 <= space < start + chars else start
-        prompts.append(text[start:start + chars])
+        prompts.append(text[start : start + chars])
     return prompts
 
 
@@ -94,8 +95,9 @@ def prompt_ids(lm: rnnkit.LanguageModel, prompts: list[str]) -> list[np.ndarray]
     return ids
 
 
-def greedy_divergence(numpy_scorer: Scorer, torch_scorer: Scorer, prompt_ids: list[np.ndarray],
-                      tokens: int) -> dict[str, float]:
+def greedy_divergence(
+    numpy_scorer: Scorer, torch_scorer: Scorer, prompt_ids: list[np.ndarray], tokens: int
+) -> dict[str, float]:
     """Greedy continuations of each prompt on both paths, compared (see the module docstring)."""
     greedy = SamplingConfig(max_new_tokens=tokens, do_sample=False)
     first_steps, disagree, largest, steps = [], 0, 0.0, 0
@@ -107,16 +109,23 @@ def greedy_divergence(numpy_scorer: Scorer, torch_scorer: Scorer, prompt_ids: li
         # teacher forcing: both models read the prompt and the torch path's continuation
         stream = np.concatenate([ids, np.asarray(paths[1], dtype=np.int64)])[None, :]
         inputs, targets = stream[:, :-1], stream[:, 1:]
-        read = [scorer.token_logprobs(inputs, targets, scorer.initial_state(1), top_k=1)
-                for scorer in (numpy_scorer, torch_scorer)]
+        read = [
+            scorer.token_logprobs(inputs, targets, scorer.initial_state(1), top_k=1)
+            for scorer in (numpy_scorer, torch_scorer)
+        ]
         generated = slice(len(ids) - 1, None)  # the positions that predict a generated token
         tops = [top[0][0, generated, 0] for _, top, _ in read]
         disagree += int((tops[0] != tops[1]).sum())
         largest = max(largest, float(np.abs(read[0][0] - read[1][0]).max()))
         steps += len(tops[0])
-    return {"prompts": len(prompt_ids), "tokens": steps, "paths_differing": len(first_steps),
-            "first_difference_steps": first_steps, "argmax_disagreements": disagree,
-            "max_abs_logprob_difference": largest}
+    return {
+        "prompts": len(prompt_ids),
+        "tokens": steps,
+        "paths_differing": len(first_steps),
+        "first_difference_steps": first_steps,
+        "argmax_disagreements": disagree,
+        "max_abs_logprob_difference": largest,
+    }
 
 
 def per_token_ms(scorer: Scorer, ids: np.ndarray, tokens: int, repeats: int = 5) -> float:
@@ -138,38 +147,59 @@ def main() -> None:
     args = parser.parse_args()
     python = sys.executable
     if args.rounds > 0:
-        generate = [python, "-m", "rnnkit", "generate", str(args.run), "--max-new-tokens", str(args.tokens),
-                    "--seed", "1"]
-        times = time_commands({"python": [python, "-c", "pass"], "import torch": [python, "-c", "import torch"],
-                               "generate": generate}, args.rounds)
+        generate = [
+            python,
+            "-m",
+            "rnnkit",
+            "generate",
+            str(args.run),
+            "--max-new-tokens",
+            str(args.tokens),
+            "--seed",
+            "1",
+        ]
+        times = time_commands(
+            {"python": [python, "-c", "pass"], "import torch": [python, "-c", "import torch"], "generate": generate},
+            args.rounds,
+        )
         medians = {name: statistics.median(values) for name, values in times.items()}
         pairs = statistics.median(g / t for g, t in zip(times["generate"], times["import torch"], strict=True))
-        print(f"{args.rounds} rounds, medians: python -c pass {medians['python']:.3f} s | python -c 'import torch' "
-              f"{medians['import torch']:.3f} s | rnnkit generate --max-new-tokens {args.tokens} "
-              f"{medians['generate']:.3f} s")
-        print(f"generate / import torch: {medians['generate'] / medians['import torch']:.2f} (medians), "
-              f"{pairs:.2f} (median of per-round ratios); generate imported torch: "
-              f"{'yes' if imports_torch(generate) else 'no'}")
+        print(
+            f"{args.rounds} rounds, medians: python -c pass {medians['python']:.3f} s | python -c 'import torch' "
+            f"{medians['import torch']:.3f} s | rnnkit generate --max-new-tokens {args.tokens} "
+            f"{medians['generate']:.3f} s"
+        )
+        print(
+            f"generate / import torch: {medians['generate'] / medians['import torch']:.2f} (medians), "
+            f"{pairs:.2f} (median of per-round ratios); generate imported torch: "
+            f"{'yes' if imports_torch(generate) else 'no'}"
+        )
     if args.prompts > 0:
         numpy_lm = rnnkit.load(args.run, device="cpu", engine="numpy")
         torch_lm = rnnkit.load(args.run, device="cpu", engine="torch")
         prompts = validation_prompts(numpy_lm, args.prompts)
         found = greedy_divergence(numpy_lm.scorer, torch_lm.scorer, prompt_ids(numpy_lm, prompts), args.tokens)
         steps = found["first_difference_steps"]
-        print(f"greedy, {found['prompts']} prompts x {args.tokens} tokens = {found['tokens']:,} tokens: "
-              f"{found['paths_differing']} continuation(s) differ between NumPy and torch"
-              + (f" (first at step {', '.join(map(str, steps))})" if steps else ""))
+        print(
+            f"greedy, {found['prompts']} prompts x {args.tokens} tokens = {found['tokens']:,} tokens: "
+            f"{found['paths_differing']} continuation(s) differ between NumPy and torch"
+            + (f" (first at step {', '.join(map(str, steps))})" if steps else "")
+        )
         start = start_ids(numpy_lm.tokenizer, "")
         plain = per_token_ms(numpy_lm.scorer, start, args.tokens)
         with flush_denormals():  # torch's flag (the thread's FTZ/DAZ bits) holds for NumPy's arithmetic too
             flushed = per_token_ms(numpy_lm.scorer, start, args.tokens)
             on_torch = per_token_ms(torch_lm.scorer, start, args.tokens)
-        print(f"in this process, sampling {args.tokens} tokens (median of 5): NumPy {plain:.3f} ms/token "
-              f"({flushed:.3f} with denormals flushed), torch {on_torch:.3f} ms/token "
-              f"({os.environ.get('OMP_NUM_THREADS', 'default')} OMP threads)")
-        print(f"reading the torch continuations with both: the likeliest token differs at "
-              f"{found['argmax_disagreements']} of {found['tokens']:,} steps; largest log-probability "
-              f"difference {found['max_abs_logprob_difference']:.2e} nats")
+        print(
+            f"in this process, sampling {args.tokens} tokens (median of 5): NumPy {plain:.3f} ms/token "
+            f"({flushed:.3f} with denormals flushed), torch {on_torch:.3f} ms/token "
+            f"({os.environ.get('OMP_NUM_THREADS', 'default')} OMP threads)"
+        )
+        print(
+            f"reading the torch continuations with both: the likeliest token differs at "
+            f"{found['argmax_disagreements']} of {found['tokens']:,} steps; largest log-probability "
+            f"difference {found['max_abs_logprob_difference']:.2e} nats"
+        )
 
 
 if __name__ == "__main__":

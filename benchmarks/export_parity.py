@@ -36,27 +36,42 @@ def main() -> None:
         for kind in ("rnn", "gru", "lstm"):
             for layers in (1, 2):
                 for tie in (False, True):
-                    model = ModelConfig(model=kind, layers=layers, hidden=args.hidden, embed=args.hidden, tie=tie,
-                                        vocab_size=len(tokenizer))
+                    model = ModelConfig(
+                        model=kind,
+                        layers=layers,
+                        hidden=args.hidden,
+                        embed=args.hidden,
+                        tie=tie,
+                        vocab_size=len(tokenizer),
+                    )
                     config = RunConfig(model, DataConfig(data="timemachine"), TrainConfig(device="cpu"))
                     torch.manual_seed(0)
                     run = Path(folder) / f"{kind}-{layers}-{tie}"
                     save_checkpoint(run / "best", config, export_weights(RNNLM(model)), tokenizer, kind="best")
                     document = export_model(run, "onnx")
                     parity = document["parity"]
-                    rows.append({"model": kind, "layers": layers, "tie": tie, "hidden": args.hidden,
-                                 "onnx_bytes": document["size_bytes"],
-                                 "safetensors_bytes": (run / "best" / "model.safetensors").stat().st_size,
-                                 "max_abs_diff_logits": parity["max_abs_diff_logits"],
-                                 "max_abs_diff_state": parity["max_abs_diff_state"]})
+                    rows.append(
+                        {
+                            "model": kind,
+                            "layers": layers,
+                            "tie": tie,
+                            "hidden": args.hidden,
+                            "onnx_bytes": document["size_bytes"],
+                            "safetensors_bytes": (run / "best" / "model.safetensors").stat().st_size,
+                            "max_abs_diff_logits": parity["max_abs_diff_logits"],
+                            "max_abs_diff_state": parity["max_abs_diff_state"],
+                        }
+                    )
     if args.json:
         print(json.dumps(rows))
         return
     print("| model | layers | tied | ONNX bytes | safetensors bytes | max abs diff logits | max abs diff state |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['model']} | {row['layers']} | {'yes' if row['tie'] else 'no'} | {row['onnx_bytes']:,} | "
-              f"{row['safetensors_bytes']:,} | {row['max_abs_diff_logits']:.2e} | {row['max_abs_diff_state']:.2e} |")
+        print(
+            f"| {row['model']} | {row['layers']} | {'yes' if row['tie'] else 'no'} | {row['onnx_bytes']:,} | "
+            f"{row['safetensors_bytes']:,} | {row['max_abs_diff_logits']:.2e} | {row['max_abs_diff_state']:.2e} |"
+        )
 
 
 if __name__ == "__main__":

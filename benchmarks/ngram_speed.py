@@ -51,10 +51,19 @@ def run(order: int, train: np.ndarray, val: np.ndarray, vocab: int) -> dict:
     nll, _ = model.score(val[None, :-1], val[None, 1:], model.initial_state(1))
     t2 = time.perf_counter()
     n = val.size - 1
-    return {"order": order, "vocab": vocab, "train_chars": int(train.size), "val_chars": n,
-            "fit_s": t1 - t0, "eval_s": t2 - t1, "total_s": t2 - t0, "score_tok_per_s": n / (t2 - t1),
-            "val_nats_per_char": nll / n, "val_bits_per_char": nll / n / math.log(2),
-            "num_parameters": model.num_parameters}
+    return {
+        "order": order,
+        "vocab": vocab,
+        "train_chars": int(train.size),
+        "val_chars": n,
+        "fit_s": t1 - t0,
+        "eval_s": t2 - t1,
+        "total_s": t2 - t0,
+        "score_tok_per_s": n / (t2 - t1),
+        "val_nats_per_char": nll / n,
+        "val_bits_per_char": nll / n / math.log(2),
+        "num_parameters": model.num_parameters,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -70,20 +79,28 @@ def main(argv: list[str] | None = None) -> None:
     ids, vocab = char_ids(args.corpus)
     split = int(args.train_fraction * ids.size)
     load_s = time.perf_counter() - t0
-    rows = [dict(run(k, ids[:split], ids[split:], vocab), corpus=args.corpus.name, load_s=load_s)
-            for k in parse_orders(args.orders)]
+    rows = [
+        dict(run(k, ids[:split], ids[split:], vocab), corpus=args.corpus.name, load_s=load_s)
+        for k in parse_orders(args.orders)
+    ]
     if args.json:
         for r in rows:
             print(json.dumps(r))
         return
-    print(f"{args.corpus.name}: {ids.size} chars, vocab {vocab}, train {split} / val {ids.size - split}, "
-          f"read+encode {load_s:.3f} s")
-    print(f"{'order':>5} {'fit s':>7} {'eval s':>7} {'fit+eval s':>10} {'score tok/s':>12} "
-          f"{'nats/char':>9} {'bits/char':>9} {'entries':>9}")
+    print(
+        f"{args.corpus.name}: {ids.size} chars, vocab {vocab}, train {split} / val {ids.size - split}, "
+        f"read+encode {load_s:.3f} s"
+    )
+    print(
+        f"{'order':>5} {'fit s':>7} {'eval s':>7} {'fit+eval s':>10} {'score tok/s':>12} "
+        f"{'nats/char':>9} {'bits/char':>9} {'entries':>9}"
+    )
     for r in rows:
-        print(f"{r['order']:>5} {r['fit_s']:>7.3f} {r['eval_s']:>7.3f} {r['total_s']:>10.3f} "
-              f"{r['score_tok_per_s']:>12,.0f} {r['val_nats_per_char']:>9.4f} {r['val_bits_per_char']:>9.4f} "
-              f"{r['num_parameters']:>9,}")
+        print(
+            f"{r['order']:>5} {r['fit_s']:>7.3f} {r['eval_s']:>7.3f} {r['total_s']:>10.3f} "
+            f"{r['score_tok_per_s']:>12,.0f} {r['val_nats_per_char']:>9.4f} {r['val_bits_per_char']:>9.4f} "
+            f"{r['num_parameters']:>9,}"
+        )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ from pathlib import Path
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=None,
-                        help="threads for torch and for NumPy's BLAS (default: torch's default)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="threads for torch and for NumPy's BLAS (default: torch's default)"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="alternating timing rounds per engine")
     parser.add_argument("--steps", type=int, default=10, help="training steps per round")
     parser.add_argument("--quick", action="store_true", help="fewer rounds and a shorter sweep")
@@ -68,10 +69,10 @@ def batches(stream: np.ndarray, batch: int, steps: int):
     """Endless sequential windows: the stream cut into `batch` rows, read `steps` at a time."""
     cols = (len(stream) - 1) // batch
     x = stream[: batch * cols].reshape(batch, cols)
-    y = stream[1: batch * cols + 1].reshape(batch, cols)
+    y = stream[1 : batch * cols + 1].reshape(batch, cols)
     while True:
         for start in range(0, cols - steps + 1, steps):
-            yield x[:, start:start + steps], y[:, start:start + steps]
+            yield x[:, start : start + steps], y[:, start : start + steps]
 
 
 class TorchLM(nn.Module):
@@ -87,8 +88,9 @@ class TorchLM(nn.Module):
 
 
 def numpy_trainer(hidden: int, data):
-    model = NumpyRNNLM(ModelConfig(model="lstm", layers=1, hidden=hidden, embed=EMBED,
-                                   dropout=0.0, vocab_size=VOCAB), seed=0)
+    model = NumpyRNNLM(
+        ModelConfig(model="lstm", layers=1, hidden=hidden, embed=EMBED, dropout=0.0, vocab_size=VOCAB), seed=0
+    )
     opt, state = AdamW(weight_decay=0.01), None
 
     def step() -> float:
@@ -98,6 +100,7 @@ def numpy_trainer(hidden: int, data):
         clip_grad_norm(grads, 1.0)
         opt.step(model.params, grads, 2e-3)
         return loss
+
     return model, step
 
 
@@ -120,6 +123,7 @@ def torch_trainer(hidden: int, data, weights: dict[str, np.ndarray]):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         return loss.item()
+
     return step
 
 
@@ -144,11 +148,18 @@ def compare(hidden: int, stream: np.ndarray, rounds: int, per_round: int) -> dic
     sec = best_seconds({"numpy": np_step, "torch": t_step}, rounds, per_round)
     tokens = BATCH * STEPS
     # both took the same steps on the same batches from the same weights: same loss expected
-    return {"hidden": hidden, "numpy_tok_s": tokens / sec["numpy"], "torch_tok_s": tokens / sec["torch"],
-            "ratio": sec["torch"] / sec["numpy"], "loss_numpy": np_step(), "loss_torch": t_step()}
+    return {
+        "hidden": hidden,
+        "numpy_tok_s": tokens / sec["numpy"],
+        "torch_tok_s": tokens / sec["torch"],
+        "ratio": sec["torch"] / sec["numpy"],
+        "loss_numpy": np_step(),
+        "loss_torch": t_step(),
+    }
 
 
 # ----------------------------------------------------------------------------- min-char-rnn
+
 
 def classic_char_rnn(stream: np.ndarray, vocab: int, hidden: int = 100, seq: int = 25):
     """The min-char-rnn training step: batch 1, per-step one-hot columns, Adagrad, float64."""
@@ -164,7 +175,7 @@ def classic_char_rnn(stream: np.ndarray, vocab: int, hidden: int = 100, seq: int
         nonlocal hprev, pos
         if pos + seq + 1 >= len(stream):
             pos, hprev = 0, np.zeros((hidden, 1))
-        inputs, targets = stream[pos:pos + seq], stream[pos + 1:pos + seq + 1]
+        inputs, targets = stream[pos : pos + seq], stream[pos + 1 : pos + seq + 1]
         xs, hs, ps = {}, {-1: hprev}, {}
         loss = 0.0
         for t in range(seq):
@@ -194,6 +205,7 @@ def classic_char_rnn(stream: np.ndarray, vocab: int, hidden: int = 100, seq: int
             p += -0.1 * g / np.sqrt(m + 1e-8)
         hprev, pos = hs[seq - 1], pos + seq
         return loss / seq
+
     return step
 
 
@@ -210,11 +222,14 @@ def classic_rows(stream: np.ndarray, rounds: int, per_round: int) -> list[dict]:
             clip_grad_norm(grads, 5.0)
             opt.step(model.params, grads, 1e-2)
             return loss
+
         steps[f"NumPy engine rnn (N={batch}, float32, AdamW)"] = (step, batch * 25)
     sec = best_seconds({name: fn for name, (fn, _) in steps.items()}, rounds, per_round * 3)
     base = 25 / sec["min-char-rnn (N=1, float64, Adagrad)"]
-    return [{"name": name, "chars_s": chars / sec[name], "speedup": chars / sec[name] / base}
-            for name, (_, chars) in steps.items()]
+    return [
+        {"name": name, "chars_s": chars / sec[name], "speedup": chars / sec[name] / base}
+        for name, (_, chars) in steps.items()
+    ]
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -225,16 +240,19 @@ def main(args: argparse.Namespace) -> dict:
     stream = token_stream(200_000, VOCAB)
     main_row = compare(128, stream, rounds, args.steps)
     sizes = (64, 128, 256) if args.quick else (64, 128, 256, 512)
-    sweep = [main_row if h == 128 else compare(h, stream, rounds, max(2, args.steps * 64 // h))
-             for h in sizes]
+    sweep = [main_row if h == 128 else compare(h, stream, rounds, max(2, args.steps * 64 // h)) for h in sizes]
     classic = classic_rows(stream, rounds, args.steps)
-    print(f"threads={threads} (torch {torch.__version__}, numpy {np.__version__}); LSTM 1 layer, "
-          f"V={VOCAB}, D={EMBED}, N={BATCH}, T={STEPS}; train step = fwd+bwd+clip+AdamW; "
-          f"best of {rounds} interleaved rounds")
+    print(
+        f"threads={threads} (torch {torch.__version__}, numpy {np.__version__}); LSTM 1 layer, "
+        f"V={VOCAB}, D={EMBED}, N={BATCH}, T={STEPS}; train step = fwd+bwd+clip+AdamW; "
+        f"best of {rounds} interleaved rounds"
+    )
     print(f"{'H':>5} {'numpy tok/s':>12} {'torch tok/s':>12} {'numpy/torch':>12} {'loss np / torch':>18}")
     for row in sweep:
-        print(f"{row['hidden']:>5} {row['numpy_tok_s']:>12.0f} {row['torch_tok_s']:>12.0f} {row['ratio']:>12.2f}"
-              f" {row['loss_numpy']:>8.4f} / {row['loss_torch']:.4f}")
+        print(
+            f"{row['hidden']:>5} {row['numpy_tok_s']:>12.0f} {row['torch_tok_s']:>12.0f} {row['ratio']:>12.2f}"
+            f" {row['loss_numpy']:>8.4f} / {row['loss_torch']:.4f}"
+        )
     print(f"\n{'classic baseline: char RNN, hidden 100, T=25':<46} {'chars/s':>10} {'speedup':>8}")
     for row in classic:
         print(f"{row['name']:<46} {row['chars_s']:>10.0f} {row['speedup']:>7.1f}x")

@@ -74,8 +74,21 @@ def prepare_rows(copies: int, runs: int, workers: int | None) -> list[dict]:
         corpus.write_text(text, encoding="utf-8")
         megabytes = corpus.stat().st_size / 1e6
         for kind in ("char", "word"):
-            command = [sys.executable, "-m", "rnnkit", "prepare", "--data", str(corpus), "--tokenizer", kind,
-                       "--out", str(Path(tmp) / kind), "--overwrite", "--json", "--quiet"]
+            command = [
+                sys.executable,
+                "-m",
+                "rnnkit",
+                "prepare",
+                "--data",
+                str(corpus),
+                "--tokenizer",
+                kind,
+                "--out",
+                str(Path(tmp) / kind),
+                "--overwrite",
+                "--json",
+                "--quiet",
+            ]
             command += ["--workers", str(workers)] if workers else []
             inside, whole = [], []
             for _ in range(runs):
@@ -83,9 +96,15 @@ def prepare_rows(copies: int, runs: int, workers: int | None) -> list[dict]:
                 done = subprocess.run(command, env=environment, capture_output=True, text=True, check=True)
                 whole.append(time.perf_counter() - start)
                 inside.append(json.loads(done.stdout)["seconds"])
-            rows.append({"what": f"prepare --tokenizer {kind}", "MB": round(megabytes, 1),
-                         "MB/s": round(megabytes / statistics.median(inside), 1),
-                         "seconds": statistics.median(inside), "whole command s": round(statistics.median(whole), 3)})
+            rows.append(
+                {
+                    "what": f"prepare --tokenizer {kind}",
+                    "MB": round(megabytes, 1),
+                    "MB/s": round(megabytes / statistics.median(inside), 1),
+                    "seconds": statistics.median(inside),
+                    "whole command s": round(statistics.median(whole), 3),
+                }
+            )
     return rows
 
 
@@ -100,8 +119,15 @@ def scanner_rows(runs: int) -> list[dict]:
         # the text is bound as a default: each timed call must scan this variant, not the loop's last
         fast = median_seconds(lambda text=text: word_types(text), runs)
         slow = median_seconds(lambda text=text: regex_types(text), runs)
-        rows.append({"what": f"word scanner, {name}", "MB": round(megabytes, 2), "MB/s": round(megabytes / fast, 1),
-                     "regex MB/s": round(megabytes / slow, 1), "speedup": round(slow / fast, 2)})
+        rows.append(
+            {
+                "what": f"word scanner, {name}",
+                "MB": round(megabytes, 2),
+                "MB/s": round(megabytes / fast, 1),
+                "regex MB/s": round(megabytes / slow, 1),
+                "speedup": round(slow / fast, 2),
+            }
+        )
     return rows
 
 

@@ -35,14 +35,16 @@ def main() -> None:
     newline = lm.tokenizer.encode("\n")
     zero = after = tokens = 0.0
     for start in picked.tolist():
-        ids = lm.tokenizer.encode(val[start: start + 4 * args.chars])[: args.chars + 1]
+        ids = lm.tokenizer.encode(val[start : start + 4 * args.chars])[: args.chars + 1]
         x, y = ids[None, :-1], ids[None, 1:]
         zero += lm.scorer.score(x, y, lm.scorer.initial_state(1))[0]
         _, state = lm.scorer.next_logprobs(newline[None, :], lm.scorer.initial_state(1))
         after += lm.scorer.score(x, y, state)[0]
         tokens += y.size
-    print(f"{len(picked)} lines, {int(tokens)} tokens scored: from a zero state {zero / tokens:.4f} nats/token; "
-          f"after a newline {after / tokens:.4f}")
+    print(
+        f"{len(picked)} lines, {int(tokens)} tokens scored: from a zero state {zero / tokens:.4f} nats/token; "
+        f"after a newline {after / tokens:.4f}"
+    )
 
 
 if __name__ == "__main__":

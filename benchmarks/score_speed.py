@@ -39,6 +39,7 @@ def main() -> None:
     stream = np.concatenate([[lm.tokenizer.start_id()], lm.tokenizer.encode(text)])
     settings = eval_settings(lm.config.data)
     times: dict[str, list[float]] = {"score": [], "evaluate": []}
+
     def run_score():
         return lm.score(text)
 
@@ -57,12 +58,18 @@ def main() -> None:
     best = {name: min(values) for name, values in times.items()}
     pairs = sorted(a / b for a, b in zip(times["score"], times["evaluate"], strict=True))
     print(f"{len(text):,} chars, {len(scored.ids):,} tokens, scorer {type(lm.scorer).__name__}")
-    print(f"score    {best['score']:.3f} s  ({len(scored.ids) / best['score']:,.0f} tokens/s), "
-          f"loss {scored.loss:.6f} over {len(scored.ids):,} tokens")
-    print(f"evaluate {best['evaluate']:.3f} s  ({evaluated.tokens / best['evaluate']:,.0f} tokens/s), "
-          f"loss {evaluated.loss:.6f} over {evaluated.tokens:,} tokens")
-    print(f"score / evaluate time: {best['score'] / best['evaluate']:.2f} (best of each), "
-          f"{pairs[len(pairs) // 2]:.2f} (median of {len(pairs)} back-to-back pairs)")
+    print(
+        f"score    {best['score']:.3f} s  ({len(scored.ids) / best['score']:,.0f} tokens/s), "
+        f"loss {scored.loss:.6f} over {len(scored.ids):,} tokens"
+    )
+    print(
+        f"evaluate {best['evaluate']:.3f} s  ({evaluated.tokens / best['evaluate']:,.0f} tokens/s), "
+        f"loss {evaluated.loss:.6f} over {evaluated.tokens:,} tokens"
+    )
+    print(
+        f"score / evaluate time: {best['score'] / best['evaluate']:.2f} (best of each), "
+        f"{pairs[len(pairs) // 2]:.2f} (median of {len(pairs)} back-to-back pairs)"
+    )
 
 
 if __name__ == "__main__":

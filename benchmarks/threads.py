@@ -21,8 +21,25 @@ import tempfile
 
 
 def train_once(threads: int, steps: int, extra: list[str], out: str) -> dict:
-    command = [sys.executable, "-m", "rnnkit", "train", "--threads", str(threads), "--steps", str(steps),
-               "--eval-interval", str(steps), "--sample-tokens", "0", "--quiet", "--json", "--out", out, *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "rnnkit",
+        "train",
+        "--threads",
+        str(threads),
+        "--steps",
+        str(steps),
+        "--eval-interval",
+        str(steps),
+        "--sample-tokens",
+        "0",
+        "--quiet",
+        "--json",
+        "--out",
+        out,
+        *extra,
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -37,7 +54,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs per thread count (default 3)")
     parser.add_argument("--steps", type=int, default=60, help="training steps per run (default 60)")
     parser.add_argument("--busy", action="store_true", help="keep one core busy with another process meanwhile")
-    parser.add_argument("--extra", default="", help="more `rnnkit train` options, e.g. \"--data toy --hidden 64\"")
+    parser.add_argument("--extra", default="", help='more `rnnkit train` options, e.g. "--data toy --hidden 64"')
     args = parser.parse_args()
     counts = [int(part) for part in args.threads.split(",")]
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
@@ -46,10 +63,19 @@ def main() -> None:
             for index in range(args.rounds):
                 for threads in counts if index % 2 == 0 else counts[::-1]:
                     result = train_once(threads, args.steps, shlex.split(args.extra), f"{tmp}/run-{index}-{threads}")
-                    print(json.dumps({"threads": threads, "busy": args.busy, "steps": result["steps"],
-                                      "seconds": round(result["seconds"], 2),
-                                      "tokens_per_s": round(result["tokens_per_s"]),
-                                      "load_average": load_average()}), flush=True)
+                    print(
+                        json.dumps(
+                            {
+                                "threads": threads,
+                                "busy": args.busy,
+                                "steps": result["steps"],
+                                "seconds": round(result["seconds"], 2),
+                                "tokens_per_s": round(result["tokens_per_s"]),
+                                "load_average": load_average(),
+                            }
+                        ),
+                        flush=True,
+                    )
     finally:
         if busy is not None:
             busy.kill()

@@ -10,19 +10,32 @@ from rnnkit.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
 
 def tiny_config(out, model="lstm", tokenizer="word", data="toy", steps=30, **train) -> RunConfig:
-    train_options = dict(steps=steps, lr=0.01, schedule="constant", eval_interval=10, log_interval=5,
-                         out=str(out), quiet=True, sample_tokens=0, device="cpu", seed=7)
+    train_options = dict(
+        steps=steps,
+        lr=0.01,
+        schedule="constant",
+        eval_interval=10,
+        log_interval=5,
+        out=str(out),
+        quiet=True,
+        sample_tokens=0,
+        device="cpu",
+        seed=7,
+    )
     train_options.update(train)
     # dropout 0: a plain model unless a test asks for a regulariser (the default run's dropout is 0.25)
-    return RunConfig(model=ModelConfig(model=model, layers=1, hidden=32, embed=16, dropout=0.0),
-                     data=DataConfig(data=data, tokenizer=tokenizer, batch_size=4, seq_len=8),
-                     train=TrainConfig(**train_options))
+    return RunConfig(
+        model=ModelConfig(model=model, layers=1, hidden=32, embed=16, dropout=0.0),
+        data=DataConfig(data=data, tokenizer=tokenizer, batch_size=4, seq_len=8),
+        train=TrainConfig(**train_options),
+    )
 
 
 @pytest.fixture
 def tiny(tmp_path):
     def make(name="run", **options):
         return tiny_config(tmp_path / name, **options)
+
     return make
 
 
@@ -35,6 +48,7 @@ def text_file(tmp_path):
         else:
             path.write_text(content, encoding="utf-8")
         return path
+
     return write
 
 

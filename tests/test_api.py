@@ -9,6 +9,7 @@ from rnnkit.cli import main
 @pytest.fixture(scope="module")
 def char_run(tmp_path_factory):
     from conftest import tiny_config
+
     config = tiny_config(tmp_path_factory.mktemp("api") / "char", tokenizer="char", steps=40, lr=0.02)
     return rnnkit.train(config)
 
@@ -54,6 +55,7 @@ def test_prompt_with_foreign_characters_names_them(char_run, capsys):
 
 def test_overrides_and_typed_errors(tmp_path):
     from conftest import tiny_config
+
     config = tiny_config(tmp_path / "o", steps=5)
     result = rnnkit.train(config, steps=7, lr=0.05)
     assert result.steps == 7
@@ -66,6 +68,7 @@ def test_overrides_and_typed_errors(tmp_path):
 def test_unk_rate_counts_the_scored_unknown_tokens(char_run, tmp_path, capsys):
     """A word model's bpc skips spelling out <unk> words, so evaluation says how many there are."""
     from conftest import tiny_config
+
     text = tmp_path / "words.txt"
     text.write_text("the cat sat on the mat . " * 40 + "zebra yak gnu " * 3 + "the cat sat . " * 10)
     config = tiny_config(tmp_path / "word", data=str(text), steps=5)
@@ -76,7 +79,7 @@ def test_unk_rate_counts_the_scored_unknown_tokens(char_run, tmp_path, capsys):
     other.write_text("the zebra sat on the yak . " * 20)
     result = lm.evaluate(str(other), split="train", fractions=(1.0, 0.0, 0.0))
     ids = lm.tokenizer.encode(other.read_text())
-    scored = ids[1:result.tokens + 1]  # one stream: the targets are the tokens after the first
+    scored = ids[1 : result.tokens + 1]  # one stream: the targets are the tokens after the first
     assert result.unk_rate == pytest.approx(float((scored == lm.tokenizer.vocab.unk_id).mean()))
     assert 0.2 < result.unk_rate < 0.4  # zebra and yak: 2 of 7 tokens
     assert rnnkit.load(char_run.checkpoint, device="cpu").evaluate().unk_rate == 0.0  # no <unk> at all

@@ -10,10 +10,33 @@ from rnnkit.cli import main
 from rnnkit.errors import ConfigError
 from rnnkit.studies.bench import IMPLS, BenchOptions, format_table, resolve_configs, run_bench
 
-FIELDS = {"config", "impl", "model", "precision", "vocab", "layers", "hidden", "embed", "batch", "seq_len",
-          "tokens_per_s", "ms_per_step", "ms_per_step_min", "ms_per_step_max", "steps_per_repeat", "repeats",
-          "peak_mem_mib", "ratio_to_plain", "ratio_paired", "round_seconds", "device", "device_name", "torch",
-          "threads", "date"}
+FIELDS = {
+    "config",
+    "impl",
+    "model",
+    "precision",
+    "vocab",
+    "layers",
+    "hidden",
+    "embed",
+    "batch",
+    "seq_len",
+    "tokens_per_s",
+    "ms_per_step",
+    "ms_per_step_min",
+    "ms_per_step_max",
+    "steps_per_repeat",
+    "repeats",
+    "peak_mem_mib",
+    "ratio_to_plain",
+    "ratio_paired",
+    "round_seconds",
+    "device",
+    "device_name",
+    "torch",
+    "threads",
+    "date",
+}
 
 
 def check_rows(rows: list[dict], configs: set[str], repeats: int) -> None:
@@ -55,8 +78,11 @@ def test_rnnkit_row_runs_the_trainer(monkeypatch):
     calls = []
     original = Trainer.train_step
     monkeypatch.setattr(Trainer, "train_step", lambda self: (calls.append(self.step), original(self))[1])
-    rows = run_bench(BenchOptions(device="cpu", configs=("tiny-gru",), impls=("rnnkit", "plain"),
-                                  repeats=2, warmup=1, seconds_per_repeat=0.0))
+    rows = run_bench(
+        BenchOptions(
+            device="cpu", configs=("tiny-gru",), impls=("rnnkit", "plain"), repeats=2, warmup=1, seconds_per_repeat=0.0
+        )
+    )
     assert [row["impl"] for row in rows] == ["rnnkit", "plain"]
     assert len(calls) >= 1 + 1 + 2  # warm-up, calibration, two repeats
 
@@ -66,15 +92,17 @@ def test_group_names_expand():
     assert names == ["char-2x512-rnn", "char-2x512-gru", "char-2x512-lstm", "word-2x650"]
 
 
-@pytest.mark.parametrize("options", [{"configs": ("char-9x9",)}, {"impls": ("jax",)}, {"repeats": 0},
-                                     {"device": "tpu"}, {"configs": ()}])
+@pytest.mark.parametrize(
+    "options", [{"configs": ("char-9x9",)}, {"impls": ("jax",)}, {"repeats": 0}, {"device": "tpu"}, {"configs": ()}]
+)
 def test_bad_options_raise(options):
     with pytest.raises(ConfigError):
         BenchOptions(**options)
 
 
-@pytest.mark.parametrize("argv", [["--configs", "nonsense"], ["--configs", "tiny-lstm,bogus"],
-                                  ["--impls", "plain,jax"], ["--repeats", "0"]])
+@pytest.mark.parametrize(
+    "argv", [["--configs", "nonsense"], ["--configs", "tiny-lstm,bogus"], ["--impls", "plain,jax"], ["--repeats", "0"]]
+)
 def test_bad_cli_options_exit_2_with_one_line(argv, capsys):
     assert main(["bench", "--device", "cpu", *argv]) == 2
     captured = capsys.readouterr()
@@ -102,20 +130,34 @@ def test_scan_models_and_the_cho_gru_have_no_plain_pytorch_row_and_get_cross_rat
     assert impls_for(options, cpu, False, spec_named("char-2x512-gru-cho")) == ("rnnkit", "numpy")
     assert impls_for(options, cpu, False, spec_named("long-512-gru")) == IMPLS
     assert spec_named("long-512-minlstm").seq_len == 512
-    rows = [{"config": c, "impl": i, "precision": "fp32", "tokens_per_s": t}
-            for c, i, t in (("long-512-mingru", "rnnkit", 300.0), ("long-512-gru", "rnnkit", 100.0),
-                            ("long-512-lstm", "rnnkit", 150.0), ("long-512-gru", "plain", 120.0))]
+    rows = [
+        {"config": c, "impl": i, "precision": "fp32", "tokens_per_s": t}
+        for c, i, t in (
+            ("long-512-mingru", "rnnkit", 300.0),
+            ("long-512-gru", "rnnkit", 100.0),
+            ("long-512-lstm", "rnnkit", 150.0),
+            ("long-512-gru", "plain", 120.0),
+        )
+    ]
     assert {(r["config"], r["against"], r["speed_ratio"]) for r in cross_ratios(rows)} == {
-        ("long-512-mingru", "long-512-gru", 3.0), ("long-512-mingru", "long-512-lstm", 2.0)}
+        ("long-512-mingru", "long-512-gru", 3.0),
+        ("long-512-mingru", "long-512-lstm", 2.0),
+    }
 
 
 @pytest.mark.slow
 def test_long_sequence_group_times_the_scan_models_beside_gru_and_lstm():
     from rnnkit.studies.bench import cross_ratios
 
-    rows = run_bench(BenchOptions(device="cpu", quick=True, repeats=1,
-                                  configs=("tiny-long", "tiny-gru-cho", "tiny-gru"),
-                                  impls=("rnnkit", "plain", "numpy")))
+    rows = run_bench(
+        BenchOptions(
+            device="cpu",
+            quick=True,
+            repeats=1,
+            configs=("tiny-long", "tiny-gru-cho", "tiny-gru"),
+            impls=("rnnkit", "plain", "numpy"),
+        )
+    )
     impls = {(row["config"], row["impl"]) for row in rows}
     assert ("tiny-long-mingru", "rnnkit") in impls and ("tiny-long-minlstm", "numpy") in impls
     assert ("tiny-long-mingru", "plain") not in impls  # PyTorch has no minGRU module to compare with
@@ -124,6 +166,7 @@ def test_long_sequence_group_times_the_scan_models_beside_gru_and_lstm():
     ratios = {(r["config"], r["against"], r["impl"]): r["speed_ratio"] for r in cross_ratios(rows)}
     speed = {(row["config"], row["impl"]): row["tokens_per_s"] for row in rows}
     assert ratios[("tiny-long-mingru", "tiny-long-gru", "rnnkit")] == pytest.approx(
-        speed[("tiny-long-mingru", "rnnkit")] / speed[("tiny-long-gru", "rnnkit")], rel=1e-3)
+        speed[("tiny-long-mingru", "rnnkit")] / speed[("tiny-long-gru", "rnnkit")], rel=1e-3
+    )
     assert ("tiny-gru-cho", "tiny-gru", "numpy") in ratios
     assert "tiny-gru-cho / tiny-gru (rnnkit, fp32)" in format_table(rows)

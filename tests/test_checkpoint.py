@@ -23,6 +23,7 @@ from rnnkit.train import train
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     from conftest import tiny_config
+
     result = train(tiny_config(tmp_path_factory.mktemp("ckpt") / "run", steps=10, model="gru"))
     return result.checkpoint
 
@@ -35,6 +36,7 @@ def copy_run(run_dir, tmp_path):
 
 def test_layout_and_round_trip(run_dir):
     from pathlib import Path
+
     run = Path(run_dir)
     for kind in ("best", "last"):
         names = {p.name for p in (run / kind).iterdir()}
@@ -59,13 +61,16 @@ def test_corrupt_weights(run_dir, tmp_path):
         load(run / "last")
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda doc: doc.update(format_version=99), "upgrade rnnkit"),
-    (lambda doc: doc.update(format="something-else"), "not an rnnkit"),
-    (lambda doc: doc["config"]["model"].update(colour="red"), "unknown ModelConfig"),
-    (lambda doc: doc["config"]["model"].update(layers="two"), "layers must be an integer"),
-    (lambda doc: doc["config"]["model"].update(vocab_size=3), "do not belong together"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda doc: doc.update(format_version=99), "upgrade rnnkit"),
+        (lambda doc: doc.update(format="something-else"), "not an rnnkit"),
+        (lambda doc: doc["config"]["model"].update(colour="red"), "unknown ModelConfig"),
+        (lambda doc: doc["config"]["model"].update(layers="two"), "layers must be an integer"),
+        (lambda doc: doc["config"]["model"].update(vocab_size=3), "do not belong together"),
+    ],
+)
 def test_hand_edited_config(run_dir, tmp_path, edit, message):
     run = copy_run(run_dir, tmp_path)
     path = run / "best" / "config.json"
@@ -90,6 +95,7 @@ def test_missing_and_foreign_directories(tmp_path):
 class _CreatesFile:
     def __reduce__(self):
         import pathlib
+
         return (pathlib.Path.touch, (pathlib.Path(self.target),))
 
 
@@ -174,8 +180,9 @@ def test_checkpoint_saves_where_fsync_of_a_read_only_handle_is_refused(run_dir, 
 
 
 @pytest.mark.parametrize("refusal", [errno.EBADF, errno.EINVAL, errno.EPERM])
-def test_a_file_we_cannot_open_for_writing_is_synced_read_only_and_the_refusal_tolerated(tmp_path, monkeypatch,
-                                                                                         refusal):
+def test_a_file_we_cannot_open_for_writing_is_synced_read_only_and_the_refusal_tolerated(
+    tmp_path, monkeypatch, refusal
+):
     from rnnkit.files import write_atomically
 
     real_open = os.open

@@ -9,9 +9,33 @@ import pytest
 
 from rnnkit.cli import main
 
-TINY = ["--data", "toy", "--tokenizer", "word", "--layers", "1", "--hidden", "32", "--embed", "16",
-        "--batch-size", "4", "--seq-len", "8", "--steps", "20", "--eval-interval", "10", "--lr", "0.02",
-        "--schedule", "constant", "--device", "cpu", "--quiet"]
+TINY = [
+    "--data",
+    "toy",
+    "--tokenizer",
+    "word",
+    "--layers",
+    "1",
+    "--hidden",
+    "32",
+    "--embed",
+    "16",
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "8",
+    "--steps",
+    "20",
+    "--eval-interval",
+    "10",
+    "--lr",
+    "0.02",
+    "--schedule",
+    "constant",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 def last_json(out: str) -> dict:
@@ -35,6 +59,7 @@ def test_train_json(tmp_path, capsys):
 
 def test_evaluate_json_matches_api(trained, capsys):
     import rnnkit
+
     assert main(["evaluate", str(trained), "--split", "test", "--json", "--device", "cpu"]) == 0
     result = last_json(capsys.readouterr().out)
     assert set(result) >= {"loss", "ppl", "bits_per_token", "bpc", "tokens"}
@@ -64,31 +89,35 @@ def test_prompt_file_with_newlines(trained, tmp_path, capsys):
 
 def test_resume_through_the_cli(trained, tmp_path, capsys):
     import shutil
+
     run = tmp_path / "again"
     shutil.copytree(trained, run)
     assert main(["train", "--resume", str(run), "--steps", "30", "--quiet", "--json"]) == 0
     assert last_json(capsys.readouterr().out)["steps"] == 30
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", "--data", "/no/such/file.txt"], "no such corpus"),
-    (["train", "--layers", "0"], "layers must be"),
-    (["train", "--dropout", "1.5"], "dropout must be"),
-    (["train", "--model", "transformer"], "model must be one of"),
-    (["train", "--hidden", "-4"], "hidden must be"),
-    (["train", "--lr", "nan"], "lr must be a finite number"),
-    (["train", "--fractions", "0.5,0.6,0"], "add up to 1"),
-    (["train", "--layers", "two"], "invalid int value"),
-    (["train", "--tie", "--embed", "8"], "embed must equal hidden"),
-    (["train", "--weight-drop", "1.5"], "weight_drop must be in"),
-    (["train", "--embed-dropout", "-0.1"], "embed_dropout must be in"),
-    (["train", "--dropout", "0.2", "--dropout-output", "0.2"], "set one kind"),
-    (["train", "--ar-alpha", "-2"], "ar_alpha must be in"),
-    (["train", "--optimizer", "ntasgd", "--nonmono", "0"], "nonmono must be"),
-    (["train", "--engine", "numpy", "--weight-drop", "0.2"], "torch-engine option"),
-    (["evaluate", "/no/such/checkpoint"], "no such checkpoint"),
-    (["generate", "/no/such/checkpoint"], "no such checkpoint"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--data", "/no/such/file.txt"], "no such corpus"),
+        (["train", "--layers", "0"], "layers must be"),
+        (["train", "--dropout", "1.5"], "dropout must be"),
+        (["train", "--model", "transformer"], "model must be one of"),
+        (["train", "--hidden", "-4"], "hidden must be"),
+        (["train", "--lr", "nan"], "lr must be a finite number"),
+        (["train", "--fractions", "0.5,0.6,0"], "add up to 1"),
+        (["train", "--layers", "two"], "invalid int value"),
+        (["train", "--tie", "--embed", "8"], "embed must equal hidden"),
+        (["train", "--weight-drop", "1.5"], "weight_drop must be in"),
+        (["train", "--embed-dropout", "-0.1"], "embed_dropout must be in"),
+        (["train", "--dropout", "0.2", "--dropout-output", "0.2"], "set one kind"),
+        (["train", "--ar-alpha", "-2"], "ar_alpha must be in"),
+        (["train", "--optimizer", "ntasgd", "--nonmono", "0"], "nonmono must be"),
+        (["train", "--engine", "numpy", "--weight-drop", "0.2"], "torch-engine option"),
+        (["evaluate", "/no/such/checkpoint"], "no such checkpoint"),
+        (["generate", "/no/such/checkpoint"], "no such checkpoint"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         raise SystemExit(main(args))
@@ -116,8 +145,14 @@ def test_beam_search_from_the_command_line(trained, capsys):
 
 
 def test_bad_generate_options(trained, capsys):
-    for extra in (["--temperature", "0"], ["--top-p", "2"], ["--top-k", "0"], ["--max-new-tokens", "-1"],
-                  ["--beam", "0"], ["--beam", "3", "--top-k", "2"]):
+    for extra in (
+        ["--temperature", "0"],
+        ["--top-p", "2"],
+        ["--top-k", "0"],
+        ["--max-new-tokens", "-1"],
+        ["--beam", "0"],
+        ["--beam", "3", "--top-k", "2"],
+    ):
         assert main(["generate", str(trained), *extra]) == 2
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
@@ -139,24 +174,57 @@ def test_real_process_exit_code_and_no_traceback(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     bad = tmp_path / "bin.txt"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
-    proc = subprocess.run([sys.executable, "-m", "rnnkit", "train", "--data", str(bad)],
-                          check=False, capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rnnkit", "train", "--data", str(bad)],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "binary" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("model, extra", [("ngram", ["--order", "3"]),
-                                          ("hmm", ["--states", "4", "--hmm-iter", "3"])])
+@pytest.mark.parametrize("model, extra", [("ngram", ["--order", "3"]), ("hmm", ["--states", "4", "--hmm-iter", "3"])])
 def test_baselines_through_train_evaluate_generate(tmp_path, capsys, model, extra):
     run = tmp_path / model
-    assert main(["train", "--model", model, *extra, "--data", "toy", "--tokenizer", "word", "--quiet",
-                 "--out", str(run), "--json"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                model,
+                *extra,
+                "--data",
+                "toy",
+                "--tokenizer",
+                "word",
+                "--quiet",
+                "--out",
+                str(run),
+                "--json",
+            ]
+        )
+        == 0
+    )
     trained = last_json(capsys.readouterr().out)
     assert trained["train_loss"] is None and trained["val_loss"] < 2.0
     assert main(["evaluate", str(run), "--json"]) == 0
     assert last_json(capsys.readouterr().out)["loss"] == pytest.approx(trained["val_loss"])
-    args = ["generate", str(run), "--prompt", "you say", "--max-new-tokens", "6", "--seed", "2", "--top-k", "3",
-            "--json"]
+    args = [
+        "generate",
+        str(run),
+        "--prompt",
+        "you say",
+        "--max-new-tokens",
+        "6",
+        "--seed",
+        "2",
+        "--top-k",
+        "3",
+        "--json",
+    ]
     assert main(args) == 0
     text = last_json(capsys.readouterr().out)["text"]
     assert main(args) == 0
@@ -174,9 +242,38 @@ def test_gradcheck_command(model, capsys):
 
 def test_bpe_subwords_train_evaluate_generate(tmp_path, capsys):
     run = tmp_path / "bpe"
-    assert main(["train", "--data", "toy", "--tokenizer", "bpe", "--bpe-vocab", "280", "--layers", "1",
-                 "--hidden", "32", "--embed", "16", "--batch-size", "4", "--seq-len", "8", "--steps", "30",
-                 "--lr", "0.02", "--quiet", "--out", str(run), "--json"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "toy",
+                "--tokenizer",
+                "bpe",
+                "--bpe-vocab",
+                "280",
+                "--layers",
+                "1",
+                "--hidden",
+                "32",
+                "--embed",
+                "16",
+                "--batch-size",
+                "4",
+                "--seq-len",
+                "8",
+                "--steps",
+                "30",
+                "--lr",
+                "0.02",
+                "--quiet",
+                "--out",
+                str(run),
+                "--json",
+            ]
+        )
+        == 0
+    )
     trained = last_json(capsys.readouterr().out)
     assert trained["val_bpc"] < trained["val_loss"] / 0.693  # a token covers several characters
     assert main(["generate", str(run), "--prompt", "you say", "--max-new-tokens", "5", "--seed", "1", "--json"]) == 0
@@ -185,10 +282,41 @@ def test_bpe_subwords_train_evaluate_generate(tmp_path, capsys):
 
 def test_adaptive_softmax_word_model_end_to_end(tmp_path, capsys):
     run = tmp_path / "adaptive"
-    assert main(["train", "--data", "timemachine", "--tokenizer", "word", "--adaptive-softmax", "--cutoffs", "200,1000",
-                 "--layers", "1", "--hidden", "32", "--embed", "16", "--batch-size", "8", "--seq-len", "16",
-                 "--steps", "10", "--eval-interval", "10", "--eval-max-tokens", "2000", "--quiet",
-                 "--out", str(run), "--json"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "timemachine",
+                "--tokenizer",
+                "word",
+                "--adaptive-softmax",
+                "--cutoffs",
+                "200,1000",
+                "--layers",
+                "1",
+                "--hidden",
+                "32",
+                "--embed",
+                "16",
+                "--batch-size",
+                "8",
+                "--seq-len",
+                "16",
+                "--steps",
+                "10",
+                "--eval-interval",
+                "10",
+                "--eval-max-tokens",
+                "2000",
+                "--quiet",
+                "--out",
+                str(run),
+                "--json",
+            ]
+        )
+        == 0
+    )
     trained = last_json(capsys.readouterr().out)
     assert 0 < trained["val_loss"] < 9.0
     assert main(["evaluate", str(run), "--max-tokens", "2000", "--json"]) == 0
@@ -205,9 +333,30 @@ def test_control_characters_in_input_are_escaped_in_the_one_line(capsys):
 
 def test_regularised_training_through_the_cli_evaluates_in_both_engines(tmp_path, capsys):
     run = tmp_path / "awd"
-    awd = ["--layers", "2", "--embed-dropout", "0.1", "--dropout-input", "0.2", "--dropout-hidden", "0.2",
-           "--dropout-output", "0.2", "--weight-drop", "0.3", "--ar-alpha", "2", "--tar-beta", "1",
-           "--optimizer", "ntasgd", "--lr", "1", "--nonmono", "2"]
+    awd = [
+        "--layers",
+        "2",
+        "--embed-dropout",
+        "0.1",
+        "--dropout-input",
+        "0.2",
+        "--dropout-hidden",
+        "0.2",
+        "--dropout-output",
+        "0.2",
+        "--weight-drop",
+        "0.3",
+        "--ar-alpha",
+        "2",
+        "--tar-beta",
+        "1",
+        "--optimizer",
+        "ntasgd",
+        "--lr",
+        "1",
+        "--nonmono",
+        "2",
+    ]
     assert main(["train", *TINY, *awd, "--out", str(run), "--json"]) == 0
     trained = last_json(capsys.readouterr().out)
     saved = json.loads((run / "config.json").read_text())["config"]
@@ -223,20 +372,24 @@ def test_commands_without_a_model_start_without_torch(tmp_path):
     the package still offers rnnkit.train / rnnkit.evaluate as functions once the modules load."""
     import subprocess
     import sys
+
     data = tmp_path / "t.txt"
     data.write_text("some text to prepare\n" * 50)
-    script = ("import sys, contextlib, io\nfrom rnnkit.cli import main\n"
-              "with contextlib.redirect_stdout(io.StringIO()):\n"
-              "    codes = [main(['presets']), main(['corpora', '--json']),\n"
-              f"             main(['prepare', '--data', {str(data)!r}, '--out', {str(tmp_path / 'p')!r}, '--quiet'])]\n"
-              "print(codes, 'torch' in sys.modules)\n"
-              "import rnnkit, rnnkit.train, rnnkit.evaluate\n"
-              "print(callable(rnnkit.train) and callable(rnnkit.evaluate), rnnkit.train.__module__)")
+    script = (
+        "import sys, contextlib, io\nfrom rnnkit.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    codes = [main(['presets']), main(['corpora', '--json']),\n"
+        f"             main(['prepare', '--data', {str(data)!r}, '--out', {str(tmp_path / 'p')!r}, '--quiet'])]\n"
+        "print(codes, 'torch' in sys.modules)\n"
+        "import rnnkit, rnnkit.train, rnnkit.evaluate\n"
+        "print(callable(rnnkit.train) and callable(rnnkit.evaluate), rnnkit.train.__module__)"
+    )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.splitlines() == ["[0, 0, 0] False", "True rnnkit.train"]
 
 
 # ---------------------------------------------------------------- help, typos, early checks
+
 
 def _help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -279,13 +432,16 @@ def test_generate_help_gives_every_option_a_help_and_a_default(capsys):
             assert action.help and "default" in action.help, action.dest
 
 
-@pytest.mark.parametrize("args, suggestion", [
-    (["train", "--hiden", "3"], "did you mean --hidden?"),
-    (["train", "--warmpu-steps", "3"], "did you mean --warmup-steps?"),
-    (["generate", "run", "--temprature", "0.5"], "did you mean --temperature?"),
-    (["trian"], "did you mean train?"),
-    (["evaluate", "run", "--split", "tset"], "did you mean test?"),
-])
+@pytest.mark.parametrize(
+    "args, suggestion",
+    [
+        (["train", "--hiden", "3"], "did you mean --hidden?"),
+        (["train", "--warmpu-steps", "3"], "did you mean --warmup-steps?"),
+        (["generate", "run", "--temprature", "0.5"], "did you mean --temperature?"),
+        (["trian"], "did you mean train?"),
+        (["evaluate", "run", "--split", "tset"], "did you mean test?"),
+    ],
+)
 def test_a_misspelt_option_or_choice_gets_did_you_mean(args, suggestion, capsys, monkeypatch):
     import rnnkit.cli
 
@@ -319,14 +475,35 @@ def test_corpora_says_which_batch_shape_fits_the_toy_corpus(tmp_path, capsys):
     assert main(["corpora"]) == 0
     listing = capsys.readouterr().out
     assert "toy with --tokenizer word" in listing and "--batch-size 11 --seq-len 128" in listing
-    small = ["train", "--data", "toy", "--tokenizer", "word", "--layers", "1", "--hidden", "8", "--embed", "4",
-             "--steps", "1", "--seq-len", "64", "--device", "cpu", "--quiet", "--sample-tokens", "0"]
+    small = [
+        "train",
+        "--data",
+        "toy",
+        "--tokenizer",
+        "word",
+        "--layers",
+        "1",
+        "--hidden",
+        "8",
+        "--embed",
+        "4",
+        "--steps",
+        "1",
+        "--seq-len",
+        "64",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--sample-tokens",
+        "0",
+    ]
     assert main([*small, "--batch-size", "22", "--out", str(tmp_path / "fits")]) == 0
     assert main([*small, "--batch-size", "23", "--out", str(tmp_path / "too-big")]) == 2
     assert "too short" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- the end of a run, threads, encodings
+
 
 def test_a_run_ends_with_a_labelled_sample_from_a_validation_prompt_and_next_commands(tmp_path, capsys):
     run = tmp_path / "first"
@@ -338,10 +515,15 @@ def test_a_run_ends_with_a_labelled_sample_from_a_validation_prompt_and_next_com
     prompt = label.split("'")[1]
     assert out[1].startswith(prompt)
     from rnnkit.text.corpora import load_corpus
+
     assert prompt.split()[0] in load_corpus("toy").val
-    tail = "\n".join(out[out.index("next:"):])
-    for command in (f"rnnkit generate {run} --prompt", f"rnnkit evaluate {run}", f"rnnkit plot {run}",
-                    f"rnnkit train --resume {run} --steps 40"):
+    tail = "\n".join(out[out.index("next:") :])
+    for command in (
+        f"rnnkit generate {run} --prompt",
+        f"rnnkit evaluate {run}",
+        f"rnnkit plot {run}",
+        f"rnnkit train --resume {run} --steps 40",
+    ):
         assert command in tail
     assert main(["train", *TINY, "--out", str(tmp_path / "json"), "--sample-tokens", "6", "--json"]) == 0
     result = last_json(capsys.readouterr().out)
@@ -375,14 +557,57 @@ def test_text_the_console_cannot_encode_is_replaced_not_a_traceback(tmp_path, ca
     text = tmp_path / "ru.txt"
     text.write_text("съешь же ещё этих мягких французских булок, да выпей чаю.\n" * 40, encoding="utf-8")
     run = tmp_path / "ru"
-    assert main(["train", "--data", str(text), "--layers", "1", "--hidden", "16", "--embed", "8", "--batch-size",
-                 "4", "--seq-len", "16", "--steps", "2", "--device", "cpu", "--quiet", "--sample-tokens", "0",
-                 "--out", str(run)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(text),
+                "--layers",
+                "1",
+                "--hidden",
+                "16",
+                "--embed",
+                "8",
+                "--batch-size",
+                "4",
+                "--seq-len",
+                "16",
+                "--steps",
+                "2",
+                "--device",
+                "cpu",
+                "--quiet",
+                "--sample-tokens",
+                "0",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), PYTHONIOENCODING="cp1252")
-    proc = subprocess.run([sys.executable, "-m", "rnnkit", "generate", str(run), "--prompt", "съешь",
-                           "--max-new-tokens", "20", "--seed", "1", "--threads", "1"],
-                          capture_output=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rnnkit",
+            "generate",
+            str(run),
+            "--prompt",
+            "съешь",
+            "--max-new-tokens",
+            "20",
+            "--seed",
+            "1",
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr.decode("cp1252", "replace")
     assert b"Traceback" not in proc.stderr and proc.stdout.startswith(b"?????")
 
@@ -417,8 +642,14 @@ def extras_hidden_env(tmp_path):
 
 def run_without_extras(tmp_path, *args, timeout=300):
     """`python -m rnnkit ARGS` in a process where matplotlib and hmmlearn cannot be imported."""
-    return subprocess.run([sys.executable, "-m", "rnnkit", *args], capture_output=True, text=True,
-                          env=extras_hidden_env(tmp_path), cwd=tmp_path, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "rnnkit", *args],
+        capture_output=True,
+        text=True,
+        env=extras_hidden_env(tmp_path),
+        cwd=tmp_path,
+        timeout=timeout,
+    )
 
 
 def test_without_the_extras_each_command_says_what_to_install_before_any_work(tmp_path, trained):
@@ -439,8 +670,9 @@ for args in ({["train", "--model", "hmm", "--data", "toy", "--out", str(out / "h
     results.append([code, err.getvalue()])
 print(json.dumps(results))
 """
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env=extras_hidden_env(tmp_path), timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=extras_hidden_env(tmp_path), timeout=300
+    )
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     expected = ["'rnnkit[hmm]'", "'rnnkit[plot]'", "'rnnkit[plot]'", "'rnnkit[hmm]'"]
     for (code, err), extra in zip(json.loads(proc.stdout.splitlines()[-1]), expected, strict=True):
@@ -458,9 +690,28 @@ def test_the_real_command_without_hmmlearn_exits_2_with_one_line(tmp_path):
 def test_compare_with_its_default_models_runs_without_the_extras(tmp_path):
     """The default list includes hmm:32: without hmmlearn it is skipped with a note, and without
     matplotlib compare.png is skipped with a note; the table is still printed (exit 0)."""
-    proc = run_without_extras(tmp_path, "compare", "--data", "toy", "--tokenizer", "word", "--budget-seconds", "0.5",
-                              "--hidden", "8", "--embed", "4", "--batch-size", "4", "--seq-len", "8",
-                              "--device", "cpu", "--out", "cmp")
+    proc = run_without_extras(
+        tmp_path,
+        "compare",
+        "--data",
+        "toy",
+        "--tokenizer",
+        "word",
+        "--budget-seconds",
+        "0.5",
+        "--hidden",
+        "8",
+        "--embed",
+        "4",
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "8",
+        "--device",
+        "cpu",
+        "--out",
+        "cmp",
+    )
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     assert "skipped hmm:32" in proc.stderr and "skipped compare.png" in proc.stderr
     assert "| lstm |" in proc.stdout and "hmm" not in proc.stdout

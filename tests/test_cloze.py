@@ -10,8 +10,25 @@ from rnnkit.cli import main
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.studies.cloze import ClozeModel, ClozeOptions, cloze, masked_windows, report_lines
 
-TINY = ["--data", "toy", "--budget-seconds", "30", "--steps", "15", "--hidden", "16", "--embed", "8",
-        "--context", "4", "--eval-windows", "200", "--device", "cpu", "--quiet"]
+TINY = [
+    "--data",
+    "toy",
+    "--budget-seconds",
+    "30",
+    "--steps",
+    "15",
+    "--hidden",
+    "16",
+    "--embed",
+    "8",
+    "--context",
+    "4",
+    "--eval-windows",
+    "200",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -28,9 +45,30 @@ def test_reading_both_sides_fills_gaps_the_left_side_cannot(text_file, capsys):
     # left side only: the first letter of a pair is a blind guess among 8, so its accuracy is at
     # most 1/2 + 1/2 * 1/8 = 56%; both sides: every gap has its twin in view (92% here, 60 steps)
     doubled = str(text_file(doubled_letters()))
-    args = ["cloze", "--data", doubled, "--bidirectional", "--steps", "60", "--budget-seconds", "60",
-            "--context", "2", "--hidden", "16", "--embed", "8", "--lr", "0.03", "--eval-windows", "500",
-            "--device", "cpu", "--quiet", "--json"]
+    args = [
+        "cloze",
+        "--data",
+        doubled,
+        "--bidirectional",
+        "--steps",
+        "60",
+        "--budget-seconds",
+        "60",
+        "--context",
+        "2",
+        "--hidden",
+        "16",
+        "--embed",
+        "8",
+        "--lr",
+        "0.03",
+        "--eval-windows",
+        "500",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--json",
+    ]
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rows = {row["direction"]: row for row in report["results"]}
@@ -83,9 +121,14 @@ def test_bad_options(tmp_path):
         cloze(str(short), ClozeOptions(context=16), log=lambda _m: None)
 
 
-@pytest.mark.parametrize("args, message", [(["cloze", "--model", "rnn"], "must be one of gru, lstm"),
-                                           (["cloze", "--context", "0"], "context must be"),
-                                           (["train", "--bidirectional"], "cannot be bidirectional")])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["cloze", "--model", "rnn"], "must be one of gru, lstm"),
+        (["cloze", "--context", "0"], "context must be"),
+        (["train", "--bidirectional"], "cannot be bidirectional"),
+    ],
+)
 def test_cli_errors_are_one_line_exit_2(args, message, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
@@ -101,7 +144,8 @@ def test_train_bidirectional_points_to_cloze(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_both_sides_beat_one_side_on_real_text():
-    report = cloze("timemachine", ClozeOptions(budget_seconds=60, steps=400, device="cpu", eval_windows=2000),
-                   log=lambda _m: None)
+    report = cloze(
+        "timemachine", ClozeOptions(budget_seconds=60, steps=400, device="cpu", eval_windows=2000), log=lambda _m: None
+    )
     rows = {row["direction"]: row["accuracy"] for row in report["results"]}
     assert rows["bidirectional"] > rows["unidirectional"] + 0.05

@@ -28,12 +28,12 @@ NO_GPU = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1"}  # `auto` must mean the CP
 @pytest.fixture(scope="module")
 def word_run(tmp_path_factory):
     from conftest import tiny_config
+
     return rnnkit.train(tiny_config(tmp_path_factory.mktemp("cold") / "run", steps=20)).checkpoint
 
 
 def run_in_fresh_python(code: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
-                          env=NO_GPU)
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120, env=NO_GPU)
 
 
 NO_TORCH_CLI = """
@@ -49,6 +49,7 @@ print("torch imported:", "torch" in sys.modules)
 
 def test_cli_generate_and_score_on_the_cpu_never_import_torch(word_run, tmp_path):
     from conftest import tiny_config
+
     config = tiny_config(tmp_path / "ngram")
     config.model = dataclasses.replace(config.model, model="ngram", order=3)
     ngram_run = rnnkit.train(config).checkpoint  # a baseline is NumPy throughout
@@ -61,9 +62,11 @@ def test_cli_generate_and_score_on_the_cpu_never_import_torch(word_run, tmp_path
 @pytest.mark.slow  # two fresh processes, one importing torch (about 6 s on 2 busy cores); the parity
 # of the two engines is checked in-process below
 def test_cli_engine_torch_still_imports_torch_and_prints_the_same_greedy_text(word_run):
-    code = ("import sys\nfrom rnnkit.cli import main\n"
-            "main(['generate', sys.argv[1], '--greedy', '--max-new-tokens', '15', '--engine', sys.argv[2], '--json'])\n"
-            "print(json.dumps('torch' in sys.modules))").replace("import sys", "import sys, json")
+    code = (
+        "import sys\nfrom rnnkit.cli import main\n"
+        "main(['generate', sys.argv[1], '--greedy', '--max-new-tokens', '15', '--engine', sys.argv[2], '--json'])\n"
+        "print(json.dumps('torch' in sys.modules))"
+    ).replace("import sys", "import sys, json")
     outputs = {}
     for engine in ("auto", "torch"):
         done = run_in_fresh_python(code, str(word_run), engine)
@@ -128,24 +131,30 @@ class _Device:
 
 def _trained(tmp_path, model: str, tie: bool, embed: int):
     from conftest import tiny_config
+
     config = tiny_config(tmp_path / f"{model}-{tie}-{embed}", model=model, tokenizer="char", steps=25)
     config.model = dataclasses.replace(config.model, layers=2, hidden=24, embed=24 if tie else embed, tie=tie)
     return rnnkit.train(config).checkpoint
 
 
-@pytest.mark.parametrize("model, tie, embed", [("rnn", False, 16), ("gru", True, 24), ("lstm", False, 0),
-                                               ("lstm", True, 24), ("rnn_relu", False, 16)])
+@pytest.mark.parametrize(
+    "model, tie, embed",
+    [("rnn", False, 16), ("gru", True, 24), ("lstm", False, 0), ("lstm", True, 24), ("rnn_relu", False, 16)],
+)
 def test_numpy_and_torch_paths_give_the_same_greedy_beam_and_scores(tmp_path, model, tie, embed):
     run = _trained(tmp_path, model, tie, embed)
     torch_lm, numpy_lm = rnnkit.load(run, device="cpu", engine="torch"), rnnkit.load(run, engine="auto")
     assert isinstance(torch_lm.model, RNNLM) and isinstance(numpy_lm.model, NumpyRNNLM)
     for prompt in ("", "you say"):
         options = {"max_new_tokens": 30}
-        assert numpy_lm.generate(prompt, do_sample=False, **options) == \
-            torch_lm.generate(prompt, do_sample=False, **options)
-        assert numpy_lm.generate(prompt, num_beams=4, num_return_sequences=2, **options) == \
-            torch_lm.generate(prompt, num_beams=4, num_return_sequences=2, **options)
-        assert numpy_lm.generate(prompt, seed=5, temperature=0.8, **options) == \
-            torch_lm.generate(prompt, seed=5, temperature=0.8, **options)
+        assert numpy_lm.generate(prompt, do_sample=False, **options) == torch_lm.generate(
+            prompt, do_sample=False, **options
+        )
+        assert numpy_lm.generate(prompt, num_beams=4, num_return_sequences=2, **options) == torch_lm.generate(
+            prompt, num_beams=4, num_return_sequences=2, **options
+        )
+        assert numpy_lm.generate(prompt, seed=5, temperature=0.8, **options) == torch_lm.generate(
+            prompt, seed=5, temperature=0.8, **options
+        )
     text = "you say hello. you say goodbye. " * 3
     np.testing.assert_allclose(numpy_lm.score(text).logprobs, torch_lm.score(text).logprobs, rtol=1e-5, atol=1e-6)

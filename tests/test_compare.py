@@ -12,10 +12,38 @@ from rnnkit.cli import main
 from rnnkit.errors import ConfigError, MissingExtraError
 from rnnkit.studies.compare import ModelSpec, parse_models, plot_comparison
 
-TINY = ["--data", "toy", "--tokenizer", "word", "--hidden", "16", "--embed", "8", "--batch-size", "4",
-        "--seq-len", "8", "--lr", "0.02", "--device", "cpu", "--seed", "3"]
-FIELDS = ("model", "parameters", "train_seconds", "val_loss", "val_ppl", "val_bpc", "test_loss", "test_bpc",
-          "steps", "checkpoint")
+TINY = [
+    "--data",
+    "toy",
+    "--tokenizer",
+    "word",
+    "--hidden",
+    "16",
+    "--embed",
+    "8",
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "8",
+    "--lr",
+    "0.02",
+    "--device",
+    "cpu",
+    "--seed",
+    "3",
+]
+FIELDS = (
+    "model",
+    "parameters",
+    "train_seconds",
+    "val_loss",
+    "val_ppl",
+    "val_bpc",
+    "test_loss",
+    "test_bpc",
+    "steps",
+    "checkpoint",
+)
 NUMBERS = ("parameters", "train_seconds", "val_loss", "val_ppl", "val_bpc", "test_loss", "test_bpc", "steps")
 
 
@@ -25,8 +53,19 @@ def compared(tmp_path_factory):
     out = tmp_path_factory.mktemp("compare") / "out"
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        code = main(["compare", *TINY, "--models", "ngram:2,hmm:4,rnn,lstm", "--budget-seconds", "1",
-                     "--out", str(out), "--quiet"])
+        code = main(
+            [
+                "compare",
+                *TINY,
+                "--models",
+                "ngram:2,hmm:4,rnn,lstm",
+                "--budget-seconds",
+                "1",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
     assert code == 0
     return out, stdout.getvalue()
 
@@ -69,8 +108,19 @@ def test_neural_curves_have_points(compared):
 
 def test_json_output_no_test_split_and_existing_out(tmp_path, capsys):
     out = tmp_path / "json"
-    args = ["compare", *TINY, "--models", "ngram:2,rnn", "--budget-seconds", "0.5", "--fractions", "0.9,0.1,0",
-            "--out", str(out), "--json"]
+    args = [
+        "compare",
+        *TINY,
+        "--models",
+        "ngram:2,rnn",
+        "--budget-seconds",
+        "0.5",
+        "--fractions",
+        "0.9,0.1,0",
+        "--out",
+        str(out),
+        "--json",
+    ]
     assert main(args) == 0
     captured = capsys.readouterr()
     rows = json.loads(captured.out.strip().splitlines()[-1])
@@ -83,15 +133,18 @@ def test_json_output_no_test_split_and_existing_out(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == before
 
 
-@pytest.mark.parametrize("models, message", [
-    ("ngram:0", "order must be between 1 and 32"),
-    ("transformer", "unknown model 'transformer'"),
-    ("hmm:x", "hmm needs an integer states"),
-    ("rnn,rnn", "twice"),
-    ("gru:4", "takes no ':' size"),
-    ("ngram", "ngram needs an integer order"),
-    ("lstm,,rnn", "comma-separated"),
-])
+@pytest.mark.parametrize(
+    "models, message",
+    [
+        ("ngram:0", "order must be between 1 and 32"),
+        ("transformer", "unknown model 'transformer'"),
+        ("hmm:x", "hmm needs an integer states"),
+        ("rnn,rnn", "twice"),
+        ("gru:4", "takes no ':' size"),
+        ("ngram", "ngram needs an integer order"),
+        ("lstm,,rnn", "comma-separated"),
+    ],
+)
 def test_bad_model_specs_exit_2(tmp_path, capsys, models, message):
     out = tmp_path / "never"
     assert main(["compare", *TINY, "--models", models, "--out", str(out)]) == 2
@@ -100,11 +153,14 @@ def test_bad_model_specs_exit_2(tmp_path, capsys, models, message):
     assert not out.exists()
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--budget-seconds", "0"], "budget_seconds must be a positive"),
-    (["--hidden", "0"], "hidden must be"),
-    (["--data", "/no/such/file.txt"], "no such corpus"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--budget-seconds", "0"], "budget_seconds must be a positive"),
+        (["--hidden", "0"], "hidden must be"),
+        (["--data", "/no/such/file.txt"], "no such corpus"),
+    ],
+)
 def test_bad_options_exit_2(tmp_path, capsys, extra, message):
     out = tmp_path / "never"
     assert main(["compare", *TINY, "--models", "ngram:2,rnn", *extra, "--out", str(out)]) == 2
@@ -115,7 +171,11 @@ def test_bad_options_exit_2(tmp_path, capsys, extra, message):
 
 def test_parse_models():
     assert parse_models(" ngram:3, ngram:5,hmm:32,rnn_relu ") == [
-        ModelSpec("ngram", 3), ModelSpec("ngram", 5), ModelSpec("hmm", 32), ModelSpec("rnn_relu")]
+        ModelSpec("ngram", 3),
+        ModelSpec("ngram", 5),
+        ModelSpec("hmm", 32),
+        ModelSpec("rnn_relu"),
+    ]
     assert [spec.dirname for spec in parse_models("ngram:3,lstm")] == ["ngram-3", "lstm"]
     with pytest.raises(ConfigError):
         parse_models("hmm:4,hmm:4")
@@ -139,8 +199,9 @@ def test_default_models_skip_the_hmm_without_hmmlearn_and_say_so(monkeypatch):
     assert [spec.name for spec in specs] == ["ngram:3", "ngram:5", "rnn", "gru", "lstm"]
     assert len(notes) == 1 and "hmm:32" in notes[0] and "rnnkit[hmm]" in notes[0]
     monkeypatch.setattr(compare_module, "has_module", lambda name: True)
-    assert compare_module._installed_defaults(parse_models(compare_module.DEFAULT_MODELS), notes.append) == \
-        parse_models(compare_module.DEFAULT_MODELS)
+    assert compare_module._installed_defaults(
+        parse_models(compare_module.DEFAULT_MODELS), notes.append
+    ) == parse_models(compare_module.DEFAULT_MODELS)
 
 
 def test_an_hmm_asked_for_by_name_needs_hmmlearn(monkeypatch, tmp_path, capsys):

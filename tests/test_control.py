@@ -23,8 +23,16 @@ def evals(run_dir):
 
 def plateau_config(tiny, name, steps, **train):
     # lr 1 on the toy text overshoots within a few evaluations, so the schedule acts in 40 steps
-    options = dict(steps=steps, schedule="plateau", plateau_factor=2.0, plateau_patience=1, plateau_min_lr=0.01,
-                   lr=1.0, eval_interval=4, log_interval=2)
+    options = dict(
+        steps=steps,
+        schedule="plateau",
+        plateau_factor=2.0,
+        plateau_patience=1,
+        plateau_min_lr=0.01,
+        lr=1.0,
+        eval_interval=4,
+        log_interval=2,
+    )
     options.update(train)
     return tiny(name, **options)
 
@@ -56,7 +64,8 @@ def test_plateau_and_patience_resume_exactly(tiny, split):
     resumed = train(resume=part.checkpoint, steps=40, quiet=True)
     assert metrics(resumed.checkpoint) == [
         m | {"elapsed_s": n["elapsed_s"], "tokens_per_s": n["tokens_per_s"]}
-        for m, n in zip(metrics(whole.checkpoint), metrics(resumed.checkpoint), strict=True)]
+        for m, n in zip(metrics(whole.checkpoint), metrics(resumed.checkpoint), strict=True)
+    ]
     assert resumed.steps == whole.steps and resumed.val_loss == whole.val_loss
 
 
@@ -79,7 +88,7 @@ def test_target_loss_stops_when_reached(tiny):
     target = first[2][2]  # the third evaluation's loss: reached at step 15 (or earlier)
     result = train(tiny("target", steps=30, eval_interval=5, target_loss=target))
     assert result.steps <= 15 and result.val_loss <= target
-    assert [row[2] for row in evals(result.checkpoint)] == [row[2] for row in first[:len(evals(result.checkpoint))]]
+    assert [row[2] for row in evals(result.checkpoint)] == [row[2] for row in first[: len(evals(result.checkpoint))]]
 
 
 def test_target_loss_and_patience_may_change_on_resume_but_not_the_schedule(tiny):
@@ -90,16 +99,29 @@ def test_target_loss_and_patience_may_change_on_resume_but_not_the_schedule(tiny
         train(resume=part.checkpoint, steps=30, schedule="plateau")
 
 
-@pytest.mark.parametrize("option, value", [("plateau_factor", 1.0), ("plateau_patience", 0), ("patience", 0),
-                                           ("target_loss", -1.0), ("plateau_min_lr", -0.1)])
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("plateau_factor", 1.0),
+        ("plateau_patience", 0),
+        ("patience", 0),
+        ("target_loss", -1.0),
+        ("plateau_min_lr", -0.1),
+    ],
+)
 def test_bad_control_options_are_refused(option, value):
     with pytest.raises(ConfigError, match=option):
         TrainConfig(**{option: value})
 
 
-@pytest.mark.parametrize("args, message", [(["--patience", "0"], "patience must be"),
-                                           (["--schedule", "step"], "schedule must be one of"),
-                                           (["--plateau-factor", "0.5"], "plateau_factor must be")])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--patience", "0"], "patience must be"),
+        (["--schedule", "step"], "schedule must be one of"),
+        (["--plateau-factor", "0.5"], "plateau_factor must be"),
+    ],
+)
 def test_cli_refuses_bad_control_options_in_one_line(args, message, capsys, tmp_path):
     assert main(["train", "--data", "toy", "--out", str(tmp_path / "x"), *args]) == 2
     err = capsys.readouterr().err
@@ -108,10 +130,45 @@ def test_cli_refuses_bad_control_options_in_one_line(args, message, capsys, tmp_
 
 def test_cli_patience_stops_early(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train", "--data", "toy", "--tokenizer", "word", "--model", "rnn", "--layers", "1", "--hidden", "16",
-                 "--embed", "8", "--batch-size", "4", "--seq-len", "8", "--lr", "1", "--steps", "300",
-                 "--eval-interval", "5", "--patience", "1", "--schedule", "constant", "--device", "cpu",
-                 "--sample-tokens", "0", "--quiet", "--json", "--out", str(out)])
+    code = main(
+        [
+            "train",
+            "--data",
+            "toy",
+            "--tokenizer",
+            "word",
+            "--model",
+            "rnn",
+            "--layers",
+            "1",
+            "--hidden",
+            "16",
+            "--embed",
+            "8",
+            "--batch-size",
+            "4",
+            "--seq-len",
+            "8",
+            "--lr",
+            "1",
+            "--steps",
+            "300",
+            "--eval-interval",
+            "5",
+            "--patience",
+            "1",
+            "--schedule",
+            "constant",
+            "--device",
+            "cpu",
+            "--sample-tokens",
+            "0",
+            "--quiet",
+            "--json",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     assert json.loads(capsys.readouterr().out)["steps"] < 300
 

@@ -41,9 +41,15 @@ def test_other_directory_concatenates_txt_files_in_sorted_order(tmp_path):
     assert corpus.train + corpus.val == "first\nsecond"
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "empty"), (b"  \n\t\n", "empty"), (b"\x00\x01\x02binary", "binary"), (b"caf\xe9 au lait", "UTF-8"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "empty"),
+        (b"  \n\t\n", "empty"),
+        (b"\x00\x01\x02binary", "binary"),
+        (b"caf\xe9 au lait", "UTF-8"),
+    ],
+)
 def test_bad_files_raise_data_error(text_file, content, message):
     with pytest.raises(DataError, match=message):
         load_corpus(str(text_file(content)))

@@ -18,8 +18,9 @@ from rnnkit.train import train
 
 def test_letters_keeps_lowercase_letters_and_one_space_per_run():
     text = "The Time Machine, by H. G. Wells [1898]\n\n\nI\nThe Time Traveller (for so it will be convenient"
-    assert normalize_text(text, "letters") == ("the time machine by h g wells i the time traveller for so it "
-                                               "will be convenient")
+    assert normalize_text(text, "letters") == (
+        "the time machine by h g wells i the time traveller for so it will be convenient"
+    )
     assert normalize_text("Café--naïve 42!", "letters") == "caf na ve "  # ASCII letters only, as d2l's regex
     assert normalize_text("x", None) == "x"
 

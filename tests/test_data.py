@@ -21,7 +21,7 @@ def test_sequential_windows_continue_each_other_exactly():
     length = (len(IDS) - 1) // 4
     for r in range(4):  # each row is one contiguous piece of the stream
         start = r * length
-        assert rows[r] == IDS[start:start + len(rows[r])].tolist()
+        assert rows[r] == IDS[start : start + len(rows[r])].tolist()
     assert len(batches) == length // 10
 
 
@@ -36,7 +36,7 @@ def test_carried_state_tbptt_forward_equals_one_full_forward():
             state = detach_state(state)
             pieces.append(logits)
         windowed = torch.cat(pieces, dim=1)
-        full, _, _ = model(batches.x[:, :windowed.shape[1]])
+        full, _, _ = model(batches.x[:, : windowed.shape[1]])
     torch.testing.assert_close(windowed, full, rtol=1e-5, atol=1e-5)
 
 
@@ -90,8 +90,9 @@ def test_load_splits_with_a_given_tokenizer_encodes_only_the_splits_asked_for(tm
     trained = load_splits(DataConfig(data="toy", tokenizer="char"))
     text = tmp_path / "other.txt"
     text.write_text("".join(sorted(set(trained.tokenizer.decode(trained.splits["train"].ids.tolist())))) * 20)
-    test_only = load_splits(DataConfig(data=str(text)), trained.tokenizer, names=("test",),
-                            fractions=(0.0, 0.0, 1.0), require_val=False)
+    test_only = load_splits(
+        DataConfig(data=str(text)), trained.tokenizer, names=("test",), fractions=(0.0, 0.0, 1.0), require_val=False
+    )
     assert list(test_only.splits) == ["test"] and test_only.tokenizer is trained.tokenizer
     assert len(test_only.splits["test"].ids) == test_only.splits["test"].chars == len(text.read_text())
     with pytest.raises(DataError, match="validation split is empty"):

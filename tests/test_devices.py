@@ -16,6 +16,7 @@ def gpus(monkeypatch):
     def fake(cuda: bool, mps: bool) -> None:
         monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
         monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
     return fake
 
 
@@ -37,6 +38,7 @@ def test_named_devices_must_exist(gpus):
 
 def test_mps_is_a_device_option_everywhere():
     from rnnkit.cli import build_parser
+
     assert rnnkit.TrainConfig(device="mps").device == "mps"
     for command in ("train", "evaluate", "generate"):
         args = build_parser(command).parse_args([command, *(["RUN"] if command != "train" else []), "--device", "mps"])
@@ -52,4 +54,3 @@ def test_cpu_fallback_is_switched_on_for_macos_only():
     environ["PYTORCH_ENABLE_MPS_FALLBACK"] = "0"  # the user's own choice is kept
     _mps_fallback(environ, "darwin")
     assert environ["PYTORCH_ENABLE_MPS_FALLBACK"] == "0"
-

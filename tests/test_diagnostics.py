@@ -101,9 +101,29 @@ def test_singular_values_of_every_layer_and_gate():
 
 
 def test_fresh_models_through_the_cli(tmp_path, capsys):
-    args = ["gradients", "--model", "rnn,gru", "--data", "toy", "--tokenizer", "word", "--seq-len", "8",
-            "--batch-size", "4", "--batches", "1", "--hidden", "8", "--embed", "4", "--out", str(tmp_path / "g"),
-            "--quiet", "--json"]
+    args = [
+        "gradients",
+        "--model",
+        "rnn,gru",
+        "--data",
+        "toy",
+        "--tokenizer",
+        "word",
+        "--seq-len",
+        "8",
+        "--batch-size",
+        "4",
+        "--batches",
+        "1",
+        "--hidden",
+        "8",
+        "--embed",
+        "4",
+        "--out",
+        str(tmp_path / "g"),
+        "--quiet",
+        "--json",
+    ]
     assert main(args) == 0
     document = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert [row["label"] for row in document["models"]] == ["rnn", "gru"]
@@ -112,12 +132,15 @@ def test_fresh_models_through_the_cli(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model", "transformer"], "not a recurrent model"),
-    (["--model", "ngram"], "not a recurrent model"),
-    (["--seq-len", "0"], "seq_len must be"),
-    (["/no/such/checkpoint"], "no such checkpoint"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "transformer"], "not a recurrent model"),
+        (["--model", "ngram"], "not a recurrent model"),
+        (["--seq-len", "0"], "seq_len must be"),
+        (["/no/such/checkpoint"], "no such checkpoint"),
+    ],
+)
 def test_bad_gradients_input_is_one_line_and_exit_2(tmp_path, capsys, args, message):
     assert main(["gradients", *args, "--out", str(tmp_path / "g")]) == 2
     err = capsys.readouterr().err.strip()

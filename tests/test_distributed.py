@@ -12,17 +12,49 @@ import pytest
 from rnnkit.distributed import World, world_from_env
 from rnnkit.errors import ConfigError
 
-ARGS = ["--data", "toy", "--tokenizer", "word", "--layers", "2", "--hidden", "32", "--embed", "16",
-        "--batch-size", "4", "--seq-len", "8", "--log-interval", "5", "--eval-interval", "10", "--lr", "0.01",
-        "--dropout", "0", "--schedule", "constant", "--device", "cpu", "--sample-tokens", "0", "--quiet"]
+ARGS = [
+    "--data",
+    "toy",
+    "--tokenizer",
+    "word",
+    "--layers",
+    "2",
+    "--hidden",
+    "32",
+    "--embed",
+    "16",
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "8",
+    "--log-interval",
+    "5",
+    "--eval-interval",
+    "10",
+    "--lr",
+    "0.01",
+    "--dropout",
+    "0",
+    "--schedule",
+    "constant",
+    "--device",
+    "cpu",
+    "--sample-tokens",
+    "0",
+    "--quiet",
+]
 
 
 def run(args, processes=1, port=29533):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), OMP_NUM_THREADS="1")
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-                "--master_port", str(port)] if processes > 1 else [sys.executable]
-    proc = subprocess.run(launcher + ["-m", "rnnkit", "train", *args], env=env, capture_output=True, text=True,
-                          timeout=300)
+    launcher = (
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", str(port)]
+        if processes > 1
+        else [sys.executable]
+    )
+    proc = subprocess.run(
+        launcher + ["-m", "rnnkit", "train", *args], env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc
 
@@ -66,9 +98,30 @@ def test_each_rank_takes_its_share_of_the_global_batch(monkeypatch):
 @pytest.mark.slow  # torchrun starts three processes (about 15 s on 2 busy cores)
 def test_batch_must_divide_among_processes(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", "29534", "-m", "rnnkit", "train", *ARGS, "--batch-size", "3",
-                           "--steps", "2", "--out", str(tmp_path / "odd")],
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29534",
+            "-m",
+            "rnnkit",
+            "train",
+            *ARGS,
+            "--batch-size",
+            "3",
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path / "odd"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0
     assert "must divide evenly among 2 processes" in proc.stderr

@@ -55,11 +55,19 @@ def test_numpy_engine_refuses_torch_only_options(tiny):
         numpy_config(RunConfig(train=dataclasses.replace(tiny().train, device="cuda")))
 
 
-@pytest.mark.parametrize("section, option, value", [
-    ("model", "embed_dropout", 0.1), ("model", "dropout_input", 0.1), ("model", "dropout_hidden", 0.1),
-    ("model", "dropout_output", 0.1), ("model", "weight_drop", 0.1), ("train", "ar_alpha", 2.0),
-    ("train", "tar_beta", 1.0), ("train", "optimizer", "ntasgd"),
-])
+@pytest.mark.parametrize(
+    "section, option, value",
+    [
+        ("model", "embed_dropout", 0.1),
+        ("model", "dropout_input", 0.1),
+        ("model", "dropout_hidden", 0.1),
+        ("model", "dropout_output", 0.1),
+        ("model", "weight_drop", 0.1),
+        ("train", "ar_alpha", 2.0),
+        ("train", "tar_beta", 1.0),
+        ("train", "optimizer", "ntasgd"),
+    ],
+)
 def test_numpy_engine_refuses_awd_lstm_options(tiny, section, option, value):
     config = tiny()
     model = dataclasses.replace(config.model, engine="numpy", **({option: value} if section == "model" else {}))

@@ -29,8 +29,12 @@ def _scorers():
     torch_model = RNNLM(config).eval()
     numpy_model = NumpyRNNLM(config, dtype=np.float64)
     numpy_model.load_state_dict({k: v.detach().double().numpy() for k, v in torch_model.state_dict().items()})
-    return {"torch": TorchScorer(torch_model), "numpy": numpy_model,
-            "ngram": KneserNeyLM(3, V).fit(IDS[:2000]), "hmm": HMMLM(3, V, n_iter=2, seed=0).fit(IDS[:2000])}
+    return {
+        "torch": TorchScorer(torch_model),
+        "numpy": numpy_model,
+        "ngram": KneserNeyLM(3, V).fit(IDS[:2000]),
+        "hmm": HMMLM(3, V, n_iter=2, seed=0).fit(IDS[:2000]),
+    }
 
 
 @pytest.mark.parametrize("kind", ["torch", "numpy", "ngram", "hmm"])

@@ -28,15 +28,20 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 WINDOWS = (5, 3, 1, 4)  # lengths the export never saw, carried one after the other
 
 
-def make_run(directory: Path, model="lstm", layers=1, tie=False, embed=8, tokenizer="char", seed=0, data="toy",
-             **model_options):
+def make_run(
+    directory: Path, model="lstm", layers=1, tie=False, embed=8, tokenizer="char", seed=0, data="toy", **model_options
+):
     """A run directory holding a freshly initialised (untrained) model: parity needs no training."""
     corpus = load_corpus(data)
     tok = build_tokenizer(tokenizer, corpus.train, (corpus.val, corpus.test))
     hidden = embed if tie else 8
-    config = RunConfig(model=ModelConfig(model=model, layers=layers, hidden=hidden, embed=embed, tie=tie,
-                                         vocab_size=len(tok), **model_options),
-                       data=DataConfig(data=data, tokenizer=tokenizer), train=TrainConfig(device="cpu"))
+    config = RunConfig(
+        model=ModelConfig(
+            model=model, layers=layers, hidden=hidden, embed=embed, tie=tie, vocab_size=len(tok), **model_options
+        ),
+        data=DataConfig(data=data, tokenizer=tokenizer),
+        train=TrainConfig(device="cpu"),
+    )
     torch.manual_seed(seed)
     net = RNNLM(config.model).eval()
     with torch.no_grad():  # larger weights than the default init: states far from zero test more
@@ -51,7 +56,7 @@ def torch_windows(net, ids, state):
     outputs, start = [], 0
     with torch.no_grad():
         for length in WINDOWS:
-            logits, _, state = net(torch.from_numpy(ids[:, start:start + length]), state=state)
+            logits, _, state = net(torch.from_numpy(ids[:, start : start + length]), state=state)
             start += length
             states = state if isinstance(state, tuple) else (state,)
             outputs.append((logits.numpy(), [s.numpy() for s in states]))
@@ -63,7 +68,7 @@ def onnx_windows(path, ids, state_arrays):
     names = [i.name for i in session.get_inputs()]
     outputs, start = [], 0
     for length in WINDOWS:
-        feeds = dict(zip(names, [ids[:, start:start + length], *state_arrays], strict=True))
+        feeds = dict(zip(names, [ids[:, start : start + length], *state_arrays], strict=True))
         logits, *state_arrays = session.run(None, feeds)
         start += length
         outputs.append((logits, state_arrays))
@@ -72,22 +77,37 @@ def onnx_windows(path, ids, state_arrays):
 
 def max_differences(got, expected):
     logits = max(float(np.abs(g[0] - e[0]).max()) for g, e in zip(got, expected, strict=True))
-    state = max(float(np.abs(gs - es).max())
-                for g, e in zip(got, expected, strict=True) for gs, es in zip(g[1], e[1], strict=True))
+    state = max(
+        float(np.abs(gs - es).max())
+        for g, e in zip(got, expected, strict=True)
+        for gs, es in zip(g[1], e[1], strict=True)
+    )
     return logits, state
 
 
-@pytest.mark.parametrize("model,layers,tie", [
-    ("rnn", 1, False), ("rnn", 2, True), ("gru", 1, True), ("gru", 2, False),
-    ("lstm", 1, False), ("lstm", 2, False), ("lstm", 1, True), ("lstm", 2, True)])
+@pytest.mark.parametrize(
+    "model,layers,tie",
+    [
+        ("rnn", 1, False),
+        ("rnn", 2, True),
+        ("gru", 1, True),
+        ("gru", 2, False),
+        ("lstm", 1, False),
+        ("lstm", 2, False),
+        ("lstm", 1, True),
+        ("lstm", 2, True),
+    ],
+)
 def test_onnx_matches_torch_across_windows(tmp_path, model, layers, tie):
     net = make_run(tmp_path / "run", model, layers, tie)
     document = export_model(tmp_path / "run", "onnx", tmp_path / "out")
     assert document["graph"] == "window" and document["parity"]["within_1e-5"]
     rng = np.random.default_rng(1)
     ids = rng.integers(0, net.config.vocab_size, (2, sum(WINDOWS)))
-    start = [rng.normal(0, 0.5, (layers, 2, net.config.hidden)).astype(np.float32)
-             for _ in range(2 if model == "lstm" else 1)]
+    start = [
+        rng.normal(0, 0.5, (layers, 2, net.config.hidden)).astype(np.float32)
+        for _ in range(2 if model == "lstm" else 1)
+    ]
     torch_state = tuple(torch.from_numpy(s) for s in start)
     expected = torch_windows(net, ids, torch_state if model == "lstm" else torch_state[0])
     got = onnx_windows(tmp_path / "out" / "window.onnx", ids, start)
@@ -115,8 +135,9 @@ def test_step_graph_one_hot_inputs(tmp_path, model):
 
 
 def test_adaptive_softmax_word_model_exports_log_probabilities(tmp_path):
-    net = make_run(tmp_path / "run", "lstm", tokenizer="word", data="timemachine", adaptive_softmax=True,
-                   cutoffs=(400, 2000))
+    net = make_run(
+        tmp_path / "run", "lstm", tokenizer="word", data="timemachine", adaptive_softmax=True, cutoffs=(400, 2000)
+    )
     document = export_model(tmp_path / "run", "onnx", tmp_path / "out")
     assert "log-probabilities" in document["outputs"][0]["meaning"]
     assert document["tokenizer"]["files"] == {"rnnkit": "tokenizer.json", "huggingface": "hf_tokenizer.json"}
@@ -129,8 +150,10 @@ def test_adaptive_softmax_word_model_exports_log_probabilities(tmp_path):
     assert np.abs(log_probs[0] - expected).max() < 1e-5
 
 
-@pytest.mark.parametrize("format,graph", [("torchscript", "window"), ("torchscript", "step"),
-                                          pytest.param("pt2", "step", marks=pytest.mark.slow)])  # torch.export: 6 s
+@pytest.mark.parametrize(
+    "format,graph",
+    [("torchscript", "window"), ("torchscript", "step"), pytest.param("pt2", "step", marks=pytest.mark.slow)],
+)  # torch.export: 6 s
 def test_torchscript_and_pt2_load_without_rnnkit_classes(tmp_path, format, graph):
     net = make_run(tmp_path / "run", "lstm", layers=2)
     document = export_model(tmp_path / "run", format, tmp_path / "out", graph=graph)
@@ -164,12 +187,15 @@ def test_description_and_tokenizer_files(tmp_path):
     assert document["size_bytes"] == (out / "window.onnx").stat().st_size
     assert (out / "tokenizer.json").is_file() and document["tokenizer"]["vocab"][0] == document["tokenizer"]["vocab"][0]
     session = ort.InferenceSession(str(out / "window.onnx"))
-    assert [(i.name, i.shape) for i in session.get_inputs()] == [("input_ids", ["batch", "seq"]),
-                                                                   ("h", [1, "batch", 8])]
+    assert [(i.name, i.shape) for i in session.get_inputs()] == [
+        ("input_ids", ["batch", "seq"]),
+        ("h", [1, "batch", 8]),
+    ]
 
 
 def test_refusals_are_one_line(tmp_path, capsys, tiny):
     import rnnkit
+
     rnnkit.train(tiny("ngram", model="ngram", tokenizer="char"))
     assert main(["export", str(tmp_path / "ngram")]) == 2
     err = capsys.readouterr().err
@@ -214,8 +240,14 @@ def test_readme_sampling_example_runs_without_rnnkit(tmp_path):
     export_model(tmp_path / "run", "onnx", tmp_path / folder, graph="step")
     script = tmp_path / "sample.py"
     script.write_text("import sys\nsys.modules['rnnkit'] = None\n" + snippet, encoding="utf-8")
-    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=60, env={"PATH": "", "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "", "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == replay_in_torch(net, tmp_path / folder / "step.onnx.json", snippet)
 

@@ -14,13 +14,15 @@ from rnnkit.models.torch_lm import RNNLM, export_weights
 from rnnkit.text.tokenizer import build_tokenizer
 
 NEW_TEXT = "hello she sang. he holds a gold bead. you buy a bug hound. " * 60  # only letters the toy corpus has
-OPTIONS = dict(steps=4, eval_interval=4, log_interval=2, quiet=True, sample_tokens=0, device="cpu", seed=3,
-               batch_size=4, seq_len=8)
+OPTIONS = dict(
+    steps=4, eval_interval=4, log_interval=2, quiet=True, sample_tokens=0, device="cpu", seed=3, batch_size=4, seq_len=8
+)
 
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory):
     from conftest import tiny_config
+
     return rnnkit.train(tiny_config(tmp_path_factory.mktemp("ft") / "source", tokenizer="char", steps=30))
 
 
@@ -34,18 +36,29 @@ def new_file(tmp_path):
 def test_starts_from_the_source_weights_not_from_scratch(source, new_file, tmp_path):
     """The fine-tune's val loss before any update is the source model's on the new text's val split,
     and far from what a freshly initialised model of the same shape has there."""
-    tuned = rnnkit.train(init_from=source.checkpoint, data=str(new_file), out=str(tmp_path / "tuned"), lr=1e-3,
-                         **OPTIONS)
+    tuned = rnnkit.train(
+        init_from=source.checkpoint, data=str(new_file), out=str(tmp_path / "tuned"), lr=1e-3, **OPTIONS
+    )
     document = json.loads((tmp_path / "tuned" / "config.json").read_text())
     origin = document["init_from"]
     assert origin["path"] == str(source.best_checkpoint) and origin["added_tokens"] == []
     before = rnnkit.load(source.checkpoint, device="cpu").evaluate(str(new_file), split="val")
     assert origin["new_val_loss_before"] == pytest.approx(before.loss, rel=1e-6)
-    scratch = rnnkit.train(RunConfig.from_dict({"model": {"model": "lstm", "layers": 1, "hidden": 32, "embed": 16},
-                                                "data": {"data": str(new_file), "tokenizer": "char",
-                                                         "batch_size": 4, "seq_len": 8}}),
-                           out=str(tmp_path / "scratch"), steps=1, eval_interval=1, quiet=True, sample_tokens=0,
-                           device="cpu", seed=3)
+    scratch = rnnkit.train(
+        RunConfig.from_dict(
+            {
+                "model": {"model": "lstm", "layers": 1, "hidden": 32, "embed": 16},
+                "data": {"data": str(new_file), "tokenizer": "char", "batch_size": 4, "seq_len": 8},
+            }
+        ),
+        out=str(tmp_path / "scratch"),
+        steps=1,
+        eval_interval=1,
+        quiet=True,
+        sample_tokens=0,
+        device="cpu",
+        seed=3,
+    )
     assert abs(scratch.val_loss - before.loss) > 0.05  # equal to 1e-6 above, not to a fresh model
     saved = json.loads((tmp_path / "tuned" / "best" / "config.json").read_text())
     assert saved["init_from"]["path"] == origin["path"]  # every checkpoint of the run records it
@@ -58,9 +71,26 @@ def test_starts_from_the_source_weights_not_from_scratch(source, new_file, tmp_p
 def test_new_characters_refused_with_their_list_then_grown(source, tmp_path, capsys):
     path = tmp_path / "new.txt"
     path.write_text(NEW_TEXT + "Zebu #42 " * 5)
-    argv = ["train", "--init-from", str(source.checkpoint), "--data", str(path), "--steps", "2",
-            "--eval-interval", "2", "--sample-tokens", "0", "--device", "cpu", "--quiet", "--batch-size", "4",
-            "--seq-len", "8"]
+    argv = [
+        "train",
+        "--init-from",
+        str(source.checkpoint),
+        "--data",
+        str(path),
+        "--steps",
+        "2",
+        "--eval-interval",
+        "2",
+        "--sample-tokens",
+        "0",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "8",
+    ]
     assert main([*argv, "--out", str(tmp_path / "refused")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'#', '2', '4', 'Z'" in err and "--grow-vocab" in err
@@ -70,14 +100,17 @@ def test_new_characters_refused_with_their_list_then_grown(source, tmp_path, cap
     added = document["init_from"]["added_tokens"]
     assert sorted(added) == ["#", "2", "4", "Z"]
     old, new = rnnkit.load(source.checkpoint).tokenizer, rnnkit.load(tmp_path / "grown").tokenizer
-    assert new.vocab.itos[:len(old)] == old.vocab.itos and new.vocab.itos[len(old):] == added
+    assert new.vocab.itos[: len(old)] == old.vocab.itos and new.vocab.itos[len(old) :] == added
 
 
 @pytest.mark.parametrize("embed, tie", [(8, False), (0, False), (16, True)])
 def test_grown_rows_keep_the_old_ones_and_start_unlikely(embed, tie):
     tokenizer = build_tokenizer("char", "abcab ca")
-    config = RunConfig(model=ModelConfig(dropout=0.0, model="gru", layers=1, hidden=16, embed=embed, tie=tie,
-                                         vocab_size=len(tokenizer)))
+    config = RunConfig(
+        model=ModelConfig(
+            dropout=0.0, model="gru", layers=1, hidden=16, embed=embed, tie=tie, vocab_size=len(tokenizer)
+        )
+    )
     torch.manual_seed(0)
     weights = export_weights(RNNLM(config.model))
     grown = grown_weights(weights, config, 2)
@@ -97,6 +130,7 @@ def test_grown_rows_keep_the_old_ones_and_start_unlikely(embed, tie):
     bigger_config = ModelConfig(dropout=0.0, model="gru", layers=1, hidden=16, embed=embed, tie=tie, vocab_size=V + 2)
     model = RNNLM(bigger_config)
     from rnnkit.models.torch_lm import import_weights
+
     import_weights(model, grown)  # the grown weights fit a model of the grown vocabulary
     # on old tokens the grown model computes what the old one did: their logits are unchanged
     with torch.no_grad():
@@ -108,8 +142,12 @@ def test_grown_rows_keep_the_old_ones_and_start_unlikely(embed, tie):
 
 def test_refusals(source, new_file, tmp_path, capsys):
     base = ["train", "--init-from", str(source.checkpoint), "--data", str(new_file), "--out", str(tmp_path / "x")]
-    for extra, expect in ((["--model", "gru"], "--model gru (source: lstm)"), (["--hidden", "64"], "--hidden 64"),
-                          (["--tokenizer", "word"], "--tokenizer word"), (["--resume", "r"], "no config, resume")):
+    for extra, expect in (
+        (["--model", "gru"], "--model gru (source: lstm)"),
+        (["--hidden", "64"], "--hidden 64"),
+        (["--tokenizer", "word"], "--tokenizer word"),
+        (["--resume", "r"], "no config, resume"),
+    ):
         assert main([*base, *extra]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and expect in err
@@ -118,9 +156,12 @@ def test_refusals(source, new_file, tmp_path, capsys):
     assert main(["train", "--grow-vocab", "--data", str(new_file), "--out", str(tmp_path / "x")]) == 2
     assert "--init-from" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
-    fitted = rnnkit.train(RunConfig.from_dict({"model": {"model": "ngram", "order": 2},
-                                               "data": {"data": "toy", "tokenizer": "char"}}),
-                          out=str(tmp_path / "ngram"), quiet=True, sample_tokens=0)
+    fitted = rnnkit.train(
+        RunConfig.from_dict({"model": {"model": "ngram", "order": 2}, "data": {"data": "toy", "tokenizer": "char"}}),
+        out=str(tmp_path / "ngram"),
+        quiet=True,
+        sample_tokens=0,
+    )
     with pytest.raises(ConfigError, match="fitted in one pass"):
         rnnkit.train(init_from=fitted.checkpoint, data=str(new_file), out=str(tmp_path / "y"))
     with pytest.raises(DataError, match="lacks"):

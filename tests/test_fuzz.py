@@ -20,9 +20,29 @@ from hypothesis import strategies as st
 
 from rnnkit.cli import main
 
-TINY = ["--layers", "1", "--hidden", "8", "--embed", "4", "--batch-size", "2", "--seq-len", "4",
-        "--steps", "1", "--eval-interval", "1", "--sample-tokens", "0", "--device", "cpu", "--quiet",
-        "--max-seconds", "20"]  # a fuzzed huge --steps is valid: the time budget ends it
+TINY = [
+    "--layers",
+    "1",
+    "--hidden",
+    "8",
+    "--embed",
+    "4",
+    "--batch-size",
+    "2",
+    "--seq-len",
+    "4",
+    "--steps",
+    "1",
+    "--eval-interval",
+    "1",
+    "--sample-tokens",
+    "0",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--max-seconds",
+    "20",
+]  # a fuzzed huge --steps is valid: the time budget ends it
 FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 THOROUGH = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -56,6 +76,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
 # ----- the properties ------------------------------------------------------------------------
 
+
 def random_bytes_as_data(content: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data, out = Path(tmp) / "data.txt", Path(tmp) / "out"
@@ -67,17 +88,79 @@ def random_bytes_as_data(content: bytes) -> None:
         assert data.read_bytes() == content  # the user's file is untouched
 
 
-INT_OPTIONS = ["--layers", "--hidden", "--embed", "--batch-size", "--seq-len", "--steps", "--epochs",
-               "--eval-interval", "--log-interval", "--min-freq", "--max-size", "--order", "--states",
-               "--warmup-steps", "--seed", "--sample-tokens", "--nonmono", "--max-new-tokens-not-an-option"]
-FLOAT_OPTIONS = ["--lr", "--dropout", "--weight-decay", "--momentum", "--clip", "--min-lr-ratio", "--max-seconds",
-                 "--embed-dropout", "--dropout-input", "--dropout-hidden", "--dropout-output", "--weight-drop",
-                 "--ar-alpha", "--tar-beta"]
-CHOICE_OPTIONS = ["--model", "--tokenizer", "--batching", "--optimizer", "--schedule", "--device", "--engine",
-                  "--on-nan", "--fractions", "--preset"]
-BAD_VALUES = st.one_of(st.sampled_from(["0", "-1", "-7", "nan", "inf", "-inf", "1e400", "", " ", "abc", "1.5",
-                                        "10000000000000000000000", "0x10", "None", "true", "[]", "0,0,0", "1,1,1"]),
-                       st.text(max_size=12))
+INT_OPTIONS = [
+    "--layers",
+    "--hidden",
+    "--embed",
+    "--batch-size",
+    "--seq-len",
+    "--steps",
+    "--epochs",
+    "--eval-interval",
+    "--log-interval",
+    "--min-freq",
+    "--max-size",
+    "--order",
+    "--states",
+    "--warmup-steps",
+    "--seed",
+    "--sample-tokens",
+    "--nonmono",
+    "--max-new-tokens-not-an-option",
+]
+FLOAT_OPTIONS = [
+    "--lr",
+    "--dropout",
+    "--weight-decay",
+    "--momentum",
+    "--clip",
+    "--min-lr-ratio",
+    "--max-seconds",
+    "--embed-dropout",
+    "--dropout-input",
+    "--dropout-hidden",
+    "--dropout-output",
+    "--weight-drop",
+    "--ar-alpha",
+    "--tar-beta",
+]
+CHOICE_OPTIONS = [
+    "--model",
+    "--tokenizer",
+    "--batching",
+    "--optimizer",
+    "--schedule",
+    "--device",
+    "--engine",
+    "--on-nan",
+    "--fractions",
+    "--preset",
+]
+BAD_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            "0",
+            "-1",
+            "-7",
+            "nan",
+            "inf",
+            "-inf",
+            "1e400",
+            "",
+            " ",
+            "abc",
+            "1.5",
+            "10000000000000000000000",
+            "0x10",
+            "None",
+            "true",
+            "[]",
+            "0,0,0",
+            "1,1,1",
+        ]
+    ),
+    st.text(max_size=12),
+)
 
 
 def invalid_option(option: str, value: str) -> None:
@@ -114,15 +197,18 @@ def corrupt_file(checkpoint: Path, name: str, cut: float, noise: bytes) -> None:
         target = copy / name
         data = target.read_bytes()
         target.write_bytes(data[: int(len(data) * cut)] + noise)
-        for command in (["evaluate", str(copy), "--max-tokens", "20"],
-                        ["generate", str(copy), "--max-new-tokens", "2"]):
+        for command in (
+            ["evaluate", str(copy), "--max-tokens", "20"],
+            ["generate", str(copy), "--max-new-tokens", "2"],
+        ):
             assert_clean_failure(*run_cli(command))
 
 
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-                           lambda inner: (st.lists(inner, max_size=3)
-                                          | st.dictionaries(st.text(max_size=5), inner, max_size=3)),
-                           max_leaves=5)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=5,
+)
 
 
 def edited_config(checkpoint: Path, section: str, key: str, value) -> None:
@@ -138,10 +224,24 @@ def edited_config(checkpoint: Path, section: str, key: str, value) -> None:
         assert_clean_failure(*run_cli(["evaluate", str(copy), "--max-tokens", "20"]))
 
 
-CONFIG_KEYS = st.sampled_from([("model", "hidden"), ("model", "model"), ("model", "layers"), ("model", "vocab_size"),
-                               ("model", "tie"), ("model", "engine"), ("model", "unknown"), ("data", "tokenizer"),
-                               ("data", "fractions"), ("data", "seq_len"), ("train", "lr"), ("top", "format_version"),
-                               ("top", "format"), ("top", "config")])
+CONFIG_KEYS = st.sampled_from(
+    [
+        ("model", "hidden"),
+        ("model", "model"),
+        ("model", "layers"),
+        ("model", "vocab_size"),
+        ("model", "tie"),
+        ("model", "engine"),
+        ("model", "unknown"),
+        ("data", "tokenizer"),
+        ("data", "fractions"),
+        ("data", "seq_len"),
+        ("train", "lr"),
+        ("top", "format_version"),
+        ("top", "format"),
+        ("top", "config"),
+    ]
+)
 
 # ----- CI-sized runs --------------------------------------------------------------------------
 
@@ -211,6 +311,7 @@ def test_vocabulary_mismatch_between_checkpoint_and_data(checkpoint, tmp_path):
 
 # ----- the thorough run: >= 1,000 examples in all ----------------------------------------------
 
+
 @pytest.mark.slow
 def test_thorough_fuzz(checkpoint):
     calls = []
@@ -220,16 +321,25 @@ def test_thorough_fuzz(checkpoint):
         def run(*args, **kwargs):
             calls.append(1)
             function(*args, **kwargs)
+
         return run
 
     THOROUGH(given(st.binary(max_size=300))(counted(random_bytes_as_data)))()
     every_option = st.sampled_from(INT_OPTIONS + FLOAT_OPTIONS + CHOICE_OPTIONS)
     THOROUGH(given(every_option, BAD_VALUES)(counted(invalid_option)))()
     THOROUGH(given(st.text(max_size=20))(counted(lambda prompt: prompt_outside_vocabulary(checkpoint, prompt))))()
-    THOROUGH(given(st.sampled_from(GENERATE_OPTIONS), BAD_VALUES, st.booleans())(
-        counted(lambda o, v, b: invalid_generate_option(checkpoint, o, v, b))))()
-    THOROUGH(given(st.sampled_from(["model.safetensors", "tokenizer.json", "config.json"]), st.floats(0, 1),
-                   st.binary(max_size=64))(counted(lambda n, c, b: corrupt_file(checkpoint, n, c, b))))()
+    THOROUGH(
+        given(st.sampled_from(GENERATE_OPTIONS), BAD_VALUES, st.booleans())(
+            counted(lambda o, v, b: invalid_generate_option(checkpoint, o, v, b))
+        )
+    )()
+    THOROUGH(
+        given(
+            st.sampled_from(["model.safetensors", "tokenizer.json", "config.json"]),
+            st.floats(0, 1),
+            st.binary(max_size=64),
+        )(counted(lambda n, c, b: corrupt_file(checkpoint, n, c, b)))
+    )()
     THOROUGH(given(CONFIG_KEYS, JSON_VALUES)(counted(lambda w, v: edited_config(checkpoint, *w, v))))()
     print(f"thorough fuzz: {len(calls)} examples")
     assert len(calls) >= 1000

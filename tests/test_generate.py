@@ -31,13 +31,29 @@ def test_temperature_top_k_top_p():
     assert np.all(np.abs(hot - 0.25) < 0.01)
 
 
-@pytest.mark.parametrize("options", [{"temperature": 0}, {"temperature": -1}, {"top_k": 0}, {"top_p": 0},
-                                     {"top_p": 1.5}, {"max_new_tokens": -1}, {"seed": -2}, {"num_beams": 0},
-                                     {"num_beams": 2.5}, {"num_beams": 3, "top_k": 5},
-                                     {"num_beams": 3, "do_sample": True}, {"num_beams": 3, "temperature": 0.7},
-                                     {"num_beams": 3, "top_p": 0.9}, {"stop": [""]}, {"stop": "x"},
-                                     {"num_return_sequences": 0}, {"do_sample": False, "num_return_sequences": 2},
-                                     {"num_beams": 2, "num_return_sequences": 3}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"temperature": 0},
+        {"temperature": -1},
+        {"top_k": 0},
+        {"top_p": 0},
+        {"top_p": 1.5},
+        {"max_new_tokens": -1},
+        {"seed": -2},
+        {"num_beams": 0},
+        {"num_beams": 2.5},
+        {"num_beams": 3, "top_k": 5},
+        {"num_beams": 3, "do_sample": True},
+        {"num_beams": 3, "temperature": 0.7},
+        {"num_beams": 3, "top_p": 0.9},
+        {"stop": [""]},
+        {"stop": "x"},
+        {"num_return_sequences": 0},
+        {"do_sample": False, "num_return_sequences": 2},
+        {"num_beams": 2, "num_return_sequences": 3},
+    ],
+)
 def test_invalid_sampling_options(options):
     with pytest.raises(ConfigError):
         SamplingConfig(**options)
@@ -90,7 +106,7 @@ def test_a_wide_enough_beam_finds_the_likeliest_continuation():
     prompt, vocab = tokenizer.encode("wor"), len(tokenizer)
     every = np.stack(np.meshgrid(*[np.arange(vocab)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
     scores = _continuation_logprobs(scorer, prompt, every)
-    ids, logprob = beam_search_ids(scorer, prompt, vocab ** 2, 3)
+    ids, logprob = beam_search_ids(scorer, prompt, vocab**2, 3)
     assert ids == every[np.argmax(scores)].tolist()
     assert logprob == pytest.approx(scores.max(), abs=1e-6)
 
@@ -111,8 +127,12 @@ def _every_scorer():
     tokens = np.array([0, 1, 2, 3, 1, 2, 0, 3, 3, 1, 0, 2] * 20)
     config = ModelConfig(model="lstm", layers=2, hidden=8, embed=4, vocab_size=4)
     torch.manual_seed(0)
-    return [TorchScorer(RNNLM(config)), NumpyRNNLM(config, dtype=np.float64, seed=1),
-            KneserNeyLM(3, 4).fit(tokens), HMMLM(3, 4, n_iter=3, seed=0).fit(tokens)]
+    return [
+        TorchScorer(RNNLM(config)),
+        NumpyRNNLM(config, dtype=np.float64, seed=1),
+        KneserNeyLM(3, 4).fit(tokens),
+        HMMLM(3, 4, n_iter=3, seed=0).fit(tokens),
+    ]
 
 
 @pytest.mark.parametrize("scorer", _every_scorer(), ids=["torch", "numpy", "ngram", "hmm"])
@@ -142,6 +162,7 @@ def test_the_model_reads_a_newline_before_the_prompt():
 
 def test_stop_strings_cut_the_text_and_are_not_streamed():
     from rnnkit.generate import StopText, generate_texts
+
     stop = StopText(("lo w", "xyz"))
     pieces = [stop.push(p) for p in ["hel", "l", "o", " w", "orld"]]
     assert pieces == ["he", "l", "", "", ""] and stop.done and stop.flush() == ""
@@ -160,6 +181,7 @@ def test_stop_strings_cut_the_text_and_are_not_streamed():
 
 def test_samples_side_by_side_match_the_distribution_and_the_first_matches_alone():
     from rnnkit.generate import generate_texts
+
     scorer, tokenizer = _model_and_tokenizer()
     alone = generate_text(scorer, tokenizer, "he", SamplingConfig(1, seed=4))
     batch = generate_texts(scorer, tokenizer, "he", SamplingConfig(1, seed=4, num_return_sequences=2000))

@@ -15,6 +15,7 @@ from rnnkit.errors import ConfigError
 @pytest.fixture(scope="module")
 def word_run(tmp_path_factory):
     from conftest import tiny_config
+
     return rnnkit.train(tiny_config(tmp_path_factory.mktemp("gen") / "run", tokenizer="word", steps=20))
 
 
@@ -25,8 +26,11 @@ def test_api_names_lists_of_prompts_and_renamed_options(word_run):
     many = lm.generate(["you say", "I say"], max_new_tokens=5, seed=1, num_return_sequences=2)
     assert [len(texts) for texts in many] == [2, 2] and many[0][0] == one
     assert lm.generate("you", max_new_tokens=4, num_beams=3) == lm.generate("you", max_new_tokens=4, num_beams=3)
-    for old, new in (({"beam": 3}, "'num_beams'"), ({"greedy": True}, "'do_sample=False'"),
-                     ({"num_samples": 2}, "'num_return_sequences'")):
+    for old, new in (
+        ({"beam": 3}, "'num_beams'"),
+        ({"greedy": True}, "'do_sample=False'"),
+        ({"num_samples": 2}, "'num_return_sequences'"),
+    ):
         with pytest.raises(ConfigError, match=new):
             lm.generate("you", **old)
     with pytest.raises(ConfigError, match="empty"):
@@ -47,12 +51,47 @@ def test_unknown_prompt_words_are_named_in_one_warning(word_run, capsys):
 
 def test_num_samples_stop_and_stdin_prompt(word_run, capsys, monkeypatch):
     run = str(word_run.checkpoint)
-    assert main(["generate", run, "--prompt", "you", "--num-samples", "3", "--seed", "2", "--max-new-tokens", "12",
-                 "--json"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                run,
+                "--prompt",
+                "you",
+                "--num-samples",
+                "3",
+                "--seed",
+                "2",
+                "--max-new-tokens",
+                "12",
+                "--json",
+            ]
+        )
+        == 0
+    )
     texts = json.loads(capsys.readouterr().out)["texts"]
     assert len(texts) == 3 and all(t.startswith("you") for t in texts)
-    assert main(["generate", run, "--prompt", "you", "--num-samples", "3", "--seed", "2", "--max-new-tokens", "12",
-                 "--stop", "hello", "--stop", "goodbye"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                run,
+                "--prompt",
+                "you",
+                "--num-samples",
+                "3",
+                "--seed",
+                "2",
+                "--max-new-tokens",
+                "12",
+                "--stop",
+                "hello",
+                "--stop",
+                "goodbye",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out.rstrip("\n").split("\n----\n")
     assert len(printed) == 3 and all("hello" not in t and "goodbye" not in t for t in printed)
     for full, cut in zip(texts, printed, strict=True):
@@ -73,9 +112,15 @@ def test_interactive_loop_in_a_pipe(word_run, capsys, monkeypatch):
     assert "unknown command :nonsense" in err and "never" not in out
 
 
-@pytest.mark.parametrize("argv, message", [(["--num-samples", "0"], "--num-samples"), (["--stop", ""], "empty"),
-                                           (["--beam", "2", "--num-samples", "3"], "at most"),
-                                           (["--greedy", "--num-samples", "2"], "one result")])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--num-samples", "0"], "--num-samples"),
+        (["--stop", ""], "empty"),
+        (["--beam", "2", "--num-samples", "3"], "at most"),
+        (["--greedy", "--num-samples", "2"], "one result"),
+    ],
+)
 def test_bad_generate_options(word_run, capsys, argv, message):
     assert main(["generate", str(word_run.checkpoint), *argv]) == 2
     err = capsys.readouterr().err

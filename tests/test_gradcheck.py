@@ -85,8 +85,11 @@ def min_names(layers: int = 1, bidirectional: bool = False) -> set:
     return names
 
 
-@pytest.mark.parametrize("options", [dict(layers=1), dict(layers=2), dict(embed=0, bidirectional=True),
-                                     dict(embed=2, layers=2, dropout=0.3)], ids=["L1", "L2", "onehot-bidir", "unfused"])
+@pytest.mark.parametrize(
+    "options",
+    [dict(layers=1), dict(layers=2), dict(embed=0, bidirectional=True), dict(embed=2, layers=2, dropout=0.3)],
+    ids=["L1", "L2", "onehot-bidir", "unfused"],
+)
 def test_cho_gru_matches_finite_differences(options):
     errors = gradcheck("gru", gru_form="cho", **options)
     if "embed" not in options:
@@ -94,9 +97,18 @@ def test_cho_gru_matches_finite_differences(options):
     assert max(errors.values()) < TOLERANCE, errors
 
 
-@pytest.mark.parametrize("options", [dict(layers=1), dict(layers=2), dict(layers=1, bidirectional=True),
-                                     dict(embed=0), dict(embed=2, layers=2, dropout=0.3), dict(steps=12)],
-                         ids=["L1", "L2", "bidir", "onehot", "unfused-dropout", "T12"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(layers=1),
+        dict(layers=2),
+        dict(layers=1, bidirectional=True),
+        dict(embed=0),
+        dict(embed=2, layers=2, dropout=0.3),
+        dict(steps=12),
+    ],
+    ids=["L1", "L2", "bidir", "onehot", "unfused-dropout", "T12"],
+)
 @pytest.mark.parametrize("cell", ["mingru", "minlstm"])
 def test_min_rnn_backward_through_the_scan_matches_finite_differences(cell, options):
     errors = gradcheck(cell, **options)

@@ -16,9 +16,13 @@ CORPORA = Path(rnnkit.__file__).parent / "text" / "bundled"
 
 
 def two_state_model():
-    return HMMLM.from_state_dict({"startprob": np.array([0.6, 0.4]),
-                                  "transmat": np.array([[0.7, 0.3], [0.2, 0.8]]),
-                                  "emissionprob": np.array([[0.5, 0.4, 0.1], [0.1, 0.3, 0.6]])})
+    return HMMLM.from_state_dict(
+        {
+            "startprob": np.array([0.6, 0.4]),
+            "transmat": np.array([[0.7, 0.3], [0.2, 0.8]]),
+            "emissionprob": np.array([[0.5, 0.4, 0.1], [0.1, 0.3, 0.6]]),
+        }
+    )
 
 
 def brute_force_loglik(m, seq):
@@ -63,7 +67,7 @@ def test_score_equals_sum_of_next_logprobs_any_targets():
         total, state_a = m.score(idx, tg, m.initial_state(4))
         state, expected = m.initial_state(4), 0.0
         for t in range(idx.shape[1]):
-            logp, state = m.next_logprobs(idx[:, t:t + 1], state)
+            logp, state = m.next_logprobs(idx[:, t : t + 1], state)
             expected -= logp[np.arange(4), tg[:, t]].sum()
         assert total == pytest.approx(expected, rel=1e-12)
         np.testing.assert_allclose(state_a, state, rtol=1e-12)

@@ -21,6 +21,7 @@ from rnnkit.text.tokenizer import build_tokenizer
 @pytest.fixture(scope="module")
 def word_run(tmp_path_factory):
     from conftest import tiny_config
+
     return rnnkit.train(tiny_config(tmp_path_factory.mktemp("hub") / "word", tokenizer="word", steps=20))
 
 
@@ -28,6 +29,7 @@ def test_save_pretrained_of_a_tied_mingru_stores_the_shared_matrix_once(tmp_path
     import dataclasses
 
     from conftest import tiny_config
+
     config = tiny_config(tmp_path / "run", model="mingru", steps=2)
     config = dataclasses.replace(config, model=dataclasses.replace(config.model, tie=True, embed=config.model.hidden))
     lm = rnnkit.load(rnnkit.train(config).checkpoint, device="cpu")
@@ -75,6 +77,7 @@ def test_baseline_and_numpy_models_save_too(tmp_path, tiny):
 @pytest.mark.parametrize("kind,lowercase", [("word", False), ("word", True), ("bpe", False), ("char", False)])
 def test_hf_tokenizer_encodes_the_same_ids(tmp_path, kind, lowercase):
     from tokenizers import Tokenizer as HFTokenizer
+
     corpus = load_corpus("timemachine")
     tokenizer = build_tokenizer(kind, corpus.train, (corpus.val, corpus.test), lowercase=lowercase, bpe_vocab=400)
     assert write_hf_tokenizer(tokenizer, tmp_path / "hf_tokenizer.json")

@@ -33,23 +33,33 @@ from rnnkit.text.tokenizer import build_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TEXT = ('First Citizen:\nBefore we proceed (any further), hear me "speak".\n\nAll:\n'
-        'Speak, speak [2 times].\n') * 12
+TEXT = ('First Citizen:\nBefore we proceed (any further), hear me "speak".\n\nAll:\nSpeak, speak [2 times].\n') * 12
 
 
-def make_run(directory: Path, model: str = "lstm", layers: int = 2, hidden: int = 12, text: str = TEXT,
-             tokenizer: str = "char", seed: int = 3) -> Path:
+def make_run(
+    directory: Path,
+    model: str = "lstm",
+    layers: int = 2,
+    hidden: int = 12,
+    text: str = TEXT,
+    tokenizer: str = "char",
+    seed: int = 3,
+) -> Path:
     """A checkpoint of an untrained (seeded) model: what inspect reads, in milliseconds."""
     tok = build_tokenizer(tokenizer, text)
     sizes = {"states": 2} if model == "hmm" else {}
-    config = RunConfig(model=ModelConfig(model=model, layers=layers, hidden=hidden, embed=8, vocab_size=len(tok),
-                                         **sizes),
-                       data=DataConfig(data="toy", tokenizer=tokenizer), train=TrainConfig(seed=seed, device="cpu"))
+    config = RunConfig(
+        model=ModelConfig(model=model, layers=layers, hidden=hidden, embed=8, vocab_size=len(tok), **sizes),
+        data=DataConfig(data="toy", tokenizer=tokenizer),
+        train=TrainConfig(seed=seed, device="cpu"),
+    )
     if model == "hmm":  # a uniform 2-state HMM (loadable; Baum-Welch would import scikit-learn)
         V = len(tok)
-        weights = {"startprob": torch.full((2,), 0.5, dtype=torch.float64),
-                   "transmat": torch.full((2, 2), 0.5, dtype=torch.float64),
-                   "emissionprob": torch.full((2, V), 1.0 / V, dtype=torch.float64)}
+        weights = {
+            "startprob": torch.full((2,), 0.5, dtype=torch.float64),
+            "transmat": torch.full((2, 2), 0.5, dtype=torch.float64),
+            "emissionprob": torch.full((2, V), 1.0 / V, dtype=torch.float64),
+        }
     elif model == "ngram":
         ids = tok.encode(text)
         weights = baseline_weights(fit_baseline(config.model, ids, seed))
@@ -69,9 +79,15 @@ def lstm_run(tmp_path_factory):
 # the recomputed recurrence
 
 
-@pytest.mark.parametrize("kind,cell,options", [("lstm", torch.nn.LSTM, {}), ("gru", torch.nn.GRU, {}),
-                                               ("rnn", torch.nn.RNN, {}),
-                                               ("rnn_relu", torch.nn.RNN, {"nonlinearity": "relu"})])
+@pytest.mark.parametrize(
+    "kind,cell,options",
+    [
+        ("lstm", torch.nn.LSTM, {}),
+        ("gru", torch.nn.GRU, {}),
+        ("rnn", torch.nn.RNN, {}),
+        ("rnn_relu", torch.nn.RNN, {"nonlinearity": "relu"}),
+    ],
+)
 def test_recomputed_states_equal_torch_modules(kind, cell, options):
     torch.manual_seed(0)
     module = cell(5, 9, num_layers=2, batch_first=True, **options)
@@ -99,7 +115,7 @@ def test_lstm_cell_state_at_every_step_equals_stepping_nn_lstm():
     values, _ = run_layer("lstm", layer_weights(module, 0), x, zero_state("lstm", 2, 6))
     state = None
     for t in range(11):  # nn.LSTM returns c only at the end: one call per step gives every c_t
-        _, state = module(x[:, t:t + 1], state)
+        _, state = module(x[:, t : t + 1], state)
         assert (values["c"][:, t] - state[1][0]).abs().max() < 1e-5
     # gates are in range and reproduce c_t = f c_{t-1} + i g, h = o tanh(c) (g = (c_t - f c_{t-1}) / i)
     assert values["i"].min() > 0 and values["f"].max() < 1
@@ -121,14 +137,15 @@ def test_gru_gates_reproduce_its_update():
 # streams, features, running sums
 
 
-@pytest.mark.parametrize("positions,streams,warmup", [(1, None, 256), (50, 4, 5), (10_000, None, 256),
-                                                      (1000, 7, 300), (9, 20, 2)])
+@pytest.mark.parametrize(
+    "positions,streams,warmup", [(1, None, 256), (50, 4, 5), (10_000, None, 256), (1000, 7, 300), (9, 20, 2)]
+)
 def test_stream_windows_tile_the_positions_exactly_once(positions, streams, warmup):
     layout = StreamLayout.choose(positions, streams, warmup)
     position, kept = layout.window()
     assert sorted(position[kept].tolist()) == list(range(positions))
     if layout.streams > 1:  # each later stream reads `warmup` tokens before its slice
-        assert (kept[1:, :layout.warmup] == 0).all()
+        assert (kept[1:, : layout.warmup] == 0).all()
 
 
 def test_char_features_by_hand():
@@ -242,20 +259,42 @@ def test_streams_keep_the_first_slice_exact(lstm_run, tmp_path):
     a = np.load(tmp_path / "one" / "activations" / "layer0_c.npy")
     b = np.load(tmp_path / "four" / "activations" / "layer0_c.npy")
     first = StreamLayout.choose(len(TEXT) + 1, 4, 20)
-    assert np.abs(a[:first.warmup + first.slice_length - 1] - b[:first.warmup + first.slice_length - 1]).max() < 1e-6
+    assert np.abs(a[: first.warmup + first.slice_length - 1] - b[: first.warmup + first.slice_length - 1]).max() < 1e-6
     assert abs(one["mean_nll_nats"] - four["mean_nll_nats"]) < 0.05  # later slices: 20 tokens of context
 
 
 def test_cli_records_only_the_requested_units(lstm_run, tmp_path, capsys):
     out = tmp_path / "few"
-    assert main(["inspect", str(lstm_run), "--text", TEXT[:200], "--layer", "1", "--units", "0,5,11",
-                 "--out", str(out), "--json", "--no-png"]) == 0
+    assert (
+        main(
+            [
+                "inspect",
+                str(lstm_run),
+                "--text",
+                TEXT[:200],
+                "--layer",
+                "1",
+                "--units",
+                "0,5,11",
+                "--out",
+                str(out),
+                "--json",
+                "--no-png",
+            ]
+        )
+        == 0
+    )
     document = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert sorted(p.name for p in (out / "activations").iterdir()) == [
-        f"layer1_{s}.npy" for s in ("c", "f", "h", "i", "o")]
+        f"layer1_{s}.npy" for s in ("c", "f", "h", "i", "o")
+    ]
     assert np.load(out / "activations" / "layer1_h.npy").shape == (200, 3)
-    assert document["recorded"] == {"layers": [1], "units": [0, 5, 11], "dtype": "float32",
-                                    "signals": document["recorded"]["signals"]}
+    assert document["recorded"] == {
+        "layers": [1],
+        "units": [0, 5, 11],
+        "dtype": "float32",
+        "signals": document["recorded"]["signals"],
+    }
     assert {"report.html", "inspect.json"} <= {p.name for p in out.iterdir()}
     assert main(["inspect", str(lstm_run), "--text", TEXT[:200], "--out", str(out)]) == 2  # kept, not overwritten
     assert "exists already" in capsys.readouterr().err
@@ -267,19 +306,25 @@ def test_gru_run_prints_a_table(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "bracket_depth" in printed and "saturation (trained, layer0" in printed and "z " in printed
     assert sorted(p.name for p in (tmp_path / "o" / "activations").iterdir()) == [
-        "layer0_h.npy", "layer0_r.npy", "layer0_z.npy"]
+        "layer0_h.npy",
+        "layer0_r.npy",
+        "layer0_z.npy",
+    ]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--text", ""], "is empty"),
-    (["--text", "Speak \u00e9"], "lacks"),
-    (["--text", "Speak", "--units", "12"], "unit 12 is out of range"),
-    (["--text", "Speak", "--units", "-1"], "out of range"),
-    (["--text", "Speak", "--layer", "2"], "--layer 2 is out of range"),
-    (["--text", "Speak", "--units", "x"], "comma-separated integers"),
-    (["--file", "/nonexistent/file.txt"], "no such file"),
-    (["--text", "Speak", "--show-from", "5"], "past the end"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--text", ""], "is empty"),
+        (["--text", "Speak \u00e9"], "lacks"),
+        (["--text", "Speak", "--units", "12"], "unit 12 is out of range"),
+        (["--text", "Speak", "--units", "-1"], "out of range"),
+        (["--text", "Speak", "--layer", "2"], "--layer 2 is out of range"),
+        (["--text", "Speak", "--units", "x"], "comma-separated integers"),
+        (["--file", "/nonexistent/file.txt"], "no such file"),
+        (["--text", "Speak", "--show-from", "5"], "past the end"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(lstm_run, tmp_path, capsys, args, message):
     assert main(["inspect", str(lstm_run), *args, "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err
@@ -305,8 +350,15 @@ def test_no_text_option_is_a_usage_error(lstm_run, capsys):
 # the report in a real browser
 
 
-BROWSER_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run", "--disable-sync"]
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 
 def chromium_path() -> str | None:

@@ -63,8 +63,10 @@ def imported_modules(source: str, name: str, is_package: bool, known: set[str]) 
 def import_graph() -> dict[str, frozenset[str]]:
     files = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
     known = set(files)
-    return {name: frozenset(imported_modules(path.read_text(encoding="utf-8"), name, path.name == "__init__.py", known))
-            for name, path in files.items()}
+    return {
+        name: frozenset(imported_modules(path.read_text(encoding="utf-8"), name, path.name == "__init__.py", known))
+        for name, path in files.items()
+    }
 
 
 def layer_of(module: str, layers=LAYERS) -> int | None:
@@ -88,7 +90,7 @@ def find_cycle(graph: dict[str, set[str]] | dict[str, frozenset[str]]) -> list[s
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == "open":
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (loop := visit(nxt)):
                 return loop
         state[node] = "done"
@@ -106,8 +108,12 @@ def test_every_module_has_a_layer():
     unplaced = sorted({m for m in graph} | {t for targets in graph.values() for t in targets})
     unplaced = [m for m in unplaced if layer_of(m) is None]
     assert not unplaced, f"modules with no layer (add them to LAYERS here and in docs/architecture.md): {unplaced}"
-    stale = [entry for line in LAYERS for entry in (p.strip() for p in line.split(","))
-             if not any(layer_of(m, (entry,)) == 0 for m in graph)]
+    stale = [
+        entry
+        for line in LAYERS
+        for entry in (p.strip() for p in line.split(","))
+        if not any(layer_of(m, (entry,)) == 0 for m in graph)
+    ]
     assert not stale, f"LAYERS names modules that do not exist: {stale}"
 
 
@@ -115,10 +121,17 @@ def test_no_module_imports_a_higher_layer():
     def describe(module: str) -> str:
         return f"{module} (layer {layer_of(module)}: {LAYERS[layer_of(module)]})"
 
-    placed = [(module, target) for module, targets in sorted(import_graph().items()) for target in sorted(targets)
-              if layer_of(module) is not None and layer_of(target) is not None]  # unplaced: the test above
-    upward = [f"{describe(module)} imports {describe(target)}" for module, target in placed
-              if layer_of(target) > layer_of(module)]
+    placed = [
+        (module, target)
+        for module, targets in sorted(import_graph().items())
+        for target in sorted(targets)
+        if layer_of(module) is not None and layer_of(target) is not None
+    ]  # unplaced: the test above
+    upward = [
+        f"{describe(module)} imports {describe(target)}"
+        for module, target in placed
+        if layer_of(target) > layer_of(module)
+    ]
     assert not upward, "upward imports (a module may import only its own layer or lower):\n" + "\n".join(upward)
 
 
@@ -128,16 +141,36 @@ def test_no_import_cycles():
 
 
 def test_the_checker_sees_every_form_of_import():
-    source = ("import rnnkit\nimport numpy\nfrom .. import __version__, config\nfrom ..errors import X\n"
-              "def f():\n    from ..models.base import Scorer\n    import rnnkit.train\n"
-              "    from . import tokenizer\n    from .corpora import load\n")
-    known = {"rnnkit", "rnnkit.config", "rnnkit.errors", "rnnkit.models.base", "rnnkit.train", "rnnkit.text",
-             "rnnkit.text.tokenizer", "rnnkit.text.corpora", "rnnkit.text.prepare"}
+    source = (
+        "import rnnkit\nimport numpy\nfrom .. import __version__, config\nfrom ..errors import X\n"
+        "def f():\n    from ..models.base import Scorer\n    import rnnkit.train\n"
+        "    from . import tokenizer\n    from .corpora import load\n"
+    )
+    known = {
+        "rnnkit",
+        "rnnkit.config",
+        "rnnkit.errors",
+        "rnnkit.models.base",
+        "rnnkit.train",
+        "rnnkit.text",
+        "rnnkit.text.tokenizer",
+        "rnnkit.text.corpora",
+        "rnnkit.text.prepare",
+    }
     found = imported_modules(source, "rnnkit.text.prepare", False, known)
-    assert found == {"rnnkit", VERSION, "rnnkit.config", "rnnkit.errors", "rnnkit.models.base", "rnnkit.train",
-                     "rnnkit.text.tokenizer", "rnnkit.text.corpora"}
-    assert imported_modules("from . import corpora\nfrom .corpora import x\n", "rnnkit.text", True,
-                            known) == {"rnnkit.text.corpora"}
+    assert found == {
+        "rnnkit",
+        VERSION,
+        "rnnkit.config",
+        "rnnkit.errors",
+        "rnnkit.models.base",
+        "rnnkit.train",
+        "rnnkit.text.tokenizer",
+        "rnnkit.text.corpora",
+    }
+    assert imported_modules("from . import corpora\nfrom .corpora import x\n", "rnnkit.text", True, known) == {
+        "rnnkit.text.corpora"
+    }
     assert layer_of("rnnkit.text.tokenizer") == 2 and layer_of("rnnkit") == layer_of("rnnkit.api")
     assert layer_of(VERSION) == 0 and layer_of("rnnkit.textual") is None
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]

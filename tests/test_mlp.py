@@ -85,18 +85,22 @@ def test_mlp_trains_and_resumes_exactly(tiny):
 
 def tmp_path_of(result):
     from pathlib import Path
+
     return Path(result.checkpoint)
 
 
-@pytest.mark.parametrize("model, message", [
-    (dict(model="mlp", context=0), "context must be between 1"),
-    (dict(model="mlp"), "needs --context K"),
-    (dict(model="lstm", context=2), "no fixed context"),
-    (dict(model="mlp", context=2, engine="numpy"), "torch engine only"),
-    (dict(model="mlp", context=2, tie=True, embed=256), "--tie"),
-    (dict(model="mlp", context=2, embed=0), "--embed > 0"),
-    (dict(model="mlp", context=2, weight_drop=0.2), "--weight-drop"),
-])
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        (dict(model="mlp", context=0), "context must be between 1"),
+        (dict(model="mlp"), "needs --context K"),
+        (dict(model="lstm", context=2), "no fixed context"),
+        (dict(model="mlp", context=2, engine="numpy"), "torch engine only"),
+        (dict(model="mlp", context=2, tie=True, embed=256), "--tie"),
+        (dict(model="mlp", context=2, embed=0), "--embed > 0"),
+        (dict(model="mlp", context=2, weight_drop=0.2), "--weight-drop"),
+    ],
+)
 def test_refusals(model, message):
     with pytest.raises(ConfigError, match=message):
         ModelConfig(**model)
@@ -121,9 +125,35 @@ def test_compare_runs_mlp_beside_the_ngram(tmp_path):
     out = tmp_path / "cmp"
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        code = main(["compare", "--data", "toy", "--tokenizer", "word", "--hidden", "16", "--embed", "8",
-                     "--batch-size", "4", "--seq-len", "8", "--lr", "0.02", "--device", "cpu", "--models",
-                     "ngram:2,mlp:2", "--budget-seconds", "1", "--out", str(out), "--quiet", "--json"])
+        code = main(
+            [
+                "compare",
+                "--data",
+                "toy",
+                "--tokenizer",
+                "word",
+                "--hidden",
+                "16",
+                "--embed",
+                "8",
+                "--batch-size",
+                "4",
+                "--seq-len",
+                "8",
+                "--lr",
+                "0.02",
+                "--device",
+                "cpu",
+                "--models",
+                "ngram:2,mlp:2",
+                "--budget-seconds",
+                "1",
+                "--out",
+                str(out),
+                "--quiet",
+                "--json",
+            ]
+        )
     assert code == 0
     rows = json.loads(stdout.getvalue())
     assert [row["model"] for row in rows] == ["ngram:2", "mlp:2"]

@@ -18,6 +18,7 @@ from rnnkit.text.corpora import load_corpus
 @pytest.fixture(scope="module")
 def card_run(tmp_path_factory):
     from conftest import tiny_config
+
     config = tiny_config(tmp_path_factory.mktemp("card") / "run", tokenizer="char", steps=20, sample_tokens=30)
     return rnnkit.train(config)
 
@@ -50,6 +51,7 @@ def test_card_describes_the_run(card_run):
 
 def test_card_written_at_every_checkpoint_save_and_at_the_end(tmp_path, tiny, monkeypatch):
     import importlib
+
     train_module = importlib.import_module("rnnkit.train")  # the module (rnnkit.train is the function)
     calls = []
 
@@ -80,6 +82,7 @@ def test_command_line_of_the_cli_and_of_a_script(monkeypatch):
 
 def test_old_checkpoint_without_provenance_loads_and_gets_a_card(card_run, tmp_path):
     import shutil
+
     old = tmp_path / "old"
     shutil.copytree(Path(card_run.checkpoint) / "best", old)
     document = json.loads((old / "config.json").read_text())

@@ -17,6 +17,7 @@ CORPORA = Path(rnnkit.__file__).parent / "text" / "bundled"
 
 # ---------------------------------------------------------------------------- plain reference
 
+
 def ref_discounts(counts):
     """Chen & Goodman eq. 26 with the documented fallbacks, written out longhand."""
     values = list(counts)
@@ -38,7 +39,7 @@ class RefKN:
     def __init__(self, tokens, order, vocab_size):
         toks = [int(x) for x in tokens]
         self.order, self.vocab_size = order, vocab_size
-        grams = {k: Counter(tuple(toks[i:i + k]) for i in range(len(toks) - k + 1)) for k in range(1, order + 1)}
+        grams = {k: Counter(tuple(toks[i : i + k]) for i in range(len(toks) - k + 1)) for k in range(1, order + 1)}
         self.counts = {order: dict(grams[order])}
         for k in range(1, order):
             cont = Counter()
@@ -57,7 +58,7 @@ class RefKN:
         for k in range(1, self.order + 1):
             if k - 1 > len(context):
                 break
-            h = context[len(context) - (k - 1):] if k > 1 else ()
+            h = context[len(context) - (k - 1) :] if k > 1 else ()
             row = self.rows[k].get(h, {})
             total = sum(row.values())
             if total == 0:
@@ -95,16 +96,29 @@ def dist(model, context):
 
 # ---------------------------------------------------------------------------- exact values
 
+
 def test_hand_worked_abracadabra():
     # a=0 b=1 c=2 d=3 r=4, id 5 never occurs (think <unk>), V = 6
     ids = np.array(["abcdr".index(c) for c in "abracadabra"])
     m = KneserNeyLM(2, 6).fit(ids)
     grams, counts = m.ngram_counts(2)  # raw bigram counts
     assert dict(zip(map(tuple, grams.tolist()), counts.tolist(), strict=True)) == {
-        (0, 1): 2, (1, 4): 2, (4, 0): 2, (0, 2): 1, (2, 0): 1, (0, 3): 1, (3, 0): 1}
+        (0, 1): 2,
+        (1, 4): 2,
+        (4, 0): 2,
+        (0, 2): 1,
+        (2, 0): 1,
+        (0, 3): 1,
+        (3, 0): 1,
+    }
     grams, counts = m.ngram_counts(1)  # continuation counts: 'a' follows r, c, d
     assert dict(zip(map(tuple, grams.tolist()), counts.tolist(), strict=True)) == {
-        (0,): 3, (1,): 1, (2,): 1, (3,): 1, (4,): 1}
+        (0,): 3,
+        (1,): 1,
+        (2,): 1,
+        (3,): 1,
+        (4,): 1,
+    }
     # bigram count-of-counts n1=4, n2=3, n3=0: D1 = Y = 4/10; D2, D3+ not estimable -> single D = 0.4
     # unigram n1=4, n2=0: nothing estimable -> 0.5
     np.testing.assert_allclose(m.discounts, [[0.5, 0.5, 0.5], [0.4, 0.4, 0.4]])
@@ -127,7 +141,7 @@ def test_matches_bruteforce_reference(order):
         assert got == {g: c for g, c in ref.counts[k].items() if c > 0}
         np.testing.assert_allclose(m.discounts[k - 1], ref.discounts[k], rtol=0, atol=1e-15)
     rng = np.random.default_rng(0)
-    contexts = [tuple(tokens[i:i + order - 1]) for i in range(0, 300, 7)]  # seen contexts
+    contexts = [tuple(tokens[i : i + order - 1]) for i in range(0, 300, 7)]  # seen contexts
     contexts += [tuple(rng.integers(0, vocab, size=order - 1)) for _ in range(20)]  # mostly unseen, some with id 6
     contexts += [tuple(tokens[:j]) for j in range(order - 1)]  # the start: shorter histories
     for ctx in contexts:
@@ -138,13 +152,14 @@ def test_matches_bruteforce_reference(order):
 
 # ---------------------------------------------------------------------------- distribution properties
 
+
 @pytest.mark.parametrize("order", [1, 2, 3, 5])
 def test_distribution_sums_to_one_everywhere(order):
     tokens, vocab = char_ids("timemachine.txt")
     vocab += 1  # one id never seen in training, e.g. <unk>
     m = KneserNeyLM(order, vocab).fit(tokens[:20000])
     rng = np.random.default_rng(1)
-    seen = np.stack([tokens[i:i + 4] for i in rng.integers(0, 19000, 100)])
+    seen = np.stack([tokens[i : i + 4] for i in rng.integers(0, 19000, 100)])
     rand = rng.integers(0, vocab, size=(100, 4))  # unseen contexts, the unknown id included
     with_unk = seen.copy()
     with_unk[:, rng.integers(0, 4, 100)] = vocab - 1
@@ -172,7 +187,7 @@ def test_score_equals_sum_of_next_logprobs():
     total, state_a = m.score(idx, targets, m.initial_state(3))
     state, expected = m.initial_state(3), 0.0
     for t in range(idx.shape[1]):
-        logp, state = m.next_logprobs(idx[:, t:t + 1], state)
+        logp, state = m.next_logprobs(idx[:, t : t + 1], state)
         expected -= logp[np.arange(3), targets[:, t]].sum()
     assert total == pytest.approx(expected, rel=1e-12)
     np.testing.assert_array_equal(state_a, state)
@@ -210,11 +225,11 @@ def test_higher_order_beats_unigram_on_real_text():
 
 # ---------------------------------------------------------------------------- discounts, persistence, errors
 
+
 def test_discount_estimates_and_fallbacks():
     n = np.array([1000, 400, 200, 120])
     y = 1000 / 1800
-    np.testing.assert_allclose(estimate_discounts(n),
-                               [1 - 2 * y * 0.4, 2 - 3 * y * 0.5, 3 - 4 * y * 0.6])
+    np.testing.assert_allclose(estimate_discounts(n), [1 - 2 * y * 0.4, 2 - 3 * y * 0.5, 3 - 4 * y * 0.6])
     np.testing.assert_allclose(estimate_discounts(n, "single"), [y, y, y])
     np.testing.assert_allclose(estimate_discounts(np.zeros(4)), [0.5, 0.5, 0.5])
     np.testing.assert_allclose(estimate_discounts(np.array([5, 0, 3, 1])), [0.5, 0.5, 0.5])

@@ -42,8 +42,9 @@ def test_training_and_plots_in_a_jupyter_kernel(tmp_path):
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells(tmp_path / "run")]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbclient.NotebookClient(notebook, timeout=120, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        notebook, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     outputs = [cell.outputs for cell in notebook.cells]
     train_text = "".join(o.get("text", "") for o in outputs[1] if o.output_type == "stream")
     assert "records [5, 10, 15, 20]" in train_text

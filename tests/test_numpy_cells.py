@@ -34,8 +34,11 @@ def both_engines(**options):
     return model, net
 
 
-@pytest.mark.parametrize("options", [dict(model="gru", gru_form="cho"), dict(model="mingru"), dict(model="minlstm"),
-                                     dict(model="mingru", embed=0)], ids=["cho", "mingru", "minlstm", "mingru-onehot"])
+@pytest.mark.parametrize(
+    "options",
+    [dict(model="gru", gru_form="cho"), dict(model="mingru"), dict(model="minlstm"), dict(model="mingru", embed=0)],
+    ids=["cho", "mingru", "minlstm", "mingru-onehot"],
+)
 def test_numpy_and_torch_compute_the_same_model(options):
     model, net = both_engines(**options)
     idx = np.random.default_rng(0).integers(0, V, (3, 9))
@@ -74,6 +77,7 @@ def test_cho_and_cudnn_forms_differ_in_both_engines():
 
 
 # ------------------------------------------------------------------ minGRU / minLSTM: parallel == sequential
+
 
 @pytest.mark.parametrize("kind", ["mingru", "minlstm"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -157,13 +161,14 @@ def test_model_windows_use_the_scan_and_single_tokens_the_loop(kind):
     model.parallel = None
     state, steps = None, []
     for t in range(70):  # one token at a time: the sequential form, as generation runs it
-        logits, _, state = model(idx[:, t:t + 1], state=state)
+        logits, _, state = model(idx[:, t : t + 1], state=state)
         steps.append(logits)
     torch.testing.assert_close(torch.cat(steps, 1), whole, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(state, final, rtol=1e-5, atol=1e-5)
 
 
 # ------------------------------------------------------------------ the concatenation identity
+
 
 def test_one_product_with_stacked_weights_equals_two_products():
     rng = np.random.default_rng(0)
@@ -187,14 +192,18 @@ def test_stacked_product_is_the_rnn_cell_in_the_engine():
 
 # ------------------------------------------------------------------ training, checkpoints, refusals
 
+
 def cell_config(tiny, name, steps, engine="torch", **model):
     config = tiny(name, steps=steps)
     return RunConfig(ModelConfig(layers=1, hidden=16, embed=8, engine=engine, **model), config.data, config.train)
 
 
 @pytest.mark.parametrize("engine", ["torch", "numpy"])
-@pytest.mark.parametrize("model", [dict(model="mingru"), dict(model="minlstm"), dict(model="gru", gru_form="cho")],
-                         ids=["mingru", "minlstm", "cho"])
+@pytest.mark.parametrize(
+    "model",
+    [dict(model="mingru"), dict(model="minlstm"), dict(model="gru", gru_form="cho")],
+    ids=["mingru", "minlstm", "cho"],
+)
 def test_new_cells_train_and_resume_exactly(tiny, engine, model):
     whole = train(cell_config(tiny, "whole", 20, engine, dropout=0.1, **model))
     part = train(cell_config(tiny, "part", 10, engine, dropout=0.1, **model))
@@ -213,12 +222,15 @@ def test_checkpoint_records_the_gru_form_and_loads_in_either_engine(tiny):
     assert rnnkit.load(cho.checkpoint, engine="numpy").evaluate().loss == pytest.approx(torch_loss, rel=1e-5)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model", "lstm", "--gru-form", "cho"], "a lstm model is not a GRU"),
-    (["--model", "gru", "--gru-form", "reset-first"], "gru_form must be one of cudnn, cho"),
-    (["--model", "mingru", "--weight-drop", "0.2"], "--weight-drop"),
-    (["--model", "minlstm", "--ar-alpha", "2"], "takes neither"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "lstm", "--gru-form", "cho"], "a lstm model is not a GRU"),
+        (["--model", "gru", "--gru-form", "reset-first"], "gru_form must be one of cudnn, cho"),
+        (["--model", "mingru", "--weight-drop", "0.2"], "--weight-drop"),
+        (["--model", "minlstm", "--ar-alpha", "2"], "takes neither"),
+    ],
+)
 def test_refusals_are_one_line_exit_2(args, message, capsys, tmp_path):
     assert main(["train", *args, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err

@@ -16,8 +16,6 @@ T, N, D, H = 5, 3, 4, 6
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-
-
 def test_embedding_lookup_and_scatter_add():
     rng = np.random.default_rng(0)
     weight = rng.standard_normal((7, D))
@@ -84,8 +82,9 @@ def test_softmax_cross_entropy_matches_torch():
     tloss.backward()
     assert abs(loss - tloss.item()) < 1e-13
     assert dlogits.shape == logits.shape and rel(dlogits, tl.grad.numpy()) < 1e-12
-    np.testing.assert_allclose(L.log_softmax(logits), F.log_softmax(torch.tensor(logits), -1).numpy(),
-                               rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(
+        L.log_softmax(logits), F.log_softmax(torch.tensor(logits), -1).numpy(), rtol=1e-13, atol=1e-13
+    )
     assert L.softmax_cross_entropy(logits, targets, grad=False) == (loss, None)
 
 
@@ -140,8 +139,7 @@ def run_numpy_cell(kind, x, h0, c0, w):
 def test_cell_forward_and_backward_match_torch(kind):
     rng = np.random.default_rng(5)
     cell = torch_cell(kind)
-    w = [getattr(cell, f"{n}_l0").detach().numpy().copy()
-         for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    w = [getattr(cell, f"{n}_l0").detach().numpy().copy() for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
     x, h0, c0 = rng.standard_normal((T, N, D)), rng.standard_normal((N, H)), rng.standard_normal((N, H))
     dhs, dhT, dcT = rng.standard_normal((T, N, H)), rng.standard_normal((N, H)), rng.standard_normal((N, H))
     hs, h_t, c_t, backward = run_numpy_cell(kind, x, h0, c0, w)
@@ -150,8 +148,9 @@ def test_cell_forward_and_backward_match_torch(kind):
     tx, th0, tc0 = (torch.tensor(a, requires_grad=True) for a in (x, h0, c0))
     if kind == "lstm":
         out, (th, tc) = cell(tx, (th0[None], tc0[None]))
-        objective = (out * torch.tensor(dhs)).sum() + (th[0] * torch.tensor(dhT)).sum() \
-            + (tc[0] * torch.tensor(dcT)).sum()
+        objective = (
+            (out * torch.tensor(dhs)).sum() + (th[0] * torch.tensor(dhT)).sum() + (tc[0] * torch.tensor(dcT)).sum()
+        )
     else:
         out, th = cell(tx, th0[None])
         objective = (out * torch.tensor(dhs)).sum() + (th[0] * torch.tensor(dhT)).sum()
@@ -159,8 +158,14 @@ def test_cell_forward_and_backward_match_torch(kind):
 
     assert rel(hs, out.detach().numpy()) < 1e-12 and rel(h_t, th[0].detach().numpy()) < 1e-12
     dh0 = dstate[0] if kind == "lstm" else dstate
-    pairs = [(dx, tx.grad), (dh0, th0.grad), (dw_ih, cell.weight_ih_l0.grad),
-             (dw_hh, cell.weight_hh_l0.grad), (db_ih, cell.bias_ih_l0.grad), (db_hh, cell.bias_hh_l0.grad)]
+    pairs = [
+        (dx, tx.grad),
+        (dh0, th0.grad),
+        (dw_ih, cell.weight_ih_l0.grad),
+        (dw_hh, cell.weight_hh_l0.grad),
+        (db_ih, cell.bias_ih_l0.grad),
+        (db_hh, cell.bias_hh_l0.grad),
+    ]
     if kind == "lstm":
         assert rel(c_t, tc[0].detach().numpy()) < 1e-12
         pairs.append((dstate[1], tc0.grad))
@@ -171,14 +176,12 @@ def test_cell_forward_and_backward_match_torch(kind):
 @pytest.mark.parametrize("kind", ["rnn", "rnn_relu", "gru", "lstm"])
 def test_cells_in_float32_track_float64(kind):
     rng = np.random.default_rng(6)
-    w64 = [rng.uniform(-0.4, 0.4, s) for s in
-           ((4 * H, D), (4 * H, H), (4 * H,), (4 * H,))]
+    w64 = [rng.uniform(-0.4, 0.4, s) for s in ((4 * H, D), (4 * H, H), (4 * H,), (4 * H,))]
     g = {"lstm": 4, "gru": 3}.get(kind, 1)
     w64 = [a[: g * H] for a in w64]
     x, h0, c0 = rng.standard_normal((T, N, D)), rng.standard_normal((N, H)), rng.standard_normal((N, H))
     hs64, *_ = run_numpy_cell(kind, x, h0, c0, w64)
-    hs32, *_ = run_numpy_cell(kind, *(a.astype(np.float32) for a in (x, h0, c0)),
-                              [a.astype(np.float32) for a in w64])
+    hs32, *_ = run_numpy_cell(kind, *(a.astype(np.float32) for a in (x, h0, c0)), [a.astype(np.float32) for a in w64])
     assert hs32.dtype == np.float32
     assert np.abs(hs32 - hs64).max() < 1e-5
 
@@ -188,8 +191,7 @@ def test_saturated_gates_stay_finite_and_silent(kind):
     """Huge pre-activations: exp overflows to inf by design, and 1 / (1 + inf) = 0 exactly."""
     rng = np.random.default_rng(7)
     g = 4 if kind == "lstm" else 3
-    w = [rng.standard_normal((g * H, D)) * 1e3, rng.standard_normal((g * H, H)) * 1e3,
-         np.zeros(g * H), np.zeros(g * H)]
+    w = [rng.standard_normal((g * H, D)) * 1e3, rng.standard_normal((g * H, H)) * 1e3, np.zeros(g * H), np.zeros(g * H)]
     w = [a.astype(np.float32) for a in w]
     x = rng.standard_normal((T, N, D)).astype(np.float32)
     h0 = np.zeros((N, H), np.float32)

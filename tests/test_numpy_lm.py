@@ -17,8 +17,6 @@ V = 11
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-
-
 class TorchLM(nn.Module):
     """The reference: nn.Embedding (or one-hot) -> nn.RNN/GRU/LSTM -> nn.Linear, batch-first."""
 
@@ -33,8 +31,9 @@ class TorchLM(nn.Module):
         elif kind == "gru":
             self.rnn = nn.GRU(embed or vocab, hidden, layers, **kw)
         else:
-            self.rnn = nn.RNN(embed or vocab, hidden, layers,
-                              nonlinearity="relu" if kind == "rnn_relu" else "tanh", **kw)
+            self.rnn = nn.RNN(
+                embed or vocab, hidden, layers, nonlinearity="relu" if kind == "rnn_relu" else "tanh", **kw
+            )
         self.head = nn.Linear(hidden * (2 if bidirectional else 1), vocab)
         if tie:
             self.head.weight = self.embed.weight
@@ -71,11 +70,18 @@ def to_torch_state(state):
     return torch.from_numpy(state)
 
 
-PARITY = [(kind, layers, embed, tie, bidir)
-          for kind in ("rnn", "rnn_relu", "gru", "lstm")
-          for layers, embed, tie, bidir in ((1, 6, False, False), (2, 6, False, False),
-                                            (2, 0, False, False), (1, 5, True, False),
-                                            (2, 6, False, True), (1, 3, False, False))]
+PARITY = [
+    (kind, layers, embed, tie, bidir)
+    for kind in ("rnn", "rnn_relu", "gru", "lstm")
+    for layers, embed, tie, bidir in (
+        (1, 6, False, False),
+        (2, 6, False, False),
+        (2, 0, False, False),
+        (1, 5, True, False),
+        (2, 6, False, True),
+        (1, 3, False, False),
+    )
+]
 
 
 @pytest.mark.parametrize("kind,layers,embed,tie,bidirectional", PARITY)
@@ -117,10 +123,19 @@ def test_parameter_layout_and_initialisation():
     config = ModelConfig(dropout=0.0, model="lstm", layers=2, hidden=32, embed=16, vocab_size=50)
     model = NumpyRNNLM(config, seed=0)
     shapes = {name: p.shape for name, p in model.params.items()}
-    assert shapes == {"embed.weight": (50, 16), "rnn.weight_ih_l0": (128, 16), "rnn.weight_hh_l0": (128, 32),
-                      "rnn.bias_ih_l0": (128,), "rnn.bias_hh_l0": (128,), "rnn.weight_ih_l1": (128, 32),
-                      "rnn.weight_hh_l1": (128, 32), "rnn.bias_ih_l1": (128,), "rnn.bias_hh_l1": (128,),
-                      "head.weight": (50, 32), "head.bias": (50,)}
+    assert shapes == {
+        "embed.weight": (50, 16),
+        "rnn.weight_ih_l0": (128, 16),
+        "rnn.weight_hh_l0": (128, 32),
+        "rnn.bias_ih_l0": (128,),
+        "rnn.bias_hh_l0": (128,),
+        "rnn.weight_ih_l1": (128, 32),
+        "rnn.weight_hh_l1": (128, 32),
+        "rnn.bias_ih_l1": (128,),
+        "rnn.bias_hh_l1": (128,),
+        "head.weight": (50, 32),
+        "head.bias": (50,),
+    }
     assert all(p.dtype == np.float32 for p in model.params.values())
     bound = 1 / np.sqrt(32)
     for name, p in model.params.items():
@@ -265,13 +280,13 @@ def test_learns_you_say_goodbye_and_i_say_hello():
     batch, steps = 4, 10
     cols = (len(stream) - 1) // batch
     x = stream[: batch * cols].reshape(batch, cols)  # four parallel streams, read in order
-    y = stream[1: batch * cols + 1].reshape(batch, cols)
+    y = stream[1 : batch * cols + 1].reshape(batch, cols)
     config = ModelConfig(dropout=0.0, model="lstm", layers=1, hidden=32, embed=16, vocab_size=len(vocab))
     model, opt = NumpyRNNLM(config, seed=0), AdamW(weight_decay=0.0)
     for _epoch in range(8):
         state, losses = None, []
         for start in range(0, cols - steps + 1, steps):  # sequential windows, state carried
-            loss, grads, state = model.loss_and_grads(x[:, start:start + steps], y[:, start:start + steps], state)
+            loss, grads, state = model.loss_and_grads(x[:, start : start + steps], y[:, start : start + steps], state)
             clip_grad_norm(grads, 1.0)
             opt.step(model.params, grads, lr=0.02)
             losses.append(loss)

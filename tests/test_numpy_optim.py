@@ -16,6 +16,8 @@ def single_threaded_torch():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
 LRS = [0.1, 0.05, 0.2, 0.01, 0.3, 0.07]
 
 
@@ -51,24 +53,39 @@ def assert_same(mine, theirs, tol=1e-10):
         assert err < tol, (k, err)
 
 
-@pytest.mark.parametrize("momentum,weight_decay,dampening,nesterov",
-                         [(0.0, 0.0, 0.0, False), (0.9, 0.0, 0.0, False), (0.9, 0.01, 0.0, False),
-                          (0.8, 0.1, 0.3, False), (0.9, 0.01, 0.0, True)])
+@pytest.mark.parametrize(
+    "momentum,weight_decay,dampening,nesterov",
+    [
+        (0.0, 0.0, 0.0, False),
+        (0.9, 0.0, 0.0, False),
+        (0.9, 0.01, 0.0, False),
+        (0.8, 0.1, 0.3, False),
+        (0.9, 0.01, 0.0, True),
+    ],
+)
 def test_sgd_matches_torch(momentum, weight_decay, dampening, nesterov):
     params, grads = problem()
-    theirs = run_torch(lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=momentum, weight_decay=weight_decay,
-                                                  dampening=dampening, nesterov=nesterov), params, grads)
-    mine = run_numpy(SGD(momentum=momentum, weight_decay=weight_decay, dampening=dampening,
-                         nesterov=nesterov), params, grads)
+    theirs = run_torch(
+        lambda ps: torch.optim.SGD(
+            ps, lr=0.1, momentum=momentum, weight_decay=weight_decay, dampening=dampening, nesterov=nesterov
+        ),
+        params,
+        grads,
+    )
+    mine = run_numpy(
+        SGD(momentum=momentum, weight_decay=weight_decay, dampening=dampening, nesterov=nesterov), params, grads
+    )
     assert_same(mine, theirs)
 
 
-@pytest.mark.parametrize("weight_decay,betas,eps", [(0.0, (0.9, 0.999), 1e-8), (0.01, (0.9, 0.999), 1e-8),
-                                                    (0.1, (0.8, 0.95), 1e-6)])
+@pytest.mark.parametrize(
+    "weight_decay,betas,eps", [(0.0, (0.9, 0.999), 1e-8), (0.01, (0.9, 0.999), 1e-8), (0.1, (0.8, 0.95), 1e-6)]
+)
 def test_adamw_matches_torch(weight_decay, betas, eps):
     params, grads = problem(1)
-    theirs = run_torch(lambda ps: torch.optim.AdamW(ps, lr=0.1, betas=betas, eps=eps,
-                                                    weight_decay=weight_decay), params, grads)
+    theirs = run_torch(
+        lambda ps: torch.optim.AdamW(ps, lr=0.1, betas=betas, eps=eps, weight_decay=weight_decay), params, grads
+    )
     mine = run_numpy(AdamW(betas=betas, eps=eps, weight_decay=weight_decay), params, grads)
     assert_same(mine, theirs)
 

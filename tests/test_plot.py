@@ -42,13 +42,22 @@ def test_plot_two_runs_through_the_cli(two_runs, tmp_path, capsys):
 def test_the_metric_against_the_step_as_logged(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    lines = [{"step": 1, "train_loss": 3.0, "lr": 0.1, "grad_norm": 5.0},
-             {"step": 2, "train_loss": 2.0, "lr": 0.1, "grad_norm": None, "val_loss": 2.5},
-             {"step": 3, "train_loss": 1.5, "lr": 0.1, "grad_norm": 2.0}]
+    lines = [
+        {"step": 1, "train_loss": 3.0, "lr": 0.1, "grad_norm": 5.0},
+        {"step": 2, "train_loss": 2.0, "lr": 0.1, "grad_norm": None, "val_loss": 2.5},
+        {"step": 3, "train_loss": 1.5, "lr": 0.1, "grad_norm": 2.0},
+    ]
     (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     result = plot_runs([run], "grad_norm", out=tmp_path / "g.png")
-    assert result["runs"][0] == {"run": "run", "points": 2, "min": 2.0, "max": 5.0, "first": 5.0,
-                                 "last": 2.0, "last_x": 3.0}
+    assert result["runs"][0] == {
+        "run": "run",
+        "points": 2,
+        "min": 2.0,
+        "max": 5.0,
+        "first": 5.0,
+        "last": 2.0,
+        "last_x": 3.0,
+    }
     with pytest.raises(DataError, match="no val_loss values against elapsed_s"):
         plot_runs([run], "val_loss", x="elapsed_s", out=tmp_path / "v.png")
     assert not (tmp_path / "v.png").exists()
@@ -56,7 +65,9 @@ def test_the_metric_against_the_step_as_logged(tmp_path):
 
 def test_labels_stay_apart_when_names_collide(tmp_path):
     assert run_labels([tmp_path / "a" / "run", tmp_path / "b" / "run"]) == [
-        str(tmp_path / "a" / "run"), str(tmp_path / "b" / "run")]
+        str(tmp_path / "a" / "run"),
+        str(tmp_path / "b" / "run"),
+    ]
     assert run_labels([tmp_path / "x", tmp_path / "y"]) == ["x", "y"]
 
 
@@ -76,8 +87,9 @@ def test_refusals(two_runs, tmp_path):
     assert notes.read_text() == "keep me" and not (tmp_path / "a.png").exists()
 
 
-@pytest.mark.parametrize("extra, message", [(["--metric", "nope"], "--metric must be one of"),
-                                            (["--out", "x.jsonl"], "--out must name")])
+@pytest.mark.parametrize(
+    "extra, message", [(["--metric", "nope"], "--metric must be one of"), (["--out", "x.jsonl"], "--out must name")]
+)
 def test_cli_errors_are_one_line(two_runs, capsys, extra, message):
     assert main(["plot", *two_runs, *extra]) == 2
     err = capsys.readouterr().err.strip()
@@ -92,6 +104,7 @@ def test_missing_run_directory_is_one_line(tmp_path, capsys):
 
 def test_reference_lines(two_runs, tmp_path, capsys):
     from rnnkit.studies.plot import parse_reference
+
     assert parse_reference("1.886:nanoGPT CPU, 2 min") == (1.886, "nanoGPT CPU, 2 min")
     assert parse_reference("2") == (2.0, "")
     for bad in ("abc:label", "nan", "inf:x", ""):
@@ -108,6 +121,7 @@ def test_reference_lines(two_runs, tmp_path, capsys):
 
 def test_plot_returns_the_figure_and_draws_into_given_axes(tmp_path):
     from matplotlib.figure import Figure
+
     run = tmp_path / "run"
     run.mkdir()
     lines = [{"step": s, "train_loss": 3.0 / s, "val_loss": 3.5 / s} for s in (1, 2, 3)]
@@ -125,7 +139,17 @@ def test_plot_returns_the_figure_and_draws_into_given_axes(tmp_path):
 
 def test_gradient_plot_returns_the_figure(tmp_path):
     from rnnkit.studies.diagnostics import GradientProfile, plot_gradients
-    profile = GradientProfile(label="lstm", model="lstm", layers=1, hidden=4, source="fresh", data="toy",
-                              norms=[1.0, 0.5, 0.25, 0.0], sequences=2, singular_values=[{"stacked": 1.2}])
+
+    profile = GradientProfile(
+        label="lstm",
+        model="lstm",
+        layers=1,
+        hidden=4,
+        source="fresh",
+        data="toy",
+        norms=[1.0, 0.5, 0.25, 0.0],
+        sequences=2,
+        singular_values=[{"stacked": 1.2}],
+    )
     figure = plot_gradients([profile], tmp_path / "g.png", "title")
     assert figure.axes[0].get_yscale() == "log" and (tmp_path / "g.png").read_bytes()[:8] == PNG

@@ -38,6 +38,7 @@ def test_chunks_are_whole_lines_and_cover_everything(tmp_path):
 @pytest.mark.parametrize("kind", ["word", "char"])
 def test_tokenization_in_parallel_equals_serial(tmp_path, monkeypatch, kind):
     import rnnkit.text.prepare as prepare_module
+
     monkeypatch.setattr(prepare_module, "JOB_BYTES", 50_000)  # many jobs, several in flight
     data = tmp_path / "words.txt"
     data.write_text(bundled_text("timemachine") * 3)
@@ -51,17 +52,21 @@ def test_word_streams_equal_in_memory_tokenization_across_chunks(tmp_path, monke
     """The one-reading word path (token types spilled, vocabulary from their counts, ids mapped in
     blocks) gives exactly the vocabulary and ids of build_tokenizer + encode on each split."""
     import rnnkit.text.prepare as prepare_module
+
     monkeypatch.setattr(prepare_module, "CHUNK_BYTES", 4096)
     monkeypatch.setattr(prepare_module, "TYPE_BLOCK", 1000)
     data = tmp_path / "words.txt"
     cyrillic = str.maketrans("abcdefghijklmnopqrstuvwxyz", "абвгдежзийклмнопрстуфхцчшщ")
     extra = "Zoë's “quoted”\u2028 line\x85 end\n" + bundled_text("timemachine")[:5_000].translate(cyrillic)
     data.write_text(bundled_text("timemachine")[:60_000] + extra * 4)
-    meta = prepare([str(data)], "word", tmp_path / "p", fractions=(0.8, 0.1, 0.1), lowercase=True, min_freq=2,
-                   workers=2)
+    meta = prepare(
+        [str(data)], "word", tmp_path / "p", fractions=(0.8, 0.1, 0.1), lowercase=True, min_freq=2, workers=2
+    )
     tokenizer, arrays, _ = load_prepared(tmp_path / "p")
-    texts = {name: "".join(c for s in sources for c in read_chunks(s))
-             for name, sources in plan_sources([str(data)], (0.8, 0.1, 0.1)).items()}
+    texts = {
+        name: "".join(c for s in sources for c in read_chunks(s))
+        for name, sources in plan_sources([str(data)], (0.8, 0.1, 0.1)).items()
+    }
     # the reference runs the word regex itself: nothing of the array scanner or of prepare
     reference = Vocab.build(WORD_PATTERN.findall(texts["train"].lower()), min_freq=2)
     assert tokenizer.vocab.itos == reference.itos
@@ -95,8 +100,13 @@ def test_reused_word_tokenizer_without_unk_refuses_unknown_words(tmp_path):
     assert not (tmp_path / "out").exists()
     earlier = prepare([str(tmp_path / "text.txt")], "word", tmp_path / "out")
     with pytest.raises(DataError):  # a failed --overwrite leaves the earlier output whole
-        prepare([str(tmp_path / "text.txt")], "word", tmp_path / "out", overwrite=True,
-                tokenizer_from=str(tmp_path / "tokenizer.json"))
+        prepare(
+            [str(tmp_path / "text.txt")],
+            "word",
+            tmp_path / "out",
+            overwrite=True,
+            tokenizer_from=str(tmp_path / "tokenizer.json"),
+        )
     assert load_prepared(tmp_path / "out")[2] == earlier
 
 
@@ -112,8 +122,9 @@ def test_memmap_windows_equal_in_memory_windows(tmp_path):
 
 def test_train_evaluate_and_resume_from_a_prepared_directory(tmp_path, tiny):
     prepare(["toy"], "word", tmp_path / "p", fractions=(0.8, 0.1, 0.1))
-    config = rnnkit.RunConfig(tiny().model, rnnkit.DataConfig(data=str(tmp_path / "p"), batch_size=4, seq_len=8),
-                              tiny("run", steps=20).train)
+    config = rnnkit.RunConfig(
+        tiny().model, rnnkit.DataConfig(data=str(tmp_path / "p"), batch_size=4, seq_len=8), tiny("run", steps=20).train
+    )
     result = rnnkit.train(config)
     assert result.val_loss < 1.0
     lm = rnnkit.load(result.checkpoint, device="cpu")

@@ -10,8 +10,29 @@ from rnnkit.config import RunConfig
 from rnnkit.errors import ConfigError
 from rnnkit.presets import PRESETS, get_preset, preset_config
 
-TINY = ["--hidden", "16", "--embed", "16", "--layers", "2", "--batch-size", "4", "--seq-len", "8", "--steps", "4",
-        "--eval-interval", "2", "--eval-max-tokens", "200", "--max-seconds", "60", "--sample-tokens", "0", "--quiet"]
+TINY = [
+    "--hidden",
+    "16",
+    "--embed",
+    "16",
+    "--layers",
+    "2",
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "8",
+    "--steps",
+    "4",
+    "--eval-interval",
+    "2",
+    "--eval-max-tokens",
+    "200",
+    "--max-seconds",
+    "60",
+    "--sample-tokens",
+    "0",
+    "--quiet",
+]
 
 
 def config_from_command_line(*args: str) -> RunConfig:
@@ -58,8 +79,21 @@ def test_listed_flags_rebuild_the_preset(name, capsys):
 
 def test_explicit_options_override_the_preset():
     preset = preset_config("timemachine-word")
-    config = config_from_command_line("--preset", "timemachine-word", "--hidden", "64", "--embed", "64",
-                                      "--no-tie", "--dropout-input", "0", "--epochs", "2", "--fractions", "0.8,0.1,0.1")
+    config = config_from_command_line(
+        "--preset",
+        "timemachine-word",
+        "--hidden",
+        "64",
+        "--embed",
+        "64",
+        "--no-tie",
+        "--dropout-input",
+        "0",
+        "--epochs",
+        "2",
+        "--fractions",
+        "0.8,0.1,0.1",
+    )
     assert (config.model.hidden, config.model.embed, config.model.tie) == (64, 64, False)
     assert config.model.dropout_input == 0.0 and config.data.fractions == (0.8, 0.1, 0.1)
     assert (config.train.epochs, config.train.steps) == (2, None)  # --epochs replaces the preset's steps
@@ -81,8 +115,9 @@ def test_train_with_a_preset_records_it_and_the_overrides(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["steps"] == 6
 
 
-@pytest.mark.parametrize("args", [["train", "--preset", "no-such-preset"],
-                                  ["train", "--preset", "timemachine-word", "--hidden", "64"]])  # tie needs embed 64
+@pytest.mark.parametrize(
+    "args", [["train", "--preset", "no-such-preset"], ["train", "--preset", "timemachine-word", "--hidden", "64"]]
+)  # tie needs embed 64
 def test_bad_preset_use_is_one_line_and_exit_2(args, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
@@ -91,8 +126,17 @@ def test_bad_preset_use_is_one_line_and_exit_2(args, capsys):
 
 
 def test_python_api_takes_a_preset(tmp_path):
-    result = rnnkit.train(preset="timemachine-word", hidden=16, embed=16, steps=2, eval_interval=2,
-                          eval_max_tokens=200, sample_tokens=0, quiet=True, out=str(tmp_path / "api"))
+    result = rnnkit.train(
+        preset="timemachine-word",
+        hidden=16,
+        embed=16,
+        steps=2,
+        eval_interval=2,
+        eval_max_tokens=200,
+        sample_tokens=0,
+        quiet=True,
+        out=str(tmp_path / "api"),
+    )
     assert rnnkit.load(result.checkpoint, device="cpu").config.train.preset == "timemachine-word"
     with pytest.raises(ConfigError, match="not both"):
         rnnkit.train(preset_config("timemachine-word"), preset="timemachine-word")

@@ -17,6 +17,7 @@ from rnnkit.reporting import in_notebook, progress_bar
 
 def read_events(directory: Path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     accumulator = EventAccumulator(str(directory), size_guidance={"scalars": 0, "tensors": 0})
     accumulator.Reload()
     return accumulator
@@ -25,15 +26,25 @@ def read_events(directory: Path):
 def test_tensorboard_scalars_and_samples_match_metrics(tiny):
     pytest.importorskip("tensorboard")
     records = []
-    result = rnnkit.train(tiny(steps=20, eval_interval=10, sample_tokens=15), report_to="tensorboard",
-                          callback=records.append)
+    result = rnnkit.train(
+        tiny(steps=20, eval_interval=10, sample_tokens=15), report_to="tensorboard", callback=records.append
+    )
     run = Path(result.checkpoint)
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert records == lines  # the callback saw every logged record, as written (jsonl stays on)
     events = read_events(run / "tensorboard")
     tags = set(events.Tags()["scalars"])
-    assert {"loss/train", "loss/val", "perplexity/train", "perplexity/val", "bpc/val", "learning_rate",
-            "grad_norm/mean", "grad_norm/max", "tokens_per_s"} <= tags
+    assert {
+        "loss/train",
+        "loss/val",
+        "perplexity/train",
+        "perplexity/val",
+        "bpc/val",
+        "learning_rate",
+        "grad_norm/mean",
+        "grad_norm/max",
+        "tokens_per_s",
+    } <= tags
     val = [(e.step, e.value) for e in events.Scalars("loss/val")]
     assert val == [(r["step"], pytest.approx(r["val_loss"])) for r in lines if r.get("val_loss") is not None]
     lr = [e.value for e in events.Scalars("learning_rate")]
@@ -56,8 +67,10 @@ def test_missing_tensorboard_is_one_line_before_any_work(tiny, tmp_path, monkeyp
     monkeypatch.setitem(sys.modules, "tensorboard", None)
     with pytest.raises(rnnkit.ConfigError, match=r"pip install 'rnnkit\[tensorboard\]'"):
         rnnkit.train(tiny(), report_to="tensorboard")
-    assert main(["train", "--data", "toy", "--steps", "2", "--report-to", "tensorboard",
-                 "--out", str(tmp_path / "tb")]) == 2
+    assert (
+        main(["train", "--data", "toy", "--steps", "2", "--report-to", "tensorboard", "--out", str(tmp_path / "tb")])
+        == 2
+    )
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "rnnkit[tensorboard]" in err
     assert not (tmp_path / "tb").exists() and not (tmp_path / "run").exists()
@@ -71,6 +84,7 @@ def test_report_to_is_validated():
 
 class FakeShell:
     """What IPython's kernel shell looks like to in_notebook: its config names IPKernelApp."""
+
     config = {"IPKernelApp": {"connection_file": "kernel.json"}}
 
 

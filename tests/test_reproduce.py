@@ -24,8 +24,12 @@ reproduce = load_reproduce()
 
 def test_every_documented_value_is_written_on_its_pages():
     pages = {name: path.read_text(encoding="utf-8") for name, path in reproduce.PAGES.items()}
-    missing = [f"{figure.name}: {value.text!r}" for figure in reproduce.REGISTRY for value in figure.values
-               if not any(value.text in pages[page] for page in figure.pages)]
+    missing = [
+        f"{figure.name}: {value.text!r}"
+        for figure in reproduce.REGISTRY
+        for value in figure.values
+        if not any(value.text in pages[page] for page in figure.pages)
+    ]
     assert missing == []
 
 
@@ -50,7 +54,10 @@ def test_tolerances_accept_the_documented_value_and_reject_a_different_one():
 
 def test_needs_run_first_and_once():
     assert reproduce.order_with_needs(["gradients-trained", "evaluate-test"]) == [
-        "tm-models", "gradients-trained", "evaluate-test"]
+        "tm-models",
+        "gradients-trained",
+        "evaluate-test",
+    ]
 
 
 def test_unknown_entry_is_a_usage_error(capsys):
@@ -71,15 +78,24 @@ def test_one_tiny_entry_runs_end_to_end(tmp_path):
 
 def test_a_changed_figure_is_reported(tmp_path):
     figure = reproduce.BY_NAME["one-step"]
-    wrong = reproduce.Figure(figure.name, figure.pages, figure.commands, figure.extract,
-                             (reproduce.Value("val_loss", 4.0, "4.0"),), cost="tiny")
+    wrong = reproduce.Figure(
+        figure.name,
+        figure.pages,
+        figure.commands,
+        figure.extract,
+        (reproduce.Value("val_loss", 4.0, "4.0"),),
+        cost="tiny",
+    )
     lines, failures = reproduce.compare_values(wrong, {"val_loss": 4.2134})
     assert failures == 1 and "DIFFERS" in lines[0]
 
 
 # entries with at least one figure that does not depend on the machine's speed
-CHECKED = [figure.name for figure in reproduce.REGISTRY
-           if figure.cost != "heavy" and any(value.tolerance is not None for value in figure.values)]
+CHECKED = [
+    figure.name
+    for figure in reproduce.REGISTRY
+    if figure.cost != "heavy" and any(value.tolerance is not None for value in figure.values)
+]
 
 
 @pytest.fixture(scope="module")

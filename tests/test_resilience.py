@@ -16,10 +16,41 @@ from rnnkit.checkpoint import load_checkpoint
 from rnnkit.errors import TrainingDiverged
 from rnnkit.train import train
 
-TRAIN = [sys.executable, "-m", "rnnkit", "train", "--data", "toy", "--tokenizer", "word", "--layers", "1",
-         "--hidden", "32", "--embed", "16", "--batch-size", "4", "--seq-len", "8", "--lr", "0.01",
-         "--dropout", "0.1", "--log-interval", "1", "--eval-interval", "25", "--save-interval", "2",
-         "--device", "cpu", "--quiet", "--sample-tokens", "0"]
+TRAIN = [
+    sys.executable,
+    "-m",
+    "rnnkit",
+    "train",
+    "--data",
+    "toy",
+    "--tokenizer",
+    "word",
+    "--layers",
+    "1",
+    "--hidden",
+    "32",
+    "--embed",
+    "16",
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "8",
+    "--lr",
+    "0.01",
+    "--dropout",
+    "0.1",
+    "--log-interval",
+    "1",
+    "--eval-interval",
+    "25",
+    "--save-interval",
+    "2",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--sample-tokens",
+    "0",
+]
 
 
 def env():
@@ -94,8 +125,13 @@ def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tmp_path, w
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_graceful_stop_saves_and_says_how_to_resume(tmp_path, sig, code):
     run = tmp_path / "run"
-    proc = subprocess.Popen(TRAIN + ["--steps", "100000", "--save-interval", "100000", "--out", str(run)],
-                            env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        TRAIN + ["--steps", "100000", "--save-interval", "100000", "--out", str(run)],
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     while metric_lines(run) < 3 and proc.poll() is None:
         time.sleep(0.02)
     proc.send_signal(sig)
@@ -130,6 +166,7 @@ def poison_step(monkeypatch, engine_class, bad_steps):
 
 def test_on_nan_skip_skips_the_update(tiny, monkeypatch):
     from rnnkit.models.torch_lm import RNNLM
+
     original, calls = RNNLM.forward, {"train": 0}
 
     def forward(self, idx, targets=None, state=None):
@@ -145,21 +182,27 @@ def test_on_nan_skip_skips_the_update(tiny, monkeypatch):
     result = train(tiny("skip", steps=20, on_nan="skip"), log=messages.append)
     assert result.steps == 20 and math_finite(result.val_loss)  # the weights never saw the NaN
     assert [m for m in messages if "non-finite" in m] == [
-        next(m for m in messages if m.startswith("step 7: non-finite") and "skipped" in m)]
+        next(m for m in messages if m.startswith("step 7: non-finite") and "skipped" in m)
+    ]
     assert all(math_finite(loss) for _, loss in losses(Path(result.checkpoint)))
 
 
 def test_on_nan_skip_with_a_real_nan_gradient(tiny):
     # lr so large that the relu RNN overflows; skip keeps the weights finite and the run alive
     messages = []
-    result = train(tiny("skip-real", model="rnn_relu", optimizer="sgd", lr=900.0, clip=None, momentum=0.0,
-                        steps=30, on_nan="skip"), log=messages.append)
+    result = train(
+        tiny(
+            "skip-real", model="rnn_relu", optimizer="sgd", lr=900.0, clip=None, momentum=0.0, steps=30, on_nan="skip"
+        ),
+        log=messages.append,
+    )
     assert result.steps == 30
     assert any("skipped" in m for m in messages)
 
 
 def test_on_nan_rollback_reloads_and_halves_the_lr(tiny, monkeypatch):
     from rnnkit.engines import TorchEngine
+
     poison_step(monkeypatch, TorchEngine, {13})
     messages = []
     result = train(tiny("rollback", steps=30, on_nan="rollback", save_interval=5), log=messages.append)
@@ -173,6 +216,7 @@ def test_on_nan_rollback_reloads_and_halves_the_lr(tiny, monkeypatch):
 
 def test_on_nan_rollback_without_a_checkpoint_stops(tiny, monkeypatch):
     from rnnkit.engines import TorchEngine
+
     poison_step(monkeypatch, TorchEngine, {2})
     with pytest.raises(TrainingDiverged, match="no checkpoint to roll back to"):
         train(tiny("early", steps=30, on_nan="rollback", save_interval=5))
@@ -180,4 +224,5 @@ def test_on_nan_rollback_without_a_checkpoint_stops(tiny, monkeypatch):
 
 def math_finite(value: float) -> bool:
     import math
+
     return math.isfinite(value)

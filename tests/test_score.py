@@ -56,9 +56,12 @@ def scorers(tokenizer):
     numpy_model = NumpyRNNLM(config)
     numpy_model.load_state_dict({name: t.detach().numpy() for name, t in model.state_dict().items()})
     ids = tokenizer.encode(TEXT)
-    return {"torch": TorchScorer(model), "numpy": numpy_model,
-            "ngram": KneserNeyLM(3, len(tokenizer)).fit(ids),
-            "hmm": HMMLM(4, len(tokenizer), n_iter=2, seed=0).fit(ids[:5000])}
+    return {
+        "torch": TorchScorer(model),
+        "numpy": numpy_model,
+        "ngram": KneserNeyLM(3, len(tokenizer)).fit(ids),
+        "hmm": HMMLM(4, len(tokenizer), n_iter=2, seed=0).fit(ids[:5000]),
+    }
 
 
 def test_bigram_log_probabilities_by_hand(char_tokenizer):
@@ -68,8 +71,10 @@ def test_bigram_log_probabilities_by_hand(char_tokenizer):
     text = "the time"
     scored = score_texts(Bigram(probs), char_tokenizer, [text], top_k=2)[0]
     previous = ["\n"] + list(text[:-1])
-    expected = [math.log(probs[char_tokenizer.vocab.stoi[a], char_tokenizer.vocab.stoi[b]])
-                for a, b in zip(previous, text, strict=True)]
+    expected = [
+        math.log(probs[char_tokenizer.vocab.stoi[a], char_tokenizer.vocab.stoi[b]])
+        for a, b in zip(previous, text, strict=True)
+    ]
     assert np.allclose(scored.logprobs, expected, rtol=0, atol=1e-12)
     assert scored.total_nats == pytest.approx(-sum(expected), rel=1e-12)
     assert np.allclose(scored.surprisal, -np.array(expected) / math.log(2))
@@ -85,14 +90,14 @@ def test_equals_evaluate_on_the_same_stream(kind, char_tokenizer):
     """Up to 4095 tokens (one row) score's total is evaluate's on newline + text; longer texts
     are cut into evaluate's rows, and every token evaluate scores gets the same value."""
     scorer = scorers(char_tokenizer)[kind]
-    for text, streams in ((TEXT[:3000], 1), (TEXT[:2 * 2048 * 3 + 2], 3)):
+    for text, streams in ((TEXT[:3000], 1), (TEXT[: 2 * 2048 * 3 + 2], 3)):
         scored = score_texts(scorer, char_tokenizer, [text], seq_len=64, max_streams=3)[0]
         stream = np.concatenate([[char_tokenizer.start_id()], char_tokenizer.encode(text)])
         evaluated = evaluate_split(scorer, TokenSplit(stream, len(text)), EvalSettings(64, 3))
         assert eval_batches(stream, 64, 3).num_streams == len(stream_rows(len(stream), 3)) == streams
         covered = -evaluated.loss * evaluated.tokens
         rows = stream_rows(len(stream), 3)
-        scored_by_evaluate = np.concatenate([scored.logprobs[start:start + rows[0][1]] for start, _ in rows])
+        scored_by_evaluate = np.concatenate([scored.logprobs[start : start + rows[0][1]] for start, _ in rows])
         assert scored_by_evaluate.sum() == pytest.approx(covered, rel=1e-6)
         if streams == 1:
             assert scored.loss == pytest.approx(evaluated.loss, rel=1e-6)
@@ -126,7 +131,7 @@ def test_top_k_of_every_kind_is_the_full_distribution_sorted(kind, char_tokenize
     scored = score_texts(scorer, char_tokenizer, ["the Time"], top_k=3)[0]
     ids = np.concatenate([[char_tokenizer.start_id()], char_tokenizer.encode("the Time")])
     for t in (0, 5):
-        full, _ = scorer.next_logprobs(ids[None, :t + 1], scorer.initial_state(1))
+        full, _ = scorer.next_logprobs(ids[None, : t + 1], scorer.initial_state(1))
         assert np.allclose(scored.top_logprobs[t], np.sort(full[0])[::-1][:3], atol=1e-6)
         assert scored.logprobs[t] == pytest.approx(full[0][ids[t + 1]], abs=1e-6)
 
@@ -135,7 +140,7 @@ def test_ngram_log_probabilities_equal_its_own_prob(char_tokenizer):
     model = scorers(char_tokenizer)["ngram"]
     scored = score_texts(model, char_tokenizer, ["the Time"])[0]
     ids = [char_tokenizer.start_id()] + char_tokenizer.encode("the Time").tolist()
-    expected = [math.log(model.prob(ids[max(0, t - 1):t + 1], ids[t + 1])) for t in range(len(ids) - 1)]
+    expected = [math.log(model.prob(ids[max(0, t - 1) : t + 1], ids[t + 1])) for t in range(len(ids) - 1)]
     assert np.allclose(scored.logprobs, expected, atol=1e-12)
 
 
@@ -150,8 +155,9 @@ def test_spans_cover_the_text_for_every_tokenizer():
             assert "".join(pieces) == text
         elif kind == "word":
             assert pieces[:4] == ["Hello", ",", "world", "!"] and "It's" in pieces and pieces[-1] == "end"
-            assert pieces == [tokenizer.vocab.itos[i] if i != tokenizer.unk_id else p
-                              for i, p in zip(ids, pieces, strict=True)]
+            assert pieces == [
+                tokenizer.vocab.itos[i] if i != tokenizer.unk_id else p for i, p in zip(ids, pieces, strict=True)
+            ]
         else:
             # a character split over byte tokens gives each of them its span: distinct spans tile the text
             assert "".join(text[a:b] for a, b in sorted(set(zip(starts.tolist(), ends.tolist(), strict=True)))) == text
@@ -170,6 +176,7 @@ def test_empty_and_untokenizable_text_refused(char_tokenizer):
 @pytest.fixture(scope="module")
 def char_run(tmp_path_factory):
     from conftest import tiny_config
+
     return rnnkit.train(tiny_config(tmp_path_factory.mktemp("score") / "run", tokenizer="char", steps=20))
 
 
@@ -186,8 +193,7 @@ def test_api_score_and_evaluate_of_a_whole_file_agree(char_run, tmp_path):
     evaluated = evaluate_split(lm.scorer, TokenSplit(stream, len(text)), EvalSettings(256, 4))
     assert evaluated.loss == pytest.approx(scored.loss, rel=1e-6)
     assert lm.evaluate(str(path), split="val").tokens < whole.tokens  # told otherwise: the val slice
-    assert [s.loss for s in lm.score([text, "hello"])] == pytest.approx([scored.loss, lm.score("hello").loss],
-                                                                       rel=1e-5)
+    assert [s.loss for s in lm.score([text, "hello"])] == pytest.approx([scored.loss, lm.score("hello").loss], rel=1e-5)
     with pytest.raises(ConfigError, match="'fractions'"):
         lm.evaluate(str(path), split="val", split_fractions=(0.5, 0.25, 0.25))
     with pytest.raises(ConfigError, match="give split"):
@@ -208,8 +214,13 @@ def test_cli_score_outputs_and_bad_input(char_run, tmp_path, capsys, monkeypatch
     assert tsv_cell("a\tb\n\\") == "a\\tb\\n\\\\"
     bad = tmp_path / "latin1.txt"
     bad.write_bytes("caf\u00e9".encode("latin-1"))
-    for argv in (["--text", ""], ["--file", str(bad)], ["--text", "a", "--file", str(bad)], [],
-                 ["--text", "you", "--top-k", "0"]):
+    for argv in (
+        ["--text", ""],
+        ["--file", str(bad)],
+        ["--text", "a", "--file", str(bad)],
+        [],
+        ["--text", "you", "--top-k", "0"],
+    ):
         assert main(["score", str(char_run.checkpoint), *argv]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "error" in err
@@ -217,6 +228,7 @@ def test_cli_score_outputs_and_bad_input(char_run, tmp_path, capsys, monkeypatch
 
 def test_cli_score_reads_stdin(char_run, capsys, monkeypatch):
     import io
+
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"you say")))
     assert main(["score", str(char_run.checkpoint), "-", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["tokens"] == 7
@@ -237,10 +249,15 @@ def test_cli_evaluate_says_which_text_it_scored(char_run, tmp_path, capsys):
     assert capsys.readouterr().out.startswith("the val split of toy (fractions 0.9,0.05,0.05): loss")
 
 
-@pytest.mark.parametrize("argv, new", [(["train", "--split", "0.8,0.1,0.1"], "--fractions"),
-                                       (["train", "--vocab-size", "300"], "--bpe-vocab"),
-                                       (["prepare", "--data", "toy", "--split", "0.8,0.1,0.1"], "--fractions"),
-                                       (["compare", "--split", "0.8,0.1,0.1"], "--fractions")])
+@pytest.mark.parametrize(
+    "argv, new",
+    [
+        (["train", "--split", "0.8,0.1,0.1"], "--fractions"),
+        (["train", "--vocab-size", "300"], "--bpe-vocab"),
+        (["prepare", "--data", "toy", "--split", "0.8,0.1,0.1"], "--fractions"),
+        (["compare", "--split", "0.8,0.1,0.1"], "--fractions"),
+    ],
+)
 def test_old_spellings_refused_naming_the_new_one(argv, new, capsys, tmp_path):
     assert main([*argv, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
@@ -252,15 +269,19 @@ def test_old_spellings_refused_naming_the_new_one(argv, new, capsys, tmp_path):
 
 def test_a_checkpoint_from_a_future_format_is_refused_in_one_line(char_run, tmp_path, capsys):
     import shutil
+
     future = tmp_path / "future"
     shutil.copytree(char_run.best_checkpoint, future)
     document = json.loads((future / "config.json").read_text())
     document["format_version"] = 99
     (future / "config.json").write_text(json.dumps(document))
     before = sorted(p.name for p in tmp_path.iterdir())
-    for argv in (["score", str(future), "--text", "you"], ["generate", str(future)],
-                 ["evaluate", str(future)], ["train", "--init-from", str(future), "--data", "toy",
-                                             "--out", str(tmp_path / "tuned")]):
+    for argv in (
+        ["score", str(future), "--text", "you"],
+        ["generate", str(future)],
+        ["evaluate", str(future)],
+        ["train", "--init-from", str(future), "--data", "toy", "--out", str(tmp_path / "tuned")],
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "format version 99" in err and "upgrade rnnkit" in err

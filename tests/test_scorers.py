@@ -86,7 +86,7 @@ def stepwise_nll(scorer, idx: np.ndarray, targets: np.ndarray, state) -> tuple[f
     """-sum_t log p(targets_t | idx_<=t), one next_logprobs call per token (eq. of `score`)."""
     total = 0.0
     for t in range(idx.shape[1]):
-        logp, state = scorer.next_logprobs(idx[:, t:t + 1], state)
+        logp, state = scorer.next_logprobs(idx[:, t : t + 1], state)
         total -= float(logp[np.arange(idx.shape[0]), targets[:, t]].sum())
     return total, state
 

@@ -10,9 +10,31 @@ from rnnkit.cli import main
 from rnnkit.errors import ConfigError, TrainingDiverged
 from rnnkit.studies.sweep import markdown_table, numeric_options, parse_set, sweep
 
-TINY = ["--data", "toy", "--tokenizer", "word", "--layers", "1", "--embed", "8", "--batch-size", "4",
-        "--seq-len", "8", "--steps", "12", "--eval-interval", "6", "--lr", "0.02", "--schedule", "constant",
-        "--device", "cpu", "--quiet"]
+TINY = [
+    "--data",
+    "toy",
+    "--tokenizer",
+    "word",
+    "--layers",
+    "1",
+    "--embed",
+    "8",
+    "--batch-size",
+    "4",
+    "--seq-len",
+    "8",
+    "--steps",
+    "12",
+    "--eval-interval",
+    "6",
+    "--lr",
+    "0.02",
+    "--schedule",
+    "constant",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -43,24 +65,29 @@ def test_parse_set_names_and_values():
     assert not {"model", "data", "tie", "vocab_size"} & set(numeric_options())
 
 
-@pytest.mark.parametrize("text, message", [
-    ("model=rnn,gru", "'model' is not a numeric option"),
-    ("tie=0,1", "'tie' is not a numeric option"),
-    ("hiden=8,16", "'hiden' is not an option"),
-    ("hidden=8", "at least two values"),
-    ("hidden=8,8", "listed twice"),
-    ("hidden=8.5,16", "takes integers"),
-    ("lr=fast,slow", "is not a number"),
-    ("hidden=none,8", "'none' is not allowed"),
-    ("hidden", "NAME=v1,v2"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("model=rnn,gru", "'model' is not a numeric option"),
+        ("tie=0,1", "'tie' is not a numeric option"),
+        ("hiden=8,16", "'hiden' is not an option"),
+        ("hidden=8", "at least two values"),
+        ("hidden=8,8", "listed twice"),
+        ("hidden=8.5,16", "takes integers"),
+        ("lr=fast,slow", "is not a number"),
+        ("hidden=none,8", "'none' is not allowed"),
+        ("hidden", "NAME=v1,v2"),
+    ],
+)
 def test_bad_set_is_refused(text, message):
     with pytest.raises(ConfigError, match=message):
         parse_set(text)
 
 
-@pytest.mark.parametrize("setting, message", [("model=a,b", "not a numeric option"), ("colour=1,2", "not an option"),
-                                              ("dropout=0.1,1.5", "dropout must be in")])
+@pytest.mark.parametrize(
+    "setting, message",
+    [("model=a,b", "not a numeric option"), ("colour=1,2", "not an option"), ("dropout=0.1,1.5", "dropout must be in")],
+)
 def test_cli_refuses_before_training_anything(tmp_path, capsys, setting, message):
     out = tmp_path / "sweep"
     assert main(["sweep", "--set", setting, *TINY, "--out", str(out)]) == 2

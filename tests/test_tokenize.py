@@ -58,11 +58,15 @@ def test_json_round_trip_and_corrupt_json():
     tok = build_tokenizer("word", TEXT, min_freq=1, lowercase=True)
     again = Tokenizer.from_json(tok.to_json())
     assert again.vocab.itos == tok.vocab.itos and again.lowercase and again.kind == "word"
-    for bad in ("{", "[]", '{"format": "other"}',
-                '{"format": "rnnkit-tokenizer", "format_version": 99, "kind": "char", "tokens": [], '
-                '"unk": false, "lowercase": false}',
-                '{"format": "rnnkit-tokenizer", "format_version": 1, "kind": "char", "tokens": ["a", "a"], '
-                '"unk": false, "lowercase": false}'):
+    for bad in (
+        "{",
+        "[]",
+        '{"format": "other"}',
+        '{"format": "rnnkit-tokenizer", "format_version": 99, "kind": "char", "tokens": [], '
+        '"unk": false, "lowercase": false}',
+        '{"format": "rnnkit-tokenizer", "format_version": 1, "kind": "char", "tokens": ["a", "a"], '
+        '"unk": false, "lowercase": false}',
+    ):
         with pytest.raises(CheckpointError):
             Tokenizer.from_json(bad)
 
@@ -74,6 +78,7 @@ def test_ids_are_deterministic_frequency_order():
 
 def test_bpe_round_trip_is_exact_and_never_unknown():
     from rnnkit.text.tokenizer import BPETokenizer
+
     tok = build_tokenizer("bpe", TEXT * 20, bpe_vocab=300)
     assert isinstance(tok, BPETokenizer) and len(tok) <= 300
     for text in (TEXT, "naïve café — 東京 🚀\nnew line", ""):
@@ -124,8 +129,13 @@ def test_word_encode_without_unk_names_the_missing_tokens():
         tok.encode("a c b")
 
 
-BPE_PARTS = (list("ab Zé9'’.,!-\n\t \x1f\xa0\u2000\u202f\u3000\u0301😀\r\x85\u2028")
-             + ["  ", " \n", "'s", "don't", "\n\n"])
+BPE_PARTS = list("ab Zé9'’.,!-\n\t \x1f\xa0\u2000\u202f\u3000\u0301😀\r\x85\u2028") + [
+    "  ",
+    " \n",
+    "'s",
+    "don't",
+    "\n\n",
+]
 
 
 @pytest.fixture(scope="module")

@@ -74,15 +74,16 @@ def test_scorer_score_matches_next_logprobs():
     total, _ = scorer.score(x, y, scorer.initial_state(1))
     state, summed = scorer.initial_state(1), 0.0
     for t in range(x.shape[1]):
-        logprobs, state = scorer.next_logprobs(x[:, t:t + 1], state)
+        logprobs, state = scorer.next_logprobs(x[:, t : t + 1], state)
         summed -= logprobs[0, y[0, t]]
     assert total == pytest.approx(summed, rel=1e-5)
 
 
 def test_adaptive_softmax_is_a_distribution_and_scores_like_its_log_probs():
     torch.manual_seed(3)
-    lm = RNNLM(ModelConfig(model="lstm", layers=1, hidden=16, embed=8, vocab_size=500, adaptive_softmax=True,
-                           dropout=0.0))
+    lm = RNNLM(
+        ModelConfig(model="lstm", layers=1, hidden=16, embed=8, vocab_size=500, adaptive_softmax=True, dropout=0.0)
+    )
     idx = torch.randint(0, 500, (2, 7))
     targets = torch.randint(0, 500, (2, 7))
     log_probs, _, _ = lm(idx)
@@ -195,8 +196,9 @@ def test_all_options_off_keeps_the_plain_fast_path(monkeypatch):
     with pytest.raises(AssertionError, match="functional_call"):
         regularised.train()(random_ids())
     # embedding and locked input/output dropout leave the recurrent layers one fused call too
-    fused = RNNLM(ModelConfig(layers=2, hidden=8, embed=4, vocab_size=9, embed_dropout=0.1, dropout_input=0.1,
-                              dropout_output=0.1))
+    fused = RNNLM(
+        ModelConfig(layers=2, hidden=8, embed=4, vocab_size=9, embed_dropout=0.1, dropout_input=0.1, dropout_output=0.1)
+    )
     fused.train()(random_ids(), random_ids(2))[1].backward()
 
 
@@ -242,7 +244,7 @@ def test_activation_penalty_is_ar_plus_tar():
 
     raw = torch.tensor([[[1.0, 2.0], [3.0, 0.0], [3.0, 1.0]]])  # (N=1, T=3, H=2)
     dropped = raw * 2
-    ar = (dropped ** 2).mean()  # (4 + 16 + 36 + 0 + 36 + 4) / 6 = 16
+    ar = (dropped**2).mean()  # (4 + 16 + 36 + 0 + 36 + 4) / 6 = 16
     tar = torch.tensor([2.0, -2.0, 0.0, 1.0]).pow(2).mean()  # h_t - h_{t-1}: 9/4
     assert activation_penalty(raw, dropped, 2.0, 0.0).item() == pytest.approx(2 * ar.item())
     assert activation_penalty(raw, dropped, 0.0, 3.0).item() == pytest.approx(3 * tar.item())

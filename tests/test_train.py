@@ -128,7 +128,10 @@ def test_existing_output_is_never_overwritten_without_permission(tiny, tmp_path)
 def test_resume_on_changed_data_is_refused(tiny, tmp_path):
     data = tmp_path / "text.txt"
     data.write_text("one two three four five six seven " * 40)
-    config = tiny("changing", steps=5, )
+    config = tiny(
+        "changing",
+        steps=5,
+    )
     config = RunConfig(config.model, dataclasses.replace(config.data, data=str(data)), config.train)
     result = train(config)
     data.write_text("seven six five four three two one " * 40)
@@ -138,9 +141,11 @@ def test_resume_on_changed_data_is_refused(tiny, tmp_path):
 
 def test_corpus_shorter_than_one_batch_is_a_data_error(tiny, text_file):
     config = tiny("short")
-    config = RunConfig(config.model, dataclasses.replace(config.data, data=str(text_file("a b c d e f " * 20)),
-                                                       batch_size=16),
-                       config.train)
+    config = RunConfig(
+        config.model,
+        dataclasses.replace(config.data, data=str(text_file("a b c d e f " * 20)), batch_size=16),
+        config.train,
+    )
     with pytest.raises(DataError, match="too short"):
         train(config)
 
@@ -203,8 +208,15 @@ def test_time_budget_stops_early_and_saves(tiny):
 def test_resume_accepts_the_original_options_repeated(tiny):
     config = tiny("repeat", steps=10)
     done = train(config)
-    result = train(resume=done.checkpoint, steps=15, quiet=True, lr=config.train.lr,
-                   hidden=config.model.hidden, data=config.data.data, fractions=list(config.data.fractions))
+    result = train(
+        resume=done.checkpoint,
+        steps=15,
+        quiet=True,
+        lr=config.train.lr,
+        hidden=config.model.hidden,
+        data=config.data.data,
+        fractions=list(config.data.fractions),
+    )
     assert result.steps == 15
 
 
@@ -221,14 +233,19 @@ def test_epochs_override_replaces_steps(tiny):
 
 # --- AWD-LSTM regularisation and NT-ASGD ---
 
-AWD = {"layers": 2, "embed_dropout": 0.1, "dropout_input": 0.1, "dropout_hidden": 0.1, "dropout_output": 0.1,
-       "weight_drop": 0.2}
+AWD = {
+    "layers": 2,
+    "embed_dropout": 0.1,
+    "dropout_input": 0.1,
+    "dropout_hidden": 0.1,
+    "dropout_output": 0.1,
+    "weight_drop": 0.2,
+}
 
 
 def ntasgd_config(tiny, name, steps):
     """SGD at a high rate so that validation stalls (and averaging starts) by step 14 of 30."""
-    base = tiny(name, steps=steps, optimizer="ntasgd", lr=2.0, eval_interval=2, nonmono=2,
-                ar_alpha=1.0, tar_beta=1.0)
+    base = tiny(name, steps=steps, optimizer="ntasgd", lr=2.0, eval_interval=2, nonmono=2, ar_alpha=1.0, tar_beta=1.0)
     return with_model(base, **AWD)  # every mask's RNG must resume too
 
 
@@ -261,6 +278,7 @@ def test_ntasgd_averages_after_the_trigger_and_resumes_exactly(tiny, split):
     assert losses(resumed.checkpoint) == losses(whole.checkpoint)  # exact, not approximate
     assert resumed.val_loss == whole.val_loss  # evaluated with the averaged weights, both times
     import rnnkit
+
     assert rnnkit.load(Path(resumed.checkpoint) / "last", device="cpu").evaluate().loss == pytest.approx(whole.val_loss)
 
 
@@ -268,8 +286,12 @@ def test_ntasgd_evaluates_and_saves_the_average(tiny):
     from rnnkit.engines import TorchEngine, WeightAverage
 
     config = with_model(tiny("avg"), layers=2, weight_drop=0.2)
-    engine = TorchEngine(dataclasses.replace(config.model, vocab_size=9),
-                         dataclasses.replace(config.train, optimizer="ntasgd"), torch.device("cpu"), amp=False)
+    engine = TorchEngine(
+        dataclasses.replace(config.model, vocab_size=9),
+        dataclasses.replace(config.train, optimizer="ntasgd"),
+        torch.device("cpu"),
+        amp=False,
+    )
     x = torch.randint(0, 9, (4, 8))
     engine.start_averaging()
     start = {k: v.clone() for k, v in engine.model.state_dict().items()}
@@ -290,8 +312,9 @@ def test_ar_tar_change_the_update_but_train_loss_logs_the_cross_entropy(tiny):
     updated = {}
     for alpha, beta in ((0.0, 0.0), (5.0, 5.0)):
         torch.manual_seed(0)
-        engine = TorchEngine(model, dataclasses.replace(tiny().train, ar_alpha=alpha, tar_beta=beta),
-                             torch.device("cpu"), amp=False)
+        engine = TorchEngine(
+            model, dataclasses.replace(tiny().train, ar_alpha=alpha, tar_beta=beta), torch.device("cpu"), amp=False
+        )
         cross_entropy = engine.model(x, y)[1].item()
         loss, _, _ = engine.step(x, y, None, lr=0.1)
         assert loss.item() == pytest.approx(cross_entropy, rel=1e-6)  # the penalty is not logged
@@ -333,11 +356,21 @@ def test_options_that_cannot_do_what_was_meant_are_warned_about(tiny):
     assert config_warnings(RunConfig()) == []
     short = config_warnings(RunConfig(train=TrainConfig(steps=20)))
     assert len(short) == 1 and "fewer than the 50 warmup steps" in short[0] and "peaks at 0.002" in short[0]
-    odd = config_warnings(RunConfig(model=ModelConfig(layers=1, dropout_hidden=0.2),
-                                    train=TrainConfig(schedule="constant", warmup_steps=10, momentum=0.5, nonmono=3,
-                                                      steps=100, eval_interval=500)))
-    assert [w.split()[0] for w in odd] == ["--warmup-steps", "--momentum", "--nonmono", "--dropout-hidden",
-                                           "--eval-interval"]
+    odd = config_warnings(
+        RunConfig(
+            model=ModelConfig(layers=1, dropout_hidden=0.2),
+            train=TrainConfig(
+                schedule="constant", warmup_steps=10, momentum=0.5, nonmono=3, steps=100, eval_interval=500
+            ),
+        )
+    )
+    assert [w.split()[0] for w in odd] == [
+        "--warmup-steps",
+        "--momentum",
+        "--nonmono",
+        "--dropout-hidden",
+        "--eval-interval",
+    ]
     messages = []
     train(tiny(steps=3, schedule="cosine", warmup_steps=5, quiet=False), log=messages.append)
     assert sum(m.startswith("warning: --steps 3 is fewer than the 5 warmup steps") for m in messages) == 1

@@ -14,8 +14,13 @@ from rnnkit.errors import ConfigError, DataError
 from rnnkit.text.vectors import match_vocabulary, read_vectors
 from rnnkit.train import Trainer, train
 
-WORDS = {"you": [0.1, 0.2, 0.3], "say": [-1.0, 0.5, 2.0], "hello": [3.0, -3.0, 0.25], "Goodbye": [1.0, 1.0, 1.0],
-         "zebra": [9.0, 9.0, 9.0]}  # toy has you, say, hello; not Goodbye (only goodbye) or zebra
+WORDS = {
+    "you": [0.1, 0.2, 0.3],
+    "say": [-1.0, 0.5, 2.0],
+    "hello": [3.0, -3.0, 0.25],
+    "Goodbye": [1.0, 1.0, 1.0],
+    "zebra": [9.0, 9.0, 9.0],
+}  # toy has you, say, hello; not Goodbye (only goodbye) or zebra
 
 
 def glove(path, words=WORDS, header=None):
@@ -80,8 +85,9 @@ def test_freeze_embed_keeps_the_vectors_while_the_rest_trains(tiny, tmp_path, en
 
     result = train(vector_config(tiny, "f", glove(tmp_path / "v.txt"), engine=engine, freeze_embed=True))
     trained = load_file(str(tmp_path / "f" / "last" / "model.safetensors"))
-    start = Trainer(vector_config(tiny, "g", tmp_path / "v.txt", engine=engine, freeze_embed=True),
-                    log=lambda _m: None).engine.weights()
+    start = Trainer(
+        vector_config(tiny, "g", tmp_path / "v.txt", engine=engine, freeze_embed=True), log=lambda _m: None
+    ).engine.weights()
     assert torch.equal(trained["embed.weight"], start["embed.weight"])
     assert not torch.equal(trained["rnn.weight_hh_l0"], start["rnn.weight_hh_l0"])
     assert result.steps == 10
@@ -95,14 +101,17 @@ def test_resume_needs_no_vectors_file_and_is_exact(tiny, tmp_path):
     assert resumed.val_loss == whole.val_loss
 
 
-@pytest.mark.parametrize("content, message", [
-    ("you 0.1 0.2 0.3\nsay 1.0 2.0\n", "line 2 has a vector of 2 values, the ones before have 3"),
-    ("7 3\nyou 0.1 0.2 0.3\nsay 1.0 2.0 3.0\n", "header says 7 vectors of 3 values, but the file holds 2 of 3"),
-    ("2 4\nyou 0.1 0.2 0.3\nsay 1.0 2.0 3.0\n", "header says 2 vectors of 4 values"),
-    ("you 0.1 zero 0.3\n", "not a number"),
-    ("you\n", "no vector"),
-    ("", "is empty"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("you 0.1 0.2 0.3\nsay 1.0 2.0\n", "line 2 has a vector of 2 values, the ones before have 3"),
+        ("7 3\nyou 0.1 0.2 0.3\nsay 1.0 2.0 3.0\n", "header says 7 vectors of 3 values, but the file holds 2 of 3"),
+        ("2 4\nyou 0.1 0.2 0.3\nsay 1.0 2.0 3.0\n", "header says 2 vectors of 4 values"),
+        ("you 0.1 zero 0.3\n", "not a number"),
+        ("you\n", "no vector"),
+        ("", "is empty"),
+    ],
+)
 def test_self_contradicting_text_files_are_refused(tmp_path, content, message):
     path = tmp_path / "bad.txt"
     path.write_text(content, encoding="utf-8")
@@ -123,8 +132,24 @@ def test_lying_binary_headers_are_refused(tmp_path):
 def test_cli_refuses_a_lying_file_in_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.txt"
     bad.write_text("3 2\nyou 0.1 0.2\n", encoding="utf-8")
-    code = main(["train", "--data", "toy", "--tokenizer", "word", "--embed-from", str(bad), "--steps", "2",
-                 "--device", "cpu", "--out", str(tmp_path / "run"), "--quiet"])
+    code = main(
+        [
+            "train",
+            "--data",
+            "toy",
+            "--tokenizer",
+            "word",
+            "--embed-from",
+            str(bad),
+            "--steps",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "header says 3 vectors of 2 values" in err
     assert not (tmp_path / "run").exists()

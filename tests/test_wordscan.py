@@ -34,8 +34,17 @@ def test_character_classes_follow_the_regex_engine_for_every_code_point():
     table = class_table()
     for code in [*range(BMP), 0x1F600, 0x10400, 0x1D7CE, 0x20000, 0xE0020, 0x10FFFF]:
         char = chr(code)
-        expected = (NEWLINE if char == "\n" else APOSTROPHE if char in "'’" else SPACE if re.fullmatch(r"\s", char)
-                    else WORD if re.fullmatch(r"\w", char) else SYMBOL)
+        expected = (
+            NEWLINE
+            if char == "\n"
+            else APOSTROPHE
+            if char in "'’"
+            else SPACE
+            if re.fullmatch(r"\s", char)
+            else WORD
+            if re.fullmatch(r"\w", char)
+            else SYMBOL
+        )
         got = table[code] if code < BMP else character_class(char)
         assert got == expected, hex(code)
 
@@ -52,9 +61,23 @@ def test_apostrophes_join_only_between_word_characters():
 
 
 def test_long_tokens_sharing_prefixes_stay_distinct():
-    words = ["abcdefgh", "abcdefghi", "abcdefghij", "abcdefgh_x", "abcdefghabcdefgh",
-             "abcdefghabcdefghX", "x" * 40, "x" * 41, "honorificabilitudinitatibus", "a_b'c_d'e_f'g_h'i",
-             "x" * 64, "x" * 65, "x" * 20_000, "x" * 20_001, "é" * 40]  # past 64 bytes: the dict's
+    words = [
+        "abcdefgh",
+        "abcdefghi",
+        "abcdefghij",
+        "abcdefgh_x",
+        "abcdefghabcdefgh",
+        "abcdefghabcdefghX",
+        "x" * 40,
+        "x" * 41,
+        "honorificabilitudinitatibus",
+        "a_b'c_d'e_f'g_h'i",
+        "x" * 64,
+        "x" * 65,
+        "x" * 20_000,
+        "x" * 20_001,
+        "é" * 40,
+    ]  # past 64 bytes: the dict's
     text = " ".join(words * 3) + "\n" + ",".join(reversed(words))
     tokens = scanned(text)
     assert tokens == WORD_PATTERN.findall(text)
@@ -87,8 +110,10 @@ def test_empty_and_blank_text():
 
 
 ALPHABET = st.sampled_from(
-    [chr(c) for c in range(128)] + list("é’“😀\u00a0\u2028\u0301ßЖ東\ud800𝟎")
-    + ["don't", "abcdefghijk", "  ", "\n", "w" * 30, "é" * 20])  # runs of these pass 64 bytes
+    [chr(c) for c in range(128)]
+    + list("é’“😀\u00a0\u2028\u0301ßЖ東\ud800𝟎")
+    + ["don't", "abcdefghijk", "  ", "\n", "w" * 30, "é" * 20]
+)  # runs of these pass 64 bytes
 
 
 @given(st.lists(ALPHABET, max_size=200))

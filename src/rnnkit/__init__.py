@@ -35,12 +35,36 @@ from .errors import (  # noqa: E402
 )
 
 # public name -> the submodule that defines it
-_LAZY = {"LanguageModel": "api", "evaluate": "api", "load": "api", "EvalResult": "evaluate",
-         "SamplingConfig": "generate", "TrainResult": "train", "train": "train"}
+_LAZY = {
+    "LanguageModel": "api",
+    "evaluate": "api",
+    "load": "api",
+    "EvalResult": "evaluate",
+    "SamplingConfig": "generate",
+    "TrainResult": "train",
+    "train": "train",
+}
 
-__all__ = ["__version__", "train", "load", "evaluate", "LanguageModel", "RunConfig", "ModelConfig",
-           "DataConfig", "TrainConfig", "SamplingConfig", "EvalResult", "TrainResult", "RnnkitError",
-           "ConfigError", "DataError", "CheckpointError", "PromptError", "OutputExistsError"]
+__all__ = [
+    "__version__",
+    "train",
+    "load",
+    "evaluate",
+    "LanguageModel",
+    "RunConfig",
+    "ModelConfig",
+    "DataConfig",
+    "TrainConfig",
+    "SamplingConfig",
+    "EvalResult",
+    "TrainResult",
+    "RnnkitError",
+    "ConfigError",
+    "DataError",
+    "CheckpointError",
+    "PromptError",
+    "OutputExistsError",
+]
 
 
 def _load(name: str) -> Any:

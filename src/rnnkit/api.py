@@ -1,11 +1,11 @@
 """The Python API: load a checkpoint, generate text, evaluate it; `train` lives in train.py.
 
-    import rnnkit
-    result = rnnkit.train(rnnkit.RunConfig(), steps=200)
-    lm = rnnkit.load(result.checkpoint)
-    print(lm.generate("The Time ", max_new_tokens=100, temperature=0.8, seed=0))
-    print(lm.evaluate(split="test").bpc)
-    print(lm.score("It is raining", top_k=3).tokens)       # per-token log-probabilities
+import rnnkit
+result = rnnkit.train(rnnkit.RunConfig(), steps=200)
+lm = rnnkit.load(result.checkpoint)
+print(lm.generate("The Time ", max_new_tokens=100, temperature=0.8, seed=0))
+print(lm.evaluate(split="test").bpc)
+print(lm.score("It is raining", top_k=3).tokens)       # per-token log-probabilities
 """
 
 from __future__ import annotations
@@ -41,8 +41,7 @@ class LanguageModel:
     it (an RNNLM, a KneserNeyLM, an HMMLM).
     """
 
-    def __init__(self, scorer: Scorer, model: Any, tokenizer: Tokenizer, config: RunConfig,
-                 path: Path | None = None):
+    def __init__(self, scorer: Scorer, model: Any, tokenizer: Tokenizer, config: RunConfig, path: Path | None = None):
         self.scorer, self.model, self.tokenizer, self.config, self.path = scorer, model, tokenizer, config, path
 
     @classmethod
@@ -66,31 +65,51 @@ class LanguageModel:
         return cls(scorer, model, checkpoint.tokenizer, checkpoint.config, checkpoint.path)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, device: str = "auto", engine: str | None = None,
-                        revision: str | None = None, cache_dir: str | Path | None = None) -> LanguageModel:
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        device: str = "auto",
+        engine: str | None = None,
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> LanguageModel:
         """Load a local run or checkpoint directory, or a Hugging Face Hub repo id ("owner/name",
         downloaded through huggingface_hub into its cache) when no such directory exists."""
         from .hub import resolve_pretrained
+
         return cls.from_checkpoint(resolve_pretrained(name_or_path, revision, cache_dir), device, engine)
 
     def save_pretrained(self, directory: str | Path, overwrite: bool = True) -> Path:
         """Write this model as a checkpoint directory with a model card (README.md) and a Hugging
         Face `tokenizers` file (hf_tokenizer.json); `from_pretrained` and `rnnkit.load` read it."""
         from .hub import save_pretrained
+
         return save_pretrained(self, directory, overwrite)
 
-    def push_to_hub(self, repo_id: str, token: str | None = None, private: bool = False,
-                    commit_message: str = "Upload rnnkit model") -> str:
+    def push_to_hub(
+        self, repo_id: str, token: str | None = None, private: bool = False, commit_message: str = "Upload rnnkit model"
+    ) -> str:
         """save_pretrained into a temporary directory and upload it to the Hub model repo `repo_id`
         (needs a token and the network); returns the repo URL."""
         from .hub import push_to_hub
+
         return push_to_hub(self, repo_id, token, private, commit_message)
 
-    def generate(self, prompt: str | list[str] = "", max_new_tokens: int = 200, temperature: float = 1.0,
-                 top_k: int | None = None, top_p: float | None = None, do_sample: bool | None = None,
-                 seed: int | None = None, stream: Callable[[str], None] | None = None, num_beams: int = 1,
-                 num_return_sequences: int = 1, stop: str | list[str] | tuple[str, ...] = (),
-                 **renamed: Any) -> str | list[str] | list[list[str]]:
+    def generate(
+        self,
+        prompt: str | list[str] = "",
+        max_new_tokens: int = 200,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        do_sample: bool | None = None,
+        seed: int | None = None,
+        stream: Callable[[str], None] | None = None,
+        num_beams: int = 1,
+        num_return_sequences: int = 1,
+        stop: str | list[str] | tuple[str, ...] = (),
+        **renamed: Any,
+    ) -> str | list[str] | list[list[str]]:
         """Prompt plus continuation, in Hugging Face's names: `do_sample=False` is greedy decoding,
         `num_beams=K` beam search (deterministic), `num_return_sequences=N` N samples drawn side by
         side (or the N best beams), `stop` a string or list of strings that end a continuation (cut
@@ -101,8 +120,17 @@ class LanguageModel:
         read as <unk> with a warning (UnknownTokenWarning) naming them.
         """
         refuse_renamed(renamed, RENAMED_GENERATE)
-        sampling = SamplingConfig(max_new_tokens, temperature, top_k, top_p, do_sample, seed, num_beams,
-                                  num_return_sequences, (stop,) if isinstance(stop, str) else tuple(stop))
+        sampling = SamplingConfig(
+            max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            do_sample,
+            seed,
+            num_beams,
+            num_return_sequences,
+            (stop,) if isinstance(stop, str) else tuple(stop),
+        )
         prompts = [prompt] if isinstance(prompt, str) else prompt
         if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, str) for p in prompts):
             raise ConfigError("prompt must be a string or a non-empty list of strings")
@@ -115,15 +143,22 @@ class LanguageModel:
         return results[0] if isinstance(prompt, str) else results
 
     @overload
-    def score(self, text: str, top_k: int | None = None, batch_size: int | None = None,
-              max_tokens: int | None = None) -> TextScore: ...
+    def score(
+        self, text: str, top_k: int | None = None, batch_size: int | None = None, max_tokens: int | None = None
+    ) -> TextScore: ...
 
     @overload
-    def score(self, text: list[str], top_k: int | None = None, batch_size: int | None = None,
-              max_tokens: int | None = None) -> list[TextScore]: ...
+    def score(
+        self, text: list[str], top_k: int | None = None, batch_size: int | None = None, max_tokens: int | None = None
+    ) -> list[TextScore]: ...
 
-    def score(self, text: str | list[str], top_k: int | None = None, batch_size: int | None = None,
-              max_tokens: int | None = None) -> TextScore | list[TextScore]:
+    def score(
+        self,
+        text: str | list[str],
+        top_k: int | None = None,
+        batch_size: int | None = None,
+        max_tokens: int | None = None,
+    ) -> TextScore | list[TextScore]:
         """Per-token log-probability (nats), surprisal (bits), character span and, with `top_k`, the
         likeliest alternatives, plus totals (nats, bits per char, perplexity), of a text or of each
         of a list of texts (batched: `batch_size` rows per forward pass, default the training batch
@@ -133,14 +168,26 @@ class LanguageModel:
             raise ConfigError("score takes a string or a non-empty list of strings")
         with flush_denormals():
             settings = eval_settings(self.config.data, max_tokens)  # the rows evaluate would use
-            results = score_texts(self.scorer, self.tokenizer, list(texts), top_k, seq_len=settings.seq_len,
-                                  max_streams=settings.max_streams, batch_rows=batch_size,
-                                  max_tokens=settings.max_tokens)
+            results = score_texts(
+                self.scorer,
+                self.tokenizer,
+                list(texts),
+                top_k,
+                seq_len=settings.seq_len,
+                max_streams=settings.max_streams,
+                batch_rows=batch_size,
+                max_tokens=settings.max_tokens,
+            )
         return results[0] if isinstance(text, str) else results
 
-    def evaluate(self, data: str | None = None, split: str | None = None,
-                 fractions: tuple[float, float, float] | None = None,
-                 max_tokens: int | None = None, **renamed: Any) -> EvalResult:
+    def evaluate(
+        self,
+        data: str | None = None,
+        split: str | None = None,
+        fractions: tuple[float, float, float] | None = None,
+        max_tokens: int | None = None,
+        **renamed: Any,
+    ) -> EvalResult:
         """Loss, perplexity, bits per token and per character, with this model's own vocabulary.
 
         With no `data`: the `split` ("val" by default) of the text it was trained on. With `data`
@@ -155,28 +202,37 @@ class LanguageModel:
             raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
         if data is not None and split is None and not _is_prepared(data):
             if fractions is not None:
-                raise ConfigError("fractions cut a text into splits: give split too, or leave both out to "
-                                  "evaluate the whole text")
+                raise ConfigError(
+                    "fractions cut a text into splits: give split too, or leave both out to evaluate the whole text"
+                )
             return self._evaluate_text(whole_text(data), max_tokens)
         split = split or "val"
         tokens = self._split_tokens(data or self.config.data.data, split, fractions)
         if len(tokens.ids) < 2:
-            raise DataError(f"the {split} split has fewer than 2 tokens; give fractions (--fractions) with a "
-                            f"larger {split} share, or other data")
+            raise DataError(
+                f"the {split} split has fewer than 2 tokens; give fractions (--fractions) with a "
+                f"larger {split} share, or other data"
+            )
         with flush_denormals():
-            return evaluate_split(self.scorer, tokens, eval_settings(self.config.data, max_tokens),
-                                  unk_id=self.tokenizer.unk_id)
+            return evaluate_split(
+                self.scorer, tokens, eval_settings(self.config.data, max_tokens), unk_id=self.tokenizer.unk_id
+            )
 
     def _evaluate_text(self, text: str, max_tokens: int | None) -> EvalResult:
         """A whole text as `score` reads it, in evaluate's units."""
         scored = self.score(text, max_tokens=max_tokens)
         totals = scored.totals()
-        return EvalResult(loss=totals["loss"], ppl=totals["perplexity"], bits_per_token=totals["bits_per_token"],
-                          bpc=totals["bits_per_char"], tokens=int(totals["tokens"]), chars=float(len(scored.text)),
-                          unk_rate=totals["unk_rate"])
+        return EvalResult(
+            loss=totals["loss"],
+            ppl=totals["perplexity"],
+            bits_per_token=totals["bits_per_token"],
+            bpc=totals["bits_per_char"],
+            tokens=int(totals["tokens"]),
+            chars=float(len(scored.text)),
+            unk_rate=totals["unk_rate"],
+        )
 
-    def _split_tokens(self, source: str, split: str,
-                      fractions: tuple[float, float, float] | None) -> TokenSplit:
+    def _split_tokens(self, source: str, split: str, fractions: tuple[float, float, float] | None) -> TokenSplit:
         """A split of a text (tokenized with this model's vocabulary) or of a prepared directory
         (which must have been prepared with this model's tokenizer)."""
         from .data import load_splits
@@ -219,15 +275,21 @@ class UnknownTokenWarning(UserWarning):
 def warn_unknown(tokenizer: Tokenizer, prompt: str) -> None:
     """One warning naming the prompt's tokens that the model will read as <unk>."""
     from .text.tokenizer import name_tokens
+
     missing = tokenizer.unknown(prompt) if prompt and tokenizer.unk_id is not None else []
     if missing:
         import warnings
-        warnings.warn(f"the prompt has {len(missing)} token(s) the vocabulary lacks, read as <unk>: "
-                      f"{name_tokens(missing)}", UnknownTokenWarning, stacklevel=3)
+
+        warnings.warn(
+            f"the prompt has {len(missing)} token(s) the vocabulary lacks, read as <unk>: {name_tokens(missing)}",
+            UnknownTokenWarning,
+            stacklevel=3,
+        )
 
 
 def _is_prepared(source: str) -> bool:
     from .text.prepare import is_prepared
+
     return is_prepared(source)
 
 
@@ -252,9 +314,13 @@ def load(path: str | Path, device: str = "auto", engine: str | None = None) -> L
     return LanguageModel.from_pretrained(path, device, engine)
 
 
-def evaluate(model: str | Path | LanguageModel, data: str | None = None, split: str | None = None,
-             **options) -> EvalResult:
+def evaluate(
+    model: str | Path | LanguageModel, data: str | None = None, split: str | None = None, **options
+) -> EvalResult:
     """Evaluate a checkpoint path or a loaded model; see LanguageModel.evaluate."""
-    lm = model if isinstance(model, LanguageModel) else load(model, options.pop("device", "auto"),
-                                                             options.pop("engine", None))
+    lm = (
+        model
+        if isinstance(model, LanguageModel)
+        else load(model, options.pop("device", "auto"), options.pop("engine", None))
+    )
     return lm.evaluate(data, split, **options)

@@ -52,23 +52,36 @@ class Checkpoint:
             raise CheckpointError(f"{self.path} has no trainer_state.pt, so it cannot be resumed")
         try:
             import torch
+
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # any unpickling failure means we will not trust it
-            raise CheckpointError(f"{path} is corrupt or not a plain-tensor file "
-                                  f"({type(error).__name__}); refusing to load it") from None
+            raise CheckpointError(
+                f"{path} is corrupt or not a plain-tensor file ({type(error).__name__}); refusing to load it"
+            ) from None
         if not isinstance(state, dict) or "step" not in state:
             raise CheckpointError(f"{path} is not an rnnkit trainer state")
         return state
 
 
 def config_document(config: RunConfig, **info: Any) -> dict[str, Any]:
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "rnnkit_version": __version__,
-            **info, "config": config.to_dict()}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "rnnkit_version": __version__,
+        **info,
+        "config": config.to_dict(),
+    }
 
 
-def save_checkpoint(target: Path, config: RunConfig, weights: dict[str, torch.Tensor], tokenizer: Tokenizer,
-                    trainer_state: dict[str, Any] | None = None, metrics: Path | None = None,
-                    **info: Any) -> None:
+def save_checkpoint(
+    target: Path,
+    config: RunConfig,
+    weights: dict[str, torch.Tensor],
+    tokenizer: Tokenizer,
+    trainer_state: dict[str, Any] | None = None,
+    metrics: Path | None = None,
+    **info: Any,
+) -> None:
     """Write a complete checkpoint directory at `target`, replacing any old one atomically."""
     from safetensors.torch import save_file
 
@@ -78,6 +91,7 @@ def save_checkpoint(target: Path, config: RunConfig, weights: dict[str, torch.Te
         (tmp / "tokenizer.json").write_text(tokenizer.to_json(), encoding="utf-8")
         if trainer_state is not None:
             import torch
+
             torch.save(trainer_state, tmp / "trainer_state.pt")
         if metrics is not None and metrics.is_file():
             shutil.copyfile(metrics, tmp / "metrics.jsonl")
@@ -95,8 +109,10 @@ def read_config_document(path: Path) -> tuple[RunConfig, dict[str, Any]]:
         raise CheckpointError(f"{path / 'config.json'} is not an rnnkit checkpoint config")
     version = document.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint format version {version!r}; this rnnkit "
-                              f"({__version__}) reads up to {FORMAT_VERSION}: upgrade rnnkit")
+        raise CheckpointError(
+            f"{path} has checkpoint format version {version!r}; this rnnkit "
+            f"({__version__}) reads up to {FORMAT_VERSION}: upgrade rnnkit"
+        )
     _rename_saved_options(document.get("config"))
     try:
         config = RunConfig.from_dict(document.get("config"))
@@ -134,14 +150,18 @@ def load_checkpoint(path: str | Path, prefer: str = "best", arrays: str = "torch
     except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as error:
         raise CheckpointError(f"{directory / 'model.safetensors'} is corrupt ({error})") from None
     if config.model.vocab_size != len(tokenizer):
-        raise CheckpointError(f"{directory}: the model has {config.model.vocab_size} output ids but "
-                              f"tokenizer.json has {len(tokenizer)}; they do not belong together")
+        raise CheckpointError(
+            f"{directory}: the model has {config.model.vocab_size} output ids but "
+            f"tokenizer.json has {len(tokenizer)}; they do not belong together"
+        )
     return Checkpoint(directory, config, tokenizer, weights, info)
 
 
 def _load_weights(path: Path, arrays: str) -> dict[str, Any]:
     if arrays == "numpy":
         from safetensors.numpy import load_file as load_arrays
+
         return load_arrays(str(path))
     from safetensors.torch import load_file
+
     return load_file(str(path), device="cpu")

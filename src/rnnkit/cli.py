@@ -30,106 +30,296 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
     "batch_size": ("data", "batch_size", int, "N parallel streams per batch"),
     "seq_len": ("data", "seq_len", int, "T tokens per window, the TBPTT length"),
     "batching": ("data", "batching", str, "sequential (TBPTT, state carried) or random windows"),
-    "normalize": ("data", "normalize", str, ("letters: ASCII letters only, lowercased, every run of other "
-                                            "characters one space (d2l's Time Machine cleaning)")),
+    "normalize": (
+        "data",
+        "normalize",
+        str,
+        (
+            "letters: ASCII letters only, lowercased, every run of other "
+            "characters one space (d2l's Time Machine cleaning)"
+        ),
+    ),
     "engine": ("model", "engine", str, "torch (autograd, cuDNN) or numpy (hand-written BPTT, CPU)"),
-    "model": ("model", "model", str, ("rnn, rnn_relu, gru, lstm, mingru, minlstm (Feng et al. 2024: parallel "
-                                     "scan), mlp (feed-forward over --context tokens), or the baselines ngram and "
-                                     "hmm")),
+    "model": (
+        "model",
+        "model",
+        str,
+        (
+            "rnn, rnn_relu, gru, lstm, mingru, minlstm (Feng et al. 2024: parallel "
+            "scan), mlp (feed-forward over --context tokens), or the baselines ngram and "
+            "hmm"
+        ),
+    ),
     "context": ("model", "context", int, "mlp: the previous K tokens each prediction reads (required, K >= 1)"),
-    "gru_form": ("model", "gru_form", str, ("gru: cudnn (reset gate after the recurrent product, as PyTorch) or "
-                                           "cho (before it, as Cho et al. 2014 and d2l; no cuDNN)")),
-    "embed_from": ("model", "embed_from", str, ("start the embedding from word vectors (GloVe or word2vec text, "
-                                               "word2vec binary .bin); --embed follows their size")),
+    "gru_form": (
+        "model",
+        "gru_form",
+        str,
+        (
+            "gru: cudnn (reset gate after the recurrent product, as PyTorch) or "
+            "cho (before it, as Cho et al. 2014 and d2l; no cuDNN)"
+        ),
+    ),
+    "embed_from": (
+        "model",
+        "embed_from",
+        str,
+        (
+            "start the embedding from word vectors (GloVe or word2vec text, "
+            "word2vec binary .bin); --embed follows their size"
+        ),
+    ),
     "layers": ("model", "layers", int, "recurrent layers"),
     "hidden": ("model", "hidden", int, "hidden size H"),
     "embed": ("model", "embed", int, "embedding size D; 0 = one-hot input"),
-    "dropout": ("model", "dropout", float, ("standard dropout (a new mask at every time step) on embeddings, "
-                                           "between layers and on outputs (default 0.25; 0 when a locked "
-                                           "dropout is set)")),
-    "embed_dropout": ("model", "embed_dropout", float,
-                      "drop whole word types (embedding rows), scaled by 1/(1-p)" + AWD_HELP),
-    "dropout_input": ("model", "dropout_input", float, "locked dropout (one mask per sequence) on the first layer's "
-                      + "inputs" + AWD_HELP),
-    "dropout_hidden": ("model", "dropout_hidden", float, "locked dropout between recurrent layers (none with one "
-                       + "layer)" + AWD_HELP),
+    "dropout": (
+        "model",
+        "dropout",
+        float,
+        (
+            "standard dropout (a new mask at every time step) on embeddings, "
+            "between layers and on outputs (default 0.25; 0 when a locked "
+            "dropout is set)"
+        ),
+    ),
+    "embed_dropout": (
+        "model",
+        "embed_dropout",
+        float,
+        "drop whole word types (embedding rows), scaled by 1/(1-p)" + AWD_HELP,
+    ),
+    "dropout_input": (
+        "model",
+        "dropout_input",
+        float,
+        "locked dropout (one mask per sequence) on the first layer's " + "inputs" + AWD_HELP,
+    ),
+    "dropout_hidden": (
+        "model",
+        "dropout_hidden",
+        float,
+        "locked dropout between recurrent layers (none with one " + "layer)" + AWD_HELP,
+    ),
     "dropout_output": ("model", "dropout_output", float, "locked dropout on the last layer's outputs" + AWD_HELP),
-    "weight_drop": ("model", "weight_drop", float, "DropConnect on the hidden-to-hidden weights, a new mask per "
-                    + "forward pass" + AWD_HELP),
-    "cutoffs": ("model", "cutoffs", lambda text: parse_ints(text), ("adaptive softmax cluster bounds, e.g. 2000,6000 "
-                                                                     "(default V/5,V/2)")),
+    "weight_drop": (
+        "model",
+        "weight_drop",
+        float,
+        "DropConnect on the hidden-to-hidden weights, a new mask per " + "forward pass" + AWD_HELP,
+    ),
+    "cutoffs": (
+        "model",
+        "cutoffs",
+        lambda text: parse_ints(text),
+        ("adaptive softmax cluster bounds, e.g. 2000,6000 (default V/5,V/2)"),
+    ),
     "order": ("model", "order", int, "ngram: longest n-gram, contexts of order-1 tokens"),
     "states": ("model", "states", int, "hmm: hidden states"),
     "hmm_iter": ("model", "hmm_iter", int, "hmm: Baum-Welch iterations at most"),
     "hmm_max_tokens": ("model", "hmm_max_tokens", int, "hmm: training tokens used at most"),
-    "optimizer": ("train", "optimizer", str, ("adamw, sgd, or ntasgd: SGD, then the average of the weights once "
-                                             "validation stalls (Merity et al. 2017 use --schedule constant "
-                                             "--momentum 0)")),
-    "nonmono": ("train", "nonmono", int, ("ntasgd: start averaging once the val loss is worse than the best from "
-                                         "before the last this many evaluations")),
-    "ar_alpha": ("train", "ar_alpha", float, "AR: the training loss gets + alpha * mean(h_t^2) of the dropped "
-                 + "last-layer output" + AWD_HELP),
-    "tar_beta": ("train", "tar_beta", float, "TAR: the training loss gets + beta * mean((h_t - h_t-1)^2) of the "
-                 + "raw last-layer output" + AWD_HELP),
+    "optimizer": (
+        "train",
+        "optimizer",
+        str,
+        (
+            "adamw, sgd, or ntasgd: SGD, then the average of the weights once "
+            "validation stalls (Merity et al. 2017 use --schedule constant "
+            "--momentum 0)"
+        ),
+    ),
+    "nonmono": (
+        "train",
+        "nonmono",
+        int,
+        ("ntasgd: start averaging once the val loss is worse than the best from before the last this many evaluations"),
+    ),
+    "ar_alpha": (
+        "train",
+        "ar_alpha",
+        float,
+        "AR: the training loss gets + alpha * mean(h_t^2) of the dropped " + "last-layer output" + AWD_HELP,
+    ),
+    "tar_beta": (
+        "train",
+        "tar_beta",
+        float,
+        "TAR: the training loss gets + beta * mean((h_t - h_t-1)^2) of the " + "raw last-layer output" + AWD_HELP,
+    ),
     "lr": ("train", "lr", float, "peak learning rate"),
     "weight_decay": ("train", "weight_decay", float, "decoupled weight decay"),
     "momentum": ("train", "momentum", float, "SGD momentum (sgd and ntasgd only)"),
-    "schedule": ("train", "schedule", str, ("constant; cosine: linear warmup, then cosine decay; or plateau: "
-                                          "constant, divided by --plateau-factor when the val loss stalls")),
+    "schedule": (
+        "train",
+        "schedule",
+        str,
+        (
+            "constant; cosine: linear warmup, then cosine decay; or plateau: "
+            "constant, divided by --plateau-factor when the val loss stalls"
+        ),
+    ),
     "warmup_steps": ("train", "warmup_steps", int, "cosine: linear warmup steps"),
     "min_lr_ratio": ("train", "min_lr_ratio", float, "cosine: ends at lr * this"),
     "decay_steps": ("train", "decay_steps", int, "cosine: horizon in steps (default: --steps)"),
-    "plateau_factor": ("train", "plateau_factor", float, "plateau: divide the learning rate by this when the "
-                                                         "val loss stalls"),
-    "plateau_patience": ("train", "plateau_patience", int, ("plateau: ... after this many evaluations without a "
-                                                           "new best val loss")),
-    "plateau_min_lr": ("train", "plateau_min_lr", float, ("plateau: the learning rate never goes below this "
-                                                         "(default lr * --min-lr-ratio)")),
-    "patience": ("train", "patience", int, ("stop after this many evaluations without a new best val loss "
-                                           "(best/ keeps the best; default: never)")),
+    "plateau_factor": (
+        "train",
+        "plateau_factor",
+        float,
+        "plateau: divide the learning rate by this when the val loss stalls",
+    ),
+    "plateau_patience": (
+        "train",
+        "plateau_patience",
+        int,
+        ("plateau: ... after this many evaluations without a new best val loss"),
+    ),
+    "plateau_min_lr": (
+        "train",
+        "plateau_min_lr",
+        float,
+        ("plateau: the learning rate never goes below this (default lr * --min-lr-ratio)"),
+    ),
+    "patience": (
+        "train",
+        "patience",
+        int,
+        ("stop after this many evaluations without a new best val loss (best/ keeps the best; default: never)"),
+    ),
     "target_loss": ("train", "target_loss", float, "stop once the val loss is at or below this (nats/token)"),
     "steps": ("train", "steps", int, "optimizer steps to train (default 400)"),
     "epochs": ("train", "epochs", int, "train for this many passes over the training split instead of --steps"),
-    "max_seconds": ("train", "max_seconds", float, "stop after this many seconds of training (evaluate and save "
-                    "first) (default: no limit)"),
+    "max_seconds": (
+        "train",
+        "max_seconds",
+        float,
+        "stop after this many seconds of training (evaluate and save first) (default: no limit)",
+    ),
     "eval_interval": ("train", "eval_interval", int, "evaluate (and keep the best checkpoint) every this many steps"),
     "log_interval": ("train", "log_interval", int, "write a metrics.jsonl line every this many steps"),
-    "save_interval": ("train", "save_interval", int, "write last/ every this many steps (default: at every "
-                      "evaluation)"),
-    "eval_max_tokens": ("train", "eval_max_tokens", int, "score at most this many validation tokens per evaluation "
-                        "(default: all)"),
-    "on_nan": ("train", "on_nan", str, ("when the loss or a gradient turns NaN/inf: stop, skip the update, or "
-                                       "rollback to the last checkpoint and halve the learning rate")),
+    "save_interval": (
+        "train",
+        "save_interval",
+        int,
+        "write last/ every this many steps (default: at every evaluation)",
+    ),
+    "eval_max_tokens": (
+        "train",
+        "eval_max_tokens",
+        int,
+        "score at most this many validation tokens per evaluation (default: all)",
+    ),
+    "on_nan": (
+        "train",
+        "on_nan",
+        str,
+        (
+            "when the loss or a gradient turns NaN/inf: stop, skip the update, or "
+            "rollback to the last checkpoint and halve the learning rate"
+        ),
+    ),
     "device": ("train", "device", str, "where to train; auto: cuda, then mps (Apple GPUs), then cpu"),
     "seed": ("train", "seed", int, "random seed"),
     "out": ("train", "out", str, "run directory (default runs/DATA-MODEL-TIME)"),
     "sample_tokens": ("train", "sample_tokens", int, "tokens to sample at the end; 0 = none"),
-    "report_to": ("train", "report_to", str, ("where metrics go besides metrics.jsonl (always written): jsonl, "
-                                              "or tensorboard for event files in RUN/tensorboard")),
+    "report_to": (
+        "train",
+        "report_to",
+        str,
+        (
+            "where metrics go besides metrics.jsonl (always written): jsonl, "
+            "or tensorboard for event files in RUN/tensorboard"
+        ),
+    ),
 }
-TRAIN_FLAGS = {"lowercase": ("data", "lowercase", "lowercase text before word/char splitting"),
-               "tie": ("model", "tie", "tie input embedding and output weights (needs --embed == --hidden)"),
-               "adaptive_softmax": ("model", "adaptive_softmax",
-                                    ("adaptive softmax head for large word vocabularies "
-                                     "(frequent words in a full softmax, rare ones in smaller clusters)")),
-               "freeze_embed": ("model", "freeze_embed", "keep the --embed-from vectors fixed during training"),
-               "amp": ("train", "amp", "bf16 autocast on CUDA"),
-               "overwrite": ("train", "overwrite", "replace an existing run directory"),
-               "quiet": ("train", "quiet", "no progress bar or log lines on stderr")}
+TRAIN_FLAGS = {
+    "lowercase": ("data", "lowercase", "lowercase text before word/char splitting"),
+    "tie": ("model", "tie", "tie input embedding and output weights (needs --embed == --hidden)"),
+    "adaptive_softmax": (
+        "model",
+        "adaptive_softmax",
+        (
+            "adaptive softmax head for large word vocabularies "
+            "(frequent words in a full softmax, rare ones in smaller clusters)"
+        ),
+    ),
+    "freeze_embed": ("model", "freeze_embed", "keep the --embed-from vectors fixed during training"),
+    "amp": ("train", "amp", "bf16 autocast on CUDA"),
+    "overwrite": ("train", "overwrite", "replace an existing run directory"),
+    "quiet": ("train", "quiet", "no progress bar or log lines on stderr"),
+}
 # `train --help` in these groups, in this order (every option of TRAIN_OPTIONS/TRAIN_FLAGS once,
 # plus the options add_train_options adds itself)
 TRAIN_GROUPS = {
-    "data": ("data", "tokenizer", "bpe_vocab", "min_freq", "max_size", "lowercase", "normalize", "fractions",
-             "batch_size", "seq_len", "batching"),
-    "model": ("model", "engine", "layers", "hidden", "embed", "embed_from", "freeze_embed", "tie", "adaptive_softmax",
-              "cutoffs", "gru_form", "context", "order",
-              "states", "hmm_iter", "hmm_max_tokens"),
-    "regularisation": ("dropout", "embed_dropout", "dropout_input", "dropout_hidden", "dropout_output",
-                       "weight_drop", "ar_alpha", "tar_beta", "weight_decay"),
-    "optimisation": ("optimizer", "lr", "momentum", "nonmono", "schedule", "warmup_steps", "min_lr_ratio",
-                     "decay_steps", "plateau_factor", "plateau_patience", "plateau_min_lr", "clip", "amp"),
-    "run control": ("steps", "epochs", "max_seconds", "patience", "target_loss", "eval_interval", "eval_max_tokens",
-                    "on_nan", "device", "threads", "seed", "preset"),
+    "data": (
+        "data",
+        "tokenizer",
+        "bpe_vocab",
+        "min_freq",
+        "max_size",
+        "lowercase",
+        "normalize",
+        "fractions",
+        "batch_size",
+        "seq_len",
+        "batching",
+    ),
+    "model": (
+        "model",
+        "engine",
+        "layers",
+        "hidden",
+        "embed",
+        "embed_from",
+        "freeze_embed",
+        "tie",
+        "adaptive_softmax",
+        "cutoffs",
+        "gru_form",
+        "context",
+        "order",
+        "states",
+        "hmm_iter",
+        "hmm_max_tokens",
+    ),
+    "regularisation": (
+        "dropout",
+        "embed_dropout",
+        "dropout_input",
+        "dropout_hidden",
+        "dropout_output",
+        "weight_drop",
+        "ar_alpha",
+        "tar_beta",
+        "weight_decay",
+    ),
+    "optimisation": (
+        "optimizer",
+        "lr",
+        "momentum",
+        "nonmono",
+        "schedule",
+        "warmup_steps",
+        "min_lr_ratio",
+        "decay_steps",
+        "plateau_factor",
+        "plateau_patience",
+        "plateau_min_lr",
+        "clip",
+        "amp",
+    ),
+    "run control": (
+        "steps",
+        "epochs",
+        "max_seconds",
+        "patience",
+        "target_loss",
+        "eval_interval",
+        "eval_max_tokens",
+        "on_nan",
+        "device",
+        "threads",
+        "seed",
+        "preset",
+    ),
     "output": ("out", "overwrite", "log_interval", "save_interval", "sample_tokens", "report_to", "quiet"),
 }
 TRAIN_EPILOG = """examples:
@@ -151,11 +341,19 @@ def train_metavars() -> dict[str, str]:
     """What each train option takes: its choices, or its type (the config module validates)."""
     from .config import BASELINES, BATCHINGS, DEVICES, ENGINES, MODELS, ON_NAN, OPTIMIZERS, SCHEDULES, TOKENIZERS
 
-    return {"data": "NAME|PATH", "tokenizer": _choice_metavar(TOKENIZERS), "batching": _choice_metavar(BATCHINGS),
-            "engine": _choice_metavar(ENGINES), "model": _choice_metavar(MODELS + BASELINES),
-            "optimizer": _choice_metavar(OPTIMIZERS), "schedule": _choice_metavar(SCHEDULES),
-            "on_nan": _choice_metavar(ON_NAN), "device": _choice_metavar(DEVICES), "cutoffs": "INT,INT,...",
-            "out": "DIR"}
+    return {
+        "data": "NAME|PATH",
+        "tokenizer": _choice_metavar(TOKENIZERS),
+        "batching": _choice_metavar(BATCHINGS),
+        "engine": _choice_metavar(ENGINES),
+        "model": _choice_metavar(MODELS + BASELINES),
+        "optimizer": _choice_metavar(OPTIMIZERS),
+        "schedule": _choice_metavar(SCHEDULES),
+        "on_nan": _choice_metavar(ON_NAN),
+        "device": _choice_metavar(DEVICES),
+        "cutoffs": "INT,INT,...",
+        "out": "DIR",
+    }
 
 
 def option_default(section: str, field: str) -> Any:
@@ -196,7 +394,7 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, one_line(f"{self.prog}: error: {message}{hint} (see {self.prog} --help)") + "\n")
 
     def suggestion(self, message: str) -> str:
-        """"; did you mean --hidden?" for the first unrecognised option or invalid choice, or ""."""
+        """ "; did you mean --hidden?" for the first unrecognised option or invalid choice, or ""."""
         import re
 
         if message.startswith("unrecognized arguments: "):
@@ -259,9 +457,13 @@ def build_parser(only: str | None = None) -> OneLineParser:
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     for name, (help_text, add_options, _) in SUBCOMMANDS.items():
-        sub = parser.commands[name] = commands.add_parser(name, help=help_text, description=help_text,
-                                                          epilog=EPILOGS.get(name),
-                                                          formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub = parser.commands[name] = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EPILOGS.get(name),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         if only is None or only == name:
             add_options(sub)
             if name in COMPUTING and name not in ("train", "sweep"):  # those have it in a group
@@ -283,21 +485,43 @@ def add_train_options(sub: argparse.ArgumentParser, out_help: str | None = None)
         if name == "out" and out_help:
             help_text = out_help
         metavar = metavars.get(name, {int: "INT", float: "FLOAT"}.get(kind, "TEXT"))
-        group_of[name].add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
-                                    metavar=metavar, help=with_default(help_text, option_default(section, field)))
-    group_of["fractions"].add_argument("--fractions", type=parse_split, default=None, metavar="TRAIN,VAL,TEST",
-                                       help=with_default("train,val,test shares of the text",
-                                                         option_default("data", "fractions")))
+        group_of[name].add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=kind,
+            default=None,
+            metavar=metavar,
+            help=with_default(help_text, option_default(section, field)),
+        )
+    group_of["fractions"].add_argument(
+        "--fractions",
+        type=parse_split,
+        default=None,
+        metavar="TRAIN,VAL,TEST",
+        help=with_default("train,val,test shares of the text", option_default("data", "fractions")),
+    )
     add_renamed_options(sub)
-    group_of["clip"].add_argument("--clip", type=parse_clip, default=argparse.SUPPRESS, metavar="FLOAT|none",
-                                  help=with_default("max global gradient norm, or 'none'",
-                                                    option_default("train", "clip")))
+    group_of["clip"].add_argument(
+        "--clip",
+        type=parse_clip,
+        default=argparse.SUPPRESS,
+        metavar="FLOAT|none",
+        help=with_default("max global gradient norm, or 'none'", option_default("train", "clip")),
+    )
     for name, (section, field, help_text) in TRAIN_FLAGS.items():  # --no-NAME turns off what a preset turned on
-        group_of[name].add_argument("--" + name.replace("_", "-"), dest=name, action=argparse.BooleanOptionalAction,
-                                    default=None, help=with_default(help_text, option_default(section, field)))
-    group_of["preset"].add_argument("--preset", default=None, metavar="NAME",
-                                    help="start from a named configuration (see rnnkit presets); options given "
-                                         "here override it")
+        group_of[name].add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=with_default(help_text, option_default(section, field)),
+        )
+    group_of["preset"].add_argument(
+        "--preset",
+        default=None,
+        metavar="NAME",
+        help="start from a named configuration (see rnnkit presets); options given here override it",
+    )
     add_threads_option(group_of["threads"])
     return groups
 
@@ -306,15 +530,21 @@ def add_threads_option(container: Any) -> None:
     """--threads, on every command that computes (see runtime.set_threads)."""
     from .runtime import DEFAULT_THREADS
 
-    container.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="INT",
-                           help="CPU threads for torch and NumPy; 1 is fastest for small models and when another "
-                                "program is busy on the machine (see README, Threads)"
-                                + (" (default: torch's, one per core)" if DEFAULT_THREADS is None
-                                   else f" (default {DEFAULT_THREADS})"))
+    container.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        metavar="INT",
+        help="CPU threads for torch and NumPy; 1 is fastest for small models and when another "
+        "program is busy on the machine (see README, Threads)"
+        + (" (default: torch's, one per core)" if DEFAULT_THREADS is None else f" (default {DEFAULT_THREADS})"),
+    )
 
 
-RENAMED = {"--split": "--fractions (the train,val,test shares; --split names one split, in evaluate)",
-           "--vocab-size": "--bpe-vocab"}
+RENAMED = {
+    "--split": "--fractions (the train,val,test shares; --split names one split, in evaluate)",
+    "--vocab-size": "--bpe-vocab",
+}
 
 
 def add_renamed_options(sub: argparse.ArgumentParser, names: tuple[str, ...] = tuple(RENAMED)) -> None:
@@ -325,48 +555,74 @@ def add_renamed_options(sub: argparse.ArgumentParser, names: tuple[str, ...] = t
 
 def refuse_renamed(args: argparse.Namespace) -> None:
     from .errors import ConfigError
+
     for name, new in RENAMED.items():
         if getattr(args, "renamed_" + name[2:].replace("-", "_"), None) is not None:
             raise ConfigError(f"{name} is now {new}")
 
 
-def add_defaulted_options(sub: argparse.ArgumentParser, defaults: Any, options: tuple[tuple[str, Any], ...],
-                          help_prefix: str = "") -> None:
+def add_defaulted_options(
+    sub: argparse.ArgumentParser, defaults: Any, options: tuple[tuple[str, Any], ...], help_prefix: str = ""
+) -> None:
     """`--name` options whose defaults come from an options dataclass instance (compare, cloze)."""
     for name, kind in options:
         default = getattr(defaults, name)
-        sub.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=default,
-                         help=help_prefix.format(name=name) + f"(default {default})")
+        sub.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=kind,
+            default=default,
+            help=help_prefix.format(name=name) + f"(default {default})",
+        )
 
 
 def _add_train(sub: argparse.ArgumentParser) -> None:
     groups = add_train_options(sub)
-    groups["model"].add_argument("--bidirectional", action="store_true",
-                                 help="refused: a next-token model cannot read ahead (see rnnkit cloze)")
-    groups["run control"].add_argument("--resume", metavar="RUN",
-                                       help="continue a run (its last/ checkpoint) to --steps")
+    groups["model"].add_argument(
+        "--bidirectional", action="store_true", help="refused: a next-token model cannot read ahead (see rnnkit cloze)"
+    )
+    groups["run control"].add_argument(
+        "--resume", metavar="RUN", help="continue a run (its last/ checkpoint) to --steps"
+    )
     groups["output"].add_argument("--json", action="store_true", help="print the result as one JSON line (last line)")
     groups["run control"].add_argument(
-        "--init-from", metavar="RUN", default=None,
+        "--init-from",
+        metavar="RUN",
+        default=None,
         help="fine-tune: a new run on --data starting from RUN's weights and tokenizer (fresh optimizer and "
-             "schedule; the model options must match RUN's)")
+        "schedule; the model options must match RUN's)",
+    )
     groups["run control"].add_argument(
-        "--grow-vocab", action="store_true",
+        "--grow-vocab",
+        action="store_true",
         help="with --init-from: give characters or words the source vocabulary lacks new ids "
-             "(default: refuse and list them)")
+        "(default: refuse and list them)",
+    )
 
 
 def _add_evaluate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("checkpoint", help="checkpoint or run directory (a run directory means its best/)")
-    sub.add_argument("--data", metavar="NAME|PATH",
-                     help="evaluate all of this file, directory or bundled corpus, every token scored "
-                          "after a newline as `rnnkit score` does (default: the text it was trained on)")
-    sub.add_argument("--split", choices=("train", "val", "test"), default=None,
-                     help="score only this split (default: val of the training text; all of --data)")
-    sub.add_argument("--fractions", type=parse_split, default=None,
-                     help="train,val,test shares that cut --data for --split (default: as trained)")
-    sub.add_argument("--max-tokens", type=int, default=None, metavar="INT",
-                     help="score at most this many tokens (default: all)")
+    sub.add_argument(
+        "--data",
+        metavar="NAME|PATH",
+        help="evaluate all of this file, directory or bundled corpus, every token scored "
+        "after a newline as `rnnkit score` does (default: the text it was trained on)",
+    )
+    sub.add_argument(
+        "--split",
+        choices=("train", "val", "test"),
+        default=None,
+        help="score only this split (default: val of the training text; all of --data)",
+    )
+    sub.add_argument(
+        "--fractions",
+        type=parse_split,
+        default=None,
+        help="train,val,test shares that cut --data for --split (default: as trained)",
+    )
+    sub.add_argument(
+        "--max-tokens", type=int, default=None, metavar="INT", help="score at most this many tokens (default: all)"
+    )
     add_runtime_engine(sub)
     sub.add_argument("--json", action="store_true", help="print the result as one JSON line")
 
@@ -374,37 +630,84 @@ def _add_evaluate(sub: argparse.ArgumentParser) -> None:
 def _add_generate(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("checkpoint", help="checkpoint or run directory (a run directory means its best/)")
     prompt = sub.add_mutually_exclusive_group()
-    prompt.add_argument("--prompt", default="", help="text to start from (default: a new line); - reads it "
-                                                     "from standard input")
+    prompt.add_argument(
+        "--prompt", default="", help="text to start from (default: a new line); - reads it from standard input"
+    )
     prompt.add_argument("--prompt-file", type=Path, metavar="PATH", help="read the prompt from a UTF-8 file")
-    prompt.add_argument("-i", "--interactive", action="store_true",
-                        help="a prompt loop: each line read is a prompt, its continuation streamed; lines "
-                             "starting with ':' change settings (:help lists them); the model stays loaded "
-                             "(default off)")
-    sub.add_argument("--max-new-tokens", type=int, default=200, metavar="INT",
-                     help="tokens to generate after the prompt (default 200)")
-    sub.add_argument("--temperature", type=float, default=1.0, metavar="FLOAT",
-                     help="divide the logits by this before sampling: below 1 is safer and more repetitive, "
-                          "above 1 more varied (default 1.0)")
-    sub.add_argument("--top-k", type=int, default=None, metavar="INT",
-                     help="sample only among the K most likely tokens (default: all)")
-    sub.add_argument("--top-p", type=float, default=None, metavar="FLOAT",
-                     help="nucleus sampling: only among the most likely tokens that together hold probability P "
-                          "(default: all)")
-    sub.add_argument("--greedy", action="store_true", help="always take the most likely token (the API's "
-                                                           "do_sample=False; default off)")
-    sub.add_argument("--beam", type=int, default=None, metavar="K",
-                     help="beam search: keep the K most likely continuations at each step, print the best "
-                          "(the API's num_beams=K; default off)")
-    sub.add_argument("--num-samples", type=int, default=1, metavar="N",
-                     help="N continuations, sampled side by side (with --beam: the N best beams); the API's "
-                          "num_return_sequences (default 1)")
-    sub.add_argument("--stop", action="append", default=[], metavar="STR",
-                     help="end a continuation at this string, which is not printed (repeatable; default none)")
-    sub.add_argument("--seed", type=int, default=None, metavar="INT",
-                     help="same seed, same text (default: a new random seed each time)")
+    prompt.add_argument(
+        "-i",
+        "--interactive",
+        action="store_true",
+        help="a prompt loop: each line read is a prompt, its continuation streamed; lines "
+        "starting with ':' change settings (:help lists them); the model stays loaded "
+        "(default off)",
+    )
+    sub.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=200,
+        metavar="INT",
+        help="tokens to generate after the prompt (default 200)",
+    )
+    sub.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        metavar="FLOAT",
+        help="divide the logits by this before sampling: below 1 is safer and more repetitive, "
+        "above 1 more varied (default 1.0)",
+    )
+    sub.add_argument(
+        "--top-k",
+        type=int,
+        default=None,
+        metavar="INT",
+        help="sample only among the K most likely tokens (default: all)",
+    )
+    sub.add_argument(
+        "--top-p",
+        type=float,
+        default=None,
+        metavar="FLOAT",
+        help="nucleus sampling: only among the most likely tokens that together hold probability P (default: all)",
+    )
+    sub.add_argument(
+        "--greedy",
+        action="store_true",
+        help="always take the most likely token (the API's do_sample=False; default off)",
+    )
+    sub.add_argument(
+        "--beam",
+        type=int,
+        default=None,
+        metavar="K",
+        help="beam search: keep the K most likely continuations at each step, print the best "
+        "(the API's num_beams=K; default off)",
+    )
+    sub.add_argument(
+        "--num-samples",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N continuations, sampled side by side (with --beam: the N best beams); the API's "
+        "num_return_sequences (default 1)",
+    )
+    sub.add_argument(
+        "--stop",
+        action="append",
+        default=[],
+        metavar="STR",
+        help="end a continuation at this string, which is not printed (repeatable; default none)",
+    )
+    sub.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="INT",
+        help="same seed, same text (default: a new random seed each time)",
+    )
     add_runtime_engine(sub)
-    sub.add_argument("--json", action="store_true", help="print {\"text\": first, \"texts\": [all]} as one JSON line")
+    sub.add_argument("--json", action="store_true", help='print {"text": first, "texts": [all]} as one JSON line')
 
 
 def _add_score(sub: argparse.ArgumentParser) -> None:
@@ -412,8 +715,9 @@ def _add_score(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("stdin", nargs="?", choices=("-",), help="- reads the text from standard input")
     sub.add_argument("--text", default=None, help="the text to score")
     sub.add_argument("--file", type=Path, default=None, help="score this UTF-8 file")
-    sub.add_argument("--top-k", type=int, default=None, metavar="K", help="also list the K likeliest tokens "
-                                                                         "at each position")
+    sub.add_argument(
+        "--top-k", type=int, default=None, metavar="K", help="also list the K likeliest tokens at each position"
+    )
     output = sub.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON document (totals and every token)")
     output.add_argument("--tsv", action="store_true", help="print tab-separated rows (totals go to stderr)")
@@ -423,12 +727,20 @@ def _add_score(sub: argparse.ArgumentParser) -> None:
 def add_runtime_engine(sub: argparse.ArgumentParser) -> None:
     """--engine and --device of the commands that load a checkpoint (evaluate, generate, score): one
     rule for all three, so `score --file F` and `evaluate --data F` print the same figures."""
-    sub.add_argument("--engine", choices=("auto", "torch", "numpy"), default="auto",
-                     help="auto (default): NumPy when the model runs on the CPU and NumPy can run it (no "
-                          "adaptive softmax; generate and score then start without importing torch), else torch")
-    sub.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
-                     help="auto (default): a GPU when torch sees one (torch is asked only if a GPU driver is "
-                          "installed), else the CPU")
+    sub.add_argument(
+        "--engine",
+        choices=("auto", "torch", "numpy"),
+        default="auto",
+        help="auto (default): NumPy when the model runs on the CPU and NumPy can run it (no "
+        "adaptive softmax; generate and score then start without importing torch), else torch",
+    )
+    sub.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda", "mps"),
+        help="auto (default): a GPU when torch sees one (torch is asked only if a GPU driver is "
+        "installed), else the CPU",
+    )
 
 
 def _add_compare(sub: argparse.ArgumentParser) -> None:
@@ -437,21 +749,42 @@ def _add_compare(sub: argparse.ArgumentParser) -> None:
     defaults = NeuralOptions()
     sub.add_argument("--data", default="timemachine", help="bundled corpus name, UTF-8 text file, or directory")
     sub.add_argument("--tokenizer", default="char", help="char or word (default char)")
-    sub.add_argument("--models", default=None,
-                     help=("comma-separated: rnn, rnn_relu, gru, lstm, mingru, minlstm, mlp:CONTEXT, ngram:ORDER, "
-                           f"hmm:STATES (default {DEFAULT_MODELS}; without hmmlearn, the default leaves out "
-                           "hmm:32)"))
-    sub.add_argument("--budget-seconds", type=float, default=60.0,
-                     help="wall-clock training time of each neural model (default 60)")
+    sub.add_argument(
+        "--models",
+        default=None,
+        help=(
+            "comma-separated: rnn, rnn_relu, gru, lstm, mingru, minlstm, mlp:CONTEXT, ngram:ORDER, "
+            f"hmm:STATES (default {DEFAULT_MODELS}; without hmmlearn, the default leaves out "
+            "hmm:32)"
+        ),
+    )
+    sub.add_argument(
+        "--budget-seconds", type=float, default=60.0, help="wall-clock training time of each neural model (default 60)"
+    )
     sub.add_argument("--out", default=None, help="output directory (default runs/compare-DATA-TIME)")
     sub.add_argument("--overwrite", action="store_true", help="replace an existing compare directory")
-    sub.add_argument("--fractions", type=parse_split, default=(0.9, 0.05, 0.05),
-                     help="train,val,test shares of the text (default 0.9,0.05,0.05)")
+    sub.add_argument(
+        "--fractions",
+        type=parse_split,
+        default=(0.9, 0.05, 0.05),
+        help="train,val,test shares of the text (default 0.9,0.05,0.05)",
+    )
     add_renamed_options(sub, ("--split",))
     sub.add_argument("--seed", type=int, default=1337, help="random seed for every model (default 1337)")
-    add_defaulted_options(sub, defaults, (("layers", int), ("hidden", int), ("embed", int), ("dropout", float),
-                                          ("batch_size", int), ("seq_len", int), ("lr", float)),
-                          "neural models: {name} ")
+    add_defaulted_options(
+        sub,
+        defaults,
+        (
+            ("layers", int),
+            ("hidden", int),
+            ("embed", int),
+            ("dropout", float),
+            ("batch_size", int),
+            ("seq_len", int),
+            ("lr", float),
+        ),
+        "neural models: {name} ",
+    )
     sub.add_argument("--device", default=defaults.device, help="auto, cpu or cuda (default auto)")
     sub.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     sub.add_argument("--json", action="store_true", help="print the rows as one JSON list (last line)")
@@ -459,8 +792,12 @@ def _add_compare(sub: argparse.ArgumentParser) -> None:
 
 def _add_gradcheck(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--model", choices=("rnn", "rnn_relu", "gru", "lstm", "mingru", "minlstm"), default="lstm")
-    sub.add_argument("--gru-form", choices=("cudnn", "cho"), default=None,
-                     help="gru: check the cuDNN form (default) or Cho et al.'s (reset gate before the product)")
+    sub.add_argument(
+        "--gru-form",
+        choices=("cudnn", "cho"),
+        default=None,
+        help="gru: check the cuDNN form (default) or Cho et al.'s (reset gate before the product)",
+    )
     sub.add_argument("--layers", type=int, default=1)
     sub.add_argument("--bidirectional", action="store_true")
     sub.add_argument("--embed", type=int, default=5, help="embedding size (0 = one-hot input)")
@@ -471,36 +808,56 @@ def _add_gradcheck(sub: argparse.ArgumentParser) -> None:
 
 def _add_bench(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    sub.add_argument("--configs", metavar="NAMES", default=None,
-                     help="comma-separated: char-2x512-rnn|gru|lstm (or char-2x512), word-2x650, big-3x1024, "
-                          "tiny-rnn|gru|lstm (or tiny), all (default: all; big-3x1024 only on CUDA; tiny with "
-                          "--quick); also char-2x512-gru-cho (or gru-forms: the Cho GRU beside cuDNN's; "
-                          "gru-forms-small at 1x128), "
-                          "long-512-mingru|minlstm|gru|lstm (or long-512: T=512 side by side), tiny-long, tiny-gru-cho")
-    sub.add_argument("--impls", metavar="NAMES", default=None,
-                     help="comma-separated: rnnkit, plain, cell-loop, numpy (default: all; numpy on the CPU only)")
+    sub.add_argument(
+        "--configs",
+        metavar="NAMES",
+        default=None,
+        help="comma-separated: char-2x512-rnn|gru|lstm (or char-2x512), word-2x650, big-3x1024, "
+        "tiny-rnn|gru|lstm (or tiny), all (default: all; big-3x1024 only on CUDA; tiny with "
+        "--quick); also char-2x512-gru-cho (or gru-forms: the Cho GRU beside cuDNN's; "
+        "gru-forms-small at 1x128), "
+        "long-512-mingru|minlstm|gru|lstm (or long-512: T=512 side by side), tiny-long, tiny-gru-cho",
+    )
+    sub.add_argument(
+        "--impls",
+        metavar="NAMES",
+        default=None,
+        help="comma-separated: rnnkit, plain, cell-loop, numpy (default: all; numpy on the CPU only)",
+    )
     sub.add_argument("--amp", action="store_true", help="also measure bf16 autocast (CUDA only)")
     sub.add_argument("--quick", action="store_true", help="tiny configurations and few repeats (seconds, for CI)")
-    sub.add_argument("--repeats", type=int, default=None,
-                     help="timed repeats per implementation (default 5; 3 with --quick)")
+    sub.add_argument(
+        "--repeats", type=int, default=None, help="timed repeats per implementation (default 5; 3 with --quick)"
+    )
     sub.add_argument("--json", action="store_true", help="also print the rows as one JSON list (last line)")
 
 
 def _add_prepare(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--data", nargs="+", required=True, metavar="PATH",
-                     help="files, directories or bundled corpus names (joined in order)")
+    sub.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="files, directories or bundled corpus names (joined in order)",
+    )
     sub.add_argument("--tokenizer", default="char", help="char, word or bpe (default char)")
     sub.add_argument("--bpe-vocab", type=int, default=1000, help="bpe: subword vocabulary size")
-    sub.add_argument("--tokenizer-from", metavar="CKPT_OR_DIR",
-                     help="reuse this checkpoint's (or prepared dir's) tokenizer")
+    sub.add_argument(
+        "--tokenizer-from", metavar="CKPT_OR_DIR", help="reuse this checkpoint's (or prepared dir's) tokenizer"
+    )
     sub.add_argument("--min-freq", type=int, default=1)
     sub.add_argument("--max-size", type=int, default=None)
     sub.add_argument("--lowercase", action="store_true")
-    sub.add_argument("--fractions", type=parse_split, default=(0.9, 0.05, 0.05),
-                     help="train,val,test shares of the text (default 0.9,0.05,0.05)")
+    sub.add_argument(
+        "--fractions",
+        type=parse_split,
+        default=(0.9, 0.05, 0.05),
+        help="train,val,test shares of the text (default 0.9,0.05,0.05)",
+    )
     add_renamed_options(sub)
-    sub.add_argument("--workers", type=int, default=None,
-                     help="processes for char and word tokenization (default: CPUs, at most 4)")
+    sub.add_argument(
+        "--workers", type=int, default=None, help="processes for char and word tokenization (default: CPUs, at most 4)"
+    )
     sub.add_argument("--out", default=None, help="output directory (default prepared/NAME-TOKENIZER)")
     sub.add_argument("--overwrite", action="store_true")
     sub.add_argument("--quiet", action="store_true")
@@ -526,6 +883,7 @@ def run_config_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]
     if args.preset is not None:
         from .config import with_overrides
         from .presets import preset_config
+
         return with_overrides(preset_config(args.preset), flat), flat
     return RunConfig.from_dict(given), flat
 
@@ -536,8 +894,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     _refuse_bidirectional(args)
     config, given = run_config_from_args(args)
     if args.init_from or args.grow_vocab:
-        result = train(init_from=args.init_from, grow_vocab=args.grow_vocab, resume=args.resume, preset=args.preset,
-                       **given)
+        result = train(
+            init_from=args.init_from, grow_vocab=args.grow_vocab, resume=args.resume, preset=args.preset, **given
+        )
     elif args.resume:  # the run keeps its configuration; a --preset must be the one it started from
         result = train(resume=args.resume, preset=args.preset, **given)
     else:
@@ -559,21 +918,29 @@ def train_report(result: Any) -> list[str]:
 
     lines = []
     if result.sample is not None:
-        start = f"prompt {result.sample_prompt!r} from the validation text" if result.sample_prompt else \
-            "no prompt (from a new line)"
+        start = (
+            f"prompt {result.sample_prompt!r} from the validation text"
+            if result.sample_prompt
+            else "no prompt (from a new line)"
+        )
         lines += [f"sample (temperature {SAMPLE_TEMPERATURE:g}, {start}):", result.sample.rstrip("\n"), ""]
     what = f"trained {result.steps} steps" if result.steps else "fitted"
-    lines.append(f"{what} in {result.seconds:.1f} s ({result.tokens_per_s:,.0f} tokens/s on average) "
-                 f"on {result.device}")
-    lines.append(f"val loss {result.val_loss:.4f} nats/token, ppl {result.val_ppl:.2f}, bpc {result.val_bpc:.4f} "
-                 f"(best val loss {result.best_val_loss:.4f})")
+    lines.append(
+        f"{what} in {result.seconds:.1f} s ({result.tokens_per_s:,.0f} tokens/s on average) on {result.device}"
+    )
+    lines.append(
+        f"val loss {result.val_loss:.4f} nats/token, ppl {result.val_ppl:.2f}, bpc {result.val_bpc:.4f} "
+        f"(best val loss {result.best_val_loss:.4f})"
+    )
     lines.append(f"checkpoints: {result.best_checkpoint} (best), {result.checkpoint}/last")
     run = shlex.quote(result.checkpoint)
     prompt = f" --prompt {shlex.quote(result.sample_prompt)}" if result.sample_prompt else ""
-    lines += ["next:",
-              f"  rnnkit generate {run}{prompt} --temperature {SAMPLE_TEMPERATURE:g}   # more text",
-              f"  rnnkit evaluate {run} --split test   # the test split, once",
-              f"  rnnkit plot {run} --metric val_bpc   # the learning curve"]
+    lines += [
+        "next:",
+        f"  rnnkit generate {run}{prompt} --temperature {SAMPLE_TEMPERATURE:g}   # more text",
+        f"  rnnkit evaluate {run} --split test   # the test split, once",
+        f"  rnnkit plot {run} --metric val_bpc   # the learning curve",
+    ]
     if result.steps:
         lines.append(f"  rnnkit train --resume {run} --steps {2 * result.steps}   # train on where it stopped")
     return lines
@@ -588,11 +955,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**result.to_dict(), "scored": scored}))
     else:
-        print(f"{scored}: loss {result.loss:.4f} nats/token | ppl {result.ppl:.3f} | "
-              f"{result.bits_per_token:.4f} bits/token | bpc {result.bpc:.4f} | {result.tokens:,} tokens")
+        print(
+            f"{scored}: loss {result.loss:.4f} nats/token | ppl {result.ppl:.3f} | "
+            f"{result.bits_per_token:.4f} bits/token | bpc {result.bpc:.4f} | {result.tokens:,} tokens"
+        )
         if result.unk_rate > 0:
-            print(f"{result.unk_rate:.1%} of the scored tokens are <unk>: their words are never spelled out, "
-                  "so bpc flatters this model against a char model")
+            print(
+                f"{result.unk_rate:.1%} of the scored tokens are <unk>: their words are never spelled out, "
+                "so bpc flatters this model against a char model"
+            )
     return 0
 
 
@@ -604,6 +975,7 @@ def scored_text(lm: Any, args: argparse.Namespace) -> str:
         fractions = ",".join(f"{f:g}" for f in (args.fractions or lm.config.data.fractions))
         return f"the {split} split of {source} (fractions {fractions})"
     from .api import _is_prepared
+
     if _is_prepared(args.data):
         return f"the val split of the prepared {args.data}"
     limit = f"the first {args.max_tokens:,} tokens of " if args.max_tokens is not None else ""
@@ -622,8 +994,17 @@ def sampling_from_args(args: argparse.Namespace) -> Any:
         raise ConfigError("--beam and --greedy: beam search is already deterministic; give one of them")
     do_sample = False if args.greedy else None
     try:
-        return SamplingConfig(args.max_new_tokens, args.temperature, args.top_k, args.top_p, do_sample, args.seed,
-                              args.beam if args.beam is not None else 1, args.num_samples, tuple(args.stop))
+        return SamplingConfig(
+            args.max_new_tokens,
+            args.temperature,
+            args.top_k,
+            args.top_p,
+            do_sample,
+            args.seed,
+            args.beam if args.beam is not None else 1,
+            args.num_samples,
+            tuple(args.stop),
+        )
     except ConfigError as error:
         if args.beam is not None and args.beam < 1:
             raise ConfigError(f"--beam must be an integer from 1 to 10000, got {args.beam}") from None
@@ -642,9 +1023,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         prompt = read_stdin_text().removesuffix("\n")  # `echo TEXT |` adds one newline, not part of it
     lm = load(args.checkpoint, args.device, args.engine)
     warnings.showwarning = lambda message, *_rest, **_options: print(
-        one_line(f"rnnkit generate: warning: {message}"), file=sys.stderr)
+        one_line(f"rnnkit generate: warning: {message}"), file=sys.stderr
+    )
     if args.interactive:
         from .interactive import prompt_loop
+
         return prompt_loop(lm, sampling, sys.stdin, _write_stdout, lambda line: print(line, file=sys.stderr))
     single = sampling.num_return_sequences == 1
     stream = None if args.json or not single else _write_stdout
@@ -665,12 +1048,14 @@ SAMPLE_SEPARATOR = "\n----\n"  # between the samples of generate --num-samples
 def generate_options(sampling: Any) -> dict[str, Any]:
     """A SamplingConfig as LanguageModel.generate's keyword arguments."""
     from dataclasses import asdict
+
     return asdict(sampling)
 
 
 def read_stdin_text() -> str:
     """Standard input as UTF-8 text (a bad byte is refused by position, like a bad file)."""
     from .errors import DataError
+
     raw = sys.stdin.buffer.read()
     try:
         return raw.decode("utf-8").removeprefix("\ufeff")
@@ -681,13 +1066,18 @@ def read_stdin_text() -> str:
 def score_input(args: argparse.Namespace) -> str:
     """The one text `score` was given: --text, --file or - (stdin)."""
     from .errors import ConfigError
-    given = [name for name, value in (("--text", args.text), ("--file", args.file), ("-", args.stdin))
-             if value is not None]
+
+    given = [
+        name for name, value in (("--text", args.text), ("--file", args.file), ("-", args.stdin)) if value is not None
+    ]
     if len(given) != 1:
-        raise ConfigError("give the text to score one way: --text STR, --file PATH or - (standard input)"
-                          + (f"; got {' and '.join(given)}" if given else ""))
+        raise ConfigError(
+            "give the text to score one way: --text STR, --file PATH or - (standard input)"
+            + (f"; got {' and '.join(given)}" if given else "")
+        )
     if args.file is not None:
         from .text.corpora import read_text_file
+
         return read_text_file(args.file)
     return read_stdin_text() if args.stdin else args.text
 
@@ -700,6 +1090,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     _check_top_k(args.top_k)  # refused before the checkpoint is loaded
     if not text:
         from .errors import DataError
+
         raise DataError("the text to score is empty")
     lm = load(args.checkpoint, args.device, args.engine)
     result = lm.score(text, top_k=args.top_k)
@@ -707,16 +1098,23 @@ def cmd_score(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return 0
     totals = result.totals()
-    summary = (f"{totals['tokens']:,} tokens, {totals['chars']:,} chars: {totals['total_nats']:.4f} nats | "
-               f"{totals['loss']:.4f} nats/token | {totals['bits_per_char']:.4f} bits/char | "
-               f"ppl {totals['perplexity']:.3f}")
+    summary = (
+        f"{totals['tokens']:,} tokens, {totals['chars']:,} chars: {totals['total_nats']:.4f} nats | "
+        f"{totals['loss']:.4f} nats/token | {totals['bits_per_char']:.4f} bits/char | "
+        f"ppl {totals['perplexity']:.3f}"
+    )
     rows = result.tokens
     if args.tsv:
         header = ["token", "start", "end", "logprob", "surprisal"] + (["top"] if args.top_k else [])
         lines = ["\t".join(header)]
         for row in rows:
-            cells = [tsv_cell(row["token"]), str(row["start"]), str(row["end"]), f"{row['logprob']:.6f}",
-                     f"{row['surprisal']:.6f}"]
+            cells = [
+                tsv_cell(row["token"]),
+                str(row["start"]),
+                str(row["end"]),
+                f"{row['logprob']:.6f}",
+                f"{row['surprisal']:.6f}",
+            ]
             if args.top_k:
                 cells.append(" ".join(f"{tsv_cell(alt['token'])}={alt['logprob']:.4f}" for alt in row["top"]))
             lines.append("\t".join(cells))
@@ -725,8 +1123,10 @@ def cmd_score(args: argparse.Namespace) -> int:
         return 0
     lines = [f"{'token':<12}{'span':>14}{'logprob':>10}{'bits':>8}" + ("  likeliest" if args.top_k else "")]
     for row in rows:
-        line = f"{shown_token(row['token']):<12}{row['start']:>7}-{row['end']:<6}{row['logprob']:>10.4f}" \
-               f"{row['surprisal']:>8.3f}"
+        line = (
+            f"{shown_token(row['token']):<12}{row['start']:>7}-{row['end']:<6}{row['logprob']:>10.4f}"
+            f"{row['surprisal']:>8.3f}"
+        )
         if args.top_k:
             line += "  " + " ".join(f"{shown_token(alt['token'])} {alt['logprob']:.2f}" for alt in row["top"])
         lines.append(line)
@@ -757,12 +1157,28 @@ def cmd_gradcheck(args: argparse.Namespace) -> int:
         raise ConfigError("--embed must be between 0 and 64 and --seed >= 0")
     if args.gru_form is not None and args.model != "gru":
         raise ConfigError(f"--gru-form chooses between the two GRU forms; a {args.model} model is not a GRU")
-    errors = gradcheck(args.model, layers=args.layers, bidirectional=args.bidirectional, embed=args.embed,
-                       hidden=args.hidden, seed=args.seed, gru_form=args.gru_form)
+    errors = gradcheck(
+        args.model,
+        layers=args.layers,
+        bidirectional=args.bidirectional,
+        embed=args.embed,
+        hidden=args.hidden,
+        seed=args.seed,
+        gru_form=args.gru_form,
+    )
     worst = max(errors.values())
     if args.json:
-        print(json.dumps({"model": args.model, "layers": args.layers, "bidirectional": args.bidirectional,
-                          "max_rel_error": worst, "errors": errors}))
+        print(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "layers": args.layers,
+                    "bidirectional": args.bidirectional,
+                    "max_rel_error": worst,
+                    "errors": errors,
+                }
+            )
+        )
     else:
         for name, error in errors.items():
             print(f"{name:<24} {error:.2e}")
@@ -777,12 +1193,25 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     if args.workers is not None and not 1 <= args.workers <= 256:
         from .errors import ConfigError
+
         raise ConfigError("--workers must be between 1 and 256")
     started = time.perf_counter()
     log = (lambda message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     refuse_renamed(args)
-    meta = prepare(args.data, args.tokenizer, args.out, tuple(args.fractions), args.lowercase, args.min_freq,
-                   args.max_size, args.bpe_vocab, args.tokenizer_from, args.overwrite, args.workers, log)
+    meta = prepare(
+        args.data,
+        args.tokenizer,
+        args.out,
+        tuple(args.fractions),
+        args.lowercase,
+        args.min_freq,
+        args.max_size,
+        args.bpe_vocab,
+        args.tokenizer_from,
+        args.overwrite,
+        args.workers,
+        log,
+    )
     seconds = time.perf_counter() - started
     meta["seconds"] = round(seconds, 3)
     meta["out"] = str(args.out or "")
@@ -791,8 +1220,10 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         print(json.dumps(meta))
     else:
         rate = sum(meta["bytes"].values()) / 1e6 / max(seconds, 1e-9)
-        print(f"prepared {sum(meta['tokens'].values()):,} tokens from {total:,} characters in {seconds:.1f} s "
-              f"({rate:.1f} MB/s)")
+        print(
+            f"prepared {sum(meta['tokens'].values()):,} tokens from {total:,} characters in {seconds:.1f} s "
+            f"({rate:.1f} MB/s)"
+        )
     return 0
 
 
@@ -820,9 +1251,11 @@ def batch_notes(rows: list[dict[str, Any]]) -> list[str]:
     for row in rows:
         for kind, shape in row["batch_fits"].items():
             if (shape["batch_size"], shape["seq_len"]) != (default.batch_size, default.seq_len):
-                notes.append(f"{row['name']} with --tokenizer {kind}: {row['train_tokens'][kind]:,} training tokens "
-                             f"are too few for the default batch {default.batch_size} x {default.seq_len}; "
-                             f"add --batch-size {shape['batch_size']} --seq-len {shape['seq_len']}")
+                notes.append(
+                    f"{row['name']} with --tokenizer {kind}: {row['train_tokens'][kind]:,} training tokens "
+                    f"are too few for the default batch {default.batch_size} x {default.seq_len}; "
+                    f"add --batch-size {shape['batch_size']} --seq-len {shape['seq_len']}"
+                )
     return notes
 
 
@@ -864,8 +1297,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     refuse_renamed(args)
     neural = NeuralOptions(**{f.name: getattr(args, f.name) for f in fields(NeuralOptions)})
-    rows = compare(args.data, args.tokenizer, args.models, args.budget_seconds, args.out, seed=args.seed,
-                   fractions=args.fractions, neural=neural, overwrite=args.overwrite, quiet=args.quiet)
+    rows = compare(
+        args.data,
+        args.tokenizer,
+        args.models,
+        args.budget_seconds,
+        args.out,
+        seed=args.seed,
+        fractions=args.fractions,
+        neural=neural,
+        overwrite=args.overwrite,
+        quiet=args.quiet,
+    )
     print(json.dumps(rows) if args.json else markdown_table(rows))
     return 0
 
@@ -873,9 +1316,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .studies.bench import IMPLS, BenchOptions, format_table, run_bench, split_names
 
-    options = BenchOptions(device=args.device, configs=split_names(args.configs),
-                           impls=split_names(args.impls) or IMPLS, amp=args.amp, quick=args.quick,
-                           repeats=args.repeats)
+    options = BenchOptions(
+        device=args.device,
+        configs=split_names(args.configs),
+        impls=split_names(args.impls) or IMPLS,
+        amp=args.amp,
+        quick=args.quick,
+        repeats=args.repeats,
+    )
     rows = run_bench(options, log=lambda message: print(message, file=sys.stderr, flush=True))
     print(format_table(rows))
     if args.json:
@@ -888,18 +1336,33 @@ def _add_gradients(sub: argparse.ArgumentParser) -> None:
 
     defaults = GradientOptions()
     sub.add_argument("checkpoints", nargs="*", metavar="CKPT", help="checkpoints or run directories to measure")
-    sub.add_argument("--model", default=None,
-                     help="freshly initialised models to measure too, comma-separated (default rnn,gru,lstm "
-                          "when no CKPT is given)")
-    sub.add_argument("--data", default=None, help="text to take the windows from (default: each checkpoint's own, "
-                                                  "timemachine for fresh models)")
+    sub.add_argument(
+        "--model",
+        default=None,
+        help="freshly initialised models to measure too, comma-separated (default rnn,gru,lstm when no CKPT is given)",
+    )
+    sub.add_argument(
+        "--data",
+        default=None,
+        help="text to take the windows from (default: each checkpoint's own, timemachine for fresh models)",
+    )
     sub.add_argument("--tokenizer", default="char", help="fresh models: char or word (default char)")
-    for name, help_text in (("seq_len", "window length T: distances 0..T are measured"),
-                            ("batch_size", "sequences per window"), ("batches", "windows averaged over"),
-                            ("layers", "fresh models: recurrent layers"), ("hidden", "fresh models: hidden size"),
-                            ("embed", "fresh models: embedding size (0 = one-hot)"), ("seed", "fresh models: seed")):
-        sub.add_argument("--" + name.replace("_", "-"), dest=name, type=int, default=getattr(defaults, name),
-                         help=f"{help_text} (default {getattr(defaults, name)})")
+    for name, help_text in (
+        ("seq_len", "window length T: distances 0..T are measured"),
+        ("batch_size", "sequences per window"),
+        ("batches", "windows averaged over"),
+        ("layers", "fresh models: recurrent layers"),
+        ("hidden", "fresh models: hidden size"),
+        ("embed", "fresh models: embedding size (0 = one-hot)"),
+        ("seed", "fresh models: seed"),
+    ):
+        sub.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=int,
+            default=getattr(defaults, name),
+            help=f"{help_text} (default {getattr(defaults, name)})",
+        )
     sub.add_argument("--out", default=None, help="output directory (default runs/gradients-DATA-TIME)")
     sub.add_argument("--overwrite", action="store_true", help="replace gradients.json/png in --out")
     sub.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -908,23 +1371,39 @@ def _add_gradients(sub: argparse.ArgumentParser) -> None:
 
 def _add_plot(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories (their metrics.jsonl)")
-    sub.add_argument("--metric", default="val_loss",
-                     help="val_loss, train_loss, grad_norm, lr, tokens_per_s, val_ppl or val_bpc (default val_loss)")
+    sub.add_argument(
+        "--metric",
+        default="val_loss",
+        help="val_loss, train_loss, grad_norm, lr, tokens_per_s, val_ppl or val_bpc (default val_loss)",
+    )
     sub.add_argument("--x", default="step", help="step or elapsed_s (default step)")
     sub.add_argument("--out", default=None, help="image file: .png, .svg or .pdf (default plot-METRIC.png)")
     sub.add_argument("--log-y", action="store_true", help="logarithmic y axis")
     sub.add_argument("--title", default=None, help="figure title")
-    sub.add_argument("--reference", action="append", default=[], metavar="VALUE[:LABEL]",
-                     help="a dashed horizontal line at VALUE, e.g. '1.886:nanoGPT CPU' (repeatable)")
+    sub.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        metavar="VALUE[:LABEL]",
+        help="a dashed horizontal line at VALUE, e.g. '1.886:nanoGPT CPU' (repeatable)",
+    )
     sub.add_argument("--json", action="store_true", help="print the file and per-run summaries as one JSON line")
 
 
 def _add_export(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("checkpoint", metavar="RUN", help="run or checkpoint directory (a run directory means its best/)")
-    sub.add_argument("--format", default="onnx", choices=("onnx", "torchscript", "pt2"),
-                     help="onnx (needs rnnkit[export]), torchscript, or pt2 (torch.export) (default onnx)")
-    sub.add_argument("--graph", default="window", choices=("window", "step"),
-                     help="window: ids (batch, seq) per call; step: one token (batch,) per call (default window)")
+    sub.add_argument(
+        "--format",
+        default="onnx",
+        choices=("onnx", "torchscript", "pt2"),
+        help="onnx (needs rnnkit[export]), torchscript, or pt2 (torch.export) (default onnx)",
+    )
+    sub.add_argument(
+        "--graph",
+        default="window",
+        choices=("window", "step"),
+        help="window: ids (batch, seq) per call; step: one token (batch,) per call (default window)",
+    )
     sub.add_argument("--out", default=None, help="output directory (default RUN/export)")
     sub.add_argument("--opset", type=int, default=None, help="ONNX opset, 9 to 20 (default 17)")
     sub.add_argument("--overwrite", action="store_true", help="replace an earlier export of this format and graph")
@@ -932,8 +1411,13 @@ def _add_export(sub: argparse.ArgumentParser) -> None:
 
 
 def _add_sweep(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--set", dest="sweep", required=True, metavar="NAME=V1,V2,...",
-                     help="the numeric option to vary and its values, e.g. hidden=64,128,256 or lr=1e-3,3e-3")
+    sub.add_argument(
+        "--set",
+        dest="sweep",
+        required=True,
+        metavar="NAME=V1,V2,...",
+        help="the numeric option to vary and its values, e.g. hidden=64,128,256 or lr=1e-3,3e-3",
+    )
     add_train_options(sub, out_help="sweep directory (default runs/sweep-DATA-TIME); each value's run goes inside")
     sub.add_argument("--json", action="store_true", help="print the rows as one JSON list (last line)")
 
@@ -944,13 +1428,31 @@ def _add_cloze(sub: argparse.ArgumentParser) -> None:
     defaults = ClozeOptions()
     sub.add_argument("--data", default="timemachine", help="bundled corpus name, UTF-8 text file, or directory")
     sub.add_argument("--model", default=defaults.model, help="gru or lstm (default gru)")
-    sub.add_argument("--bidirectional", action="store_true",
-                     help="also train the model that reads both sides of the gap, and compare the two")
-    sub.add_argument("--budget-seconds", type=float, default=defaults.budget_seconds,
-                     help=f"training time of each model (default {defaults.budget_seconds:g})")
+    sub.add_argument(
+        "--bidirectional",
+        action="store_true",
+        help="also train the model that reads both sides of the gap, and compare the two",
+    )
+    sub.add_argument(
+        "--budget-seconds",
+        type=float,
+        default=defaults.budget_seconds,
+        help=f"training time of each model (default {defaults.budget_seconds:g})",
+    )
     sub.add_argument("--steps", type=int, default=None, help="stop each model after this many steps")
-    add_defaulted_options(sub, defaults, (("context", int), ("hidden", int), ("embed", int), ("batch_size", int),
-                                          ("lr", float), ("eval_windows", int), ("seed", int)))
+    add_defaulted_options(
+        sub,
+        defaults,
+        (
+            ("context", int),
+            ("hidden", int),
+            ("embed", int),
+            ("batch_size", int),
+            ("lr", float),
+            ("eval_windows", int),
+            ("seed", int),
+        ),
+    )
     sub.add_argument("--device", default=defaults.device, help="auto, cpu or cuda (default auto)")
     sub.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     sub.add_argument("--json", action="store_true", help="print the report as one JSON line")
@@ -960,10 +1462,13 @@ def _refuse_bidirectional(args: argparse.Namespace) -> None:
     """`train --bidirectional`: a next-token model must not read ahead; say why in one line."""
     if getattr(args, "bidirectional", False):
         from .errors import ConfigError
-        raise ConfigError("a language model cannot be bidirectional: it predicts each next token from the "
-                          "tokens before it, and a backward pass over the window would already have read the "
-                          "token it must predict (a trivially low loss, and nothing to generate with); to see "
-                          "what context from both sides is worth, use `rnnkit cloze --bidirectional`")
+
+        raise ConfigError(
+            "a language model cannot be bidirectional: it predicts each next token from the "
+            "tokens before it, and a backward pass over the window would already have read the "
+            "token it must predict (a trivially low loss, and nothing to generate with); to see "
+            "what context from both sides is worth, use `rnnkit cloze --bidirectional`"
+        )
 
 
 def cmd_gradients(args: argparse.Namespace) -> int:
@@ -973,8 +1478,9 @@ def cmd_gradients(args: argparse.Namespace) -> int:
 
     options = GradientOptions(**{f.name: getattr(args, f.name) for f in fields(GradientOptions)})
     log = (lambda _message: None) if args.quiet else None
-    document = gradients(args.checkpoints, args.model, args.data, args.tokenizer, args.out, options,
-                         args.overwrite, log)
+    document = gradients(
+        args.checkpoints, args.model, args.data, args.tokenizer, args.out, options, args.overwrite, log
+    )
     if args.json:
         print(json.dumps(document))
     else:
@@ -1004,16 +1510,19 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(describe_json(document))
         return 0
     out, parity = Path(document["directory"]), document["parity"]
-    print(f"exported the {document['graph']} graph ({document['graph_meaning']}) as {out / document['file']} "
-          f"({document['size_bytes']:,} bytes)")
+    print(
+        f"exported the {document['graph']} graph ({document['graph_meaning']}) as {out / document['file']} "
+        f"({document['size_bytes']:,} bytes)"
+    )
     inputs, outputs = (", ".join(item["name"] for item in document[side]) for side in ("inputs", "outputs"))
-    print(f"inputs: {inputs}; outputs: {outputs}; "
-          f"described in {out / document['description']}")
+    print(f"inputs: {inputs}; outputs: {outputs}; described in {out / document['description']}")
     if parity is None:
         print("parity not checked: onnxruntime is not installed (pip install 'rnnkit[export]')")
     else:
-        print(f"parity with the torch model over {parity['calls']} calls with the state carried: max abs diff "
-              f"{parity['max_abs_diff_logits']:.2e} (logits), {parity['max_abs_diff_state']:.2e} (state)")
+        print(
+            f"parity with the torch model over {parity['calls']} calls with the state carried: max abs diff "
+            f"{parity['max_abs_diff_logits']:.2e} (logits), {parity['max_abs_diff_state']:.2e} (state)"
+        )
     return 0
 
 
@@ -1023,8 +1532,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     name, values = parse_set(args.sweep)
     config, _ = run_config_from_args(args)
     quiet = bool(args.quiet)
-    rows = sweep(config, name, values, config.train.out, overwrite=bool(args.overwrite),
-                 log=(lambda _message: None) if quiet else None)
+    rows = sweep(
+        config,
+        name,
+        values,
+        config.train.out,
+        overwrite=bool(args.overwrite),
+        log=(lambda _message: None) if quiet else None,
+    )
     print(json.dumps(rows) if args.json else markdown_table(rows))
     return 0
 
@@ -1046,21 +1561,42 @@ def _add_inspect(sub: argparse.ArgumentParser) -> None:
     text.add_argument("--text", help="the text to read")
     text.add_argument("--file", help="read this UTF-8 file")
     text.add_argument("--data", help="a corpus (bundled name, file or directory): its validation split")
-    sub.add_argument("--layer", default="all", help="layer(s) whose per-token values are written: all, or "
-                                                    "indices from 0, e.g. 1 or 0,1 (default all)")
-    sub.add_argument("--units", default="all", help="units written of each layer: all, or indices like 0,5,17 "
-                                                    "(default all; the analysis always covers every unit)")
+    sub.add_argument(
+        "--layer",
+        default="all",
+        help="layer(s) whose per-token values are written: all, or indices from 0, e.g. 1 or 0,1 (default all)",
+    )
+    sub.add_argument(
+        "--units",
+        default="all",
+        help="units written of each layer: all, or indices like 0,5,17 "
+        "(default all; the analysis always covers every unit)",
+    )
     sub.add_argument("--max-tokens", type=int, default=None, help="read at most this many tokens of the text")
-    sub.add_argument("--streams", type=int, default=None,
-                     help="parallel streams (default: 1 up to 8,192 tokens, then about 4,096 tokens each)")
-    sub.add_argument("--warmup", type=int, default=256, help="tokens each later stream reads before its slice "
-                                                             "(default 256)")
+    sub.add_argument(
+        "--streams",
+        type=int,
+        default=None,
+        help="parallel streams (default: 1 up to 8,192 tokens, then about 4,096 tokens each)",
+    )
+    sub.add_argument(
+        "--warmup", type=int, default=256, help="tokens each later stream reads before its slice (default 256)"
+    )
     sub.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="of the per-token files")
     sub.add_argument("--show", type=int, default=1500, help="tokens drawn in report.html (default 1500)")
-    sub.add_argument("--show-from", type=int, default=None, metavar="TOKEN",
-                     help="first token drawn (default: the start of the held-out second half)")
-    sub.add_argument("--no-png", dest="pngs", action="store_false",
-                     help="skip saturation.png and features.png (report.html has the same plots as SVG)")
+    sub.add_argument(
+        "--show-from",
+        type=int,
+        default=None,
+        metavar="TOKEN",
+        help="first token drawn (default: the start of the held-out second half)",
+    )
+    sub.add_argument(
+        "--no-png",
+        dest="pngs",
+        action="store_false",
+        help="skip saturation.png and features.png (report.html has the same plots as SVG)",
+    )
     sub.add_argument("--out", default=None, help="output directory (default runs/inspect-TIME)")
     sub.add_argument("--overwrite", action="store_true", help="replace an earlier inspect directory")
     sub.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -1074,16 +1610,24 @@ def _index_list(text: str, flag: str) -> tuple[int, ...] | None:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
         from .errors import ConfigError
+
         raise ConfigError(f"{flag} takes 'all' or comma-separated integers, got {text!r}") from None
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .studies.inspect import InspectOptions, inspect, read_source, run_split, summary_lines
 
-    options = InspectOptions(layers=_index_list(args.layer, "--layer"), units=_index_list(args.units, "--units"),
-                             max_tokens=args.max_tokens, streams=args.streams, warmup=args.warmup,
-                             dtype=args.dtype, show=args.show,
-                             show_from=args.show_from, pngs=args.pngs)
+    options = InspectOptions(
+        layers=_index_list(args.layer, "--layer"),
+        units=_index_list(args.units, "--units"),
+        max_tokens=args.max_tokens,
+        streams=args.streams,
+        warmup=args.warmup,
+        dtype=args.dtype,
+        show=args.show,
+        show_from=args.show_from,
+        pngs=args.pngs,
+    )
     text, source = read_source(args.text, args.file, args.data, run_split(args.run))
     log = (lambda _message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     document = inspect(args.run, text, source, args.out, options, args.overwrite, log)
@@ -1097,6 +1641,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def _main_process() -> bool:
     import os
+
     return os.environ.get("RANK", "0") == "0"
 
 
@@ -1112,8 +1657,7 @@ SUBCOMMANDS = {
     "generate": ("sample text from a checkpoint", _add_generate, cmd_generate),
     "score": ("per-token log-probability and surprisal of a text, with totals", _add_score, cmd_score),
     "compare": ("train RNNs and fit n-gram/HMM baselines on one text; compare", _add_compare, cmd_compare),
-    "gradcheck": ("check the NumPy engine's backward pass against finite differences", _add_gradcheck,
-                  cmd_gradcheck),
+    "gradcheck": ("check the NumPy engine's backward pass against finite differences", _add_gradcheck, cmd_gradcheck),
     "bench": ("training speed of rnnkit beside plain PyTorch, a cell loop and NumPy", _add_bench, cmd_bench),
     "prepare": ("tokenize a corpus once into memory-mapped token files", _add_prepare, cmd_prepare),
     "gradients": ("gradient norm through time, and sigma_max(W_hh)", _add_gradients, cmd_gradients),
@@ -1121,8 +1665,11 @@ SUBCOMMANDS = {
     "export": ("export a trained model as an ONNX, TorchScript or torch.export graph", _add_export, cmd_export),
     "sweep": ("train one model per value of a numeric option; table and plot", _add_sweep, cmd_sweep),
     "cloze": ("fill in a masked character: bidirectional vs unidirectional", _add_cloze, cmd_cloze),
-    "inspect": ("see inside a trained network: surprisal, units that track the text, gate saturation",
-                _add_inspect, cmd_inspect),
+    "inspect": (
+        "see inside a trained network: surprisal, units that track the text, gate saturation",
+        _add_inspect,
+        cmd_inspect,
+    ),
     "corpora": ("list the bundled corpora", _add_json_only, cmd_corpora),
     "presets": ("list the named configurations for train --preset", _add_json_only, cmd_presets),
 }
@@ -1130,12 +1677,14 @@ SUBCOMMANDS = {
 
 # commands that compute with torch or NumPy, and so take --threads
 COMPUTING = ("train", "evaluate", "generate", "compare", "gradcheck", "bench", "gradients", "sweep", "cloze")
-EPILOGS = {"train": TRAIN_EPILOG,
-           "generate": """examples:
+EPILOGS = {
+    "train": TRAIN_EPILOG,
+    "generate": """examples:
   rnnkit generate runs/quick --prompt "The Time Traveller" --temperature 0.8 --seed 1
   rnnkit generate runs/quick --prompt-file opening.txt --greedy --max-new-tokens 100
   rnnkit generate runs/quick --prompt "ROMEO:" --top-p 0.95 --json
-"""}
+""",
+}
 
 
 def safe_console_streams() -> None:
@@ -1171,6 +1720,7 @@ def main(argv: list[str] | None = None) -> int:
         _, _, run = SUBCOMMANDS[args.command]
         if args.command in COMPUTING:
             from .runtime import set_threads
+
             set_threads(args.threads)
         return run(args)
     except TrainingStopped as stopped:  # SIGINT/SIGTERM: a checkpoint was saved; say how to go on

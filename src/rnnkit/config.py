@@ -32,6 +32,7 @@ ON_NAN = ("stop", "skip", "rollback")
 # The validators every options dataclass uses (the three config sections here, and the options
 # of the studies): each raises ConfigError naming the option, what is allowed and what it got.
 
+
 def check_int(name: str, value: Any, low: int = 1, high: int | None = None, allow_none: bool = False) -> None:
     """An integer (not a bool) in [low, high] (high None: no upper bound); None if `allow_none`."""
     if value is None and allow_none:
@@ -43,8 +44,15 @@ def check_int(name: str, value: Any, low: int = 1, high: int | None = None, allo
         raise ConfigError(f"{name} must be {bound}, got {value}")
 
 
-def check_float(name: str, value: Any, low: float, high: float = math.inf, low_open: bool = False,
-                high_open: bool = False, allow_none: bool = False) -> None:
+def check_float(
+    name: str,
+    value: Any,
+    low: float,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_none: bool = False,
+) -> None:
     """A finite number (int or float, not a bool) in the interval from low to high, each end open
     or closed; high inf: no upper bound. None if `allow_none`."""
     if value is None and allow_none:
@@ -136,28 +144,35 @@ class ModelConfig:
             self.dropout = 0.0 if any(getattr(self, name) > 0 for name in LOCKED_DROPOUTS) else DEFAULT_DROPOUT
         check_float("dropout", self.dropout, 0.0, 1.0, high_open=True)
         if self.dropout > 0 and any(getattr(self, name) > 0 for name in LOCKED_DROPOUTS):
-            raise ConfigError("dropout (a fresh mask per time step) and the locked dropouts (dropout_input, "
-                              "dropout_hidden, dropout_output: one mask per sequence) act on the same "
-                              "activations; set one kind, e.g. --dropout 0 with the locked ones")
+            raise ConfigError(
+                "dropout (a fresh mask per time step) and the locked dropouts (dropout_input, "
+                "dropout_hidden, dropout_output: one mask per sequence) act on the same "
+                "activations; set one kind, e.g. --dropout 0 with the locked ones"
+            )
         check_bool("tie", self.tie)
         check_bool("adaptive_softmax", self.adaptive_softmax)
         if self.cutoffs is not None:
-            if not isinstance(self.cutoffs, (list, tuple)) or not self.cutoffs or any(
-                    isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in self.cutoffs) \
-                    or list(self.cutoffs) != sorted(set(self.cutoffs)):
+            if (
+                not isinstance(self.cutoffs, (list, tuple))
+                or not self.cutoffs
+                or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in self.cutoffs)
+                or list(self.cutoffs) != sorted(set(self.cutoffs))
+            ):
                 raise ConfigError(f"cutoffs must be increasing positive integers, got {self.cutoffs!r}")
             self.cutoffs = tuple(self.cutoffs)
         if self.adaptive_softmax and self.tie:
-            raise ConfigError("adaptive_softmax and tie cannot be combined: the adaptive head has no single "
-                              "output matrix to share with the embedding")
+            raise ConfigError(
+                "adaptive_softmax and tie cannot be combined: the adaptive head has no single "
+                "output matrix to share with the embedding"
+            )
         check_int("vocab_size", self.vocab_size, 0, 1 << 31)
         if self.tie and self.embed == 0:
             raise ConfigError("tie needs an embedding (embed > 0): a one-hot input has no weights to share")
         if self.tie and self.embed != self.hidden:
             raise ConfigError(
                 f"tie shares the embedding with the output layer, so embed must equal hidden "
-                f"(got embed={self.embed}, hidden={self.hidden})")
-
+                f"(got embed={self.embed}, hidden={self.hidden})"
+            )
 
     def _check_model_kind(self) -> None:
         """The options that belong to one kind of model (mlp, GRU form, scan models)."""
@@ -187,14 +202,18 @@ class ModelConfig:
         names += ["adaptive_softmax"] if self.adaptive_softmax else []
         if names:
             flags = ", ".join("--" + name.replace("_", "-") for name in names)
-            raise ConfigError(f"{flags}: option(s) of the rnn, gru and lstm models; a {self.model} model takes "
-                              "the standard --dropout and a full softmax")
+            raise ConfigError(
+                f"{flags}: option(s) of the rnn, gru and lstm models; a {self.model} model takes "
+                "the standard --dropout and a full softmax"
+            )
         if self.model == "mlp":
             if self.embed == 0:
                 raise ConfigError("the mlp model learns an embedding of its context tokens: give --embed > 0")
             if self.tie:
-                raise ConfigError("the mlp model's embedding has one row more than its output (the 'before the "
-                                  "text' token), so --tie cannot share them")
+                raise ConfigError(
+                    "the mlp model's embedding has one row more than its output (the 'before the "
+                    "text' token), so --tie cannot share them"
+                )
             if self.engine == "numpy":
                 raise ConfigError("the mlp model runs in the torch engine only; use --engine torch")
 
@@ -354,8 +373,9 @@ class RunConfig:
                 raise ConfigError("--adaptive-softmax is a torch-engine option; the NumPy engine has a full softmax")
             _refuse_awd_options_for_numpy(self.model, self.train)
         if self.model.model not in MODELS and (self.train.ar_alpha > 0 or self.train.tar_beta > 0):
-            raise ConfigError(f"--ar-alpha and --tar-beta act on an RNN's hidden states; a {self.model.model} "
-                              "model takes neither")
+            raise ConfigError(
+                f"--ar-alpha and --tar-beta act on an RNN's hidden states; a {self.model.model} model takes neither"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -367,15 +387,19 @@ class RunConfig:
         unknown = set(raw) - {"model", "data", "train"}
         if unknown:
             raise ConfigError(f"unknown configuration section(s): {', '.join(sorted(unknown))}")
-        return cls(model=section_from_dict(ModelConfig, raw.get("model", {})),
-                   data=section_from_dict(DataConfig, raw.get("data", {})),
-                   train=section_from_dict(TrainConfig, raw.get("train", {})))
+        return cls(
+            model=section_from_dict(ModelConfig, raw.get("model", {})),
+            data=section_from_dict(DataConfig, raw.get("data", {})),
+            train=section_from_dict(TrainConfig, raw.get("train", {})),
+        )
 
 
 def _check_report_to(report_to: Any) -> None:
     if not isinstance(report_to, str) or any(name.strip() not in REPORT_TO for name in report_to.split(",")):
-        raise ConfigError(f"report_to takes a comma-separated list of {', '.join(REPORT_TO)} (metrics.jsonl is "
-                          f"always written); got {report_to!r}")
+        raise ConfigError(
+            f"report_to takes a comma-separated list of {', '.join(REPORT_TO)} (metrics.jsonl is "
+            f"always written); got {report_to!r}"
+        )
 
 
 def _refuse_awd_options_for_numpy(model: ModelConfig, train: TrainConfig) -> None:
@@ -386,8 +410,10 @@ def _refuse_awd_options_for_numpy(model: ModelConfig, train: TrainConfig) -> Non
         names.append("optimizer ntasgd")
     if names:
         flags = ", ".join("--" + name.replace("_", "-") for name in names)
-        raise ConfigError(f"{flags}: torch-engine option(s); the NumPy engine has standard --dropout only "
-                          "(use --engine torch, or leave them at 0)")
+        raise ConfigError(
+            f"{flags}: torch-engine option(s); the NumPy engine has standard --dropout only "
+            "(use --engine torch, or leave them at 0)"
+        )
 
 
 def section_from_dict(kind: type, raw: Any) -> Any:
@@ -396,8 +422,10 @@ def section_from_dict(kind: type, raw: Any) -> Any:
         raise ConfigError(f"the {kind.__name__} section must be a JSON object")
     names = {f.name for f in dataclasses.fields(kind)}
     if kind is DataConfig and "split" in raw:
-        raise ConfigError("the data option 'split' is now called 'fractions' (train,val,test shares; "
-                          "'split' names one split, as in evaluate)")
+        raise ConfigError(
+            "the data option 'split' is now called 'fractions' (train,val,test shares; "
+            "'split' names one split, as in evaluate)"
+        )
     unknown = set(raw) - names
     if unknown:
         raise ConfigError(f"unknown {kind.__name__} option(s): {', '.join(sorted(unknown))}")
@@ -415,16 +443,34 @@ def section_from_dict(kind: type, raw: Any) -> Any:
 DEFAULT_STEPS = 400  # a run's length when neither steps nor epochs is given (the default run: README)
 # what a resumed run may change: how long it runs, how often it reports, where, and how it treats
 # a NaN; everything else would make it a different run than the one its checkpoint continues
-RESUME_OPTIONS = frozenset({"steps", "epochs", "max_seconds", "eval_interval", "log_interval", "save_interval",
-                            "eval_max_tokens", "device", "quiet", "sample_tokens", "amp", "on_nan", "report_to"})
+RESUME_OPTIONS = frozenset(
+    {
+        "steps",
+        "epochs",
+        "max_seconds",
+        "eval_interval",
+        "log_interval",
+        "save_interval",
+        "eval_max_tokens",
+        "device",
+        "quiet",
+        "sample_tokens",
+        "amp",
+        "on_nan",
+        "report_to",
+    }
+)
 RESUME_OPTIONS |= {"patience", "target_loss"}  # when to stop early, like how long to run
 
 
 def with_overrides(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """A copy of `config` with fields of any section replaced by name (validated again); giving
     steps clears epochs and the other way round (one length, the one asked for)."""
-    sections = {"model": dataclasses.asdict(config.model), "data": dataclasses.asdict(config.data),
-                "train": dataclasses.asdict(config.train)}
+    sections = {
+        "model": dataclasses.asdict(config.model),
+        "data": dataclasses.asdict(config.data),
+        "train": dataclasses.asdict(config.train),
+    }
     for name, value in overrides.items():
         section = next((s for s, fields in sections.items() if name in fields), None)
         if section is None:
@@ -445,13 +491,19 @@ def resume_config(config: RunConfig, overrides: dict[str, Any]) -> RunConfig:
     """The checkpoint's config with the options a resume may change (RESUME_OPTIONS); repeating
     an option with the value the run already has is fine (so the original command line plus
     --resume works), changing any other is a ConfigError."""
-    current = {**dataclasses.asdict(config.model), **dataclasses.asdict(config.data),
-               **dataclasses.asdict(config.train)}
-    refused = sorted(name for name, value in overrides.items()
-                     if name not in RESUME_OPTIONS and _differs(current.get(name), value))
+    current = {
+        **dataclasses.asdict(config.model),
+        **dataclasses.asdict(config.data),
+        **dataclasses.asdict(config.train),
+    }
+    refused = sorted(
+        name for name, value in overrides.items() if name not in RESUME_OPTIONS and _differs(current.get(name), value)
+    )
     if refused:
-        raise ConfigError(f"cannot change {', '.join(refused)} when resuming (the run would no longer "
-                          f"continue the same training); allowed: {', '.join(sorted(RESUME_OPTIONS))}")
+        raise ConfigError(
+            f"cannot change {', '.join(refused)} when resuming (the run would no longer "
+            f"continue the same training); allowed: {', '.join(sorted(RESUME_OPTIONS))}"
+        )
     train = dataclasses.asdict(config.train)
     if "steps" in overrides or "epochs" in overrides:
         train["steps"], train["epochs"] = None, None

@@ -56,8 +56,11 @@ class LoadedData:
 
     def sized(self, config: RunConfig) -> RunConfig:
         """`config` with the vocabulary size and tokenizer kind these tokens have (a copy)."""
-        return dataclasses.replace(config, model=dataclasses.replace(config.model, vocab_size=self.vocab_size),
-                                   data=dataclasses.replace(config.data, tokenizer=self.tokenizer_kind))
+        return dataclasses.replace(
+            config,
+            model=dataclasses.replace(config.model, vocab_size=self.vocab_size),
+            data=dataclasses.replace(config.data, tokenizer=self.tokenizer_kind),
+        )
 
     def summary(self) -> str:
         """One line for the log: source, tokenizer, vocabulary and split sizes."""
@@ -65,8 +68,13 @@ class LoadedData:
         return f"data: {self.name} ({self.tokenizer_kind}, vocabulary {self.vocab_size:,}): {sizes}"
 
 
-def load_splits(data: DataConfig, tokenizer: Tokenizer | None = None, names: Sequence[str] = SPLITS,
-                fractions: tuple[float, float, float] | None = None, require_val: bool = True) -> LoadedData:
+def load_splits(
+    data: DataConfig,
+    tokenizer: Tokenizer | None = None,
+    names: Sequence[str] = SPLITS,
+    fractions: tuple[float, float, float] | None = None,
+    require_val: bool = True,
+) -> LoadedData:
     """Token splits `names` of `data.data`.
 
     A text is read and cut by `fractions` (default data.fractions); its vocabulary is built from the
@@ -77,20 +85,30 @@ def load_splits(data: DataConfig, tokenizer: Tokenizer | None = None, names: Seq
     """
     if is_prepared(data.data):
         if data.normalize is not None:
-            raise ConfigError(f"--normalize acts on text as it is read; {data.data} is prepared (tokenized) "
-                              "already: normalise the text before `rnnkit prepare`")
+            raise ConfigError(
+                f"--normalize acts on text as it is read; {data.data} is prepared (tokenized) "
+                "already: normalise the text before `rnnkit prepare`"
+            )
         loaded = _load_prepared(data.data, tokenizer, names)
     else:
         corpus = normalized(load_corpus(data.data, fractions or data.fractions), data.normalize)
         if tokenizer is None:
-            tokenizer = build_tokenizer(data.tokenizer, corpus.train, (corpus.val, corpus.test),
-                                        data.lowercase, data.min_freq, data.max_size, data.bpe_vocab)
+            tokenizer = build_tokenizer(
+                data.tokenizer,
+                corpus.train,
+                (corpus.val, corpus.test),
+                data.lowercase,
+                data.min_freq,
+                data.max_size,
+                data.bpe_vocab,
+            )
         texts = {name: getattr(corpus, name) for name in names}
         splits = {name: TokenSplit(tokenizer.encode(text), len(text)) for name, text in texts.items()}
         loaded = LoadedData(tokenizer, splits, corpus.name, data.tokenizer)
     if require_val and len(loaded.splits["val"].ids) < 2:
-        raise DataError("the validation split is empty: give --split with a validation fraction "
-                        "(e.g. 0.9,0.1,0), or a longer text")
+        raise DataError(
+            "the validation split is empty: give --split with a validation fraction (e.g. 0.9,0.1,0), or a longer text"
+        )
     return loaded
 
 
@@ -99,8 +117,12 @@ def normalized(corpus: Corpus, how: str | None) -> Corpus:
     becomes a space on each side, the only difference from normalising before splitting."""
     if how is None:
         return corpus
-    return dataclasses.replace(corpus, train=normalize_text(corpus.train, how), val=normalize_text(corpus.val, how),
-                               test=normalize_text(corpus.test, how))
+    return dataclasses.replace(
+        corpus,
+        train=normalize_text(corpus.train, how),
+        val=normalize_text(corpus.val, how),
+        test=normalize_text(corpus.test, how),
+    )
 
 
 def _load_prepared(directory: str, tokenizer: Tokenizer | None, names: Sequence[str]) -> LoadedData:
@@ -121,14 +143,23 @@ class SequentialBatches:
     a memory-mapped array (a prepared dataset) is read one window at a time instead.
     """
 
-    def __init__(self, ids: np.ndarray | torch.Tensor, batch_size: int, seq_len: int,
-                 device: torch.device | str = "cpu", drop_last: bool = True, rows: slice | None = None):
+    def __init__(
+        self,
+        ids: np.ndarray | torch.Tensor,
+        batch_size: int,
+        seq_len: int,
+        device: torch.device | str = "cpu",
+        drop_last: bool = True,
+        rows: slice | None = None,
+    ):
         length = (len(ids) - 1) // batch_size
         if length < (seq_len if drop_last else 1):
             need = batch_size * (seq_len if drop_last else 1) + 1
-            raise DataError(f"the text is too short for one batch: {len(ids)} tokens, need at least "
-                            f"{need} for batch size {batch_size} x sequence length {seq_len}; "
-                            "lower --batch-size or --seq-len, or give more text")
+            raise DataError(
+                f"the text is too short for one batch: {len(ids)} tokens, need at least "
+                f"{need} for batch size {batch_size} x sequence length {seq_len}; "
+                "lower --batch-size or --seq-len, or give more text"
+            )
         # `rows`: this process's share of the streams under data parallelism (all of them otherwise)
         self.streams = np.arange(batch_size)[rows or slice(None)]
         self.num_streams, self.length, self.seq_len = len(self.streams), length, seq_len
@@ -139,7 +170,7 @@ class SequentialBatches:
             ids = torch.as_tensor(ids, dtype=torch.long)
             used = batch_size * length
             self.x = ids[:used].view(batch_size, length)[rows or slice(None)].to(device)
-            self.y = ids[1:used + 1].view(batch_size, length)[rows or slice(None)].to(device)
+            self.y = ids[1 : used + 1].view(batch_size, length)[rows or slice(None)].to(device)
 
     def __len__(self) -> int:
         return self.num_windows
@@ -147,7 +178,7 @@ class SequentialBatches:
     def window(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         start = (index % self.num_windows) * self.seq_len
         if self.mapped is None:
-            return self.x[:, start:start + self.seq_len], self.y[:, start:start + self.seq_len]
+            return self.x[:, start : start + self.seq_len], self.y[:, start : start + self.seq_len]
         width = min(self.seq_len, self.length - start)
         rows = self.streams[:, None] * self.length + start + np.arange(width + 1)
         block = torch.from_numpy(self.mapped[rows].astype(np.int64))
@@ -167,11 +198,20 @@ class SequentialBatches:
 class RandomBatches:
     """N windows of T tokens at uniformly random offsets; an epoch is as many tokens as the stream."""
 
-    def __init__(self, ids: np.ndarray | torch.Tensor, batch_size: int, seq_len: int,
-                 generator: torch.Generator, device: torch.device | str = "cpu", rows: slice | None = None):
+    def __init__(
+        self,
+        ids: np.ndarray | torch.Tensor,
+        batch_size: int,
+        seq_len: int,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+        rows: slice | None = None,
+    ):
         if len(ids) < seq_len + 1:
-            raise DataError(f"the text is too short for one window: {len(ids)} tokens, need at "
-                            f"least {seq_len + 1} for sequence length {seq_len}")
+            raise DataError(
+                f"the text is too short for one window: {len(ids)} tokens, need at "
+                f"least {seq_len + 1} for sequence length {seq_len}"
+            )
         self.mapped = ids if isinstance(ids, np.memmap) else None
         self.ids = None if self.mapped is not None else torch.as_tensor(ids, dtype=torch.long).to(device)
         self.size, self.device = len(ids), torch.device(device)
@@ -194,8 +234,9 @@ class RandomBatches:
         return block[:, :-1], block[:, 1:]
 
 
-def eval_batches(ids: np.ndarray, seq_len: int, max_streams: int, min_stream: int = 2048,
-                 max_tokens: int | None = None) -> SequentialBatches:
+def eval_batches(
+    ids: np.ndarray, seq_len: int, max_streams: int, min_stream: int = 2048, max_tokens: int | None = None
+) -> SequentialBatches:
     """Streams for evaluation: as few as keeps each stream >= `min_stream` tokens long.
 
     Every stream starts from a zero state and its first tokens are scored with little context, so

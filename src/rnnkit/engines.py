@@ -46,8 +46,9 @@ class Engine(Protocol):
 
     supports_averaging: bool  # NT-ASGD's weight average: torch only
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, state: Any, lr: float,
-             skip_nonfinite: bool = False) -> StepResult | None:
+    def step(
+        self, x: torch.Tensor, y: torch.Tensor, state: Any, lr: float, skip_nonfinite: bool = False
+    ) -> StepResult | None:
         """One update on inputs x and targets y (N, T) from `state` at rate `lr`: (mean
         cross-entropy, global gradient norm before clipping, new state, detached); None when
         `skip_nonfinite` and the loss or gradient is NaN/inf (then no update was made)."""
@@ -86,8 +87,14 @@ class TorchEngine:
 
     supports_averaging = True
 
-    def __init__(self, model_config: ModelConfig, train_config: TrainConfig, device: torch.device, amp: bool,
-                 data_parallel: bool = False):
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        train_config: TrainConfig,
+        device: torch.device,
+        amp: bool,
+        data_parallel: bool = False,
+    ):
         self.device, self.amp, self.clip = device, amp, train_config.clip
         self.ar_alpha, self.tar_beta = train_config.ar_alpha, train_config.tar_beta
         self.model = build_torch_model(model_config).to(device)
@@ -99,11 +106,14 @@ class TorchEngine:
         self.forward_model: Callable[..., Any] = self.model
         if data_parallel:
             from torch.nn.parallel import DistributedDataParallel
-            self.forward_model = DistributedDataParallel(
-                self.model, device_ids=[device] if device.type == "cuda" else None)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, state: Any, lr: float,
-             skip_nonfinite: bool = False) -> tuple[torch.Tensor, torch.Tensor, Any] | None:
+            self.forward_model = DistributedDataParallel(
+                self.model, device_ids=[device] if device.type == "cuda" else None
+            )
+
+    def step(
+        self, x: torch.Tensor, y: torch.Tensor, state: Any, lr: float, skip_nonfinite: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, Any] | None:
         """One update; None when `skip_nonfinite` and the loss or gradient is NaN/inf (no update).
 
         Loss and grad norm stay on the device: reading them would make the CPU wait for the GPU,
@@ -165,8 +175,12 @@ class TorchEngine:
         average = None
         if self.average is not None:
             average = {"count": self.average.count, "trained_weights": export_weights(self.model)}
-        return {"optimizer": self.optimizer.state_dict(), "rng_cpu": torch.get_rng_state(), "rng_cuda": cuda_rng,
-                "average": average}
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": cuda_rng,
+            "average": average,
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
@@ -248,8 +262,9 @@ class NumpyEngine:
         else:
             self.optimizer = AdamW(weight_decay=train_config.weight_decay)
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, state: Any, lr: float,
-             skip_nonfinite: bool = False) -> tuple[float, float, Any] | None:
+    def step(
+        self, x: torch.Tensor, y: torch.Tensor, state: Any, lr: float, skip_nonfinite: bool = False
+    ) -> tuple[float, float, Any] | None:
         from .models.numpy_optim import clip_grad_norm
 
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is reported by the trainer
@@ -279,8 +294,10 @@ class NumpyEngine:
 
     def state(self) -> dict[str, Any]:
         # plain tensors and strings only: trainer_state.pt is read back with weights_only=True
-        return {"optimizer": _arrays_to_tensors(self.optimizer.state_dict()),
-                "rng_numpy": json.dumps(self.rng.bit_generator.state)}
+        return {
+            "optimizer": _arrays_to_tensors(self.optimizer.state_dict()),
+            "rng_numpy": json.dumps(self.rng.bit_generator.state),
+        }
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(_tensors_to_arrays(state["optimizer"]))
@@ -317,8 +334,9 @@ def _tensors_to_arrays(value: Any) -> Any:
     return value
 
 
-def read_pretrained(model_config: ModelConfig, tokenizer: Any, train_ids: np.ndarray,
-                    log: Any) -> tuple[ModelConfig, Any]:
+def read_pretrained(
+    model_config: ModelConfig, tokenizer: Any, train_ids: np.ndarray, log: Any
+) -> tuple[ModelConfig, Any]:
     """`--embed-from`: the vectors matched to the vocabulary (text/vectors.py), and the model
     config with the embedding size the vectors have; the coverage goes to `log`."""
     from .text.vectors import match_vocabulary, read_vectors
@@ -326,14 +344,19 @@ def read_pretrained(model_config: ModelConfig, tokenizer: Any, train_ids: np.nda
     path = model_config.embed_from
     assert path is not None, "read_pretrained is for a config with embed_from set"
     if not hasattr(tokenizer, "vocab"):
-        raise ConfigError("--embed-from matches whole tokens to words; a bpe vocabulary holds word pieces "
-                          "(use --tokenizer word, or char with character vectors)")
+        raise ConfigError(
+            "--embed-from matches whole tokens to words; a bpe vocabulary holds word pieces "
+            "(use --tokenizer word, or char with character vectors)"
+        )
     vectors = read_vectors(path)
     match = match_vocabulary(vectors, tokenizer.vocab.itos, train_ids)
     if len(match.ids) == 0:
         from .errors import DataError
-        raise DataError(f"--embed-from: none of the {len(tokenizer):,} vocabulary tokens has a vector in {path} "
-                        "(is it the right file for this tokenizer?)")
+
+        raise DataError(
+            f"--embed-from: none of the {len(tokenizer):,} vocabulary tokens has a vector in {path} "
+            "(is it the right file for this tokenizer?)"
+        )
     log(match.summary(path))
     if vectors.dim != model_config.embed:
         log(f"embed-from: the embedding size follows the vectors: {vectors.dim} (not {model_config.embed})")
@@ -344,12 +367,14 @@ def load_pretrained(engine: Engine, match: Any) -> None:
     """Copy the matched vectors into the embedding rows of their tokens; other rows keep their init."""
     weights = engine.weights()
     weights["embed.weight"][torch.from_numpy(match.ids)] = torch.from_numpy(match.matrix).to(
-        weights["embed.weight"].dtype)
+        weights["embed.weight"].dtype
+    )
     engine.load_weights(weights)
 
 
-def make_engine(model_config: ModelConfig, train_config: TrainConfig, device: torch.device, amp: bool,
-                data_parallel: bool = False) -> Engine:
+def make_engine(
+    model_config: ModelConfig, train_config: TrainConfig, device: torch.device, amp: bool, data_parallel: bool = False
+) -> Engine:
     """The engine `model_config.engine` names, with its model and optimizer built."""
     if model_config.engine == "numpy":
         if data_parallel:

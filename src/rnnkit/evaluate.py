@@ -48,8 +48,15 @@ def metrics_from_nll(total_nats: float, tokens: int, chars_per_token: float, unk
     loss = total_nats / tokens
     bits = loss / math.log(2)
     chars = tokens * chars_per_token
-    return EvalResult(loss=loss, ppl=math.exp(min(loss, 700.0)), bits_per_token=bits,
-                      bpc=bits / chars_per_token, tokens=tokens, chars=chars, unk_rate=unknown / tokens)
+    return EvalResult(
+        loss=loss,
+        ppl=math.exp(min(loss, 700.0)),
+        bits_per_token=bits,
+        bpc=bits / chars_per_token,
+        tokens=tokens,
+        chars=chars,
+        unk_rate=unknown / tokens,
+    )
 
 
 @dataclass(frozen=True)
@@ -70,8 +77,7 @@ def eval_settings(data: DataConfig, max_tokens: int | None = None) -> EvalSettin
     return EvalSettings(max(data.seq_len, MIN_EVAL_SEQ_LEN), data.batch_size, max_tokens)
 
 
-def evaluate_split(scorer: Scorer, split: TokenSplit, settings: EvalSettings,
-                   unk_id: int | None = None) -> EvalResult:
+def evaluate_split(scorer: Scorer, split: TokenSplit, settings: EvalSettings, unk_id: int | None = None) -> EvalResult:
     """Score every token of a split (after its first) in contiguous streams with carried state;
     `unk_id` (the vocabulary's <unk>, if it has one) is counted among the scored targets.
 

@@ -58,8 +58,9 @@ class RecurrentGraph(nn.Module):
         self.lstm = model.config.model == "lstm"
         self.adaptive = model.config.adaptive_softmax
 
-    def forward(self, input_ids: torch.Tensor, h: torch.Tensor,
-                c: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self, input_ids: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
         ids = input_ids.unsqueeze(1) if self.step else input_ids
         carried = (h, c) if self.lstm else h
         out, new_state = self.model.rnn(self.model.inputs(ids), carried)
@@ -77,8 +78,14 @@ def state_names(lstm: bool) -> tuple[list[str], list[str]]:
     return (["h", "c"], ["h_out", "c_out"]) if lstm else (["h"], ["h_out"])
 
 
-def export_model(source: str | Path, format: str = "onnx", out: str | Path | None = None,
-                 opset: int | None = None, graph: str = "window", overwrite: bool = False) -> dict[str, Any]:
+def export_model(
+    source: str | Path,
+    format: str = "onnx",
+    out: str | Path | None = None,
+    opset: int | None = None,
+    graph: str = "window",
+    overwrite: bool = False,
+) -> dict[str, Any]:
     """Export the run's (or checkpoint's) model; returns the description written beside it."""
     _check_options(format, graph, opset)
     checkpoint = load_checkpoint(source)
@@ -106,18 +113,22 @@ def _check_options(format: str, graph: str, opset: int | None) -> None:
     if format not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}; got {format!r}")
     if graph not in GRAPHS:
-        raise ConfigError(f"--graph must be window (a whole window of tokens per call) or step (one token "
-                          f"per call); got {graph!r}")
+        raise ConfigError(
+            f"--graph must be window (a whole window of tokens per call) or step (one token per call); got {graph!r}"
+        )
     if format == "pt2" and graph == "window":
-        raise ConfigError("torch.export fixes the sequence length of PyTorch's recurrent layers, so a pt2 window "
-                          "graph would take one window length only: use --graph step with pt2 (one token per call, "
-                          "any batch), or --format onnx or torchscript for whole windows")
+        raise ConfigError(
+            "torch.export fixes the sequence length of PyTorch's recurrent layers, so a pt2 window "
+            "graph would take one window length only: use --graph step with pt2 (one token per call, "
+            "any batch), or --format onnx or torchscript for whole windows"
+        )
     if opset is not None:
         if format != "onnx":
             raise ConfigError("--opset is for --format onnx only")
         if not MIN_OPSET <= opset <= MAX_OPSET:
-            raise ConfigError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET} (what torch's ONNX "
-                              f"exporter writes); got {opset}")
+            raise ConfigError(
+                f"--opset must be between {MIN_OPSET} and {MAX_OPSET} (what torch's ONNX exporter writes); got {opset}"
+            )
 
 
 def _torch_model(checkpoint: Checkpoint) -> RNNLM:
@@ -125,27 +136,30 @@ def _torch_model(checkpoint: Checkpoint) -> RNNLM:
     weights under the same names, so it exports too. Baselines have no graph to export."""
     config = checkpoint.config.model
     if config.is_baseline:
-        raise ConfigError(f"a {config.model} model is a table of counts or probabilities, not a network: "
-                          "there is no graph to export; rnn, rnn_relu, gru and lstm runs (either engine) export")
+        raise ConfigError(
+            f"a {config.model} model is a table of counts or probabilities, not a network: "
+            "there is no graph to export; rnn, rnn_relu, gru and lstm runs (either engine) export"
+        )
     import dataclasses
 
     from .models.torch_lm import import_weights
+
     model = RNNLM(dataclasses.replace(config, engine="torch"))
     import_weights(model, checkpoint.weights)
     model.eval()
     return model
 
 
-def example_inputs(model: RNNLM, graph: str, batch: int = 2, seq: int = 3,
-                   seed: int = 0) -> tuple[torch.Tensor, ...]:
+def example_inputs(model: RNNLM, graph: str, batch: int = 2, seq: int = 3, seed: int = 0) -> tuple[torch.Tensor, ...]:
     """Token ids and a random state of the graph's shapes (random, not zeros: a state that is
     ignored by mistake would then show in the parity check)."""
     generator = torch.Generator().manual_seed(seed)
     c = model.config
     shape = (batch,) if graph == "step" else (batch, seq)
     ids = torch.randint(0, c.vocab_size, shape, generator=generator)
-    states = [torch.randn(c.layers, batch, c.hidden, generator=generator) * 0.5
-              for _ in range(2 if c.model == "lstm" else 1)]
+    states = [
+        torch.randn(c.layers, batch, c.hidden, generator=generator) * 0.5 for _ in range(2 if c.model == "lstm" else 1)
+    ]
     return (ids, *states)
 
 
@@ -176,12 +190,18 @@ def _write_onnx(wrapper: RecurrentGraph, path: Path, opset: int) -> None:
     inputs = example_inputs(wrapper.model, "step" if wrapper.step else "window")
     state_in, state_out = state_names(wrapper.lstm)
     token_axes = {0: "batch"} if wrapper.step else {0: "batch", 1: "seq"}
-    axes = {"input_ids": token_axes, "logits": token_axes,
-            **{name: {1: "batch"} for name in state_in + state_out}}
+    axes = {"input_ids": token_axes, "logits": token_axes, **{name: {1: "batch"} for name in state_in + state_out}}
     with _quietly(), torch.no_grad():
-        torch.onnx.export(wrapper, inputs, str(path), dynamo=False, opset_version=opset,
-                          input_names=["input_ids", *state_in], output_names=["logits", *state_out],
-                          dynamic_axes=axes)
+        torch.onnx.export(
+            wrapper,
+            inputs,
+            str(path),
+            dynamo=False,
+            opset_version=opset,
+            input_names=["input_ids", *state_in],
+            output_names=["logits", *state_out],
+            dynamic_axes=axes,
+        )
 
 
 def _write_torchscript(wrapper: RecurrentGraph, path: Path, opset: int) -> None:
@@ -206,6 +226,7 @@ def load_exported(path: Path, format: str) -> Any:
     if format == "onnx":
         require("onnxruntime", "export", "running an ONNX export")
         import onnxruntime as ort
+
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         names = [i.name for i in session.get_inputs()]
         return lambda *arrays: session.run(None, dict(zip(names, (np.asarray(a) for a in arrays), strict=True)))
@@ -215,6 +236,7 @@ def load_exported(path: Path, format: str) -> Any:
     def run(*arrays: Any) -> list[np.ndarray]:
         with torch.no_grad():
             return [t.numpy() for t in module(*(torch.as_tensor(a) for a in arrays))]
+
     return run
 
 
@@ -235,7 +257,7 @@ def parity_check(model: RNNLM, path: Path, format: str, graph: str) -> dict[str,
     worst = {"logits": 0.0, "state": 0.0}
     start = 0
     for length in lengths:
-        window = ids[:, start] if graph == "step" else ids[:, start:start + length]
+        window = ids[:, start] if graph == "step" else ids[:, start : start + length]
         start += length
         got = run(window.numpy(), *state)
         with torch.no_grad():
@@ -244,8 +266,13 @@ def parity_check(model: RNNLM, path: Path, format: str, graph: str) -> dict[str,
         state_error = max(float(np.abs(g - e).max()) for g, e in zip(got[1:], expected[1:], strict=True))
         worst["state"] = max(worst["state"], state_error)
         state = got[1:]  # carry the exported graph's own state, as a user would
-    return {"max_abs_diff_logits": worst["logits"], "max_abs_diff_state": worst["state"],
-            "calls": len(lengths), "batch": 3, "within_1e-5": max(worst.values()) <= PARITY_TOLERANCE}
+    return {
+        "max_abs_diff_logits": worst["logits"],
+        "max_abs_diff_state": worst["state"],
+        "calls": len(lengths),
+        "batch": 3,
+        "within_1e-5": max(worst.values()) <= PARITY_TOLERANCE,
+    }
 
 
 def _write_tokenizer_files(checkpoint: Checkpoint, out_dir: Path) -> dict[str, str]:
@@ -253,42 +280,84 @@ def _write_tokenizer_files(checkpoint: Checkpoint, out_dir: Path) -> dict[str, s
     files = {"rnnkit": "tokenizer.json"}
     (out_dir / "tokenizer.json").write_text(checkpoint.tokenizer.to_json(), encoding="utf-8")
     from .hub import write_hf_tokenizer
+
     if write_hf_tokenizer(checkpoint.tokenizer, out_dir / "hf_tokenizer.json"):
         files["huggingface"] = "hf_tokenizer.json"
     return files
 
 
-def describe(checkpoint: Checkpoint, format: str, graph: str, target: Path, opset: int | None,
-             tokenizer_files: dict[str, str]) -> dict[str, Any]:
+def describe(
+    checkpoint: Checkpoint, format: str, graph: str, target: Path, opset: int | None, tokenizer_files: dict[str, str]
+) -> dict[str, Any]:
     """What a user of the exported file needs to know, without rnnkit."""
     c, tokenizer = checkpoint.config.model, checkpoint.tokenizer
     token_shape = ["batch"] if graph == "step" else ["batch", "seq"]
     state_in, state_out = state_names(c.model == "lstm")
     state_shape = [c.layers, "batch", c.hidden]
     meanings = {"h": "hidden state of each layer", "c": "LSTM cell state of each layer"}
-    inputs: list[dict[str, Any]] = [{"name": "input_ids", "dtype": "int64", "shape": token_shape,
-               "meaning": "token ids (see vocab / the tokenizer files)" + (
-                   ", one per sequence: the token just read" if graph == "step" else ", a window per sequence")}]
-    inputs += [{"name": name, "dtype": "float32", "shape": state_shape,
-                "meaning": f"{meanings[name]} before this call: zeros at the start of a text, "
-                           f"else the previous call's {name}_out"} for name in state_in]
+    inputs: list[dict[str, Any]] = [
+        {
+            "name": "input_ids",
+            "dtype": "int64",
+            "shape": token_shape,
+            "meaning": "token ids (see vocab / the tokenizer files)"
+            + (", one per sequence: the token just read" if graph == "step" else ", a window per sequence"),
+        }
+    ]
+    inputs += [
+        {
+            "name": name,
+            "dtype": "float32",
+            "shape": state_shape,
+            "meaning": f"{meanings[name]} before this call: zeros at the start of a text, "
+            f"else the previous call's {name}_out",
+        }
+        for name in state_in
+    ]
     score = "log-probabilities (adaptive softmax)" if c.adaptive_softmax else "unnormalised scores (softmax them)"
-    outputs: list[dict[str, Any]] = [{"name": "logits", "dtype": "float32", "shape": token_shape + ["vocab"],
-                "meaning": f"{score} of the next token after each input token"
-                           + (" (the one just read)" if graph == "step" else "")}]
-    outputs += [{"name": name, "dtype": "float32", "shape": state_shape,
-                 "meaning": f"{meanings[name[0]]} after this call: pass it as {name[0]} to the next call"}
-                for name in state_out]
+    outputs: list[dict[str, Any]] = [
+        {
+            "name": "logits",
+            "dtype": "float32",
+            "shape": token_shape + ["vocab"],
+            "meaning": f"{score} of the next token after each input token"
+            + (" (the one just read)" if graph == "step" else ""),
+        }
+    ]
+    outputs += [
+        {
+            "name": name,
+            "dtype": "float32",
+            "shape": state_shape,
+            "meaning": f"{meanings[name[0]]} after this call: pass it as {name[0]} to the next call",
+        }
+        for name in state_out
+    ]
     document: dict[str, Any] = {
-        "format": format, "file": target.name, "graph": graph,
-        "graph_meaning": ("step: one token per sequence per call" if graph == "step"
-                          else "window: a whole window of tokens per sequence per call (any length)"),
-        "opset": opset, "model": c.model, "layers": c.layers, "hidden": c.hidden, "embed": c.embed,
-        "tie": c.tie, "vocab_size": c.vocab_size, "inputs": inputs, "outputs": outputs,
+        "format": format,
+        "file": target.name,
+        "graph": graph,
+        "graph_meaning": (
+            "step: one token per sequence per call"
+            if graph == "step"
+            else "window: a whole window of tokens per sequence per call (any length)"
+        ),
+        "opset": opset,
+        "model": c.model,
+        "layers": c.layers,
+        "hidden": c.hidden,
+        "embed": c.embed,
+        "tie": c.tie,
+        "vocab_size": c.vocab_size,
+        "inputs": inputs,
+        "outputs": outputs,
         "dynamic_axes": ["batch"] if graph == "step" else ["batch", "seq"],
         "tokenizer": {"kind": tokenizer.kind, "files": tokenizer_files, "start_id": int(tokenizer.start_id())},
-        "source": str(checkpoint.path), "step": checkpoint.info.get("step"),
-        "val_loss": checkpoint.info.get("val_loss"), "rnnkit_version": __version__, "torch_version": torch.__version__,
+        "source": str(checkpoint.path),
+        "step": checkpoint.info.get("step"),
+        "val_loss": checkpoint.info.get("val_loss"),
+        "rnnkit_version": __version__,
+        "torch_version": torch.__version__,
         "size_bytes": target.stat().st_size,
     }
     if tokenizer.kind in ("char", "word"):

@@ -61,8 +61,9 @@ def check_output_dir(path: Path, overwrite: bool, marker: str) -> bool:
     if not path.exists() or (path.is_dir() and all(_is_temporary(p) for p in path.iterdir())):
         return False
     if not overwrite:
-        raise OutputExistsError(f"{path} exists already; choose another output directory, or pass "
-                                "--overwrite to replace it")
+        raise OutputExistsError(
+            f"{path} exists already; choose another output directory, or pass --overwrite to replace it"
+        )
     if not path.is_dir() or not (path / marker).is_file():
         raise OutputExistsError(f"{path} exists and is not an rnnkit output directory; refusing to overwrite it")
     return True
@@ -172,8 +173,10 @@ def resolve_checkpoint(path: str | Path, prefer: str = "best") -> Path:
         for candidate in candidates:
             if candidate.is_dir() and is_checkpoint(candidate):
                 return candidate
-    raise CheckpointError(f"{path} is not an rnnkit checkpoint (no config.json, model.safetensors "
-                          "and tokenizer.json here, nor in best/ or last/)")
+    raise CheckpointError(
+        f"{path} is not an rnnkit checkpoint (no config.json, model.safetensors "
+        "and tokenizer.json here, nor in best/ or last/)"
+    )
 
 
 def clean_stale(run_dir: Path) -> None:

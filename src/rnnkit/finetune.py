@@ -45,16 +45,26 @@ def finetune_config(source: RunConfig, given: dict[str, Any]) -> RunConfig:
     """The new run's configuration: the source's model and tokenizer settings, the given data and
     training options (defaults for the rest). `given` holds flat field names, as train() takes."""
     if source.model.is_baseline:
-        raise ConfigError(f"the source is a {source.model.model} model, fitted in one pass: there are no "
-                          "trained weights to start from; fit a new one on the new text")
-    differs = [name for name in ARCHITECTURE + TOKENIZER if name in given
-               and _value(given[name]) != _value(getattr(source.model if name in ARCHITECTURE else source.data, name))]
+        raise ConfigError(
+            f"the source is a {source.model.model} model, fitted in one pass: there are no "
+            "trained weights to start from; fit a new one on the new text"
+        )
+    differs = [
+        name
+        for name in ARCHITECTURE + TOKENIZER
+        if name in given
+        and _value(given[name]) != _value(getattr(source.model if name in ARCHITECTURE else source.data, name))
+    ]
     if differs:
-        described = ", ".join(f"--{name.replace('_', '-')} {given[name]} (source: "
-                              f"{getattr(source.model if name in ARCHITECTURE else source.data, name)})"
-                              for name in differs)
-        raise ConfigError(f"fine-tuning keeps the source's model and tokenizer; {described} differ. Leave them "
-                          "out, or train a new model without --init-from")
+        described = ", ".join(
+            f"--{name.replace('_', '-')} {given[name]} (source: "
+            f"{getattr(source.model if name in ARCHITECTURE else source.data, name)})"
+            for name in differs
+        )
+        raise ConfigError(
+            f"fine-tuning keeps the source's model and tokenizer; {described} differ. Leave them "
+            "out, or train a new model without --init-from"
+        )
     model = _asdict(source.model)
     data = {**_asdict(source.data), "data": given.get("data")}
     if data["data"] is None:
@@ -62,6 +72,7 @@ def finetune_config(source: RunConfig, given: dict[str, Any]) -> RunConfig:
     train: dict[str, Any] = {}
     sections = {"model": model, "data": data, "train": train}
     from .config import TrainConfig
+
     train_fields = set(_asdict(TrainConfig()))
     for name, value in given.items():
         if name in train_fields:
@@ -78,6 +89,7 @@ def finetune_config(source: RunConfig, given: dict[str, Any]) -> RunConfig:
 
 def _asdict(section: Any) -> dict[str, Any]:
     import dataclasses
+
     return dataclasses.asdict(section)
 
 
@@ -100,8 +112,10 @@ def check_new_tokens(tokenizer: Any, texts: list[str], grow: bool) -> list[str]:
     missing = new_tokens(tokenizer, texts)
     if missing and not grow:
         what = "characters" if tokenizer.kind == "char" else "words"
-        raise DataError(f"the new text has {len(missing)} {what} the source model's vocabulary lacks: "
-                        f"{name_tokens(missing)}; add --grow-vocab to give them new ids (see rnnkit.finetune)")
+        raise DataError(
+            f"the new text has {len(missing)} {what} the source model's vocabulary lacks: "
+            f"{name_tokens(missing)}; add --grow-vocab to give them new ids (see rnnkit.finetune)"
+        )
     if missing and tokenizer.kind == "bpe":  # cannot happen: byte-level BPE has every byte
         raise DataError("a BPE vocabulary cannot grow")
     return missing
@@ -119,8 +133,10 @@ def grown_weights(weights: dict[str, torch.Tensor], config: RunConfig, added: in
     if added == 0:
         return weights
     if config.model.adaptive_softmax:
-        raise ConfigError("--grow-vocab cannot grow an adaptive softmax head (its clusters are cut by token "
-                          "frequency); fine-tune without new tokens")
+        raise ConfigError(
+            "--grow-vocab cannot grow an adaptive softmax head (its clusters are cut by token "
+            "frequency); fine-tune without new tokens"
+        )
     grown = dict(weights)
 
     def add_rows(name: str, fill: torch.Tensor) -> None:
@@ -140,9 +156,13 @@ def grown_weights(weights: dict[str, torch.Tensor], config: RunConfig, added: in
 
 def source_info(checkpoint: Any, added: list[str]) -> dict[str, Any]:
     """What config.json records about the source of a fine-tuned run."""
-    return {"path": str(checkpoint.path), "step": checkpoint.info.get("step"),
-            "val_loss": checkpoint.info.get("val_loss"), "data": checkpoint.config.data.data,
-            "added_tokens": added}
+    return {
+        "path": str(checkpoint.path),
+        "step": checkpoint.info.get("step"),
+        "val_loss": checkpoint.info.get("val_loss"),
+        "data": checkpoint.config.data.data,
+        "added_tokens": added,
+    }
 
 
 def check_vocab_fits(tokenizer: Any, weights: dict[str, Any]) -> None:

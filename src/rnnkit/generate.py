@@ -40,18 +40,21 @@ class SamplingConfig:
     stop: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_new_tokens, bool) or not isinstance(self.max_new_tokens, int) \
-                or not 0 <= self.max_new_tokens <= 10_000_000:
+        if (
+            isinstance(self.max_new_tokens, bool)
+            or not isinstance(self.max_new_tokens, int)
+            or not 0 <= self.max_new_tokens <= 10_000_000
+        ):
             raise ConfigError(f"max_new_tokens must be an integer >= 0, got {self.max_new_tokens!r}")
         if not isinstance(self.temperature, (int, float)) or not 0 < self.temperature < float("inf"):
             raise ConfigError(f"temperature must be a positive number, got {self.temperature!r}")
-        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int)
-                                       or self.top_k < 1):
+        if self.top_k is not None and (
+            isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1
+        ):
             raise ConfigError(f"top_k must be an integer >= 1, got {self.top_k!r}")
         if self.top_p is not None and (not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1):
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p!r}")
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
-                                      or self.seed < 0):
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
         if self.do_sample is not None and not isinstance(self.do_sample, bool):
             raise ConfigError(f"do_sample must be True, False or None, got {self.do_sample!r}")
@@ -62,18 +65,27 @@ class SamplingConfig:
         self._check_stop()
         if self.num_beams > 1:
             if self.do_sample or self.top_k is not None or self.top_p is not None or self.temperature != 1.0:
-                raise ConfigError("beam search (num_beams > 1) looks for the likeliest continuation: it takes no "
-                                  "do_sample, temperature, top_k or top_p")
+                raise ConfigError(
+                    "beam search (num_beams > 1) looks for the likeliest continuation: it takes no "
+                    "do_sample, temperature, top_k or top_p"
+                )
             if self.num_return_sequences > self.num_beams:
-                raise ConfigError(f"a beam of {self.num_beams} keeps {self.num_beams} continuations: "
-                                  f"num_return_sequences must be at most that, got {self.num_return_sequences}")
+                raise ConfigError(
+                    f"a beam of {self.num_beams} keeps {self.num_beams} continuations: "
+                    f"num_return_sequences must be at most that, got {self.num_return_sequences}"
+                )
         elif self.do_sample is False and self.num_return_sequences > 1:
-            raise ConfigError("greedy decoding (do_sample=False) has one result: num_return_sequences must be 1 "
-                              "(sample, or use num_beams)")
+            raise ConfigError(
+                "greedy decoding (do_sample=False) has one result: num_return_sequences must be 1 "
+                "(sample, or use num_beams)"
+            )
 
     def _check_stop(self) -> None:
-        if isinstance(self.stop, str) or not isinstance(self.stop, (tuple, list)) \
-                or not all(isinstance(s, str) for s in self.stop):
+        if (
+            isinstance(self.stop, str)
+            or not isinstance(self.stop, (tuple, list))
+            or not all(isinstance(s, str) for s in self.stop)
+        ):
             raise ConfigError(f"stop must be a list of strings, got {self.stop!r}")
         if any(s == "" for s in self.stop):
             raise ConfigError("a stop string must not be empty (it would end every continuation at once)")
@@ -84,12 +96,19 @@ class SamplingConfig:
         return self.num_beams == 1 and self.do_sample is not False
 
 
-RENAMED_GENERATE = {"beam": "num_beams", "greedy": "do_sample=False", "num_samples": "num_return_sequences",
-                    "max_tokens": "max_new_tokens", "length": "max_new_tokens", "stop_strings": "stop"}
+RENAMED_GENERATE = {
+    "beam": "num_beams",
+    "greedy": "do_sample=False",
+    "num_samples": "num_return_sequences",
+    "max_tokens": "max_new_tokens",
+    "length": "max_new_tokens",
+    "stop_strings": "stop",
+}
 
 
-def filter_logprobs(logprobs: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
-                    top_p: float | None = None) -> np.ndarray:
+def filter_logprobs(
+    logprobs: np.ndarray, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+) -> np.ndarray:
     """The sampling distribution (..., V) from next-token log-probabilities (..., V), row by row.
 
     p_i proportional to exp(log p_i / temperature), restricted to the k most likely tokens
@@ -97,7 +116,7 @@ def filter_logprobs(logprobs: np.ndarray, temperature: float = 1.0, top_k: int |
     """
     scaled = logprobs / temperature
     if top_k is not None and top_k < scaled.shape[-1]:
-        kth = np.partition(scaled, -top_k, axis=-1)[..., -top_k:-top_k + 1 or None]
+        kth = np.partition(scaled, -top_k, axis=-1)[..., -top_k : -top_k + 1 or None]
         scaled = np.where(scaled >= kth, scaled, -np.inf)
     probs = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
     probs /= probs.sum(axis=-1, keepdims=True)
@@ -105,8 +124,9 @@ def filter_logprobs(logprobs: np.ndarray, temperature: float = 1.0, top_k: int |
         order = np.argsort(-probs, axis=-1, kind="stable")
         cumulative = np.cumsum(np.take_along_axis(probs, order, axis=-1), axis=-1)
         # keep every token up to the first whose running sum reaches top_p (1e-12 forgives rounding)
-        keep_sorted = np.concatenate([np.ones_like(cumulative[..., :1], dtype=bool),
-                                      cumulative[..., :-1] < top_p - 1e-12], axis=-1)
+        keep_sorted = np.concatenate(
+            [np.ones_like(cumulative[..., :1], dtype=bool), cumulative[..., :-1] < top_p - 1e-12], axis=-1
+        )
         keep = np.zeros_like(keep_sorted)
         np.put_along_axis(keep, order, keep_sorted, axis=-1)
         probs = np.where(keep, probs, 0.0)
@@ -136,8 +156,9 @@ def start_ids(tokenizer: Tokenizer, prompt: str) -> np.ndarray:
     return np.concatenate([start, ids])
 
 
-def generate_ids(scorer: Scorer, prompt_ids: np.ndarray, sampling: SamplingConfig,
-                 on_token: Callable[[int], None] | None = None) -> list[int]:
+def generate_ids(
+    scorer: Scorer, prompt_ids: np.ndarray, sampling: SamplingConfig, on_token: Callable[[int], None] | None = None
+) -> list[int]:
     """Read the prompt, then produce `max_new_tokens` ids one at a time (one sequence)."""
     produced: list[int] = []
 
@@ -151,8 +172,9 @@ def generate_ids(scorer: Scorer, prompt_ids: np.ndarray, sampling: SamplingConfi
     return produced
 
 
-def generate_batch(scorer: Scorer, prompt_ids: np.ndarray, sampling: SamplingConfig, rows: int,
-                   on_step: Callable[[np.ndarray], bool]) -> None:
+def generate_batch(
+    scorer: Scorer, prompt_ids: np.ndarray, sampling: SamplingConfig, rows: int, on_step: Callable[[np.ndarray], bool]
+) -> None:
     """`rows` continuations of one prompt, side by side: the prompt is read once, its state copied
     to every row, then each step is one forward pass over all rows. `on_step` gets the new token
     of every row (N,) and returns False once nothing more is wanted (every row has stopped).
@@ -162,8 +184,10 @@ def generate_batch(scorer: Scorer, prompt_ids: np.ndarray, sampling: SamplingCon
     (row 0: the seed itself, row r: the seed sequence [seed, r]), so a row's text does not depend
     on how many rows are drawn beside it: sample 1 of N is the text of a single sample.
     """
-    rngs = [np.random.default_rng(sampling.seed if row == 0 or sampling.seed is None else [sampling.seed, row])
-            for row in range(rows)]
+    rngs = [
+        np.random.default_rng(sampling.seed if row == 0 or sampling.seed is None else [sampling.seed, row])
+        for row in range(rows)
+    ]
     logprobs, state = scorer.next_logprobs(prompt_ids[None, :], scorer.initial_state(1))
     if rows > 1:
         copies = np.zeros(rows, dtype=np.int64)
@@ -187,8 +211,9 @@ def beam_search_ids(scorer: Scorer, prompt_ids: np.ndarray, width: int, max_new_
     return beam_search(scorer, prompt_ids, width, max_new_tokens)[0]
 
 
-def beam_search(scorer: Scorer, prompt_ids: np.ndarray, width: int, max_new_tokens: int,
-                keep: int = 1) -> list[tuple[list[int], float]]:
+def beam_search(
+    scorer: Scorer, prompt_ids: np.ndarray, width: int, max_new_tokens: int, keep: int = 1
+) -> list[tuple[list[int], float]]:
     """The `keep` best continuations a beam of `width` ends with, best first, each with its total
     log-probability in nats.
 
@@ -240,12 +265,19 @@ class StopText:
         self.pending += piece
         found = [i for i in (self.pending.find(stop) for stop in self.stops) if i >= 0]
         if found:
-            out, self.pending, self.done = self.pending[:min(found)], "", True
+            out, self.pending, self.done = self.pending[: min(found)], "", True
             return out
-        hold = max((n for stop in self.stops for n in range(min(len(stop) - 1, len(self.pending)), 0, -1)
-                    if self.pending.endswith(stop[:n])), default=0)
-        out = self.pending[:len(self.pending) - hold]
-        self.pending = self.pending[len(out):]
+        hold = max(
+            (
+                n
+                for stop in self.stops
+                for n in range(min(len(stop) - 1, len(self.pending)), 0, -1)
+                if self.pending.endswith(stop[:n])
+            ),
+            default=0,
+        )
+        out = self.pending[: len(self.pending) - hold]
+        self.pending = self.pending[len(out) :]
         return out
 
     def flush(self) -> str:
@@ -263,8 +295,13 @@ def _prompt_decoder(tokenizer: Tokenizer, prompt: str, ids: np.ndarray) -> tuple
     return prompt, stream
 
 
-def generate_texts(scorer: Scorer, tokenizer: Tokenizer, prompt: str, sampling: SamplingConfig,
-                   on_text: Callable[[str], None] | None = None) -> list[str]:
+def generate_texts(
+    scorer: Scorer,
+    tokenizer: Tokenizer,
+    prompt: str,
+    sampling: SamplingConfig,
+    on_text: Callable[[str], None] | None = None,
+) -> list[str]:
     """`num_return_sequences` texts, each the prompt plus a continuation (cut at a stop string).
     `on_text` receives the prompt, then each new piece of the first continuation as it is made
     (sampling, greedy) or once the search has ended (beam search)."""
@@ -284,14 +321,17 @@ def generate_texts(scorer: Scorer, tokenizer: Tokenizer, prompt: str, sampling: 
             on_text(piece)
 
     if sampling.num_beams == 1:
+
         def step(tokens: np.ndarray) -> bool:
             for row, token in enumerate(tokens.tolist()):
                 emit(row, token)
             return not all(stop.done for stop in stops)
+
         generate_batch(scorer, ids, sampling, rows, step)
     else:
-        for row, (continuation, _) in enumerate(beam_search(scorer, ids, sampling.num_beams,
-                                                            sampling.max_new_tokens, rows)):
+        for row, (continuation, _) in enumerate(
+            beam_search(scorer, ids, sampling.num_beams, sampling.max_new_tokens, rows)
+        ):
             for token in continuation:
                 emit(row, token)
     for row in range(rows):
@@ -302,8 +342,13 @@ def generate_texts(scorer: Scorer, tokenizer: Tokenizer, prompt: str, sampling: 
     return ["".join(parts) for parts in texts]
 
 
-def generate_text(scorer: Scorer, tokenizer: Tokenizer, prompt: str, sampling: SamplingConfig,
-                  on_text: Callable[[str], None] | None = None) -> str:
+def generate_text(
+    scorer: Scorer,
+    tokenizer: Tokenizer,
+    prompt: str,
+    sampling: SamplingConfig,
+    on_text: Callable[[str], None] | None = None,
+) -> str:
     """Prompt plus continuation as text; `on_text` receives the prompt, then each new piece."""
     return generate_texts(scorer, tokenizer, prompt, sampling, on_text)[0]
 

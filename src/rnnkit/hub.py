@@ -66,9 +66,12 @@ def hf_tokenizer(tokenizer: Tokenizer) -> Any:
         hf.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
         hf.decoder = decoders.Fuse()  # characters join with nothing between them
     else:
-        hf.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Split(Regex(SPACES_BUT_NEWLINE), behavior="removed"),
-            pre_tokenizers.Split(Regex(WORD_PATTERN.pattern), behavior="isolated")])
+        hf.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(SPACES_BUT_NEWLINE), behavior="removed"),
+                pre_tokenizers.Split(Regex(WORD_PATTERN.pattern), behavior="isolated"),
+            ]
+        )
     if tokenizer.lowercase:
         hf.normalizer = normalizers.Lowercase()
     return hf
@@ -88,6 +91,7 @@ def model_weights(lm: LanguageModel) -> dict[str, torch.Tensor]:
     import torch
 
     from .models.torch_lm import TorchScorer, export_weights
+
     if isinstance(lm.scorer, TorchScorer):  # any torch kind: a tied head is stored once, as a checkpoint does
         return {name: t.detach().cpu() for name, t in export_weights(lm.scorer.model).items()}
     return {name: torch.from_numpy(np.ascontiguousarray(array)) for name, array in lm.model.state_dict().items()}
@@ -101,16 +105,17 @@ def save_pretrained(lm: LanguageModel, directory: str | Path, overwrite: bool = 
     target = Path(directory).expanduser()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         if not target.is_dir() or not is_checkpoint(target):
-            raise OutputExistsError(f"{target} exists and is not an rnnkit checkpoint; "
-                                    "save to a new or empty directory")
+            raise OutputExistsError(
+                f"{target} exists and is not an rnnkit checkpoint; save to a new or empty directory"
+            )
         if not overwrite:
             raise OutputExistsError(f"{target} holds a saved model already; pass overwrite=True to replace it")
     info = _saved_info(lm.path)
     metrics = lm.path / "metrics.jsonl" if lm.path is not None else None
-    save_checkpoint(target, lm.config, model_weights(lm), lm.tokenizer, None, metrics,
-                    **{"kind": "pretrained", **info})
+    save_checkpoint(target, lm.config, model_weights(lm), lm.tokenizer, None, metrics, **{"kind": "pretrained", **info})
     write_hf_tokenizer(lm.tokenizer, target / HF_TOKENIZER)
     from .modelcard import write_checkpoint_card
+
     write_checkpoint_card(target)
     return target
 
@@ -121,6 +126,7 @@ def _saved_info(path: Path | None) -> dict[str, Any]:
     if path is None or not (path / "config.json").is_file():
         return {}
     from .checkpoint import read_config_document
+
     _, info = read_config_document(path)
     return {k: v for k, v in info.items() if k not in ("format", "format_version", "rnnkit_version", "kind")}
 
@@ -129,23 +135,33 @@ def looks_like_repo_id(name: str) -> bool:
     return bool(REPO_ID.match(name)) and not name.startswith((".", "~"))
 
 
-def resolve_pretrained(name_or_path: str | Path, revision: str | None = None,
-                       cache_dir: str | Path | None = None) -> Path:
+def resolve_pretrained(
+    name_or_path: str | Path, revision: str | None = None, cache_dir: str | Path | None = None
+) -> Path:
     """A local directory as it is; otherwise a Hub repo id, downloaded (or taken from the cache)."""
     path = Path(name_or_path).expanduser()
     if path.exists() or not looks_like_repo_id(str(name_or_path)):
         return path  # load_checkpoint says what is wrong with it, if anything
     from huggingface_hub import snapshot_download
+
     try:
-        return Path(snapshot_download(str(name_or_path), revision=revision, cache_dir=cache_dir,
-                                      allow_patterns=HUB_FILES))
+        return Path(
+            snapshot_download(str(name_or_path), revision=revision, cache_dir=cache_dir, allow_patterns=HUB_FILES)
+        )
     except Exception as error:  # the library raises many kinds (HTTP, offline, not found, ...)
-        raise HubError(f"no such checkpoint: {name_or_path} is not a local directory, and as a Hugging Face Hub "
-                       f"repo id it failed ({type(error).__name__}: {_first_line(error)})") from None
+        raise HubError(
+            f"no such checkpoint: {name_or_path} is not a local directory, and as a Hugging Face Hub "
+            f"repo id it failed ({type(error).__name__}: {_first_line(error)})"
+        ) from None
 
 
-def push_to_hub(lm: LanguageModel, repo_id: str, token: str | None = None, private: bool = False,
-                commit_message: str = "Upload rnnkit model") -> str:
+def push_to_hub(
+    lm: LanguageModel,
+    repo_id: str,
+    token: str | None = None,
+    private: bool = False,
+    commit_message: str = "Upload rnnkit model",
+) -> str:
     """Save `lm` (save_pretrained) and upload it to the model repo `repo_id`; returns its URL.
     Needs a token (argument, HF_TOKEN, or `hf auth login`) and the network."""
     from huggingface_hub import HfApi, get_token
@@ -154,15 +170,18 @@ def push_to_hub(lm: LanguageModel, repo_id: str, token: str | None = None, priva
         raise ConfigError(f"a Hub repo id looks like owner/name; got {repo_id!r}")
     token = token or get_token()
     if not token:
-        raise HubError("push_to_hub needs a Hugging Face token: pass token=..., set HF_TOKEN, or run "
-                       "`hf auth login`")
+        raise HubError("push_to_hub needs a Hugging Face token: pass token=..., set HF_TOKEN, or run `hf auth login`")
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="rnnkit-push-") as folder:
         save_pretrained(lm, Path(folder) / "model")
         try:
             url = api.create_repo(repo_id, private=private, repo_type="model", exist_ok=True)
-            api.upload_folder(repo_id=repo_id, folder_path=str(Path(folder) / "model"), repo_type="model",
-                              commit_message=commit_message)
+            api.upload_folder(
+                repo_id=repo_id,
+                folder_path=str(Path(folder) / "model"),
+                repo_type="model",
+                commit_message=commit_message,
+            )
         except Exception as error:
             raise HubError(f"could not upload to {repo_id} ({type(error).__name__}: {_first_line(error)})") from None
     return str(url)

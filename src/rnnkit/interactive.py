@@ -23,12 +23,13 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "max-new-tokens": ("max_new_tokens", int, "tokens per continuation, e.g. :max-new-tokens 100"),
     "greedy": ("do_sample", lambda v: {"on": False, "off": None}[v], "always the likeliest token: :greedy on|off"),
 }
-HELP = "\n".join([f":{name} VALUE  {help_text}" for name, (_, _, help_text) in SETTINGS.items()]
-                 + [":show  the current settings", ":help  this list", ":quit  leave (end of input does too)"])
+HELP = "\n".join(
+    [f":{name} VALUE  {help_text}" for name, (_, _, help_text) in SETTINGS.items()]
+    + [":show  the current settings", ":help  this list", ":quit  leave (end of input does too)"]
+)
 
 
-def prompt_loop(lm: Any, sampling: Any, lines: TextIO, write: Callable[[str], None],
-                say: Callable[[str], None]) -> int:
+def prompt_loop(lm: Any, sampling: Any, lines: TextIO, write: Callable[[str], None], say: Callable[[str], None]) -> int:
     """Read prompts and commands from `lines` until :quit or end of input; `write` gets the
     generated text, `say` the loop's own messages (help, settings, errors)."""
     tty = lines.isatty()
@@ -45,8 +46,9 @@ def prompt_loop(lm: Any, sampling: Any, lines: TextIO, write: Callable[[str], No
             sampling = command(line, sampling, say)
             continue
         try:
-            texts = lm.generate(line, stream=write if sampling.num_return_sequences == 1 else None,
-                                **dataclasses.asdict(sampling))
+            texts = lm.generate(
+                line, stream=write if sampling.num_return_sequences == 1 else None, **dataclasses.asdict(sampling)
+            )
         except RnnkitError as error:
             say(f"error: {error}")
             continue
@@ -57,6 +59,7 @@ def prompt_loop(lm: Any, sampling: Any, lines: TextIO, write: Callable[[str], No
 
 def say_inline(say: Callable[[str], None], text: str) -> None:
     import sys
+
     print(text, end="", file=sys.stderr, flush=True)
 
 

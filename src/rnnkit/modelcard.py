@@ -53,8 +53,14 @@ def versions(device: Any) -> dict[str, str]:
     import numpy
     import torch
 
-    found = {"rnnkit": __version__, "torch": torch.__version__, "python": platform.python_version(),
-             "numpy": numpy.__version__, "platform": platform.platform(), "device": str(device)}
+    found = {
+        "rnnkit": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "device": str(device),
+    }
     if str(device).startswith("cuda") and torch.cuda.is_available():
         found["device_name"] = torch.cuda.get_device_name(torch.device(str(device)))
     return found
@@ -87,21 +93,37 @@ def describe_source(data: str) -> str:
     return f"bundled corpus {data!r}" if data in BUNDLED or data == "toy" else data
 
 
-def run_provenance(config: RunConfig, sizes: dict[str, tuple[int, int]], device: Any, parameters: int,
-                   previous: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_provenance(
+    config: RunConfig,
+    sizes: dict[str, tuple[int, int]],
+    device: Any,
+    parameters: int,
+    previous: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The provenance block of config.json. `sizes`: split -> (tokens, characters). On resume,
     `previous` (the checkpoint's block) keeps the original command and date; this command is
     added to `resumed`."""
     now, command = utc_now(), command_line()
     if previous:
-        return {**previous, "resumed": [*previous.get("resumed", []), {"command": command, "date": now}],
-                "versions": versions(device)}
+        return {
+            **previous,
+            "resumed": [*previous.get("resumed", []), {"command": command, "date": now}],
+            "versions": versions(device),
+        }
     data = config.data
-    return {"command": command, "created": now, "versions": versions(device), "parameters": parameters,
-            "data": {"name": Path(data.data).name or data.data, "source": describe_source(data.data),
-                     "tokens": {split: tokens for split, (tokens, _) in sizes.items()},
-                     "chars": {split: chars for split, (_, chars) in sizes.items()},
-                     **data_fingerprint(data.data, data.fractions)}}
+    return {
+        "command": command,
+        "created": now,
+        "versions": versions(device),
+        "parameters": parameters,
+        "data": {
+            "name": Path(data.data).name or data.data,
+            "source": describe_source(data.data),
+            "tokens": {split: tokens for split, (tokens, _) in sizes.items()},
+            "chars": {split: chars for split, (_, chars) in sizes.items()},
+            **data_fingerprint(data.data, data.fractions),
+        },
+    }
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -141,34 +163,60 @@ def _write_text(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def render_card(config: RunConfig, info: dict[str, Any], records: list[dict[str, Any]],
-                final: dict[str, Any] | None, where: Path, is_run: bool) -> str:
+def render_card(
+    config: RunConfig,
+    info: dict[str, Any],
+    records: list[dict[str, Any]],
+    final: dict[str, Any] | None,
+    where: Path,
+    is_run: bool,
+) -> str:
     provenance = info.get("provenance") or {}
     title = f"{where.name if is_run else where.resolve().name}: {_what(config)}"
-    sections = [_front_matter(config), f"# {title}\n",
-                f"Trained with rnnkit {info.get('rnnkit_version', NOT_RECORDED)} (recurrent language models in "
-                f"PyTorch and NumPy). "
-                f"This card was written {utc_now()} " + ("at the end of training." if final else
-                                                         "at a checkpoint save (training may still be running)."
-                                                         if is_run else "when the model was saved."),
-                _model_section(config, provenance, final), _data_section(config, provenance),
-                _training_section(config, provenance), _results_section(records, final, is_run),
-                _sample_section(config, final), _next_commands(config, where, is_run)]
+    sections = [
+        _front_matter(config),
+        f"# {title}\n",
+        f"Trained with rnnkit {info.get('rnnkit_version', NOT_RECORDED)} (recurrent language models in "
+        f"PyTorch and NumPy). "
+        f"This card was written {utc_now()} "
+        + (
+            "at the end of training."
+            if final
+            else "at a checkpoint save (training may still be running)."
+            if is_run
+            else "when the model was saved."
+        ),
+        _model_section(config, provenance, final),
+        _data_section(config, provenance),
+        _training_section(config, provenance),
+        _results_section(records, final, is_run),
+        _sample_section(config, final),
+        _next_commands(config, where, is_run),
+    ]
     return "\n\n".join(section.strip("\n") for section in sections if section) + "\n"
 
 
 def _what(config: RunConfig) -> str:
     m, d = config.model, config.data
-    names = {"rnn": "tanh RNN", "rnn_relu": "ReLU RNN", "gru": "GRU", "lstm": "LSTM",
-             "ngram": f"order-{m.order} Kneser-Ney n-gram", "hmm": f"{m.states}-state HMM"}
+    names = {
+        "rnn": "tanh RNN",
+        "rnn_relu": "ReLU RNN",
+        "gru": "GRU",
+        "lstm": "LSTM",
+        "ngram": f"order-{m.order} Kneser-Ney n-gram",
+        "hmm": f"{m.states}-state HMM",
+    }
     unit = {"char": "character-level", "word": "word-level", "bpe": "BPE subword"}.get(d.tokenizer, d.tokenizer)
     return f"a {unit} {names.get(m.model, m.model)} language model"
 
 
 def _front_matter(config: RunConfig) -> str:
     tags = ["rnnkit", "text-generation", "recurrent-neural-network", config.model.model, config.data.tokenizer]
-    return "---\nlibrary_name: rnnkit\npipeline_tag: text-generation\ntags:\n" + \
-        "".join(f"- {tag}\n" for tag in tags) + "---\n"
+    return (
+        "---\nlibrary_name: rnnkit\npipeline_tag: text-generation\ntags:\n"
+        + "".join(f"- {tag}\n" for tag in tags)
+        + "---\n"
+    )
 
 
 def _table(rows: list[tuple[str, Any]]) -> str:
@@ -182,21 +230,32 @@ def _model_section(config: RunConfig, provenance: dict[str, Any], final: dict[st
     if m.is_baseline:
         rows += [("order" if m.model == "ngram" else "states", m.order if m.model == "ngram" else m.states)]
     else:
-        rows += [("engine", m.engine), ("layers x hidden", f"{m.layers} x {m.hidden}"),
-                 ("embedding", f"{m.embed}" + (" (one-hot inputs)" if m.embed == 0 else "")),
-                 ("tied input/output weights", "yes" if m.tie else "no"), ("dropout", m.dropout),
-                 ("output layer", "adaptive softmax" if m.adaptive_softmax else "full softmax")]
-    rows += [("parameters" if not m.is_baseline else "stored entries",
-              f"{parameters:,}" if isinstance(parameters, int) else NOT_RECORDED),
-             ("tokenizer", f"{config.data.tokenizer}" + (" (lowercased)" if config.data.lowercase else "")),
-             ("vocabulary", f"{m.vocab_size:,} tokens")]
+        rows += [
+            ("engine", m.engine),
+            ("layers x hidden", f"{m.layers} x {m.hidden}"),
+            ("embedding", f"{m.embed}" + (" (one-hot inputs)" if m.embed == 0 else "")),
+            ("tied input/output weights", "yes" if m.tie else "no"),
+            ("dropout", m.dropout),
+            ("output layer", "adaptive softmax" if m.adaptive_softmax else "full softmax"),
+        ]
+    rows += [
+        (
+            "parameters" if not m.is_baseline else "stored entries",
+            f"{parameters:,}" if isinstance(parameters, int) else NOT_RECORDED,
+        ),
+        ("tokenizer", f"{config.data.tokenizer}" + (" (lowercased)" if config.data.lowercase else "")),
+        ("vocabulary", f"{m.vocab_size:,} tokens"),
+    ]
     return "## Model\n\n" + _table(rows)
 
 
 def _data_section(config: RunConfig, provenance: dict[str, Any]) -> str:
     data = provenance.get("data") or {}
-    rows: list[tuple[str, Any]] = [("data", f"`{config.data.data}`"), ("source", data.get("source", NOT_RECORDED)),
-                                   ("fractions (train, val, test)", ", ".join(f"{f:g}" for f in config.data.fractions))]
+    rows: list[tuple[str, Any]] = [
+        ("data", f"`{config.data.data}`"),
+        ("source", data.get("source", NOT_RECORDED)),
+        ("fractions (train, val, test)", ", ".join(f"{f:g}" for f in config.data.fractions)),
+    ]
     for split in ("train", "val", "test"):
         tokens, chars = (data.get("tokens") or {}).get(split), (data.get("chars") or {}).get(split)
         if tokens is not None:
@@ -210,8 +269,10 @@ def _training_section(config: RunConfig, provenance: dict[str, Any]) -> str:
     found = provenance.get("versions") or {}
     rows: list[tuple[str, Any]] = [
         ("optimizer", f"{t.optimizer}, lr {t.lr:g}, {t.schedule} schedule, clip {t.clip}"),
-        ("batches", f"{d.batch_size} x {d.seq_len} tokens ({d.batching})"), ("seed", t.seed),
-        ("started", provenance.get("created", NOT_RECORDED))]
+        ("batches", f"{d.batch_size} x {d.seq_len} tokens ({d.batching})"),
+        ("seed", t.seed),
+        ("started", provenance.get("created", NOT_RECORDED)),
+    ]
     rows += [(name, found.get(name, NOT_RECORDED)) for name in ("rnnkit", "torch", "python", "numpy", "device")]
     if "device_name" in found:
         rows.append(("GPU", found["device_name"]))
@@ -229,13 +290,19 @@ def _results_section(records: list[dict[str, Any]], final: dict[str, Any] | None
     speeds = [r["tokens_per_s"] for r in records if _finite(r.get("tokens_per_s"))]
     tokens_per_s = (final or {}).get("tokens_per_s") or (speeds[-1] if speeds else None)
     seconds = (final or {}).get("seconds") or last.get("elapsed_s")
-    rows = [("best validation loss", f"{best['val_loss']:.4f} nats/token (step {best.get('step')})"),
-            ("perplexity", _number(best.get("val_ppl"), ".2f")),
-            ("bits per character", _number(best.get("val_bpc"), ".4f")),
-            ("steps", last.get("step")), ("training time", f"{seconds:.1f} s" if _finite(seconds) else NOT_RECORDED),
-            ("tokens/s", f"{tokens_per_s:,.0f}" if _finite(tokens_per_s) else NOT_RECORDED)]
-    where = ("`best/` is the checkpoint with the best validation loss" if is_run
-             else "figures of the run this model comes from")
+    rows = [
+        ("best validation loss", f"{best['val_loss']:.4f} nats/token (step {best.get('step')})"),
+        ("perplexity", _number(best.get("val_ppl"), ".2f")),
+        ("bits per character", _number(best.get("val_bpc"), ".4f")),
+        ("steps", last.get("step")),
+        ("training time", f"{seconds:.1f} s" if _finite(seconds) else NOT_RECORDED),
+        ("tokens/s", f"{tokens_per_s:,.0f}" if _finite(tokens_per_s) else NOT_RECORDED),
+    ]
+    where = (
+        "`best/` is the checkpoint with the best validation loss"
+        if is_run
+        else "figures of the run this model comes from"
+    )
     return f"## Results\n\nOn the validation split ({where}):\n\n" + _table(rows)
 
 
@@ -244,15 +311,19 @@ def _sample_section(config: RunConfig, final: dict[str, Any] | None) -> str:
     if not sample:
         return ""
     fence = "````" if "```" in sample else "```"
-    return (f"## Sample\n\n{config.train.sample_tokens} tokens, temperature 0.8, seed {config.train.seed}:\n\n"
-            f"{fence}text\n{sample}\n{fence}\n")
+    return (
+        f"## Sample\n\n{config.train.sample_tokens} tokens, temperature 0.8, seed {config.train.seed}:\n\n"
+        f"{fence}text\n{sample}\n{fence}\n"
+    )
 
 
 def _next_commands(config: RunConfig, where: Path, is_run: bool) -> str:
     path = shlex.quote(str(where))
-    lines = [f"rnnkit generate {path} --prompt 'The ' --temperature 0.8 --max-new-tokens 200",
-             f"rnnkit evaluate {path} --split test",
-             f"rnnkit score {path} --text 'Some text to score.'"]
+    lines = [
+        f"rnnkit generate {path} --prompt 'The ' --temperature 0.8 --max-new-tokens 200",
+        f"rnnkit evaluate {path} --split test",
+        f"rnnkit score {path} --text 'Some text to score.'",
+    ]
     if is_run:
         lines.append(f"rnnkit plot {path} --metric val_loss")
         if not config.model.is_baseline:
@@ -260,8 +331,14 @@ def _next_commands(config: RunConfig, where: Path, is_run: bool) -> str:
             lines.append(f"rnnkit train --resume {path} --steps {steps}")
     if not config.model.is_baseline:
         lines.append(f"rnnkit export {path} --format onnx --graph step")
-    return "## Next commands\n\n```bash\n" + "\n".join(lines) + "\n```\n\n" + \
-        "In Python: `lm = rnnkit.load(" + repr(str(where)) + ")`, then `lm.generate(...)`, `lm.evaluate()`.\n"
+    return (
+        "## Next commands\n\n```bash\n"
+        + "\n".join(lines)
+        + "\n```\n\n"
+        + "In Python: `lm = rnnkit.load("
+        + repr(str(where))
+        + ")`, then `lm.generate(...)`, `lm.evaluate()`.\n"
+    )
 
 
 def _finite(value: Any) -> bool:

@@ -16,9 +16,17 @@ from typing import Any
 from .runtime import require
 
 # metrics.jsonl field -> TensorBoard tag (grouped by what is comparable on one chart)
-SCALARS = {"train_loss": "loss/train", "val_loss": "loss/val", "train_ppl": "perplexity/train",
-           "val_ppl": "perplexity/val", "val_bpc": "bpc/val", "lr": "learning_rate",
-           "grad_norm": "grad_norm/mean", "grad_norm_max": "grad_norm/max", "tokens_per_s": "tokens_per_s"}
+SCALARS = {
+    "train_loss": "loss/train",
+    "val_loss": "loss/val",
+    "train_ppl": "perplexity/train",
+    "val_ppl": "perplexity/val",
+    "val_bpc": "bpc/val",
+    "lr": "learning_rate",
+    "grad_norm": "grad_norm/mean",
+    "grad_norm_max": "grad_norm/max",
+    "tokens_per_s": "tokens_per_s",
+}
 
 
 def parse_report_to(text: str) -> tuple[str, ...]:
@@ -38,6 +46,7 @@ class TensorBoardReporter:
     def __init__(self, run_dir: Path, first_step: int):
         require("tensorboard", "tensorboard", "--report-to tensorboard")
         from torch.utils.tensorboard import SummaryWriter
+
         # on resume, events after the checkpoint's step are dropped (they would be repeated)
         self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=first_step or None)
 
@@ -63,8 +72,14 @@ class TensorBoardReporter:
 class Reporters:
     """Every destination of a logged record but metrics.jsonl: TensorBoard, the user's callback."""
 
-    def __init__(self, report_to: str, run_dir: Path, first_step: int,
-                 callback: Callable[[dict[str, Any]], None] | None, is_main: bool = True):
+    def __init__(
+        self,
+        report_to: str,
+        run_dir: Path,
+        first_step: int,
+        callback: Callable[[dict[str, Any]], None] | None,
+        is_main: bool = True,
+    ):
         self.callback = callback
         wants_tensorboard = is_main and "tensorboard" in parse_report_to(report_to)
         self.tensorboard = TensorBoardReporter(run_dir, first_step) if wants_tensorboard else None
@@ -103,10 +118,19 @@ def progress_bar(total: int, initial: int, quiet: bool) -> Any:
     (a log file or a pipe gets the log lines only)."""
     if not quiet and in_notebook():
         from tqdm.auto import tqdm as auto_tqdm
+
         return auto_tqdm(total=total, initial=initial, unit="step", leave=False)
     from tqdm import tqdm
-    return tqdm(total=total, initial=initial, disable=quiet or not sys.stderr.isatty(), file=sys.stderr,
-                unit="step", dynamic_ncols=True, leave=False)
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        disable=quiet or not sys.stderr.isatty(),
+        file=sys.stderr,
+        unit="step",
+        dynamic_ncols=True,
+        leave=False,
+    )
 
 
 def _finite(value: Any) -> bool:

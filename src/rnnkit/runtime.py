@@ -24,8 +24,14 @@ if TYPE_CHECKING:
 # environment variables read by the BLAS libraries behind NumPy when they load (OpenBLAS, MKL,
 # BLIS, Apple Accelerate) and by OpenMP; after the library has loaded, only threadpoolctl can
 # change its thread count
-BLAS_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-                         "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+BLAS_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 
 # the --threads default of every command; None leaves torch's own default (one thread per core)
 DEFAULT_THREADS: int | None = None
@@ -49,8 +55,10 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda was asked for, but PyTorch sees no CUDA GPU; use --device cpu or auto")
     if name == "mps" and not mps_available():
-        raise ConfigError("--device mps was asked for, but PyTorch sees no Apple GPU (MPS needs Apple silicon, "
-                          "macOS 12.3 or later and a PyTorch built with MPS); use --device cpu or auto")
+        raise ConfigError(
+            "--device mps was asked for, but PyTorch sees no Apple GPU (MPS needs Apple silicon, "
+            "macOS 12.3 or later and a PyTorch built with MPS); use --device cpu or auto"
+        )
     return torch.device(name)
 
 
@@ -108,6 +116,7 @@ def set_threads(threads: int | None) -> None:
         os.environ[name] = str(threads)
     if "numpy" in sys.modules and has_module("threadpoolctl"):
         from threadpoolctl import threadpool_limits
+
         threadpool_limits(threads)
     import torch
 
@@ -145,6 +154,7 @@ def runs_on_cpu(name: str) -> bool:
 
 def _denormals_flushed() -> bool:
     import torch
+
     return (torch.tensor([1e-39], dtype=torch.float32) * 1.0).item() == 0.0
 
 
@@ -179,5 +189,7 @@ def stderr_logger(quiet: bool) -> Callable[[str], None]:
     def log(message: str) -> None:
         if not quiet:
             from tqdm import tqdm
+
             tqdm.write(message, file=sys.stderr)
+
     return log

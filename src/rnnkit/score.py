@@ -80,9 +80,16 @@ class TextScore:
         return math.exp(min(self.loss, 700.0))
 
     def totals(self) -> dict[str, float]:
-        return {"tokens": len(self.ids), "chars": len(self.text), "total_nats": self.total_nats,
-                "loss": self.loss, "bits_per_token": self.bits_per_token, "bits_per_char": self.bits_per_char,
-                "perplexity": self.perplexity, "unk_rate": self.unknown / len(self.ids)}
+        return {
+            "tokens": len(self.ids),
+            "chars": len(self.text),
+            "total_nats": self.total_nats,
+            "loss": self.loss,
+            "bits_per_token": self.bits_per_token,
+            "bits_per_char": self.bits_per_char,
+            "perplexity": self.perplexity,
+            "unk_rate": self.unknown / len(self.ids),
+        }
 
     @property
     def tokens(self) -> list[dict[str, Any]]:
@@ -92,11 +99,19 @@ class TextScore:
         surprisal = self.surprisal
         rows = []
         for i, (start, end) in enumerate(zip(self.starts.tolist(), self.ends.tolist(), strict=True)):
-            row = {"token": self.text[start:end], "id": int(self.ids[i]), "start": start, "end": end,
-                   "logprob": float(self.logprobs[i]), "surprisal": float(surprisal[i])}
+            row = {
+                "token": self.text[start:end],
+                "id": int(self.ids[i]),
+                "start": start,
+                "end": end,
+                "logprob": float(self.logprobs[i]),
+                "surprisal": float(surprisal[i]),
+            }
             if names is not None and self.top_ids is not None and self.top_logprobs is not None:
-                row["top"] = [{"token": names[i][j], "id": int(self.top_ids[i, j]),
-                               "logprob": float(self.top_logprobs[i, j])} for j in range(self.top_ids.shape[1])]
+                row["top"] = [
+                    {"token": names[i][j], "id": int(self.top_ids[i, j]), "logprob": float(self.top_logprobs[i, j])}
+                    for j in range(self.top_ids.shape[1])
+                ]
             rows.append(row)
         return rows
 
@@ -129,6 +144,7 @@ def text_tokens(tokenizer: Any, text: str) -> tuple[np.ndarray, np.ndarray, np.n
         return ids, starts, starts + 1
     if tokenizer.kind == "word":
         from .text.wordscan import WORD_PATTERN
+
         spans = np.array([m.span() for m in WORD_PATTERN.finditer(source)], dtype=np.int64).reshape(-1, 2)
     else:
         spans = _bpe_spans(tokenizer, source)
@@ -152,8 +168,9 @@ def _bpe_spans(tokenizer: Any, text: str) -> np.ndarray:
         pieces = [(m.start(), m.group()) for m in BPE_UNIT.finditer(text)]
     distinct = sorted({piece for _, piece in pieces})
     encoded = tokenizer.hf.encode_batch(distinct, add_special_tokens=False)
-    offsets = {piece: np.array(e.offsets, dtype=np.int64).reshape(-1, 2)
-               for piece, e in zip(distinct, encoded, strict=True)}
+    offsets = {
+        piece: np.array(e.offsets, dtype=np.int64).reshape(-1, 2) for piece, e in zip(distinct, encoded, strict=True)
+    }
     return np.concatenate([offsets[piece] + at for at, piece in pieces]) if pieces else np.zeros((0, 2), np.int64)
 
 
@@ -168,34 +185,41 @@ def stream_rows(length: int, max_streams: int) -> list[tuple[int, int]]:
     return rows
 
 
-def score_streams(scorer: Scorer, streams: list[np.ndarray], seq_len: int = 256, max_streams: int = 32,
-                  top_k: int = 0, batch_rows: int | None = None
-                  ) -> list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
+def score_streams(
+    scorer: Scorer,
+    streams: list[np.ndarray],
+    seq_len: int = 256,
+    max_streams: int = 32,
+    top_k: int = 0,
+    batch_rows: int | None = None,
+) -> list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]:
     """For each token stream, (logprobs (n-1,), top ids (n-1, k), top log-probs) of every token
     after its first; see the module docstring for the layout."""
-    rows = [(s, start, stop) for s, stream in enumerate(streams)
-            for start, stop in stream_rows(len(stream), max_streams)]
+    rows = [
+        (s, start, stop) for s, stream in enumerate(streams) for start, stop in stream_rows(len(stream), max_streams)
+    ]
     rows.sort(key=lambda row: row[1] - row[2])  # longest first: a batch pads its rows to its first
     out_lp = [np.empty(len(stream) - 1) for stream in streams]
     out_ids = [np.empty((len(stream) - 1, top_k), np.int64) for stream in streams]  # empty when top_k is 0
     out_top = [np.empty((len(stream) - 1, top_k)) for stream in streams]
     batch_rows = max(1, batch_rows or max_streams)
     for first in range(0, len(rows), batch_rows):
-        batch = rows[first:first + batch_rows]
+        batch = rows[first : first + batch_rows]
         width = batch[0][2] - batch[0][1]
         block = np.zeros((len(batch), width + 1), dtype=np.int64)  # padded with id 0 at the end
         for r, (s, start, stop) in enumerate(batch):
-            block[r, :stop - start + 1] = streams[s][start:stop + 1]
+            block[r, : stop - start + 1] = streams[s][start : stop + 1]
         lp, top_ids, top_lp = _walk(scorer, block, seq_len, top_k)
         for r, (s, start, stop) in enumerate(batch):
-            out_lp[s][start:stop] = lp[r, :stop - start]
+            out_lp[s][start:stop] = lp[r, : stop - start]
             if top_ids is not None and top_lp is not None:
-                out_ids[s][start:stop], out_top[s][start:stop] = top_ids[r, :stop - start], top_lp[r, :stop - start]
+                out_ids[s][start:stop], out_top[s][start:stop] = top_ids[r, : stop - start], top_lp[r, : stop - start]
     return [(out_lp[s], out_ids[s] if top_k else None, out_top[s] if top_k else None) for s in range(len(streams))]
 
 
-def _walk(scorer: Scorer, block: np.ndarray, seq_len: int,
-          top_k: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+def _walk(
+    scorer: Scorer, block: np.ndarray, seq_len: int, top_k: int
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Score block[:, 1:] given block[:, :-1] in windows of seq_len, the state carried across."""
     rows, width = block.shape[0], block.shape[1] - 1
     lp = np.empty((rows, width))
@@ -205,15 +229,22 @@ def _walk(scorer: Scorer, block: np.ndarray, seq_len: int,
     state = scorer.initial_state(rows)
     for t0 in range(0, width, seq_len):
         t1 = min(width, t0 + seq_len)
-        lp[:, t0:t1], top, state = scorer.token_logprobs(block[:, t0:t1], block[:, t0 + 1:t1 + 1], state, top_k)
+        lp[:, t0:t1], top, state = scorer.token_logprobs(block[:, t0:t1], block[:, t0 + 1 : t1 + 1], state, top_k)
         if top is not None and top_ids is not None and top_lp is not None:
             top_ids[:, t0:t1], top_lp[:, t0:t1] = top
     return lp, top_ids, top_lp
 
 
-def score_texts(scorer: Scorer, tokenizer: Any, texts: list[str], top_k: int | None = None, seq_len: int = 256,
-                max_streams: int = 32, batch_rows: int | None = None, max_tokens: int | None = None
-                ) -> list[TextScore]:
+def score_texts(
+    scorer: Scorer,
+    tokenizer: Any,
+    texts: list[str],
+    top_k: int | None = None,
+    seq_len: int = 256,
+    max_streams: int = 32,
+    batch_rows: int | None = None,
+    max_tokens: int | None = None,
+) -> list[TextScore]:
     """Score each text (see the module docstring); `max_tokens` keeps only each text's first tokens."""
     k = _check_top_k(top_k)
     start = np.array([tokenizer.start_id()], dtype=np.int64)
@@ -229,13 +260,17 @@ def score_texts(scorer: Scorer, tokenizer: Any, texts: list[str], top_k: int | N
     streams = [np.concatenate([start, ids]) for ids, _, _ in tokenized]
     scored = score_streams(scorer, streams, seq_len, max_streams, min(k, scorer.vocab_size), batch_rows)
     unk = tokenizer.unk_id
-    return [TextScore(text, ids, starts, ends, lp, top_ids, top_lp,
-                      int((ids == unk).sum()) if unk is not None else 0, tokenizer)
-            for text, (ids, starts, ends), (lp, top_ids, top_lp) in zip(texts, tokenized, scored, strict=True)]
+    return [
+        TextScore(
+            text, ids, starts, ends, lp, top_ids, top_lp, int((ids == unk).sum()) if unk is not None else 0, tokenizer
+        )
+        for text, (ids, starts, ends), (lp, top_ids, top_lp) in zip(texts, tokenized, scored, strict=True)
+    ]
 
 
 def _check_top_k(top_k: Any) -> int:
     from .errors import ConfigError
+
     if top_k is None:
         return 0
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:

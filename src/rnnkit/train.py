@@ -102,26 +102,38 @@ def config_warnings(config: RunConfig) -> list[str]:
     warnings = []
     if train.schedule == "cosine" and train.steps is not None and train.steps < train.warmup_steps:
         peak = learning_rate(train, train.steps - 1, train.steps)
-        warnings.append(f"--steps {train.steps} is fewer than the {train.warmup_steps} warmup steps: the learning "
-                        f"rate peaks at {peak:.3g}, not the {train.lr:g} of --lr; lower --warmup-steps "
-                        f"(e.g. --warmup-steps {max(1, train.steps // 10)}) or use --schedule constant")
+        warnings.append(
+            f"--steps {train.steps} is fewer than the {train.warmup_steps} warmup steps: the learning "
+            f"rate peaks at {peak:.3g}, not the {train.lr:g} of --lr; lower --warmup-steps "
+            f"(e.g. --warmup-steps {max(1, train.steps // 10)}) or use --schedule constant"
+        )
     if train.schedule == "constant":
-        shaped = [f"--{name.replace('_', '-')}" for name in ("warmup_steps", "min_lr_ratio", "decay_steps")
-                  if getattr(train, name) != getattr(default, name)]
+        shaped = [
+            f"--{name.replace('_', '-')}"
+            for name in ("warmup_steps", "min_lr_ratio", "decay_steps")
+            if getattr(train, name) != getattr(default, name)
+        ]
         if shaped:
-            warnings.append(f"{', '.join(shaped)} shape(s) the cosine schedule; with --schedule constant the "
-                            "learning rate stays at --lr and they do nothing")
+            warnings.append(
+                f"{', '.join(shaped)} shape(s) the cosine schedule; with --schedule constant the "
+                "learning rate stays at --lr and they do nothing"
+            )
     if train.optimizer == "adamw" and train.momentum != default.momentum:
         warnings.append("--momentum is an SGD option; AdamW ignores it (use --optimizer sgd or ntasgd)")
     if train.optimizer != "ntasgd" and train.nonmono != default.nonmono:
-        warnings.append("--nonmono only decides when NT-ASGD starts averaging; it does nothing without "
-                        "--optimizer ntasgd")
+        warnings.append(
+            "--nonmono only decides when NT-ASGD starts averaging; it does nothing without --optimizer ntasgd"
+        )
     if model.layers == 1 and model.dropout_hidden > 0:
-        warnings.append("--dropout-hidden acts between recurrent layers, and a 1-layer model has none; "
-                        "use --dropout-output (or --layers 2)")
+        warnings.append(
+            "--dropout-hidden acts between recurrent layers, and a 1-layer model has none; "
+            "use --dropout-output (or --layers 2)"
+        )
     if train.eval_interval != default.eval_interval and train.eval_interval > (train.steps or math.inf):
-        warnings.append(f"--eval-interval {train.eval_interval} is more than --steps {train.steps}: the model is "
-                        "evaluated (and best/ kept) only once, at the end")
+        warnings.append(
+            f"--eval-interval {train.eval_interval} is more than --steps {train.steps}: the model is "
+            "evaluated (and best/ kept) only once, at the end"
+        )
     return warnings
 
 
@@ -138,7 +150,7 @@ def fingerprint(ids: Any) -> int:
     Read in slices, so a memory-mapped corpus is never loaded whole."""
     crc = 0
     for start in range(0, len(ids), 1 << 24):
-        crc = zlib.crc32(np.ascontiguousarray(ids[start:start + (1 << 24)]).tobytes(), crc)
+        crc = zlib.crc32(np.ascontiguousarray(ids[start : start + (1 << 24)]).tobytes(), crc)
     return crc
 
 
@@ -163,8 +175,13 @@ class Trainer:
     tokenizer kind) that loading the data found; the config given is left as it was.
     """
 
-    def __init__(self, config: RunConfig, log: Callable[[str], None], checkpoint: Checkpoint | None = None,
-                 start: FineTuneStart | None = None):
+    def __init__(
+        self,
+        config: RunConfig,
+        log: Callable[[str], None],
+        checkpoint: Checkpoint | None = None,
+        start: FineTuneStart | None = None,
+    ):
         self.log = log
         self.world = distributed.world_from_env()
         self.device = distributed.start(self.world, resolve_device(config.train.device))
@@ -189,8 +206,10 @@ class Trainer:
         if pretrained is not None:
             load_pretrained(self.engine, pretrained)
         if config.train.optimizer == "ntasgd" and not self.engine.supports_averaging:
-            raise ConfigError(f"--optimizer ntasgd needs weight averaging, which the {config.model.engine} "
-                              "engine does not have; use --engine torch")
+            raise ConfigError(
+                f"--optimizer ntasgd needs weight averaging, which the {config.model.engine} "
+                "engine does not have; use --engine torch"
+            )
         self.info: dict[str, Any] = {}  # recorded in each checkpoint's config.json (a fine-tune's source)
         if checkpoint is not None and "init_from" in checkpoint.info:  # a resumed fine-tune keeps it
             self.info["init_from"] = checkpoint.info["init_from"]
@@ -214,8 +233,13 @@ class Trainer:
     def _provenance(self, checkpoint: Checkpoint | None) -> dict[str, Any]:
         """Command line, versions, data and its SHA-256, for config.json and the model card."""
         sizes = {name: (len(split.ids), split.chars) for name, split in self.splits.items()}
-        return run_provenance(self.config, sizes, self.device, self.engine.num_parameters(),
-                              checkpoint.info.get("provenance") if checkpoint else None)
+        return run_provenance(
+            self.config,
+            sizes,
+            self.device,
+            self.engine.num_parameters(),
+            checkpoint.info.get("provenance") if checkpoint else None,
+        )
 
     def _make_batches(self) -> SequentialBatches | RandomBatches:
         data, ids = self.config.data, self.splits["train"].ids
@@ -276,8 +300,9 @@ class Trainer:
         self.bad_step = torch.where((self.bad_step < 0) & ~finite.to(self.device), self.step, self.bad_step)
         self.loss_sum += loss
         self.norm_sum += grad_norm
-        self.norm_max = torch.maximum(self.norm_max,
-                                      torch.as_tensor(grad_norm, dtype=self.sum_dtype, device=self.device))
+        self.norm_max = torch.maximum(
+            self.norm_max, torch.as_tensor(grad_norm, dtype=self.sum_dtype, device=self.device)
+        )
         self.count += 1
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor, Any]:
@@ -304,8 +329,10 @@ class Trainer:
         self.val_history.append(val_loss)
         if nonmonotone_trigger(self.val_history, self.config.train.nonmono):
             self.engine.start_averaging()
-            self.log(f"step {self.step}: val loss {val_loss:.4f} is worse than the best from before the last "
-                     f"{self.config.train.nonmono} evaluations; averaging the weights from here on (NT-ASGD)")
+            self.log(
+                f"step {self.step}: val loss {val_loss:.4f} is worse than the best from before the last "
+                f"{self.config.train.nonmono} evaluations; averaging the weights from here on (NT-ASGD)"
+            )
 
     def note_progress(self, val_loss: float, improved: bool) -> str | None:
         """Training control after each evaluation: the plateau schedule divides the rate by
@@ -321,8 +348,10 @@ class Trainer:
         if train.target_loss is not None and val_loss <= train.target_loss:
             return f"val loss {val_loss:.4f} reached the target {train.target_loss:g}"
         if train.patience is not None and self.stale_evals >= train.patience:
-            return (f"no new best val loss in {self.stale_evals} evaluations (--patience {train.patience}); "
-                    f"best/ keeps {self.best_val_loss:.4f}")
+            return (
+                f"no new best val loss in {self.stale_evals} evaluations (--patience {train.patience}); "
+                f"best/ keeps {self.best_val_loss:.4f}"
+            )
         return None
 
     def _divide_rate(self, train: TrainConfig) -> None:
@@ -330,23 +359,39 @@ class Trainer:
         after = max(before / train.plateau_factor, train.lr_floor)
         if after < before:
             self.plateau_scale = after / train.lr
-            self.log(f"step {self.step}: no new best val loss in {train.plateau_patience} evaluation(s); "
-                     f"learning rate {before:.3g} -> {after:.3g} (plateau schedule)")
+            self.log(
+                f"step {self.step}: no new best val loss in {train.plateau_patience} evaluation(s); "
+                f"learning rate {before:.3g} -> {after:.3g} (plateau schedule)"
+            )
 
     def trainer_state(self) -> dict[str, Any]:
-        return {"step": self.step, "best_val_loss": self.best_val_loss, "elapsed": self.elapsed,
-                "engine": self.engine.state(),
-                "scheduler": {"name": self.config.train.schedule, "total_steps": self.total_steps,
-                              "lr_scale": self.lr_scale},
-                "batch_generator": self.generator.get_state(),
-                "carry": self._global_carry(),
-                "window": {"loss_sum": distributed.mean(self.loss_sum, self.world).cpu(),
-                           "norm_sum": distributed.mean(self.norm_sum, self.world).cpu(),
-                           "norm_max": self.norm_max.cpu(), "count": self.count},
-                "skipped": self.skipped, "data_fingerprint": fingerprint(self.splits["train"].ids),
-                "val_history": list(self.val_history),
-                "control": {"plateau_scale": self.plateau_scale, "plateau_wait": self.plateau_wait,
-                            "stale_evals": self.stale_evals}}
+        return {
+            "step": self.step,
+            "best_val_loss": self.best_val_loss,
+            "elapsed": self.elapsed,
+            "engine": self.engine.state(),
+            "scheduler": {
+                "name": self.config.train.schedule,
+                "total_steps": self.total_steps,
+                "lr_scale": self.lr_scale,
+            },
+            "batch_generator": self.generator.get_state(),
+            "carry": self._global_carry(),
+            "window": {
+                "loss_sum": distributed.mean(self.loss_sum, self.world).cpu(),
+                "norm_sum": distributed.mean(self.norm_sum, self.world).cpu(),
+                "norm_max": self.norm_max.cpu(),
+                "count": self.count,
+            },
+            "skipped": self.skipped,
+            "data_fingerprint": fingerprint(self.splits["train"].ids),
+            "val_history": list(self.val_history),
+            "control": {
+                "plateau_scale": self.plateau_scale,
+                "plateau_wait": self.plateau_wait,
+                "stale_evals": self.stale_evals,
+            },
+        }
 
     def _global_carry(self) -> list[torch.Tensor] | None:
         """The carried state of all streams (every process's rows), so a resume may use another
@@ -359,17 +404,29 @@ class Trainer:
     def save(self, run_dir: Path, kind: str, val_loss: float | None) -> None:
         state = self.trainer_state()  # every process joins its collectives; one process writes
         if self.world.is_main:
-            save_checkpoint(run_dir / kind, self.config, self.engine.weights(), self.tokenizer,
-                            state, run_dir / "metrics.jsonl", kind=kind, step=self.step, val_loss=val_loss,
-                            provenance=self.provenance, **self.info)
+            save_checkpoint(
+                run_dir / kind,
+                self.config,
+                self.engine.weights(),
+                self.tokenizer,
+                state,
+                run_dir / "metrics.jsonl",
+                kind=kind,
+                step=self.step,
+                val_loss=val_loss,
+                provenance=self.provenance,
+                **self.info,
+            )
             write_run_card(run_dir)  # the card follows every checkpoint
         distributed.barrier(self.world)
 
     def restore(self, checkpoint: Checkpoint) -> None:
         state = checkpoint.trainer_state()
         if state.get("data_fingerprint") != fingerprint(self.splits["train"].ids):
-            raise DataError("the training data differs from the data this checkpoint was trained on; "
-                            "resume needs the same text (and --data)")
+            raise DataError(
+                "the training data differs from the data this checkpoint was trained on; "
+                "resume needs the same text (and --data)"
+            )
         try:
             self.engine.load_weights(checkpoint.weights)
             self.engine.load_state(state["engine"])
@@ -393,15 +450,15 @@ class Trainer:
             self.norm_max = window["norm_max"].to(self.device)
             self.count = int(window["count"])
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as error:
-            raise CheckpointError(f"{checkpoint.path}/trainer_state.pt does not fit this run "
-                                  f"({type(error).__name__}: {error})") from None
+            raise CheckpointError(
+                f"{checkpoint.path}/trainer_state.pt does not fit this run ({type(error).__name__}: {error})"
+            ) from None
 
 
 class RunLoop:
     """Drives a Trainer to its last step: metrics, evaluation, checkpoints, NaN guard, signals."""
 
-    def __init__(self, trainer: Trainer, run_dir: Path, log: Callable[[str], None],
-                 reporters: Reporters | None = None):
+    def __init__(self, trainer: Trainer, run_dir: Path, log: Callable[[str], None], reporters: Reporters | None = None):
         self.trainer, self.run_dir, self.log = trainer, run_dir, log
         # TensorBoard and the user's callback (metrics.jsonl is written here, always)
         self.reporters = reporters or Reporters("jsonl", run_dir, trainer.step, None)
@@ -450,8 +507,11 @@ class RunLoop:
         if (self.check_every_step or log_now) and self._diverged():
             return
         record = self._log_step(bar, evaluate) if log_now else None
-        save_last = (train.save_interval is None and evaluate) or final or (
-            train.save_interval is not None and t.step % train.save_interval == 0)
+        save_last = (
+            (train.save_interval is None and evaluate)
+            or final
+            or (train.save_interval is not None and t.step % train.save_interval == 0)
+        )
         if evaluate:
             assert record is not None  # evaluating implies logging (log_now)
             improved = self._keep_best(record)
@@ -475,16 +535,24 @@ class RunLoop:
         loss_sum, norm_sum = distributed.mean(t.loss_sum, t.world), distributed.mean(t.norm_sum, t.world)
         self.last_train_loss = (loss_sum / count).item() if t.count else math.nan
         lr = t.lr_at(t.step - 1)  # the last update's
-        record = {"step": t.step, "train_loss": self.last_train_loss,
-                  "train_ppl": math.exp(min(self.last_train_loss, 700)), "lr": lr,
-                  "grad_norm": (norm_sum / count).item() if t.count else math.nan,
-                  "grad_norm_max": t.norm_max.item() if t.count else math.nan}  # spikes the mean hides
+        record = {
+            "step": t.step,
+            "train_loss": self.last_train_loss,
+            "train_ppl": math.exp(min(self.last_train_loss, 700)),
+            "lr": lr,
+            "grad_norm": (norm_sum / count).item() if t.count else math.nan,
+            "grad_norm_max": t.norm_max.item() if t.count else math.nan,
+        }  # spikes the mean hides
         self.tokens_per_s = t.count * t.config.data.batch_size * t.config.data.seq_len / max(seconds, 1e-9)  # global
         record["tokens_per_s"] = round(self.tokens_per_s, 1)
         if evaluate:
             self.last_eval = t.evaluate("val")
-            record.update(val_loss=self.last_eval.loss, val_ppl=self.last_eval.ppl, val_bpc=self.last_eval.bpc,
-                          val_unk_rate=self.last_eval.unk_rate)
+            record.update(
+                val_loss=self.last_eval.loss,
+                val_ppl=self.last_eval.ppl,
+                val_bpc=self.last_eval.bpc,
+                val_unk_rate=self.last_eval.unk_rate,
+            )
         t.elapsed = time.perf_counter() - self.started
         record["elapsed_s"] = round(t.elapsed, 3)
         if t.world.is_main:
@@ -504,9 +572,11 @@ class RunLoop:
             t.best_val_loss = val_loss
             t.save(self.run_dir, "best", val_loss)
         mark = " *" if improved else ""
-        self.log(f"step {t.step}/{t.total_steps}: train loss {record['train_loss']:.4f}, val loss {val_loss:.4f} "
-                 f"(ppl {record['val_ppl']:.2f}, bpc {record['val_bpc']:.4f}){mark}, "
-                 f"{self.tokens_per_s:,.0f} tokens/s")
+        self.log(
+            f"step {t.step}/{t.total_steps}: train loss {record['train_loss']:.4f}, val loss {val_loss:.4f} "
+            f"(ppl {record['val_ppl']:.2f}, bpc {record['val_bpc']:.4f}){mark}, "
+            f"{self.tokens_per_s:,.0f} tokens/s"
+        )
         return improved
 
     def _diverged(self) -> bool:
@@ -527,16 +597,21 @@ class RunLoop:
             self.window_start = time.perf_counter()
             self.log(f"{what}: rolled back to step {t.step} and halved the learning rate (x{t.lr_scale:g})")
             return True
-        advice = ("no checkpoint to roll back to yet; " if t.config.train.on_nan == "rollback" else "")
-        raise TrainingDiverged(f"{what}; {advice}lower --lr, keep clipping on (--clip 1), or try --on-nan "
-                               f"rollback|skip; the last good checkpoint is {last}")
+        advice = "no checkpoint to roll back to yet; " if t.config.train.on_nan == "rollback" else ""
+        raise TrainingDiverged(
+            f"{what}; {advice}lower --lr, keep clipping on (--clip 1), or try --on-nan "
+            f"rollback|skip; the last good checkpoint is {last}"
+        )
 
     def _stop(self) -> None:
         t = self.trainer
         assert self.stop_signal is not None  # called once a signal arrived
         name = signal.Signals(self.stop_signal).name
-        raise TrainingStopped(f"{name} at step {t.step}: saved {self.run_dir / 'last'}; continue with "
-                              f"rnnkit train --resume {self.run_dir} --steps {t.total_steps}", self.stop_signal)
+        raise TrainingStopped(
+            f"{name} at step {t.step}: saved {self.run_dir / 'last'}; continue with "
+            f"rnnkit train --resume {self.run_dir} --steps {t.total_steps}",
+            self.stop_signal,
+        )
 
 
 @contextmanager
@@ -564,13 +639,17 @@ def _json_line(record: dict[str, Any]) -> str:
     return json.dumps(json_safe(record)) + "\n"
 
 
-
-
-def train(config: RunConfig | None = None, resume: str | Path | None = None,
-          log: Callable[[str], None] | None = None, on_sample: Callable[[str], None] | None = None,
-          preset: str | None = None, init_from: str | Path | None = None, grow_vocab: bool = False,
-          callback: Callable[[dict[str, Any]], None] | None = None,
-          **overrides: Any) -> TrainResult:
+def train(
+    config: RunConfig | None = None,
+    resume: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+    on_sample: Callable[[str], None] | None = None,
+    preset: str | None = None,
+    init_from: str | Path | None = None,
+    grow_vocab: bool = False,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+    **overrides: Any,
+) -> TrainResult:
     """Train a model (or continue one with `resume=RUN_DIR`) and return its final figures.
 
     `overrides` are config fields of any section applied on top (`steps=500, hidden=128`); with
@@ -589,27 +668,38 @@ def train(config: RunConfig | None = None, resume: str | Path | None = None,
         return _train(config, resume, log, on_sample, preset, overrides, callback=callback)
 
 
-def _finetune(init_from: str | Path, grow_vocab: bool, config: RunConfig | None, resume: str | Path | None,
-              preset: str | None, log: Callable[[str], None] | None, on_sample: Callable[[str], None] | None,
-              overrides: dict[str, Any],
-              callback: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+def _finetune(
+    init_from: str | Path,
+    grow_vocab: bool,
+    config: RunConfig | None,
+    resume: str | Path | None,
+    preset: str | None,
+    log: Callable[[str], None] | None,
+    on_sample: Callable[[str], None] | None,
+    overrides: dict[str, Any],
+    callback: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
     """A new run from a trained model's weights and tokenizer (rnnkit.finetune)."""
     from .finetune import check_new_tokens, finetune_config, grown_tokenizer, grown_weights, source_info
     from .text.prepare import is_prepared
 
     if config is not None or resume is not None or preset is not None:
-        raise ConfigError("init_from (--init-from) starts a new run from a trained one: it takes no config, "
-                          "resume or preset, only options")
+        raise ConfigError(
+            "init_from (--init-from) starts a new run from a trained one: it takes no config, "
+            "resume or preset, only options"
+        )
     source = load_checkpoint(init_from)
     config = finetune_config(source.config, overrides)
     if is_prepared(config.data.data):
-        raise ConfigError("fine-tune on a text file, directory or bundled corpus (a prepared directory has its "
-                          "own tokenizer)")
+        raise ConfigError(
+            "fine-tune on a text file, directory or bundled corpus (a prepared directory has its own tokenizer)"
+        )
     corpus = load_corpus(config.data.data, config.data.fractions)
     added = check_new_tokens(source.tokenizer, [corpus.train, corpus.val, corpus.test], grow_vocab)
     tokenizer = grown_tokenizer(source.tokenizer, added) if added else source.tokenizer
-    start = FineTuneStart(tokenizer, grown_weights(source.weights, source.config, len(added)),
-                          source_info(source, added))
+    start = FineTuneStart(
+        tokenizer, grown_weights(source.weights, source.config, len(added)), source_info(source, added)
+    )
     return _train(config, None, log, on_sample, None, {}, start, callback)
 
 
@@ -619,13 +709,20 @@ def _starting_config(config: RunConfig | None, preset: str | None, overrides: di
     if config is not None:
         raise ConfigError("give a config or a preset, not both (put changes to the preset in the overrides)")
     from .presets import preset_config
+
     return with_overrides(preset_config(preset), overrides)
 
 
-def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[str], None] | None,
-           on_sample: Callable[[str], None] | None, preset: str | None, overrides: dict[str, Any],
-           start: FineTuneStart | None = None,
-           callback: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+def _train(
+    config: RunConfig | None,
+    resume: str | Path | None,
+    log: Callable[[str], None] | None,
+    on_sample: Callable[[str], None] | None,
+    preset: str | None,
+    overrides: dict[str, Any],
+    start: FineTuneStart | None = None,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
     checkpoint = None
     if resume is not None:
         checkpoint = load_checkpoint(resume, prefer="last")
@@ -652,15 +749,19 @@ def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[s
             raise ConfigError(f"the checkpoint is at step {trainer.step} already; ask for more --steps to continue")
         if start is not None:  # the loss the source model has on the new text, before any update
             trainer.info["init_from"]["new_val_loss_before"] = trainer.evaluate().loss
-            log(f"fine-tuning {start.info['path']}: val loss on the new text before training "
+            log(
+                f"fine-tuning {start.info['path']}: val loss on the new text before training "
                 f"{trainer.info['init_from']['new_val_loss_before']:.4f}"
-                + (f"; {len(start.info['added_tokens'])} new token(s) added" if start.info["added_tokens"] else ""))
+                + (f"; {len(start.info['added_tokens'])} new token(s) added" if start.info["added_tokens"] else "")
+            )
         if world.is_main:
             _open_run_dir(config, run_dir, checkpoint, trainer.provenance, trainer.info)
         distributed.barrier(world)
-        log(f"model: {config.model.model}, {config.model.layers}x{config.model.hidden}, "
+        log(
+            f"model: {config.model.model}, {config.model.layers}x{config.model.hidden}, "
             f"{trainer.engine.num_parameters():,} parameters ({config.model.engine} engine) on {trainer.device}"
-            f"{f' x {world.size} processes' if world.active else ''}; run directory {run_dir}")
+            f"{f' x {world.size} processes' if world.active else ''}; run directory {run_dir}"
+        )
         reporters = Reporters(config.train.report_to, run_dir, trainer.step, callback, world.is_main)
         try:
             loop = RunLoop(trainer, run_dir, log, reporters)
@@ -672,8 +773,13 @@ def _train(config: RunConfig | None, resume: str | Path | None, log: Callable[[s
         distributed.stop(world)
 
 
-def _open_run_dir(config: RunConfig, run_dir: Path, checkpoint: Checkpoint | None,
-                  provenance: dict[str, Any], info: dict[str, Any] | None = None) -> None:
+def _open_run_dir(
+    config: RunConfig,
+    run_dir: Path,
+    checkpoint: Checkpoint | None,
+    provenance: dict[str, Any],
+    info: dict[str, Any] | None = None,
+) -> None:
     if checkpoint is None:
         prepare_run_dir(run_dir, config.train.overwrite)
     else:
@@ -693,21 +799,27 @@ def _truncate_metrics(run_metrics: Path, checkpoint_metrics: Path) -> None:
 SAMPLE_TEMPERATURE = 0.8  # below 1: fewer of the unlikely tokens a young model would otherwise mix in
 
 
-def _sample(config: RunConfig, scorer: Any, tokenizer: Tokenizer, on_sample: Callable[[str], None] | None,
-            val_ids: Any) -> tuple[str | None, str | None]:
+def _sample(
+    config: RunConfig, scorer: Any, tokenizer: Tokenizer, on_sample: Callable[[str], None] | None, val_ids: Any
+) -> tuple[str | None, str | None]:
     """The short sample a run ends with (SAMPLE_TEMPERATURE, the run's seed), started from the
     first words of a validation line (see prompt_from_text); returns (sample, prompt)."""
     if config.train.sample_tokens == 0:
         return None, None
     prompt = prompt_from_text(tokenizer, val_ids)
-    sampling = SamplingConfig(max_new_tokens=config.train.sample_tokens, temperature=SAMPLE_TEMPERATURE,
-                              seed=config.train.seed)
+    sampling = SamplingConfig(
+        max_new_tokens=config.train.sample_tokens, temperature=SAMPLE_TEMPERATURE, seed=config.train.seed
+    )
     return generate_text(scorer, tokenizer, prompt, sampling, on_sample), prompt
 
 
-def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], None],
-                      on_sample: Callable[[str], None] | None,
-                      callback: Callable[[dict[str, Any]], None] | None = None) -> TrainResult:
+def _fit_baseline_run(
+    config: RunConfig,
+    run_dir: Path,
+    log: Callable[[str], None],
+    on_sample: Callable[[str], None] | None,
+    callback: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
     """n-gram and HMM: fit once on the training split, evaluate, save best/ and last/ alike."""
     from .models.registry import baseline_weights, fit_baseline
 
@@ -721,28 +833,62 @@ def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], Non
     started = time.perf_counter()
     model = fit_baseline(config.model, splits["train"].ids, config.train.seed)
     seconds = time.perf_counter() - started
-    provenance = run_provenance(config, {name: (len(s.ids), s.chars) for name, s in splits.items()}, "cpu",
-                                int(model.num_parameters))
+    provenance = run_provenance(
+        config, {name: (len(s.ids), s.chars) for name, s in splits.items()}, "cpu", int(model.num_parameters)
+    )
     write_json(run_dir / "config.json", config_document(config, kind="run", provenance=provenance))
-    result = evaluate_split(model, splits["val"], eval_settings(config.data, config.train.eval_max_tokens),
-                            unk_id=tokenizer.unk_id)
+    result = evaluate_split(
+        model, splits["val"], eval_settings(config.data, config.train.eval_max_tokens), unk_id=tokenizer.unk_id
+    )
     tokens_per_s = len(splits["train"].ids) / max(seconds, 1e-9)
-    record = {"step": 0, "train_loss": None, "lr": None, "grad_norm": None, "tokens_per_s": round(tokens_per_s, 1),
-              "val_loss": result.loss, "val_ppl": result.ppl, "val_bpc": result.bpc, "elapsed_s": round(seconds, 3)}
+    record = {
+        "step": 0,
+        "train_loss": None,
+        "lr": None,
+        "grad_norm": None,
+        "tokens_per_s": round(tokens_per_s, 1),
+        "val_loss": result.loss,
+        "val_ppl": result.ppl,
+        "val_bpc": result.bpc,
+        "elapsed_s": round(seconds, 3),
+    }
     (run_dir / "metrics.jsonl").write_text(_json_line(record), encoding="utf-8")
     reporters = Reporters(config.train.report_to, run_dir, 0, callback)
     for kind in ("best", "last"):
-        save_checkpoint(run_dir / kind, config, baseline_weights(model), tokenizer, None,
-                        run_dir / "metrics.jsonl", kind=kind, step=0, val_loss=result.loss, provenance=provenance)
-    log(f"{config.model.model}: fitted in {seconds:.2f} s, {model.num_parameters:,} stored entries; "
-        f"val loss {result.loss:.4f} (ppl {result.ppl:.2f}, bpc {result.bpc:.4f})")
+        save_checkpoint(
+            run_dir / kind,
+            config,
+            baseline_weights(model),
+            tokenizer,
+            None,
+            run_dir / "metrics.jsonl",
+            kind=kind,
+            step=0,
+            val_loss=result.loss,
+            provenance=provenance,
+        )
+    log(
+        f"{config.model.model}: fitted in {seconds:.2f} s, {model.num_parameters:,} stored entries; "
+        f"val loss {result.loss:.4f} (ppl {result.ppl:.2f}, bpc {result.bpc:.4f})"
+    )
     sample, prompt = _sample(config, model, tokenizer, on_sample, splits["val"].ids)
-    final = TrainResult(steps=0, train_loss=math.nan, val_loss=result.loss, val_ppl=result.ppl, val_bpc=result.bpc,
-                        best_val_loss=result.loss, tokens_per_s=tokens_per_s, seconds=seconds,
-                        checkpoint=str(run_dir), best_checkpoint=str(run_dir / "best"), device="cpu",
-                        parameters=int(model.num_parameters),
-                        sizes={name: len(s.ids) for name, s in splits.items()},
-                        sample=sample, sample_prompt=prompt)
+    final = TrainResult(
+        steps=0,
+        train_loss=math.nan,
+        val_loss=result.loss,
+        val_ppl=result.ppl,
+        val_bpc=result.bpc,
+        best_val_loss=result.loss,
+        tokens_per_s=tokens_per_s,
+        seconds=seconds,
+        checkpoint=str(run_dir),
+        best_checkpoint=str(run_dir / "best"),
+        device="cpu",
+        parameters=int(model.num_parameters),
+        sizes={name: len(s.ids) for name, s in splits.items()},
+        sample=sample,
+        sample_prompt=prompt,
+    )
     reporters.record(record)
     if final.sample:
         reporters.sample(final.sample, 0)
@@ -753,15 +899,28 @@ def _fit_baseline_run(config: RunConfig, run_dir: Path, log: Callable[[str], Non
 
 def _finish(trainer: Trainer, loop: RunLoop, run_dir: Path, on_sample: Callable[[str], None] | None) -> TrainResult:
     result = loop.last_eval or trainer.evaluate("val")
-    sample, prompt = _sample(trainer.config, trainer.engine.scorer(), trainer.tokenizer, on_sample,
-                             trainer.splits["val"].ids) if trainer.world.is_main else (None, None)
-    final = TrainResult(steps=trainer.step, train_loss=loop.last_train_loss, val_loss=result.loss,
-                        val_ppl=result.ppl, val_bpc=result.bpc, best_val_loss=trainer.best_val_loss,
-                        tokens_per_s=loop.run_tokens_per_s(), seconds=trainer.elapsed, checkpoint=str(run_dir),
-                        best_checkpoint=str(run_dir / "best"), device=str(trainer.device),
-                        parameters=trainer.engine.num_parameters(),
-                        sizes={name: len(s.ids) for name, s in trainer.splits.items()}, sample=sample,
-                        sample_prompt=prompt)
+    sample, prompt = (
+        _sample(trainer.config, trainer.engine.scorer(), trainer.tokenizer, on_sample, trainer.splits["val"].ids)
+        if trainer.world.is_main
+        else (None, None)
+    )
+    final = TrainResult(
+        steps=trainer.step,
+        train_loss=loop.last_train_loss,
+        val_loss=result.loss,
+        val_ppl=result.ppl,
+        val_bpc=result.bpc,
+        best_val_loss=trainer.best_val_loss,
+        tokens_per_s=loop.run_tokens_per_s(),
+        seconds=trainer.elapsed,
+        checkpoint=str(run_dir),
+        best_checkpoint=str(run_dir / "best"),
+        device=str(trainer.device),
+        parameters=trainer.engine.num_parameters(),
+        sizes={name: len(s.ids) for name, s in trainer.splits.items()},
+        sample=sample,
+        sample_prompt=prompt,
+    )
     if trainer.world.is_main:
         write_run_card(run_dir, final.to_dict())  # with the sample and the final figures
         if sample:

@@ -39,8 +39,10 @@ def top_k_of(logprobs: np.ndarray, k: int) -> TopK:
     ids = np.argpartition(-logprobs, k - 1, axis=-1)[..., :k]  # the k best, unordered: O(V)
     values = np.take_along_axis(logprobs, ids, axis=-1)
     order = np.argsort(-values, axis=-1, kind="stable")
-    return (np.take_along_axis(ids, order, axis=-1).astype(np.int64),
-            np.take_along_axis(values, order, axis=-1).astype(np.float64))
+    return (
+        np.take_along_axis(ids, order, axis=-1).astype(np.int64),
+        np.take_along_axis(values, order, axis=-1).astype(np.float64),
+    )
 
 
 class Scorer(Protocol):
@@ -61,8 +63,9 @@ class Scorer(Protocol):
     def next_logprobs(self, idx: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         """Log-probabilities (N, V) of the token after idx[:, -1], having read idx (N, T); new state."""
 
-    def token_logprobs(self, idx: np.ndarray, targets: np.ndarray, state: Any, top_k: int = 0
-                       ) -> tuple[np.ndarray, TopK | None, Any]:
+    def token_logprobs(
+        self, idx: np.ndarray, targets: np.ndarray, state: Any, top_k: int = 0
+    ) -> tuple[np.ndarray, TopK | None, Any]:
         """Per-token log-probabilities float64 (N, T) of `targets` given `idx` (N, T), the `top_k`
         most likely tokens at each position (None when top_k is 0), and the new state: what
         `score` sums, kept token by token (score.py reports it)."""

@@ -24,19 +24,20 @@ import torch
 from torch import nn
 
 
-def cho_gru_layer(proj: torch.Tensor, h: torch.Tensor, weight_hh: torch.Tensor,
-                  bias_hh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def cho_gru_layer(
+    proj: torch.Tensor, h: torch.Tensor, weight_hh: torch.Tensor, bias_hh: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One layer over a window. proj = x W_ih^T + b_ih (N, T, 3H) for the whole window (one
     product); h (N, H). Per step: one product for r, z, then one for n on r * h."""
     H = h.size(-1)
-    w_rz, w_n = weight_hh[:2 * H], weight_hh[2 * H:]
-    b_rz, b_n = bias_hh[:2 * H], bias_hh[2 * H:]
+    w_rz, w_n = weight_hh[: 2 * H], weight_hh[2 * H :]
+    b_rz, b_n = bias_hh[: 2 * H], bias_hh[2 * H :]
     outputs = []
     for t in range(proj.size(1)):
         p = proj[:, t]
-        rz = torch.sigmoid(p[:, :2 * H] + torch.addmm(b_rz, h, w_rz.t()))
+        rz = torch.sigmoid(p[:, : 2 * H] + torch.addmm(b_rz, h, w_rz.t()))
         r, z = rz[:, :H], rz[:, H:]
-        n = torch.tanh(p[:, 2 * H:] + torch.addmm(b_n, r * h, w_n.t()))
+        n = torch.tanh(p[:, 2 * H :] + torch.addmm(b_n, r * h, w_n.t()))
         h = n + z * (h - n)  # (1 - z) n + z h
         outputs.append(h)
     return torch.stack(outputs, dim=1), h
@@ -45,8 +46,15 @@ def cho_gru_layer(proj: torch.Tensor, h: torch.Tensor, weight_hh: torch.Tensor,
 class ChoGRU(nn.Module):
     """A stack of Cho-form GRU layers with nn.GRU's interface (batch_first only)."""
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = True,
-                 dropout: float = 0.0, device: torch.device | str | None = None):
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        batch_first: bool = True,
+        dropout: float = 0.0,
+        device: torch.device | str | None = None,
+    ):
         super().__init__()
         if not batch_first:
             raise ValueError("ChoGRU is batch-first only")
@@ -54,8 +62,12 @@ class ChoGRU(nn.Module):
         bound = 1.0 / math.sqrt(hidden_size)
         for layer in range(num_layers):
             d_in = input_size if layer == 0 else hidden_size
-            for name, shape in (("weight_ih", (3 * hidden_size, d_in)), ("weight_hh", (3 * hidden_size, hidden_size)),
-                                ("bias_ih", (3 * hidden_size,)), ("bias_hh", (3 * hidden_size,))):
+            for name, shape in (
+                ("weight_ih", (3 * hidden_size, d_in)),
+                ("weight_hh", (3 * hidden_size, hidden_size)),
+                ("bias_ih", (3 * hidden_size,)),
+                ("bias_hh", (3 * hidden_size,)),
+            ):
                 weight = torch.empty(shape, device=device)
                 if weight.device.type != "meta":
                     weight.uniform_(-bound, bound)  # nn.GRU's initialisation
@@ -72,7 +84,8 @@ class ChoGRU(nn.Module):
             if layer > 0 and self.dropout > 0 and self.training:
                 x = nn.functional.dropout(x, self.dropout, training=True)
             proj = nn.functional.linear(x, getattr(self, f"weight_ih_l{layer}"), getattr(self, f"bias_ih_l{layer}"))
-            x, h = cho_gru_layer(proj, state[layer], getattr(self, f"weight_hh_l{layer}"),
-                                 getattr(self, f"bias_hh_l{layer}"))
+            x, h = cho_gru_layer(
+                proj, state[layer], getattr(self, f"weight_hh_l{layer}"), getattr(self, f"bias_hh_l{layer}")
+            )
             finals.append(h)
         return x, torch.stack(finals)

@@ -65,11 +65,25 @@ class HMMLM(NumpyScoring):
     Scoring seam state: the predictive distribution over hidden states, (N, K) float64.
     """
 
-    def __init__(self, states: int, vocab_size: int, n_iter: int = 20, max_train_tokens: int = 200_000,
-                 seed: int = 0, tol: float = 1e-2, emission_floor: float = 1e-6,
-                 chunk_length: int = 2_000, warn_seconds: float = 60.0):
-        for name, value in (("states", states), ("vocab_size", vocab_size), ("n_iter", n_iter),
-                            ("max_train_tokens", max_train_tokens), ("chunk_length", chunk_length)):
+    def __init__(
+        self,
+        states: int,
+        vocab_size: int,
+        n_iter: int = 20,
+        max_train_tokens: int = 200_000,
+        seed: int = 0,
+        tol: float = 1e-2,
+        emission_floor: float = 1e-6,
+        chunk_length: int = 2_000,
+        warn_seconds: float = 60.0,
+    ):
+        for name, value in (
+            ("states", states),
+            ("vocab_size", vocab_size),
+            ("n_iter", n_iter),
+            ("max_train_tokens", max_train_tokens),
+            ("chunk_length", chunk_length),
+        ):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
         if not 0 < emission_floor < 1.0 / vocab_size:
@@ -98,14 +112,22 @@ class HMMLM(NumpyScoring):
         if seconds > self.warn_seconds:
             warnings.warn(
                 f"HMM Baum-Welch on {t.size} tokens with {self.states} states x {self.n_iter} iterations "
-                f"is states^2 x tokens x iters = {self.states ** 2 * t.size * self.n_iter:.2g} steps, "
+                f"is states^2 x tokens x iters = {self.states**2 * t.size * self.n_iter:.2g} steps, "
                 f"roughly {seconds / 60:.1f} min on one core; lower states, n_iter or max_train_tokens",
-                RuntimeWarning, stacklevel=2)
-        model = CategoricalHMM(n_components=self.states, n_features=self.vocab_size, n_iter=self.n_iter,
-                               tol=self.tol, random_state=self.seed, init_params="", params="ste",
-                               implementation="scaling")
-        model.startprob_, model.transmat_, model.emissionprob_ = random_init(
-            self.states, self.vocab_size, t, self.seed)
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        model = CategoricalHMM(
+            n_components=self.states,
+            n_features=self.vocab_size,
+            n_iter=self.n_iter,
+            tol=self.tol,
+            random_state=self.seed,
+            init_params="",
+            params="ste",
+            implementation="scaling",
+        )
+        model.startprob_, model.transmat_, model.emissionprob_ = random_init(self.states, self.vocab_size, t, self.seed)
         q, r = divmod(t.size, self.chunk_length)
         lengths = [self.chunk_length] * q + ([r] if r else [])
         model.fit(t.reshape(-1, 1), lengths)
@@ -118,8 +140,9 @@ class HMMLM(NumpyScoring):
         start, trans, emit = (np.asarray(a, dtype=np.float64) for a in (startprob, transmat, emissionprob))
         k, v = self.states, self.vocab_size
         if start.shape != (k,) or trans.shape != (k, k) or emit.shape != (k, v):
-            raise ValueError(f"HMM parameters must be ({k},), ({k}, {k}), ({k}, {v}); got "
-                             f"{start.shape}, {trans.shape}, {emit.shape}")
+            raise ValueError(
+                f"HMM parameters must be ({k},), ({k}, {k}), ({k}, {v}); got {start.shape}, {trans.shape}, {emit.shape}"
+            )
         if min(start.min(), trans.min(), emit.min()) < 0 or not np.isfinite(emit).all():
             raise ValueError("HMM parameters must be finite probabilities")
         self.startprob, self.transmat, self.emissionprob = _rows(start), _rows(trans), _rows(emit)
@@ -183,7 +206,7 @@ class HMMLM(NumpyScoring):
             return -float(np.log(probs[:, 1:]).sum() + np.log(last).sum()), pred
         nll = 0.0
         for t in range(idx.shape[1]):
-            _, pred = self._forward(pred, idx[:, t:t + 1])
+            _, pred = self._forward(pred, idx[:, t : t + 1])
             nll -= float(np.log(np.einsum("nk,nk->n", pred, self._emit_t[targets[:, t]])).sum())
         return nll, pred
 
@@ -206,7 +229,7 @@ class HMMLM(NumpyScoring):
         ids = np.empty(idx.shape + (min(top_k, self.vocab_size),), np.int64)
         values = np.empty(ids.shape)
         for t in range(idx.shape[1]):
-            _, pred = self._forward(pred, idx[:, t:t + 1])
+            _, pred = self._forward(pred, idx[:, t : t + 1])
             chosen[:, t] = np.log(np.einsum("nk,nk->n", pred, self._emit_t[targets[:, t]]))
             if top_k:
                 ids[:, t], values[:, t] = top_k_of(np.log(pred @ self.emissionprob), top_k)
@@ -232,8 +255,11 @@ class HMMLM(NumpyScoring):
     def state_dict(self) -> dict[str, np.ndarray]:
         self._require_fitted()
         assert self.startprob is not None and self.transmat is not None and self.emissionprob is not None
-        return {"startprob": self.startprob.copy(), "transmat": self.transmat.copy(),
-                "emissionprob": self.emissionprob.copy()}
+        return {
+            "startprob": self.startprob.copy(),
+            "transmat": self.transmat.copy(),
+            "emissionprob": self.emissionprob.copy(),
+        }
 
     @classmethod
     def from_state_dict(cls, d: dict[str, np.ndarray], **kwargs) -> HMMLM:

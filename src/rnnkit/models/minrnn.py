@@ -140,7 +140,7 @@ def parallel_scan(kind: str, k: torch.Tensor, h0: torch.Tensor, chunk: int = SCA
     log_a, log_b = log_coefficients(kind, k)
     h, out = h0, []
     for start in range(0, k.size(1), chunk):
-        part = heinsen_scan(log_a[:, start:start + chunk], log_b[:, start:start + chunk], h)
+        part = heinsen_scan(log_a[:, start : start + chunk], log_b[:, start : start + chunk], h)
         out.append(part)
         h = part[:, -1]
     return out[0] if len(out) == 1 else torch.cat(out, dim=1)
@@ -206,13 +206,13 @@ class MinRNNLM(nn.Module):
 
     def nll(self, idx: torch.Tensor, targets: torch.Tensor, state: torch.Tensor | None = None):
         logits, _, state = self(idx, state=state)
-        return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
-                               reduction="sum"), state
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), reduction="sum"), state
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
         weight = self.rnn.get_parameter("weight_ih_l0")
-        return torch.zeros((self.config.layers, batch_size, self.config.hidden), dtype=weight.dtype,
-                           device=device or weight.device)
+        return torch.zeros(
+            (self.config.layers, batch_size, self.config.hidden), dtype=weight.dtype, device=device or weight.device
+        )
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -48,8 +48,9 @@ class MLPLM(nn.Module):
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> torch.Tensor:
         """Nothing read yet: K copies of the "before the text" id, (K, N)."""
-        return torch.full((self.context, batch_size), self.start_id, dtype=torch.long,
-                          device=device or self.head.weight.device)
+        return torch.full(
+            (self.context, batch_size), self.start_id, dtype=torch.long, device=device or self.head.weight.device
+        )
 
     def contexts(self, idx: torch.Tensor, state: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """(windows (N, T, K): the K tokens ending at each input position, oldest first; new state).
@@ -60,7 +61,7 @@ class MLPLM(nn.Module):
             state = self.initial_state(idx.size(0), idx.device)
         stream = torch.cat([state.t(), idx], dim=1)  # (N, K+T)
         windows = stream.unfold(1, self.context, 1)[:, 1:]  # (N, T, K)
-        return windows, stream[:, -self.context:].t().contiguous()
+        return windows, stream[:, -self.context :].t().contiguous()
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, state: torch.Tensor | None = None):
         windows, state = self.contexts(idx, state)
@@ -77,8 +78,7 @@ class MLPLM(nn.Module):
     def nll(self, idx: torch.Tensor, targets: torch.Tensor, state: torch.Tensor | None = None):
         """Summed negative log-likelihood (nats) of `targets`, and the new state."""
         logits, _, state = self(idx, state=state)
-        return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
-                               reduction="sum"), state
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), reduction="sum"), state
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

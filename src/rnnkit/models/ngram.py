@@ -166,17 +166,16 @@ class KneserNeyLM(NumpyScoring):
         for k in range(1, k_max + 1):
             m = max(n - k + 1, 0)  # k-grams at positions 0..n-k: (id of their context, next token)
             hint: np.ndarray | None = None if ctx_perm is None else ctx_perm[ctx_perm < m]
-            keys, gram_ids, counts, _ = _rank(ctx_ids[:m] * v + t[k - 1: k - 1 + m], hint)
+            keys, gram_ids, counts, _ = _rank(ctx_ids[:m] * v + t[k - 1 : k - 1 + m], hint)
             if k > 1:  # now that k-grams have ids, count the (k-1)-grams' left extensions
                 assert prev_gram_ids is not None
-                self._gram_counts[-1] = self._continuation(
-                    prev_gram_ids, self._gram_keys[-1].size, gram_ids, keys.size)
+                self._gram_counts[-1] = self._continuation(prev_gram_ids, self._gram_keys[-1].size, gram_ids, keys.size)
             self._gram_keys.append(keys)
             self._gram_counts.append(counts)
             prev_gram_ids = gram_ids
             if k < k_max:  # k-gram contexts at 0..n-k: (id of the suffix at i+1, older token t[i])
                 hint = None if ctx_perm is None else ctx_perm[ctx_perm >= 1] - 1
-                ckeys, ctx_ids, _, ctx_perm = _rank(ctx_ids[1: 1 + m] * v + t[:m], hint)
+                ckeys, ctx_ids, _, ctx_perm = _rank(ctx_ids[1 : 1 + m] * v + t[:m], hint)
                 self._ctx_keys.append(ckeys)
         self._set_discounts()
         self._finalize()
@@ -277,8 +276,11 @@ class KneserNeyLM(NumpyScoring):
         idx = _check_tokens(idx, self.vocab_size, "idx")
         if idx.ndim != 2:
             raise ValueError(f"idx must be (N, T), got shape {idx.shape}")
-        state = self.initial_state(idx.shape[0]) if state is None else \
-            _check_tokens(state, self.vocab_size, "state", allow_pad=True)
+        state = (
+            self.initial_state(idx.shape[0])
+            if state is None
+            else _check_tokens(state, self.vocab_size, "state", allow_pad=True)
+        )
         if state.shape != (idx.shape[0], self.order - 1):
             raise ValueError(f"state must be ({idx.shape[0]}, {self.order - 1}), got {state.shape}")
         return np.concatenate([state, idx], axis=1)
@@ -298,12 +300,12 @@ class KneserNeyLM(NumpyScoring):
             cols = np.arange(t0 + 1, t1 + 1)[:, None] + np.arange(w)[None, :]
             ctx = hist[:, cols].reshape(n * (t1 - t0), w)
             nll -= float(np.log(self._target_probs(ctx, targets[:, t0:t1].reshape(-1))).sum())
-        return nll, hist[:, hist.shape[1] - w:].copy()
+        return nll, hist[:, hist.shape[1] - w :].copy()
 
     def next_logprobs(self, idx: np.ndarray, state) -> tuple[np.ndarray, np.ndarray]:
         """log p(. | history) (N, V) after reading idx (N, T) on top of `state`; new state."""
         hist = self._history(idx, state)
-        new_state = hist[:, hist.shape[1] - (self.order - 1):].copy()
+        new_state = hist[:, hist.shape[1] - (self.order - 1) :].copy()
         return np.log(self._distribution(new_state)), new_state
 
     def token_logprobs(self, idx: np.ndarray, targets: np.ndarray, state, top_k: int = 0):
@@ -319,9 +321,9 @@ class KneserNeyLM(NumpyScoring):
         top = None
         if top_k:
             step = max(1, _CHUNK // self.vocab_size)  # full distributions, a chunk of contexts at a time
-            parts = [top_k_of(np.log(self._distribution(ctx[i:i + step])), top_k) for i in range(0, len(ctx), step)]
+            parts = [top_k_of(np.log(self._distribution(ctx[i : i + step])), top_k) for i in range(0, len(ctx), step)]
             top = tuple(np.concatenate([p[j] for p in parts]).reshape(n, t_len, -1) for j in (0, 1))
-        return chosen, top, hist[:, hist.shape[1] - w:].copy()
+        return chosen, top, hist[:, hist.shape[1] - w :].copy()
 
     def select_state(self, state: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """The histories of these rows: (len(rows), K-1)."""
@@ -330,7 +332,7 @@ class KneserNeyLM(NumpyScoring):
     def prob(self, context, token: int) -> float:
         """p(token | context) for one context (a sequence of ids, oldest first); for inspection."""
         hist = self._history(np.asarray(context, dtype=np.int64).reshape(1, -1), None)
-        ctx = hist[:, hist.shape[1] - (self.order - 1):]
+        ctx = hist[:, hist.shape[1] - (self.order - 1) :]
         return float(self._target_probs(ctx, _check_tokens([token], self.vocab_size, "token"))[0])
 
     # ------------------------------------------------------------------ inspection, persistence
@@ -358,8 +360,7 @@ class KneserNeyLM(NumpyScoring):
     def state_dict(self) -> dict[str, np.ndarray]:
         """Numeric arrays only (safetensors-ready): sorted keys and counts per order, discounts."""
         meta = [_FORMAT, self.order, self.vocab_size, _MODES.index(self._mode)]
-        d = {"meta": np.array(meta, dtype=np.int64),
-             "discounts": self.discounts.copy()}
+        d = {"meta": np.array(meta, dtype=np.int64), "discounts": self.discounts.copy()}
         for j in range(1, self.order):
             d[f"ctx_keys.{j}"] = self._ctx_keys[j].copy()
         for k in range(1, self.order + 1):
@@ -376,7 +377,8 @@ class KneserNeyLM(NumpyScoring):
                 raise CheckpointError(f"unknown n-gram state format {fmt} / discount mode {mode}")
             model = cls(order, vocab, discounts=np.asarray(d["discounts"], dtype=np.float64))
             model._ctx_keys = [np.zeros(0, np.int64)] + [
-                np.asarray(d[f"ctx_keys.{j}"], dtype=np.int64) for j in range(1, order)]
+                np.asarray(d[f"ctx_keys.{j}"], dtype=np.int64) for j in range(1, order)
+            ]
             model._gram_keys = [np.asarray(d[f"gram_keys.{k}"], dtype=np.int64) for k in range(1, order + 1)]
             model._gram_counts = [np.asarray(d[f"gram_counts.{k}"], dtype=np.int64) for k in range(1, order + 1)]
         except (KeyError, ValueError, TypeError) as exc:

@@ -24,6 +24,7 @@ MIN_GATES = {"mingru": 2, "minlstm": 3}
 
 # --------------------------------------------------------------------------- the concatenation identity
 
+
 def stacked_product(x: np.ndarray, h: np.ndarray, w_xh: np.ndarray, w_hh: np.ndarray) -> np.ndarray:
     """[X, H] [W_xh; W_hh]: one product of the inputs and the state side by side (N, D+H) with
     the two weight matrices stacked (D+H, G*H). Block multiplication gives
@@ -39,8 +40,15 @@ def stacked_product(x: np.ndarray, h: np.ndarray, w_xh: np.ndarray, w_hh: np.nda
 
 # --------------------------------------------------------------------------- GRU, Cho et al. (2014) form
 
-def cho_gru_forward(x: np.ndarray, h0: np.ndarray, weight_ih: np.ndarray, weight_hh: np.ndarray,
-                    bias_ih: np.ndarray, bias_hh: np.ndarray) -> tuple[np.ndarray, np.ndarray, Cache]:
+
+def cho_gru_forward(
+    x: np.ndarray,
+    h0: np.ndarray,
+    weight_ih: np.ndarray,
+    weight_hh: np.ndarray,
+    bias_ih: np.ndarray,
+    bias_hh: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, Cache]:
     """GRU over a window with the reset gate before the product (gate order r, z, n as PyTorch):
 
         r = sigmoid(W_ir x + b_ir + W_hr h + b_hr);   z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
@@ -51,15 +59,15 @@ def cho_gru_forward(x: np.ndarray, h0: np.ndarray, weight_ih: np.ndarray, weight
     """
     steps, h = x.shape[0], h0.shape[-1]
     acts = input_projection(x, weight_ih, bias_ih + bias_hh)  # (T, N, 3H), becomes [r, z, n]
-    w_rz_t, w_n_t = weight_hh[:2 * h].T, weight_hh[2 * h:].T
+    w_rz_t, w_n_t = weight_hh[: 2 * h].T, weight_hh[2 * h :].T
     hbuf = np.empty((steps + 1,) + h0.shape, dtype=acts.dtype)
     hbuf[0] = h0
     sbuf = np.empty_like(hbuf[1:])  # s_t = r_t * h_{t-1}, the input of the n product
-    tmp_rz, tmp_n = np.empty_like(acts[0, :, :2 * h]), np.empty_like(hbuf[0])
+    tmp_rz, tmp_n = np.empty_like(acts[0, :, : 2 * h]), np.empty_like(hbuf[0])
     with np.errstate(over="ignore"):
         for t in range(steps):
             a = acts[t]
-            rz, n = a[:, :2 * h], a[:, 2 * h:]
+            rz, n = a[:, : 2 * h], a[:, 2 * h :]
             np.matmul(hbuf[t], w_rz_t, out=tmp_rz)
             rz += tmp_rz
             np.negative(rz, out=rz)
@@ -71,14 +79,15 @@ def cho_gru_forward(x: np.ndarray, h0: np.ndarray, weight_ih: np.ndarray, weight
             n += tmp_n
             np.tanh(n, out=n)
             np.subtract(hbuf[t], n, out=hbuf[t + 1])  # h' = n + z (h - n)
-            hbuf[t + 1] *= a[:, h:2 * h]
+            hbuf[t + 1] *= a[:, h : 2 * h]
             hbuf[t + 1] += n
     cache = {"x": x, "acts": acts, "hbuf": hbuf, "sbuf": sbuf, "weight_ih": weight_ih, "weight_hh": weight_hh}
     return hbuf[1:], hbuf[-1], cache
 
 
-def cho_gru_backward(dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None
-                     ) -> tuple[np.ndarray | None, np.ndarray, tuple[np.ndarray, ...]]:
+def cho_gru_backward(
+    dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None
+) -> tuple[np.ndarray | None, np.ndarray, tuple[np.ndarray, ...]]:
     """BPTT for `cho_gru_forward`. With dh the total gradient on h_t (h = h_{t-1} below):
 
         da_n = dh (1 - z)(1 - n^2);   ds = da_n W_hn;   da_r = ds * h * r (1 - r)
@@ -90,34 +99,35 @@ def cho_gru_backward(dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = Non
     """
     acts, hbuf, sbuf, w_hh = cache["acts"], cache["hbuf"], cache["sbuf"], cache["weight_hh"]
     steps, _, h = sbuf.shape
-    r, z, n = (acts[..., k * h:(k + 1) * h] for k in range(3))
+    r, z, n = (acts[..., k * h : (k + 1) * h] for k in range(3))
     h_prev = hbuf[:-1]
     b_n = (1 - z) * (1 - n * n)  # what needs no recurrence, for the whole window at once
     b_z = (h_prev - n) * z * (1 - z)
     b_r = h_prev * r * (1 - r)
-    w_rz, w_n = w_hh[:2 * h], w_hh[2 * h:]
+    w_rz, w_n = w_hh[: 2 * h], w_hh[2 * h :]
     dpre = np.empty_like(acts)  # [da_r, da_z, da_n] per step
     dh_next = np.zeros_like(hbuf[0]) if dhT is None else dhT.astype(hbuf.dtype, copy=True)
     dh, ds, tmp = np.empty_like(dh_next), np.empty_like(dh_next), np.empty_like(dh_next)
     for t in range(steps - 1, -1, -1):
         np.add(dhs[t], dh_next, out=dh)
-        np.multiply(dh, b_n[t], out=dpre[t, :, 2 * h:])
-        np.matmul(dpre[t, :, 2 * h:], w_n, out=ds)
+        np.multiply(dh, b_n[t], out=dpre[t, :, 2 * h :])
+        np.matmul(dpre[t, :, 2 * h :], w_n, out=ds)
         np.multiply(ds, b_r[t], out=dpre[t, :, :h])
-        np.multiply(dh, b_z[t], out=dpre[t, :, h:2 * h])
-        np.matmul(dpre[t, :, :2 * h], w_rz, out=dh_next)
+        np.multiply(dh, b_z[t], out=dpre[t, :, h : 2 * h])
+        np.matmul(dpre[t, :, : 2 * h], w_rz, out=dh_next)
         np.multiply(dh, z[t], out=tmp)
         dh_next += tmp
         np.multiply(ds, r[t], out=tmp)
         dh_next += tmp
-    dw_rz, db = _recurrent_weight_grads(dpre[..., :2 * h], hbuf)
-    dw_n = np.matmul(dpre[..., 2 * h:].reshape(-1, h).T, sbuf.reshape(-1, h))
+    dw_rz, db = _recurrent_weight_grads(dpre[..., : 2 * h], hbuf)
+    dw_n = np.matmul(dpre[..., 2 * h :].reshape(-1, h).T, sbuf.reshape(-1, h))
     db = dpre.reshape(-1, 3 * h).sum(axis=0)
     dx, dw_ih, _ = input_projection_backward(dpre, cache["x"], cache["weight_ih"])
     return dx, dh_next, (dw_ih, np.concatenate([dw_rz, dw_n]), db, db.copy())
 
 
 # --------------------------------------------------------------------------- minGRU, minLSTM (Feng et al. 2024)
+
 
 def _sigmoid(a: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
@@ -148,8 +158,9 @@ def min_coefficients(kind: str, k: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
     return f / total, i / total * gk, {"f": f, "i": i, "total": total, "gk": gk, "dg": dg}
 
 
-def min_rnn_forward(kind: str, x: np.ndarray, h0: np.ndarray, weight_ih: np.ndarray, bias_ih: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, Cache]:
+def min_rnn_forward(
+    kind: str, x: np.ndarray, h0: np.ndarray, weight_ih: np.ndarray, bias_ih: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, Cache]:
     """minGRU/minLSTM layer over a window: one input projection, the coefficients for the whole
     window at once (they do not depend on h), then the linear recurrence h_t = a_t h_{t-1} + b_t
     (element-wise: the loop has no matrix product). x (T, N, D) floats or (T, N) ids, h0 (N, H)."""
@@ -164,8 +175,9 @@ def min_rnn_forward(kind: str, x: np.ndarray, h0: np.ndarray, weight_ih: np.ndar
     return hbuf[1:], hbuf[-1], cache
 
 
-def min_rnn_backward(dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None
-                     ) -> tuple[np.ndarray | None, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+def min_rnn_backward(
+    dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None
+) -> tuple[np.ndarray | None, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Backward through the scan and the coefficients. The scan h_t = a_t h_{t-1} + b_t run
     backwards is again a linear recurrence, in the gradients:
 

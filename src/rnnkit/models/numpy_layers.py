@@ -35,6 +35,7 @@ Cache = dict[str, Any]
 
 # --------------------------------------------------------------------------- embeddings, one-hot
 
+
 def embedding_forward(weight: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Embedding lookup x[t, n] = E[idx[t, n]].  weight (V, D), idx (T, N) ints -> (T, N, D)."""
     return np.take(weight, idx, axis=0)
@@ -78,6 +79,7 @@ def one_hot(idx: np.ndarray, num_classes: int, dtype: Any = np.float32) -> np.nd
 
 # --------------------------------------------------------------------------- affine maps
 
+
 def affine_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     """y = x W^T + b.  x (..., Din), weight (Dout, Din), bias (Dout,) -> (..., Dout)."""
     y = np.matmul(x.reshape(-1, x.shape[-1]), weight.T)
@@ -86,8 +88,7 @@ def affine_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -
     return y.reshape(x.shape[:-1] + (weight.shape[0],))
 
 
-def affine_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def affine_backward(dy: np.ndarray, x: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Backward of y = x W^T + b: dx = dy W, dW = dy^T x, db = sum of dy over all rows."""
     dy2 = dy.reshape(-1, dy.shape[-1])
     x2 = x.reshape(-1, x.shape[-1])
@@ -108,8 +109,9 @@ def input_projection(x: np.ndarray, weight_ih: np.ndarray, bias: np.ndarray) -> 
     return affine_forward(x, weight_ih, bias)
 
 
-def input_projection_backward(dproj: np.ndarray, x: np.ndarray, weight_ih: np.ndarray
-                              ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+def input_projection_backward(
+    dproj: np.ndarray, x: np.ndarray, weight_ih: np.ndarray
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Backward of `input_projection`: returns dx (None for token ids), dW_ih (G*H, D), db (G*H,)."""
     if np.issubdtype(x.dtype, np.integer):
         # dW_ih[:, v] = sum of dP[t, n] where x[t, n] = v: the embedding scatter, transposed
@@ -120,9 +122,16 @@ def input_projection_backward(dproj: np.ndarray, x: np.ndarray, weight_ih: np.nd
 
 # --------------------------------------------------------------------------- vanilla RNN
 
-def rnn_forward(x: np.ndarray, h0: np.ndarray, weight_ih: np.ndarray, weight_hh: np.ndarray,
-                bias_ih: np.ndarray, bias_hh: np.ndarray, nonlinearity: str = "tanh"
-                ) -> tuple[np.ndarray, np.ndarray, Cache]:
+
+def rnn_forward(
+    x: np.ndarray,
+    h0: np.ndarray,
+    weight_ih: np.ndarray,
+    weight_hh: np.ndarray,
+    bias_ih: np.ndarray,
+    bias_hh: np.ndarray,
+    nonlinearity: str = "tanh",
+) -> tuple[np.ndarray, np.ndarray, Cache]:
     """Elman RNN over a window: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), act = tanh | relu.
 
     x (T, N, D) floats or (T, N) ids, h0 (N, H) -> hs (T, N, H) (all h_t), h_T (N, H), cache.
@@ -143,13 +152,20 @@ def rnn_forward(x: np.ndarray, h0: np.ndarray, weight_ih: np.ndarray, weight_hh:
             np.tanh(a, out=hbuf[t + 1])
         else:
             np.maximum(a, 0, out=hbuf[t + 1])
-    cache = {"x": x, "pre": pre, "hbuf": hbuf, "weight_ih": weight_ih, "weight_hh": weight_hh,
-             "nonlinearity": nonlinearity}
+    cache = {
+        "x": x,
+        "pre": pre,
+        "hbuf": hbuf,
+        "weight_ih": weight_ih,
+        "weight_hh": weight_hh,
+        "nonlinearity": nonlinearity,
+    }
     return hbuf[1:], hbuf[-1], cache
 
 
-def rnn_backward(dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None
-                 ) -> tuple[np.ndarray | None, np.ndarray, tuple[np.ndarray, ...]]:
+def rnn_backward(
+    dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None
+) -> tuple[np.ndarray | None, np.ndarray, tuple[np.ndarray, ...]]:
     """BPTT for `rnn_forward`. dhs (T, N, H) = dL/dh_t from above; dhT = dL/dh_T from outside.
 
     With a_t the pre-activation: da_t = (dhs_t + dh_{t+1 -> t}) * act'(a_t), the recurrent part
@@ -174,6 +190,7 @@ def rnn_backward(dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None
 
 # --------------------------------------------------------------------------- LSTM
 
+
 def _lstm_gate_prescale(hidden: int, dtype: Any) -> np.ndarray:
     """Column factors [-1, -1, -2, -1] (per gate block i, f, g, o) for the one-exp activation.
 
@@ -183,7 +200,7 @@ def _lstm_gate_prescale(hidden: int, dtype: Any) -> np.ndarray:
     one exp call for all four gates (exp is about twice as fast as tanh in NumPy).
     """
     pre = np.full(4 * hidden, -1.0, dtype=dtype)
-    pre[2 * hidden:3 * hidden] = -2.0
+    pre[2 * hidden : 3 * hidden] = -2.0
     return pre
 
 
@@ -196,9 +213,15 @@ def _fold_scaling(steps: int, rows: int, hidden: int) -> bool:
     return steps * rows >= hidden
 
 
-def lstm_forward(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, weight_ih: np.ndarray,
-                 weight_hh: np.ndarray, bias_ih: np.ndarray, bias_hh: np.ndarray
-                 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], Cache]:
+def lstm_forward(
+    x: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    weight_ih: np.ndarray,
+    weight_hh: np.ndarray,
+    bias_ih: np.ndarray,
+    bias_hh: np.ndarray,
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], Cache]:
     """LSTM over a window (PyTorch gate order i, f, g, o):
 
         [a_i a_f a_g a_o] = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
@@ -228,16 +251,23 @@ def lstm_forward(x: np.ndarray, h0: np.ndarray, c0: np.ndarray, weight_ih: np.nd
             np.exp(a, out=a)
             a += 1
             np.reciprocal(a, out=a)  # [i, f, sigmoid(2 a_g), o]
-            g = a[:, 2 * h:3 * h]
+            g = a[:, 2 * h : 3 * h]
             g *= 2
             g -= 1  # tanh(a_g)
-            np.multiply(a[:, h:2 * h], cbuf[t], out=cbuf[t + 1])  # f * c_{t-1}
+            np.multiply(a[:, h : 2 * h], cbuf[t], out=cbuf[t + 1])  # f * c_{t-1}
             np.multiply(a[:, :h], g, out=ig)  # i * g
             cbuf[t + 1] += ig
             np.tanh(cbuf[t + 1], out=tanh_c[t])
-            np.multiply(a[:, 3 * h:], tanh_c[t], out=hbuf[t + 1])
-    cache = {"x": x, "acts": acts, "hbuf": hbuf, "cbuf": cbuf, "tanh_c": tanh_c,
-             "weight_ih": weight_ih, "weight_hh": weight_hh}
+            np.multiply(a[:, 3 * h :], tanh_c[t], out=hbuf[t + 1])
+    cache = {
+        "x": x,
+        "acts": acts,
+        "hbuf": hbuf,
+        "cbuf": cbuf,
+        "tanh_c": tanh_c,
+        "weight_ih": weight_ih,
+        "weight_hh": weight_hh,
+    }
     return hbuf[1:], (hbuf[-1], cbuf[-1]), cache
 
 
@@ -250,25 +280,25 @@ def _lstm_local_derivatives(cache: Cache) -> tuple[np.ndarray, np.ndarray]:
     """
     acts, tanh_c, c_prev = cache["acts"], cache["tanh_c"], cache["cbuf"][:-1]
     h = tanh_c.shape[-1]
-    i, _, g, o = (acts[..., k * h:(k + 1) * h] for k in range(4))
+    i, _, g, o = (acts[..., k * h : (k + 1) * h] for k in range(4))
     coef = np.subtract(1, acts)  # in-place steps below: no window-sized temporaries
     coef *= acts  # sigmoid'(a) = s (1 - s) for i, f, o ...
-    coef_g = coef[..., 2 * h:3 * h]
+    coef_g = coef[..., 2 * h : 3 * h]
     np.multiply(g, g, out=coef_g)
     np.subtract(1, coef_g, out=coef_g)  # ... and tanh'(a) = 1 - g^2 for g
     coef[..., :h] *= g
-    coef[..., h:2 * h] *= c_prev
+    coef[..., h : 2 * h] *= c_prev
     coef_g *= i
-    coef[..., 3 * h:] *= tanh_c
+    coef[..., 3 * h :] *= tanh_c
     k_c = np.multiply(tanh_c, tanh_c)
     np.subtract(1, k_c, out=k_c)
     k_c *= o
     return k_c, coef
 
 
-def lstm_backward(dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None,
-                  dcT: np.ndarray | None = None
-                  ) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]:
+def lstm_backward(
+    dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None, dcT: np.ndarray | None = None
+) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]:
     """BPTT for `lstm_forward`; dhs (T, N, H) from above, dhT/dcT from outside the window.
 
     Going back in time: dh = dhs_t + dh_next; dc = dc_next + dh * o (1 - tanh(c_t)^2);
@@ -278,10 +308,10 @@ def lstm_backward(dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None,
     hbuf, acts, w_hh = cache["hbuf"], cache["acts"], cache["weight_hh"]
     steps, n, h = cache["tanh_c"].shape
     k_c, coef = _lstm_local_derivatives(cache)
-    coef_ifg = coef[..., :3 * h].reshape(steps, n, 3, h)
-    forget = acts[..., h:2 * h]
+    coef_ifg = coef[..., : 3 * h].reshape(steps, n, 3, h)
+    forget = acts[..., h : 2 * h]
     dpre = np.empty_like(acts)
-    dpre_ifg = dpre[..., :3 * h].reshape(steps, n, 3, h)  # a view: writes land in dpre
+    dpre_ifg = dpre[..., : 3 * h].reshape(steps, n, 3, h)  # a view: writes land in dpre
     dh_next = np.zeros_like(hbuf[0]) if dhT is None else dhT.astype(hbuf.dtype, copy=True)
     dc = np.zeros_like(hbuf[0]) if dcT is None else dcT.astype(hbuf.dtype, copy=True)
     dh, tmp = np.empty_like(dh_next), np.empty_like(dh_next)
@@ -290,7 +320,7 @@ def lstm_backward(dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None,
         np.multiply(dh, k_c[t], out=tmp)
         dc += tmp
         np.multiply(dc[:, None, :], coef_ifg[t], out=dpre_ifg[t])  # i, f, g together
-        np.multiply(dh, coef[t, :, 3 * h:], out=dpre[t, :, 3 * h:])  # o
+        np.multiply(dh, coef[t, :, 3 * h :], out=dpre[t, :, 3 * h :])  # o
         dc *= forget[t]
         np.matmul(dpre[t], w_hh, out=dh_next)
     dw_hh, db = _recurrent_weight_grads(dpre, hbuf)
@@ -300,8 +330,15 @@ def lstm_backward(dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None,
 
 # --------------------------------------------------------------------------- GRU
 
-def gru_forward(x: np.ndarray, h0: np.ndarray, weight_ih: np.ndarray, weight_hh: np.ndarray,
-                bias_ih: np.ndarray, bias_hh: np.ndarray) -> tuple[np.ndarray, np.ndarray, Cache]:
+
+def gru_forward(
+    x: np.ndarray,
+    h0: np.ndarray,
+    weight_ih: np.ndarray,
+    weight_hh: np.ndarray,
+    bias_ih: np.ndarray,
+    bias_hh: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, Cache]:
     """GRU over a window (PyTorch gate order r, z, n):
 
         r = sigmoid(W_ir x + b_ir + W_hr h + b_hr);   z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
@@ -311,18 +348,18 @@ def gru_forward(x: np.ndarray, h0: np.ndarray, weight_ih: np.ndarray, weight_hh:
     """
     steps, h = x.shape[0], h0.shape[-1]
     acts = input_projection(x, weight_ih, bias_ih)  # (T, N, 3H), becomes [r, z, n]
-    acts[..., :2 * h] += bias_hh[:2 * h]  # b_hr, b_hz are plain sums; b_hn stays inside r * (.)
+    acts[..., : 2 * h] += bias_hh[: 2 * h]  # b_hr, b_hz are plain sums; b_hn stays inside r * (.)
     # sigmoid(a) = 1 / (1 + exp(-a)): negate the r, z pre-activations once for the whole window
     # and in the recurrent weights, so each step needs no negation
-    np.negative(acts[..., :2 * h], out=acts[..., :2 * h])
+    np.negative(acts[..., : 2 * h], out=acts[..., : 2 * h])
     fold = _fold_scaling(steps, h0.shape[0], h)
     if fold:
         whh_t = weight_hh.copy()
-        whh_t[:2 * h] *= -1
+        whh_t[: 2 * h] *= -1
         whh_t = whh_t.T
     else:
         whh_t = weight_hh.T
-    b_hn = bias_hh[2 * h:]
+    b_hn = bias_hh[2 * h :]
     hbuf = np.empty((steps + 1,) + h0.shape, dtype=acts.dtype)
     hbuf[0] = h0
     ghbuf = np.empty_like(acts)  # h W_hh^T per step; its n part (W_hn h + b_hn) is kept for backward
@@ -332,27 +369,34 @@ def gru_forward(x: np.ndarray, h0: np.ndarray, weight_ih: np.ndarray, weight_hh:
             a, gh = acts[t], ghbuf[t]
             np.matmul(hbuf[t], whh_t, out=gh)
             if not fold:
-                np.negative(gh[:, :2 * h], out=gh[:, :2 * h])
-            gh[:, 2 * h:] += b_hn
-            rz = a[:, :2 * h]
-            rz += gh[:, :2 * h]
+                np.negative(gh[:, : 2 * h], out=gh[:, : 2 * h])
+            gh[:, 2 * h :] += b_hn
+            rz = a[:, : 2 * h]
+            rz += gh[:, : 2 * h]
             np.exp(rz, out=rz)
             rz += 1
             np.reciprocal(rz, out=rz)  # [r, z]
-            np.multiply(a[:, :h], gh[:, 2 * h:], out=tmp)  # r * (W_hn h + b_hn)
-            a[:, 2 * h:] += tmp
-            np.tanh(a[:, 2 * h:], out=a[:, 2 * h:])  # n
+            np.multiply(a[:, :h], gh[:, 2 * h :], out=tmp)  # r * (W_hn h + b_hn)
+            a[:, 2 * h :] += tmp
+            np.tanh(a[:, 2 * h :], out=a[:, 2 * h :])  # n
             # h' = n + z * (h - n), the same as (1 - z) n + z h with one product fewer
-            np.subtract(hbuf[t], a[:, 2 * h:], out=hbuf[t + 1])
-            hbuf[t + 1] *= a[:, h:2 * h]
-            hbuf[t + 1] += a[:, 2 * h:]
-    cache = {"x": x, "acts": acts, "hbuf": hbuf, "ghn": ghbuf[..., 2 * h:],
-             "weight_ih": weight_ih, "weight_hh": weight_hh}
+            np.subtract(hbuf[t], a[:, 2 * h :], out=hbuf[t + 1])
+            hbuf[t + 1] *= a[:, h : 2 * h]
+            hbuf[t + 1] += a[:, 2 * h :]
+    cache = {
+        "x": x,
+        "acts": acts,
+        "hbuf": hbuf,
+        "ghn": ghbuf[..., 2 * h :],
+        "weight_ih": weight_ih,
+        "weight_hh": weight_hh,
+    }
     return hbuf[1:], hbuf[-1], cache
 
 
-def gru_backward(dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None
-                 ) -> tuple[np.ndarray | None, np.ndarray, tuple[np.ndarray, ...]]:
+def gru_backward(
+    dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None
+) -> tuple[np.ndarray | None, np.ndarray, tuple[np.ndarray, ...]]:
     """BPTT for `gru_forward`. With dh the total gradient on h_t:
 
         da_n = dh (1 - z)(1 - n^2)            (input side of n; the hidden side gets da_n * r)
@@ -363,7 +407,7 @@ def gru_backward(dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None
     """
     acts, hbuf, ghn, w_hh = cache["acts"], cache["hbuf"], cache["ghn"], cache["weight_hh"]
     steps, _, h = ghn.shape
-    r, z, n = (acts[..., k * h:(k + 1) * h] for k in range(3))
+    r, z, n = (acts[..., k * h : (k + 1) * h] for k in range(3))
     b_n = (1 - z) * (1 - n * n)  # everything without the recurrence, whole window at once
     b_z = (hbuf[:-1] - n) * z * (1 - z)
     b_r = ghn * r * (1 - r)
@@ -374,19 +418,20 @@ def gru_backward(dhs: np.ndarray, cache: Cache, dhT: np.ndarray | None = None
     for t in range(steps - 1, -1, -1):
         np.add(dhs[t], dh_next, out=dh)
         np.multiply(dh, b_n[t], out=dan[t])
-        np.multiply(dan[t], r[t], out=dgh[t, :, 2 * h:])
+        np.multiply(dan[t], r[t], out=dgh[t, :, 2 * h :])
         np.multiply(dan[t], b_r[t], out=dgh[t, :, :h])
-        np.multiply(dh, b_z[t], out=dgh[t, :, h:2 * h])
+        np.multiply(dh, b_z[t], out=dgh[t, :, h : 2 * h])
         np.matmul(dgh[t], w_hh, out=dh_next)
         np.multiply(dh, z[t], out=tmp)
         dh_next += tmp
     dw_hh, db_hh = _recurrent_weight_grads(dgh, hbuf)
-    dgx = np.concatenate([dgh[..., :2 * h], dan], axis=-1)  # r, z gradients are shared
+    dgx = np.concatenate([dgh[..., : 2 * h], dan], axis=-1)  # r, z gradients are shared
     dx, dw_ih, db_ih = input_projection_backward(dgx, cache["x"], cache["weight_ih"])
     return dx, dh_next, (dw_ih, dw_hh, db_ih, db_hh)
 
 
 # --------------------------------------------------------------------------- shared helpers
+
 
 def _recurrent_weight_grads(dpre: np.ndarray, hbuf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """dW_hh = sum_t dpre_t^T h_{t-1} and db = sum_t dpre_t: one product over the whole window."""
@@ -397,14 +442,16 @@ def _recurrent_weight_grads(dpre: np.ndarray, hbuf: np.ndarray) -> tuple[np.ndar
 
 # --------------------------------------------------------------------------- output, loss, dropout
 
+
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     """log softmax(z)_v = z_v - max(z) - log sum_u exp(z_u - max(z)), stable for any logits."""
     shifted = logits - logits.max(axis=-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
-def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, grad: bool = True
-                          ) -> tuple[float, np.ndarray | None]:
+def softmax_cross_entropy(
+    logits: np.ndarray, targets: np.ndarray, grad: bool = True
+) -> tuple[float, np.ndarray | None]:
     """Mean cross-entropy L = -(1/M) sum_m log softmax(z_m)[y_m] over all M = N*T positions.
 
     logits (..., V), targets (...) ints. Returns L (a float, summed in float64) and, if grad,
@@ -426,8 +473,7 @@ def softmax_cross_entropy(logits: np.ndarray, targets: np.ndarray, grad: bool = 
     return loss, probs.reshape(logits.shape)
 
 
-def dropout_forward(x: np.ndarray, p: float, rng: np.random.Generator
-                    ) -> tuple[np.ndarray, np.ndarray | None]:
+def dropout_forward(x: np.ndarray, p: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
     """Inverted dropout y = x * m / (1 - p), m ~ Bernoulli(1 - p), so E[y] = x and eval is identity.
 
     Returns y and the scaled mask m / (1 - p) (None when p = 0).

@@ -31,15 +31,15 @@ State = Any  # np.ndarray (L*dirs, N, H), or a tuple (h, c) of those for the LST
 class NumpyRNNLM(NumpyScoring):
     """Recurrent LM with hand-written forward and backward passes (see module docstring)."""
 
-    def __init__(self, config: ModelConfig, *, dtype: Any = np.float32, seed: int = 0,
-                 bidirectional: bool = False) -> None:
+    def __init__(
+        self, config: ModelConfig, *, dtype: Any = np.float32, seed: int = 0, bidirectional: bool = False
+    ) -> None:
         if config.model not in GATES:
             raise ValueError(f"model must be one of {', '.join(GATES)}, got {config.model!r}")
         if config.vocab_size < 1:
             raise ValueError("config.vocab_size must be set (> 0) before building the model")
         if config.tie and config.embed != (2 if bidirectional else 1) * config.hidden:
-            raise ValueError("tie needs embed equal to the head's input size (hidden, or 2*hidden "
-                             "when bidirectional)")
+            raise ValueError("tie needs embed equal to the head's input size (hidden, or 2*hidden when bidirectional)")
         if not np.issubdtype(np.dtype(dtype), np.floating):
             raise ValueError(f"dtype must be a float type (float32 to train, float64 to check), got {dtype}")
         self.config = config
@@ -102,20 +102,23 @@ class NumpyRNNLM(NumpyScoring):
         state = dict(state)
         if self.config.tie and "head.weight" in state and "embed.weight" in state:
             if not np.array_equal(np.asarray(state["head.weight"]), np.asarray(state["embed.weight"])):
-                raise ValueError("the model ties head.weight to embed.weight, but the state dict "
-                                 "holds two different matrices")
+                raise ValueError(
+                    "the model ties head.weight to embed.weight, but the state dict holds two different matrices"
+                )
             del state["head.weight"]
         missing = sorted(set(self.params) - set(state))
         unexpected = sorted(set(state) - set(self.params))
         if missing or unexpected:
-            raise ValueError("state dict does not match the model: "
-                             f"missing {missing or 'none'}, unexpected {unexpected or 'none'}")
+            raise ValueError(
+                f"state dict does not match the model: missing {missing or 'none'}, unexpected {unexpected or 'none'}"
+            )
         arrays = {}
         for name, value in state.items():
             array = np.asarray(value)
             if array.shape != self.params[name].shape:
-                raise ValueError(f"parameter {name} has shape {array.shape}, "
-                                 f"the model expects {self.params[name].shape}")
+                raise ValueError(
+                    f"parameter {name} has shape {array.shape}, the model expects {self.params[name].shape}"
+                )
             if not np.issubdtype(array.dtype, np.floating):
                 raise ValueError(f"parameter {name} must hold floats, got dtype {array.dtype}")
             arrays[name] = array
@@ -149,8 +152,7 @@ class NumpyRNNLM(NumpyScoring):
     def _check_idx(self, idx: Any, name: str = "idx") -> np.ndarray:
         idx = np.asarray(idx)
         if idx.ndim != 2 or idx.shape[1] < 1 or not np.issubdtype(idx.dtype, np.integer):
-            raise ValueError(f"{name} must be an integer array (N, T) with T >= 1, got "
-                             f"{idx.dtype} {idx.shape}")
+            raise ValueError(f"{name} must be an integer array (N, T) with T >= 1, got {idx.dtype} {idx.shape}")
         if idx.size and (idx.min() < 0 or idx.max() >= self.vocab_size):
             raise ValueError(f"{name} holds ids outside [0, {self.vocab_size})")
         return idx
@@ -168,8 +170,9 @@ class NumpyRNNLM(NumpyScoring):
         embed = self.config.embed
         return embed > 0 and dropout == 0 and self.vocab_size <= min(3 * embed, ids.size)
 
-    def forward(self, idx: np.ndarray, state: State = None, train: bool = False,
-                rng: np.random.Generator | None = None) -> tuple[np.ndarray, State, dict]:
+    def forward(
+        self, idx: np.ndarray, state: State = None, train: bool = False, rng: np.random.Generator | None = None
+    ) -> tuple[np.ndarray, State, dict]:
         """Logits (N, T, V) for every position, the state after the window, and the cache.
 
         idx (N, T) ints; state as `initial_state` (None = zeros). Dropout (inverted, rate
@@ -186,7 +189,8 @@ class NumpyRNNLM(NumpyScoring):
         cache: dict[str, Any] = {"ids": ids, "fused": fused, "masks": [None], "layers": []}
         if self.config.embed > 0 and not fused:
             x, cache["masks"][0] = layers.dropout_forward(
-                layers.embedding_forward(self.params["embed.weight"], ids), p, rng)
+                layers.embedding_forward(self.params["embed.weight"], ids), p, rng
+            )
         else:
             x = ids  # one-hot (or fused) inputs: the first layer gathers columns of its W_ih
         finals_h, finals_c = [], []
@@ -203,8 +207,7 @@ class NumpyRNNLM(NumpyScoring):
         new_state = (new_h, np.stack(finals_c)) if self.kind == "lstm" else new_h
         return cache["logits"].transpose(1, 0, 2), new_state, cache
 
-    def _layer_forward(self, k: int, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None,
-                       fused: bool):
+    def _layer_forward(self, k: int, x: np.ndarray, h0: np.ndarray, c0: np.ndarray | None, fused: bool):
         """One layer, both directions; the reverse direction reads and writes time backwards."""
         outs, caches, hs_final, cs_final = [], [], [], []
         for d, sfx in enumerate(self._suffixes(k)):
@@ -235,9 +238,9 @@ class NumpyRNNLM(NumpyScoring):
 
     # ------------------------------------------------------------------ backward
 
-    def loss_and_grads(self, idx: np.ndarray, targets: np.ndarray, state: State = None,
-                       rng: np.random.Generator | None = None
-                       ) -> tuple[float, dict[str, np.ndarray], State]:
+    def loss_and_grads(
+        self, idx: np.ndarray, targets: np.ndarray, state: State = None, rng: np.random.Generator | None = None
+    ) -> tuple[float, dict[str, np.ndarray], State]:
         """Mean cross-entropy (nats/token) over the window, its gradients, and the final state.
 
         Truncated BPTT: the incoming state is a constant, so no gradient crosses the window's
@@ -271,8 +274,7 @@ class NumpyRNNLM(NumpyScoring):
             grads["head.weight"] = dw_head
         return {name: grads[name] for name in self.params}
 
-    def _layer_backward(self, k: int, dout: np.ndarray, caches: list, grads: dict,
-                        fused: bool) -> np.ndarray | None:
+    def _layer_backward(self, k: int, dout: np.ndarray, caches: list, grads: dict, fused: bool) -> np.ndarray | None:
         """Backward through one layer (both directions); stores its weight gradients in grads.
 
         Fused first layer: the cell returns dW_eff for W_eff = W_ih E^T, and the chain rule
@@ -281,7 +283,7 @@ class NumpyRNNLM(NumpyScoring):
         h = self.hidden
         dx_total = None
         for d, sfx in enumerate(self._suffixes(k)):
-            dhs = dout[..., d * h:(d + 1) * h]
+            dhs = dout[..., d * h : (d + 1) * h]
             if d == 1:
                 dhs = dhs[::-1]
             if self.kind == "lstm":
@@ -308,8 +310,9 @@ class NumpyRNNLM(NumpyScoring):
 
     # ------------------------------------------------------------------ scoring seam
 
-    def __call__(self, idx: np.ndarray, targets: np.ndarray | None = None,
-                 state: State = None) -> tuple[np.ndarray, float | None, State]:
+    def __call__(
+        self, idx: np.ndarray, targets: np.ndarray | None = None, state: State = None
+    ) -> tuple[np.ndarray, float | None, State]:
         """The neural model contract (models/base.py): logits (N, T, V), the mean cross-entropy
         in nats per token of `targets` (None without them), and the new state; evaluation mode."""
         _, new_state, cache = self.forward(idx, state)

@@ -53,8 +53,9 @@ class SGD:
     """torch.optim.SGD: g <- g + wd p;  b <- g (first step) or mu b + (1 - dampening) g;
     g <- g + mu b (nesterov) or b;  p <- p - lr g."""
 
-    def __init__(self, momentum: float = 0.0, weight_decay: float = 0.0, dampening: float = 0.0,
-                 nesterov: bool = False) -> None:
+    def __init__(
+        self, momentum: float = 0.0, weight_decay: float = 0.0, dampening: float = 0.0, nesterov: bool = False
+    ) -> None:
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("nesterov momentum needs momentum > 0 and dampening = 0")
         self.momentum, self.weight_decay = momentum, weight_decay
@@ -78,8 +79,7 @@ class SGD:
             p -= lr * d_p
 
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step_count,
-                "momentum_buffer": {k: v.copy() for k, v in self.momentum_buffer.items()}}
+        return {"step": self.step_count, "momentum_buffer": {k: v.copy() for k, v in self.momentum_buffer.items()}}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         buffers = _check_buffers(state, ("momentum_buffer",))
@@ -90,13 +90,14 @@ class SGD:
 class AdamW:
     """torch.optim.AdamW (decoupled weight decay), for step t = 1, 2, ...:
 
-        p <- p (1 - lr wd)
-        m <- b1 m + (1 - b1) g;     v <- b2 v + (1 - b2) g^2
-        p <- p - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+    p <- p (1 - lr wd)
+    m <- b1 m + (1 - b1) g;     v <- b2 v + (1 - b2) g^2
+    p <- p - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)
     """
 
-    def __init__(self, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2) -> None:
+    def __init__(
+        self, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2
+    ) -> None:
         self.beta1, self.beta2 = betas
         self.eps, self.weight_decay = eps, weight_decay
         self.step_count = 0
@@ -106,8 +107,8 @@ class AdamW:
     def step(self, params: dict[str, np.ndarray], grads: Mapping[str, np.ndarray], lr: float) -> None:
         self.step_count += 1
         b1, b2 = self.beta1, self.beta2
-        step_size = lr / (1 - b1 ** self.step_count)
-        bc2_sqrt = math.sqrt(1 - b2 ** self.step_count)
+        step_size = lr / (1 - b1**self.step_count)
+        bc2_sqrt = math.sqrt(1 - b2**self.step_count)
         for name, grad in grads.items():
             p = params[name]
             if name not in self.exp_avg:
@@ -125,9 +126,11 @@ class AdamW:
             p -= step_size * (m / denom)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step_count,
-                "exp_avg": {k: v.copy() for k, v in self.exp_avg.items()},
-                "exp_avg_sq": {k: v.copy() for k, v in self.exp_avg_sq.items()}}
+        return {
+            "step": self.step_count,
+            "exp_avg": {k: v.copy() for k, v in self.exp_avg.items()},
+            "exp_avg_sq": {k: v.copy() for k, v in self.exp_avg_sq.items()},
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         buffers = _check_buffers(state, ("exp_avg", "exp_avg_sq"))

@@ -26,15 +26,19 @@ def fit_baseline(config: ModelConfig, train_ids: np.ndarray, seed: int) -> Any:
     """Fit an n-gram (counting) or HMM (Baum-Welch) model on the training token ids."""
     if config.model == "ngram":
         from .ngram import KneserNeyLM
+
         return KneserNeyLM(config.order, config.vocab_size).fit(train_ids)
     from .hmm import HMMLM
-    return HMMLM(config.states, config.vocab_size, n_iter=config.hmm_iter,
-                 max_train_tokens=config.hmm_max_tokens, seed=seed).fit(train_ids)
+
+    return HMMLM(
+        config.states, config.vocab_size, n_iter=config.hmm_iter, max_train_tokens=config.hmm_max_tokens, seed=seed
+    ).fit(train_ids)
 
 
 def baseline_weights(model: Any) -> dict[str, torch.Tensor]:
     """A fitted baseline's arrays as tensors, ready for safetensors."""
     import torch
+
     return {name: torch.from_numpy(np.ascontiguousarray(array)) for name, array in model.state_dict().items()}
 
 
@@ -46,31 +50,37 @@ def numpy_supports(config: ModelConfig) -> bool:
     return config.is_baseline or not config.adaptive_softmax
 
 
-def scorer_from_weights(config: ModelConfig, weights: Mapping[str, Any],
-                        device: torch.device | str = "cpu") -> tuple[Scorer, Any]:
+def scorer_from_weights(
+    config: ModelConfig, weights: Mapping[str, Any], device: torch.device | str = "cpu"
+) -> tuple[Scorer, Any]:
     """(scorer, underlying model) for saved weights (torch tensors or NumPy arrays) of any kind."""
     if config.model == "ngram":
         from .ngram import KneserNeyLM
+
         ngram = KneserNeyLM.from_state_dict(as_arrays(weights))
         _check_vocab(config, ngram.vocab_size)
         return ngram, ngram
     if config.model == "hmm":
         from .hmm import HMMLM
+
         hmm = HMMLM.from_state_dict(as_arrays(weights))
         _check_vocab(config, hmm.vocab_size)
         return hmm, hmm
     if config.engine == "numpy":
         from .numpy_lm import NumpyRNNLM
+
         net = NumpyRNNLM(config)
         try:
             net.load_state_dict(as_arrays(weights))
         except ValueError as error:
             from ..errors import CheckpointError
+
             raise CheckpointError(f"weights do not fit this model: {error}") from None
         return net, net
     import torch
 
     from .torch_lm import TorchScorer, import_weights
+
     model = build_torch_model(config)
     import_weights(model, {name: torch.as_tensor(w) for name, w in weights.items()})
     model = model.to(device).eval()
@@ -82,11 +92,14 @@ def build_torch_model(config: ModelConfig) -> TorchModel:
     minGRU/minLSTM (MinRNNLM) or the feed-forward mlp (MLPLM); all keep the model contract."""
     if config.model == "mlp":
         from .mlp import MLPLM
+
         return MLPLM(config)
     if config.model in SCAN_MODELS:
         from .minrnn import MinRNNLM
+
         return MinRNNLM(config)
     from .torch_lm import RNNLM
+
     return RNNLM(config)
 
 
@@ -97,6 +110,6 @@ def as_arrays(weights: Mapping[str, Any]) -> dict[str, np.ndarray]:
 
 def _check_vocab(config: ModelConfig, vocab_size: int) -> None:
     from ..errors import CheckpointError
+
     if vocab_size != config.vocab_size:
-        raise CheckpointError(f"the saved model has {vocab_size} token ids but its config says "
-                              f"{config.vocab_size}")
+        raise CheckpointError(f"the saved model has {vocab_size} token ids but its config says {config.vocab_size}")

@@ -31,8 +31,12 @@ from ..errors import ConfigError
 from .base import TorchModel
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
-CELLS = {"rnn": (nn.RNN, {"nonlinearity": "tanh"}), "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
-         "gru": (nn.GRU, {}), "lstm": (nn.LSTM, {})}
+CELLS = {
+    "rnn": (nn.RNN, {"nonlinearity": "tanh"}),
+    "rnn_relu": (nn.RNN, {"nonlinearity": "relu"}),
+    "gru": (nn.GRU, {}),
+    "lstm": (nn.LSTM, {}),
+}
 
 
 class RNNLM(nn.Module):
@@ -48,9 +52,16 @@ class RNNLM(nn.Module):
         cell, options = CELLS[config.model]
         if config.model == "gru" and config.gru_form == "cho":  # reset gate before the product: no cuDNN
             from .cho_gru import ChoGRU
+
             cell = ChoGRU
-        self.rnn = cell(D or V, H, num_layers=config.layers, batch_first=True,
-                        dropout=config.dropout if config.layers > 1 else 0.0, **options)
+        self.rnn = cell(
+            D or V,
+            H,
+            num_layers=config.layers,
+            batch_first=True,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+            **options,
+        )
         assert config.dropout is not None  # resolved in ModelConfig.__post_init__
         self.drop = nn.Dropout(config.dropout)
         self.head = adaptive_head(H, V, config.cutoffs) if config.adaptive_softmax else nn.Linear(H, V)
@@ -62,9 +73,14 @@ class RNNLM(nn.Module):
         # one single-layer module per layer, on the meta device (no memory) and outside the module
         # tree (a plain tuple: no parameters, no state_dict entries); only ever called with this
         # model's own weights through functional_call, for locked dropout between layers
-        self._layer_modules = tuple(
-            cell((D or V) if layer == 0 else H, H, batch_first=True, device="meta", **options)
-            for layer in range(config.layers)) if self.layerwise else ()
+        self._layer_modules = (
+            tuple(
+                cell((D or V) if layer == 0 else H, H, batch_first=True, device="meta", **options)
+                for layer in range(config.layers)
+            )
+            if self.layerwise
+            else ()
+        )
         self._refresh_flat_weights = False  # see features()
 
     def inputs(self, idx: torch.Tensor) -> torch.Tensor:
@@ -72,8 +88,13 @@ class RNNLM(nn.Module):
             return self.embed(idx)
         return F.one_hot(idx, self.config.vocab_size).to(self.rnn.weight_hh_l0.dtype)
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, state: State | None = None,
-                return_activations: bool = False):
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        state: State | None = None,
+        return_activations: bool = False,
+    ):
         """`logits, loss, state`; with `return_activations` also `(raw, dropped)`: the last layer's
         outputs before and after output dropout, (N, T, H), for AR/TAR (see activation_penalty)."""
         raw, out, state = self.features(idx, state)
@@ -104,8 +125,9 @@ class RNNLM(nn.Module):
         raw, state = self.rnn(x, state)
         return raw, self.drop(raw), state
 
-    def _regularized_features(self, idx: torch.Tensor, x: torch.Tensor,
-                              state: State | None) -> tuple[torch.Tensor, torch.Tensor, State]:
+    def _regularized_features(
+        self, idx: torch.Tensor, x: torch.Tensor, state: State | None
+    ) -> tuple[torch.Tensor, torch.Tensor, State]:
         """Training forward with the AWD-LSTM regularisers (Merity et al. 2017, sec. 4)."""
         c = self.config
         if c.embed_dropout > 0:
@@ -138,8 +160,9 @@ class RNNLM(nn.Module):
         for layer, module in enumerate(self._layer_modules):
             if layer > 0:
                 x = locked_dropout(x, p)
-            x, layer_state = functional_call(module, self._recurrent_weights([layer], rename=True),
-                                             (x, state_layer(state, layer)))
+            x, layer_state = functional_call(
+                module, self._recurrent_weights([layer], rename=True), (x, state_layer(state, layer))
+            )
             states.append(layer_state)
         self._refresh_flat_weights = True  # self.rnn never saw these calls: see features()
         return x, stack_layer_states(states)
@@ -157,8 +180,9 @@ class RNNLM(nn.Module):
                 weights[f"{kind}_l{0 if rename else layer}"] = weight
         return weights
 
-    def _adaptive(self, out: torch.Tensor,
-                  targets: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def _adaptive(
+        self, out: torch.Tensor, targets: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Adaptive softmax: with targets only their log-probabilities are computed (the point of
         it), so `logits` is None; without targets, full log-probabilities stand in for logits."""
         N, T, H = out.shape
@@ -173,8 +197,7 @@ class RNNLM(nn.Module):
             _, loss, state = self(idx, targets, state)
             return loss * targets.numel(), state
         logits, _, state = self(idx, state=state)
-        return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1),
-                               reduction="sum"), state
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), reduction="sum"), state
 
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
         weight = self.rnn.weight_hh_l0
@@ -222,8 +245,8 @@ def state_layer(state: State | None, layer: int) -> State | None:
     if state is None:
         return None
     if isinstance(state, tuple):
-        return tuple(s[layer:layer + 1] for s in state)  # type: ignore[return-value]
-    return state[layer:layer + 1]
+        return tuple(s[layer : layer + 1] for s in state)  # type: ignore[return-value]
+    return state[layer : layer + 1]
 
 
 def stack_layer_states(states: list[State]) -> State:
@@ -237,8 +260,10 @@ def adaptive_head(hidden: int, vocab: int, cutoffs: tuple[int, ...] | None) -> n
     frequency-ranked by the Vocab, so the head cluster holds the frequent words."""
     cutoffs = tuple(cutoffs) if cutoffs else tuple(c for c in (vocab // 5, vocab // 2) if 0 < c < vocab)
     if vocab < 100 or not cutoffs or cutoffs[-1] >= vocab - 1 or len(set(cutoffs)) != len(cutoffs):
-        raise ConfigError(f"adaptive softmax cutoffs {cutoffs} do not fit a vocabulary of {vocab}; "
-                          "it needs a vocabulary of at least 100 tokens and cutoffs below it")
+        raise ConfigError(
+            f"adaptive softmax cutoffs {cutoffs} do not fit a vocabulary of {vocab}; "
+            "it needs a vocabulary of at least 100 tokens and cutoffs below it"
+        )
     return nn.AdaptiveLogSoftmaxWithLoss(hidden, vocab, list(cutoffs), div_value=4.0)
 
 
@@ -335,12 +360,14 @@ def import_weights(model: TorchModel, weights: dict[str, torch.Tensor]) -> None:
     missing = sorted(set(expected) - set(weights))
     unexpected = sorted(set(weights) - set(expected))
     if missing or unexpected:
-        raise CheckpointError(f"weights do not fit this model: missing {missing or 'none'}, "
-                              f"unexpected {unexpected or 'none'}")
+        raise CheckpointError(
+            f"weights do not fit this model: missing {missing or 'none'}, unexpected {unexpected or 'none'}"
+        )
     for name, tensor in weights.items():
         if tuple(tensor.shape) != tuple(expected[name].shape):
-            raise CheckpointError(f"weight {name} has shape {tuple(tensor.shape)}, the model expects "
-                                  f"{tuple(expected[name].shape)}")
+            raise CheckpointError(
+                f"weight {name} has shape {tuple(tensor.shape)}, the model expects {tuple(expected[name].shape)}"
+            )
     with torch.no_grad():
         for name, tensor in weights.items():
             expected[name].copy_(tensor)

@@ -101,33 +101,50 @@ class BenchSpec:
 
 LONG_MODELS = ("mingru", "minlstm", "gru", "lstm")
 # (config, the config it is compared with): the same implementation's speed, one over the other
-CROSS = (("char-2x512-gru-cho", "char-2x512-gru"), ("tiny-gru-cho", "tiny-gru"),
-         ("small-1x128-gru-cho", "small-1x128-gru"),
-         *((f"{size}-{m}", f"{size}-{other}") for size in ("long-512", "tiny-long")
-           for m in ("mingru", "minlstm") for other in ("gru", "lstm")))
+CROSS = (
+    ("char-2x512-gru-cho", "char-2x512-gru"),
+    ("tiny-gru-cho", "tiny-gru"),
+    ("small-1x128-gru-cho", "small-1x128-gru"),
+    *(
+        (f"{size}-{m}", f"{size}-{other}")
+        for size in ("long-512", "tiny-long")
+        for m in ("mingru", "minlstm")
+        for other in ("gru", "lstm")
+    ),
+)
 SPECS = tuple(
     [BenchSpec(f"char-2x512-{m}", m, 65, 2, 512, 64, 64, 128) for m in ("rnn", "gru", "lstm")]
-    + [BenchSpec("word-2x650", "lstm", 10_000, 2, 650, 650, 20, 35),  # Zaremba et al.'s medium PTB model
-       BenchSpec("big-3x1024", "lstm", 256, 3, 1024, 256, 256, 256)]
+    + [
+        BenchSpec("word-2x650", "lstm", 10_000, 2, 650, 650, 20, 35),  # Zaremba et al.'s medium PTB model
+        BenchSpec("big-3x1024", "lstm", 256, 3, 1024, 256, 256, 256),
+    ]
     + [BenchSpec(f"tiny-{m}", m, 65, 2, 32, 16, 4, 16) for m in ("rnn", "gru", "lstm")]
     # what the Cho et al. (2014) GRU costs beside cuDNN's form (no fused kernel: a loop of two products a step)
     + [BenchSpec("char-2x512-gru-cho", "gru", 65, 2, 512, 64, 64, 128, gru_form="cho")]
-    + [BenchSpec("small-1x128-gru" + suffix, "gru", 65, 1, 128, 32, 32, 64, gru_form=form)
-       for suffix, form in (("", None), ("-cho", "cho"))]
+    + [
+        BenchSpec("small-1x128-gru" + suffix, "gru", 65, 1, 128, 32, 32, 64, gru_form=form)
+        for suffix, form in (("", None), ("-cho", "cho"))
+    ]
     # long windows, where minGRU/minLSTM's parallel scan (Feng et al. 2024) should pay: all four side by side
     + [BenchSpec(f"long-512-{m}", m, 65, 1, 256, 64, 8, 512) for m in LONG_MODELS]
     + [BenchSpec(f"tiny-long-{m}", m, 65, 1, 16, 8, 2, 64) for m in LONG_MODELS]
-    + [BenchSpec("tiny-gru-cho", "gru", 65, 2, 32, 16, 4, 16, gru_form="cho")])
-GROUPS = MappingProxyType({
-    "char-2x512": ("char-2x512-rnn", "char-2x512-gru", "char-2x512-lstm"),
-    "tiny": ("tiny-rnn", "tiny-gru", "tiny-lstm"),
-    "gru-forms": ("char-2x512-gru", "char-2x512-gru-cho"),
-    "gru-forms-small": ("small-1x128-gru", "small-1x128-gru-cho"),  # the size of docs/concepts.md's runs
-    "long-512": tuple(f"long-512-{m}" for m in LONG_MODELS),
-    "tiny-long": tuple(f"tiny-long-{m}" for m in LONG_MODELS),
-    "all": tuple(s.name for s in SPECS if not s.name.startswith(("tiny-", "long-", "small-"))
-                 and s.name != "char-2x512-gru-cho"),
-})
+    + [BenchSpec("tiny-gru-cho", "gru", 65, 2, 32, 16, 4, 16, gru_form="cho")]
+)
+GROUPS = MappingProxyType(
+    {
+        "char-2x512": ("char-2x512-rnn", "char-2x512-gru", "char-2x512-lstm"),
+        "tiny": ("tiny-rnn", "tiny-gru", "tiny-lstm"),
+        "gru-forms": ("char-2x512-gru", "char-2x512-gru-cho"),
+        "gru-forms-small": ("small-1x128-gru", "small-1x128-gru-cho"),  # the size of docs/concepts.md's runs
+        "long-512": tuple(f"long-512-{m}" for m in LONG_MODELS),
+        "tiny-long": tuple(f"tiny-long-{m}" for m in LONG_MODELS),
+        "all": tuple(
+            s.name
+            for s in SPECS
+            if not s.name.startswith(("tiny-", "long-", "small-")) and s.name != "char-2x512-gru-cho"
+        ),
+    }
+)
 DEFAULT_CUDA = GROUPS["all"]
 DEFAULT_CPU = tuple(name for name in GROUPS["all"] if name != "big-3x1024")  # ~minutes per step on a CPU
 
@@ -180,8 +197,9 @@ class BenchOptions:
             resolve_configs(self.configs)
         unknown = [name for name in self.impls if name not in IMPLS]
         if unknown or not self.impls:
-            raise ConfigError(f"unknown bench implementation(s) {', '.join(unknown) or '(none)'}; "
-                              f"known: {', '.join(IMPLS)}")
+            raise ConfigError(
+                f"unknown bench implementation(s) {', '.join(unknown) or '(none)'}; known: {', '.join(IMPLS)}"
+            )
         check_int("repeats", self.repeats, 1, allow_none=True)
         check_int("warmup", self.warmup, 0, allow_none=True)
         check_float("seconds_per_repeat", self.seconds_per_repeat, 0.0, 600.0, allow_none=True)
@@ -235,14 +253,14 @@ class Windows:
         length = (len(tokens) - 1) // spec.batch
         used = spec.batch * length
         self.x = tokens[:used].view(spec.batch, length).to(device)
-        self.y = tokens[1:used + 1].view(spec.batch, length).to(device)
+        self.y = tokens[1 : used + 1].view(spec.batch, length).to(device)
         self.seq_len, self.count, self.index = spec.seq_len, length // spec.seq_len, 0
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor, bool]:
         """Inputs and targets of the next window, and whether it starts a new pass over the data."""
         start, fresh = self.index * self.seq_len, self.index == 0
         self.index = (self.index + 1) % self.count
-        return self.x[:, start:start + self.seq_len], self.y[:, start:start + self.seq_len], fresh
+        return self.x[:, start : start + self.seq_len], self.y[:, start : start + self.seq_len], fresh
 
 
 # ---------------------------------------------------------------- implementations
@@ -266,6 +284,7 @@ class RnnkitStepper:
             self.trainer = Trainer(_run_config(spec, path, device, amp, seed), log=lambda _message: None)
         if len(self.trainer.tokenizer) != spec.vocab:  # the synthetic text must give exactly V symbols
             raise RuntimeError(f"synthetic vocabulary {len(self.trainer.tokenizer)} != {spec.vocab}")
+
     def step(self) -> None:
         self.trainer.train_step()
         if self.trainer.reads_divergence_every_step:  # as RunLoop does after every CPU step
@@ -276,11 +295,23 @@ def _run_config(spec: BenchSpec, path: Path, device: torch.device, amp: bool, se
     """`rnnkit train` defaults, with the spec's sizes, char tokenizer on the synthetic file, and no
     dropout (the plain PyTorch model it is compared with has none)."""
     return RunConfig(
-        ModelConfig(model=spec.model, layers=spec.layers, hidden=spec.hidden, embed=spec.embed, dropout=0.0,
-                    gru_form=spec.gru_form),
-        DataConfig(data=str(path), tokenizer="char", batch_size=spec.batch, seq_len=spec.seq_len,
-                   fractions=(TRAIN_FRACTION, round(1 - TRAIN_FRACTION, 6), 0.0)),
-        TrainConfig(steps=10**9, device=device.type, amp=amp, seed=seed, quiet=True, sample_tokens=0))
+        ModelConfig(
+            model=spec.model,
+            layers=spec.layers,
+            hidden=spec.hidden,
+            embed=spec.embed,
+            dropout=0.0,
+            gru_form=spec.gru_form,
+        ),
+        DataConfig(
+            data=str(path),
+            tokenizer="char",
+            batch_size=spec.batch,
+            seq_len=spec.seq_len,
+            fractions=(TRAIN_FRACTION, round(1 - TRAIN_FRACTION, 6), 0.0),
+        ),
+        TrainConfig(steps=10**9, device=device.type, amp=amp, seed=seed, quiet=True, sample_tokens=0),
+    )
 
 
 RECURRENT = MappingProxyType({"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM})
@@ -340,8 +371,9 @@ class TorchStepper:
         defaults = TrainConfig()
         self.model, self.device, self.amp, self.clip = model.to(device), device, amp, defaults.clip
         fused: dict[str, Any] = {"fused": True} if device.type == "cuda" else {}  # else torch's own default
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=defaults.lr,
-                                           weight_decay=defaults.weight_decay, **fused)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=defaults.lr, weight_decay=defaults.weight_decay, **fused
+        )
         self.windows, self.state = Windows(ids, spec, device), None
 
     def step(self) -> None:
@@ -365,8 +397,16 @@ class NumpyStepper:
     def __init__(self, spec: BenchSpec, ids: np.ndarray, seed: int):
         from ..engines import NumpyEngine
 
-        model = ModelConfig(model=spec.model, layers=spec.layers, hidden=spec.hidden, embed=spec.embed,
-                            dropout=0.0, engine="numpy", vocab_size=spec.vocab, gru_form=spec.gru_form)
+        model = ModelConfig(
+            model=spec.model,
+            layers=spec.layers,
+            hidden=spec.hidden,
+            embed=spec.embed,
+            dropout=0.0,
+            engine="numpy",
+            vocab_size=spec.vocab,
+            gru_form=spec.gru_form,
+        )
         self.lr = TrainConfig().lr
         self.engine = NumpyEngine(model, TrainConfig(seed=seed), seed)
         self.windows, self.state = Windows(ids, spec, torch.device("cpu")), None
@@ -377,8 +417,7 @@ class NumpyStepper:
         self.state = None if out is None else out[2]
 
 
-def build_stepper(impl: str, spec: BenchSpec, ids: np.ndarray, device: torch.device, amp: bool,
-                  seed: int) -> Stepper:
+def build_stepper(impl: str, spec: BenchSpec, ids: np.ndarray, device: torch.device, amp: bool, seed: int) -> Stepper:
     """A fresh, seeded implementation of one training step."""
     torch.manual_seed(seed)
     if impl == "rnnkit":
@@ -509,8 +548,15 @@ class Trial:
     seconds: list[float] = field(default_factory=list)  # per step, one entry per repeat
 
 
-def prepare(impl: str, spec: BenchSpec, ids: np.ndarray, device: torch.device, amp: bool,
-            options: BenchOptions, memory: MemoryProbe) -> Trial:
+def prepare(
+    impl: str,
+    spec: BenchSpec,
+    ids: np.ndarray,
+    device: torch.device,
+    amp: bool,
+    options: BenchOptions,
+    memory: MemoryProbe,
+) -> Trial:
     """Build and warm up one implementation, then pick the steps per repeat from one timed step.
 
     Its peak memory is measured here, from construction through at least two steps (the first
@@ -550,22 +596,25 @@ def settle_seconds(options: BenchOptions, device: torch.device) -> float:
 # ---------------------------------------------------------------- the benchmark
 
 
-def impls_for(options: BenchOptions, device: torch.device, amp: bool,
-              spec: BenchSpec | None = None) -> tuple[str, ...]:
+def impls_for(options: BenchOptions, device: torch.device, amp: bool, spec: BenchSpec | None = None) -> tuple[str, ...]:
     """The implementations that apply: numpy only on the CPU and in fp32; plain and cell-loop only
     for the models PyTorch has (not the Cho GRU, minGRU or minLSTM)."""
     torch_only = ("plain", "cell-loop")
-    return tuple(name for name in options.impls if (name != "numpy" or (device.type == "cpu" and not amp))
-                 and (spec is None or spec.has_plain or name not in torch_only))
+    return tuple(
+        name
+        for name in options.impls
+        if (name != "numpy" or (device.type == "cpu" and not amp))
+        and (spec is None or spec.has_plain or name not in torch_only)
+    )
 
 
-def bench_config(spec: BenchSpec, device: torch.device, amp: bool, options: BenchOptions,
-                 environment: dict[str, Any]) -> list[dict[str, Any]]:
+def bench_config(
+    spec: BenchSpec, device: torch.device, amp: bool, options: BenchOptions, environment: dict[str, Any]
+) -> list[dict[str, Any]]:
     """Measure every applicable implementation on one configuration and precision; rows as dicts."""
     memory, ids = memory_probe(device), synthetic_ids(spec, options.seed)
     prime(spec, ids, device, amp, options.seed)
-    trials = [prepare(impl, spec, ids, device, amp, options, memory)
-              for impl in impls_for(options, device, amp, spec)]
+    trials = [prepare(impl, spec, ids, device, amp, options, memory) for impl in impls_for(options, device, amp, spec)]
     run_rounds(trials, options.n_repeats, device, settle_seconds(options, device))
     rows = [result_row(spec, trial, amp, environment) for trial in trials]
     add_ratios(rows)
@@ -595,16 +644,29 @@ def release(device: torch.device) -> None:
 
 def result_row(spec: BenchSpec, trial: Trial, amp: bool, environment: dict[str, Any]) -> dict[str, Any]:
     median, peak = statistics.median(trial.seconds), trial.peak
-    return {"config": spec.name, "impl": trial.impl, "model": spec.model, "precision": "bf16" if amp else "fp32",
-            "vocab": spec.vocab, "layers": spec.layers, "hidden": spec.hidden, "embed": spec.embed,
-            "batch": spec.batch, "seq_len": spec.seq_len,
-            "tokens_per_s": round(spec.tokens / median, 1), "ms_per_step": round(median * 1e3, 3),
-            "ms_per_step_min": round(min(trial.seconds) * 1e3, 3),
-            "ms_per_step_max": round(max(trial.seconds) * 1e3, 3),
-            "steps_per_repeat": trial.steps, "repeats": len(trial.seconds),
-            "peak_mem_mib": None if peak is None else round(peak / MIB, 1), "ratio_to_plain": None,
-            "ratio_paired": None, "round_seconds": [round(s, 6) for s in trial.seconds],
-            **environment}
+    return {
+        "config": spec.name,
+        "impl": trial.impl,
+        "model": spec.model,
+        "precision": "bf16" if amp else "fp32",
+        "vocab": spec.vocab,
+        "layers": spec.layers,
+        "hidden": spec.hidden,
+        "embed": spec.embed,
+        "batch": spec.batch,
+        "seq_len": spec.seq_len,
+        "tokens_per_s": round(spec.tokens / median, 1),
+        "ms_per_step": round(median * 1e3, 3),
+        "ms_per_step_min": round(min(trial.seconds) * 1e3, 3),
+        "ms_per_step_max": round(max(trial.seconds) * 1e3, 3),
+        "steps_per_repeat": trial.steps,
+        "repeats": len(trial.seconds),
+        "peak_mem_mib": None if peak is None else round(peak / MIB, 1),
+        "ratio_to_plain": None,
+        "ratio_paired": None,
+        "round_seconds": [round(s, 6) for s in trial.seconds],
+        **environment,
+    }
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
@@ -626,8 +688,13 @@ def environment_of(device: torch.device) -> dict[str, Any]:
         name = torch.cuda.get_device_name(device)
     else:
         name = f"{_cpu_model()}, {os.cpu_count()} cores"
-    return {"device": device.type, "device_name": name, "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    return {
+        "device": device.type,
+        "device_name": name,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def _cpu_model() -> str:
@@ -655,7 +722,7 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] | None = None) -
         for spec in options.specs(device):
             for amp in precisions:
                 rows += bench_config(spec, device, amp, options, environment)
-                log(format_table(rows[-len(impls_for(options, device, amp, spec)):], header=False))
+                log(format_table(rows[-len(impls_for(options, device, amp, spec)) :], header=False))
     return rows
 
 
@@ -676,20 +743,29 @@ def format_table(rows: Sequence[dict[str, Any]], header: bool = True) -> str:
     lines = []
     if header and rows:
         first = rows[0]
-        lines.append(f"# {first['device']} ({first['device_name']}), {first['threads']} threads, "
-                     f"torch {first['torch']}, {first['date']}; median of {first['repeats']} repeats")
-        lines.append(f"{'config':<17} {'impl':<10} {'prec':<5} {'tokens/s':>11} {'ms/step':>10} "
-                     f"{'spread':>7} {'peak MiB':>9} {'vs plain':>8} {'paired':>7}")
+        lines.append(
+            f"# {first['device']} ({first['device_name']}), {first['threads']} threads, "
+            f"torch {first['torch']}, {first['date']}; median of {first['repeats']} repeats"
+        )
+        lines.append(
+            f"{'config':<17} {'impl':<10} {'prec':<5} {'tokens/s':>11} {'ms/step':>10} "
+            f"{'spread':>7} {'peak MiB':>9} {'vs plain':>8} {'paired':>7}"
+        )
     for row in rows:
         spread = (row["ms_per_step_max"] - row["ms_per_step_min"]) / row["ms_per_step"] * 100
         peak = "-" if row["peak_mem_mib"] is None else f"{row['peak_mem_mib']:,.1f}"
         ratio = "-" if row["ratio_to_plain"] is None else f"{row['ratio_to_plain']:.3f}"
         paired = "-" if row["ratio_paired"] is None else f"{row['ratio_paired']:.3f}"
-        lines.append(f"{row['config']:<17} {row['impl']:<10} {row['precision']:<5} {row['tokens_per_s']:>11,.0f} "
-                     f"{row['ms_per_step']:>10.2f} {spread:>6.1f}% {peak:>9} {ratio:>8} {paired:>7}")
+        lines.append(
+            f"{row['config']:<17} {row['impl']:<10} {row['precision']:<5} {row['tokens_per_s']:>11,.0f} "
+            f"{row['ms_per_step']:>10.2f} {spread:>6.1f}% {peak:>9} {ratio:>8} {paired:>7}"
+        )
     if header:
-        lines += [f"{row['config']} / {row['against']} ({row['impl']}, {row['precision']}): "
-                  f"{row['speed_ratio']:.3f}x the tokens/s" for row in cross_ratios(rows)]
+        lines += [
+            f"{row['config']} / {row['against']} ({row['impl']}, {row['precision']}): "
+            f"{row['speed_ratio']:.3f}x the tokens/s"
+            for row in cross_ratios(rows)
+        ]
     return "\n".join(lines)
 
 
@@ -702,6 +778,13 @@ def cross_ratios(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         for (name, impl, precision), tokens_per_s in speed.items():
             other = speed.get((against, impl, precision))
             if name == config and other:
-                out.append({"config": config, "against": against, "impl": impl, "precision": precision,
-                            "speed_ratio": round(tokens_per_s / other, 4)})
+                out.append(
+                    {
+                        "config": config,
+                        "against": against,
+                        "impl": impl,
+                        "precision": precision,
+                        "speed_ratio": round(tokens_per_s / other, 4),
+                    }
+                )
     return out

@@ -54,8 +54,14 @@ class ClozeOptions:
 
     def __post_init__(self) -> None:
         check_choice("model", self.model, tuple(CELLS))
-        for name, low, high in (("context", 1, 4096), ("embed", 1, 1 << 14), ("hidden", 1, 1 << 14),
-                                ("batch_size", 1, 1 << 16), ("eval_windows", 1, 1 << 24), ("seed", 0, (1 << 63) - 1)):
+        for name, low, high in (
+            ("context", 1, 4096),
+            ("embed", 1, 1 << 14),
+            ("hidden", 1, 1 << 14),
+            ("batch_size", 1, 1 << 16),
+            ("eval_windows", 1, 1 << 24),
+            ("seed", 0, (1 << 63) - 1),
+        ):
             check_int(name, getattr(self, name), low, high)
         check_int("steps", self.steps, 1, 1 << 40, allow_none=True)
         for name in ("lr", "budget_seconds"):
@@ -78,13 +84,14 @@ class ClozeModel(nn.Module):
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         """windows (N, 2C+1) ids, centre = mask -> logits (N, V) for the centre character."""
         if not self.bidirectional:
-            windows = windows[:, :self.context + 1]  # left context and the mask
+            windows = windows[:, : self.context + 1]  # left context and the mask
         hidden, _ = self.rnn(self.embed(windows))  # (N, W, H * directions)
         return self.head(hidden[:, self.context])
 
 
-def masked_windows(ids: torch.Tensor, centres: torch.Tensor, context: int, mask_id: int
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def masked_windows(
+    ids: torch.Tensor, centres: torch.Tensor, context: int, mask_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs, targets): windows ids[c-C .. c+C] with the centre set to `mask_id`; targets ids[c]."""
     offsets = torch.arange(-context, context + 1, device=ids.device)
     windows = ids[centres[:, None] + offsets]
@@ -103,8 +110,10 @@ def load_cloze_data(data: str, context: int, log: Log) -> tuple[Any, dict[str, t
     tensors = {name: torch.as_tensor(splits[name].ids, dtype=torch.long) for name in ("train", "val")}
     for name, ids in tensors.items():
         if len(ids) < 2 * context + 1:
-            raise DataError(f"cloze: the {name} split has {len(ids)} characters, fewer than one window of "
-                            f"{2 * context + 1}; lower --context or give more text")
+            raise DataError(
+                f"cloze: the {name} split has {len(ids)} characters, fewer than one window of "
+                f"{2 * context + 1}; lower --context or give more text"
+            )
     return tokenizer, tensors
 
 
@@ -132,8 +141,9 @@ def train_cloze(model: ClozeModel, ids: torch.Tensor, options: ClozeOptions, dev
 
 
 @torch.no_grad()
-def evaluate_cloze(model: ClozeModel, ids: torch.Tensor, options: ClozeOptions, device: torch.device
-                   ) -> dict[str, float]:
+def evaluate_cloze(
+    model: ClozeModel, ids: torch.Tensor, options: ClozeOptions, device: torch.device
+) -> dict[str, float]:
     """Accuracy (argmax = the masked character) and mean loss over evenly spaced validation gaps."""
     model.eval()
     context, mask_id = options.context, model.embed.num_embeddings - 1
@@ -141,7 +151,7 @@ def evaluate_cloze(model: ClozeModel, ids: torch.Tensor, options: ClozeOptions, 
     centres = torch.as_tensor(np.linspace(context, len(ids) - context - 1, count).round().astype(np.int64))
     ids, correct, nats = ids.to(device), 0, 0.0
     for start in range(0, count, 1024):
-        windows, targets = masked_windows(ids, centres[start:start + 1024].to(device), context, mask_id)
+        windows, targets = masked_windows(ids, centres[start : start + 1024].to(device), context, mask_id)
         logits = model(windows).float()
         correct += int((logits.argmax(dim=-1) == targets).sum())
         nats += float(F.cross_entropy(logits, targets, reduction="sum"))
@@ -161,8 +171,9 @@ def majority_accuracy(train_ids: torch.Tensor, val_ids: torch.Tensor, options: C
     return most, float((answers == most).float().mean())
 
 
-def cloze(data: str = "timemachine", options: ClozeOptions | None = None, bidirectional: bool = True,
-          log: Log | None = None) -> dict[str, Any]:
+def cloze(
+    data: str = "timemachine", options: ClozeOptions | None = None, bidirectional: bool = True, log: Log | None = None
+) -> dict[str, Any]:
     """Train the unidirectional cloze model (and, with `bidirectional`, the bidirectional one on
     the same data, sizes, seed and budget), score both on the same validation gaps, return a report."""
     from ..runtime import flush_denormals, resolve_device, stderr_logger
@@ -173,25 +184,39 @@ def cloze(data: str = "timemachine", options: ClozeOptions | None = None, bidire
     tokenizer, ids = load_cloze_data(data, options.context, log)
     rows = []
     with flush_denormals():
-        for both in ([False, True] if bidirectional else [False]):
+        for both in [False, True] if bidirectional else [False]:
             torch.manual_seed(options.seed)  # the same initial embedding and head draws for both
             model = ClozeModel(len(tokenizer), options, both).to(device)
             trained = train_cloze(model, ids["train"], options, device)
             scores = evaluate_cloze(model, ids["val"], options, device)
-            rows.append({"direction": "bidirectional" if both else "unidirectional",
-                         "parameters": sum(p.numel() for p in model.parameters()), **trained, **scores})
+            rows.append(
+                {
+                    "direction": "bidirectional" if both else "unidirectional",
+                    "parameters": sum(p.numel() for p in model.parameters()),
+                    **trained,
+                    **scores,
+                }
+            )
             log(f"cloze: {_row_line(rows[-1])}")
     most, share = majority_accuracy(ids["train"], ids["val"], options)
-    return {"format": "rnnkit-cloze", "data": data, "device": str(device), "options": asdict(options),
-            "results": rows, "majority": {"char": tokenizer.decode([most]), "accuracy": share}}
+    return {
+        "format": "rnnkit-cloze",
+        "data": data,
+        "device": str(device),
+        "options": asdict(options),
+        "results": rows,
+        "majority": {"char": tokenizer.decode([most]), "accuracy": share},
+    }
 
 
 def _row_line(row: dict[str, Any]) -> str:
     sides = "both sides" if row["direction"] == "bidirectional" else "left side only"
     label = f"{row['direction']} ({sides}):"
-    return (f"{label:<32} accuracy {100 * row['accuracy']:.1f}% "
-            f"(loss {row['loss']:.3f} nats) after {row['steps']} steps in {row['seconds']:.1f} s, "
-            f"{row['parameters']:,} parameters")
+    return (
+        f"{label:<32} accuracy {100 * row['accuracy']:.1f}% "
+        f"(loss {row['loss']:.3f} nats) after {row['steps']} steps in {row['seconds']:.1f} s, "
+        f"{row['parameters']:,} parameters"
+    )
 
 
 def report_lines(report: dict[str, Any]) -> list[str]:
@@ -200,13 +225,16 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     budget = f"{options['budget_seconds']:g} s"
     if options["steps"] is not None:
         budget = f"{options['steps']} steps (at most {budget})"
-    head = (f"cloze on {report['data']}: {options['model']}, hidden {options['hidden']}, "
-            f"{options['context']} characters each side of the gap, {budget} per model, "
-            f"{report['results'][0]['gaps']} validation gaps")
+    head = (
+        f"cloze on {report['data']}: {options['model']}, hidden {options['hidden']}, "
+        f"{options['context']} characters each side of the gap, {budget} per model, "
+        f"{report['results'][0]['gaps']} validation gaps"
+    )
     lines = [head]
     lines += [_row_line(row) for row in report["results"]]
-    lines.append(f"always {report['majority']['char']!r} (most frequent): accuracy "
-                 f"{100 * report['majority']['accuracy']:.1f}%")
+    lines.append(
+        f"always {report['majority']['char']!r} (most frequent): accuracy {100 * report['majority']['accuracy']:.1f}%"
+    )
     by_direction = {row["direction"]: row["accuracy"] for row in report["results"]}
     if "bidirectional" in by_direction:
         gain = by_direction["bidirectional"] - by_direction["unidirectional"]

@@ -48,8 +48,18 @@ DEFAULT_MODELS = "ngram:3,ngram:5,hmm:32,rnn,gru,lstm"
 UNBOUNDED_STEPS = 10_000_000  # neural runs stop at the time budget, not at a step count
 CURVE_POINTS = 25  # evaluations aimed for within a budget (>= 10 even if the timing is 2x off)
 EVAL_MAX_TOKENS = 50_000  # cap on validation tokens per evaluation *during* training
-ROW_FIELDS = ("model", "parameters", "train_seconds", "val_loss", "val_ppl", "val_bpc", "test_loss",
-              "test_bpc", "steps", "checkpoint")
+ROW_FIELDS = (
+    "model",
+    "parameters",
+    "train_seconds",
+    "val_loss",
+    "val_ppl",
+    "val_bpc",
+    "test_loss",
+    "test_bpc",
+    "steps",
+    "checkpoint",
+)
 TABLE_COLUMNS = ("model", "parameters", "train s", "val loss", "val ppl", "val bpc", "test bpc")
 
 Log = Callable[[str], None]
@@ -83,8 +93,9 @@ class ModelSpec:
                 return ModelConfig(model="ngram", order=self.size)
             return ModelConfig(model="hmm", states=self.size)
         if self.kind == "mlp":  # the neural n-gram: mlp:K reads the previous K tokens
-            return ModelConfig(model="mlp", context=self.size, layers=layers, hidden=hidden, embed=embed,
-                               dropout=dropout)
+            return ModelConfig(
+                model="mlp", context=self.size, layers=layers, hidden=hidden, embed=embed, dropout=dropout
+            )
         return ModelConfig(model=self.kind, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
 
 
@@ -147,8 +158,10 @@ def _parse_one(item: str) -> ModelSpec:
     try:
         size = int(size_text.strip())
     except ValueError:
-        raise ConfigError(f"--models: {item!r}: {kind} needs an integer {what}, as in {kind}:"
-                          f"{ {'ngram': 3, 'hmm': 32, 'mlp': 2}[kind]}") from None
+        raise ConfigError(
+            f"--models: {item!r}: {kind} needs an integer {what}, as in {kind}:"
+            f"{ {'ngram': 3, 'hmm': 32, 'mlp': 2}[kind] }"
+        ) from None
     try:
         ModelSpec(kind, size).model_config(1, 1, 1, 0.0)  # the ModelConfig bounds, named for --models
     except ConfigError as error:
@@ -156,11 +169,20 @@ def _parse_one(item: str) -> ModelSpec:
     return ModelSpec(kind, size)
 
 
-
-def compare(data: str = "timemachine", tokenizer: str = "char", models: str | Sequence[ModelSpec] | None = None,
-            budget_seconds: float = 60.0, out: str | Path | None = None, *, seed: int = 1337,
-            fractions: tuple[float, float, float] = (0.9, 0.05, 0.05), neural: NeuralOptions | None = None,
-            overwrite: bool = False, quiet: bool = False, log: Log | None = None) -> list[dict[str, Any]]:
+def compare(
+    data: str = "timemachine",
+    tokenizer: str = "char",
+    models: str | Sequence[ModelSpec] | None = None,
+    budget_seconds: float = 60.0,
+    out: str | Path | None = None,
+    *,
+    seed: int = 1337,
+    fractions: tuple[float, float, float] = (0.9, 0.05, 0.05),
+    neural: NeuralOptions | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+    log: Log | None = None,
+) -> list[dict[str, Any]]:
     """Train or fit each model into OUT/<model>/, score all on the same val/test tokens, write
     OUT/compare.json and OUT/compare.png, and return the rows (one dict per model, in order).
 
@@ -183,9 +205,13 @@ def compare(data: str = "timemachine", tokenizer: str = "char", models: str | Se
             require("hmmlearn", "hmm", "compare with an hmm model")
     neural = neural or NeuralOptions()
     check_float("budget_seconds", budget_seconds, 0.0, low_open=True)
-    base = RunConfig(ModelConfig(), DataConfig(data=data, tokenizer=tokenizer, fractions=fractions,
-                                               batch_size=neural.batch_size, seq_len=neural.seq_len),
-                     TrainConfig(seed=seed, device=neural.device, quiet=True, sample_tokens=0, lr=neural.lr))
+    base = RunConfig(
+        ModelConfig(),
+        DataConfig(
+            data=data, tokenizer=tokenizer, fractions=fractions, batch_size=neural.batch_size, seq_len=neural.seq_len
+        ),
+        TrainConfig(seed=seed, device=neural.device, quiet=True, sample_tokens=0, lr=neural.lr),
+    )
     configs = {spec: _run_config(spec, base, neural) for spec in specs}  # validates every option
     if any(spec.is_neural for spec in specs):
         resolve_device(neural.device)  # --device cuda without a GPU fails here, not after the baselines
@@ -214,8 +240,10 @@ def _installed_defaults(specs: list[ModelSpec], log: Log) -> list[ModelSpec]:
     if has_module("hmmlearn"):
         return specs
     skipped = [spec.name for spec in specs if spec.kind == "hmm"]
-    log(f"compare: hmmlearn is not installed (pip install 'rnnkit[hmm]'); skipped {', '.join(skipped)} "
-        "from the default models")
+    log(
+        f"compare: hmmlearn is not installed (pip install 'rnnkit[hmm]'); skipped {', '.join(skipped)} "
+        "from the default models"
+    )
     return [spec for spec in specs if spec.kind != "hmm"]
 
 
@@ -225,15 +253,23 @@ def _run_config(spec: ModelSpec, base: RunConfig, neural: NeuralOptions) -> RunC
     return RunConfig(model, dataclasses.replace(base.data), dataclasses.replace(base.train))
 
 
-def _compare_document(specs: list[ModelSpec], base: RunConfig, neural: NeuralOptions,
-                      budget_seconds: float) -> dict[str, Any]:
+def _compare_document(
+    specs: list[ModelSpec], base: RunConfig, neural: NeuralOptions, budget_seconds: float
+) -> dict[str, Any]:
     """OUT/config.json: what was compared, with which shared settings."""
-    return {"format": "rnnkit-compare", "models": [spec.name for spec in specs], "budget_seconds": budget_seconds,
-            "data": dataclasses.asdict(base.data), "neural": dataclasses.asdict(neural), "seed": base.train.seed}
+    return {
+        "format": "rnnkit-compare",
+        "models": [spec.name for spec in specs],
+        "budget_seconds": budget_seconds,
+        "data": dataclasses.asdict(base.data),
+        "neural": dataclasses.asdict(neural),
+        "seed": base.train.seed,
+    }
 
 
-def _run_one(spec: ModelSpec, config: RunConfig, out_dir: Path, budget: float, vocabulary: Tokenizer,
-             has_test: bool) -> dict[str, Any]:
+def _run_one(
+    spec: ModelSpec, config: RunConfig, out_dir: Path, budget: float, vocabulary: Tokenizer, has_test: bool
+) -> dict[str, Any]:
     """Train or fit one model into OUT/<model>/, load it back, and score it on val and test."""
     from ..api import load
     from ..train import train
@@ -246,16 +282,30 @@ def _run_one(spec: ModelSpec, config: RunConfig, out_dir: Path, budget: float, v
     result = train(config, log=lambda _message: None)
     lm = load(result.best_checkpoint, device=config.train.device)
     if lm.tokenizer.to_dict() != vocabulary.to_dict():
-        raise DataError(f"compare: {spec.name} was trained with a different vocabulary from the other "
-                        "models, so their losses would not be comparable")
+        raise DataError(
+            f"compare: {spec.name} was trained with a different vocabulary from the other "
+            "models, so their losses would not be comparable"
+        )
     val = lm.evaluate(split="val")
     test = lm.evaluate(split="test") if has_test else None
-    return json_safe({"model": spec.name, "kind": "neural" if spec.is_neural else "baseline",
-                       "parameters": result.parameters, "train_seconds": result.seconds,
-                       "val_loss": val.loss, "val_ppl": val.ppl, "val_bpc": val.bpc, "val_tokens": val.tokens,
-                       "test_loss": test.loss if test else None, "test_ppl": test.ppl if test else None,
-                       "test_bpc": test.bpc if test else None, "test_tokens": test.tokens if test else None,
-                       "steps": result.steps, "checkpoint": result.best_checkpoint})
+    return json_safe(
+        {
+            "model": spec.name,
+            "kind": "neural" if spec.is_neural else "baseline",
+            "parameters": result.parameters,
+            "train_seconds": result.seconds,
+            "val_loss": val.loss,
+            "val_ppl": val.ppl,
+            "val_bpc": val.bpc,
+            "val_tokens": val.tokens,
+            "test_loss": test.loss if test else None,
+            "test_ppl": test.ppl if test else None,
+            "test_bpc": test.bpc if test else None,
+            "test_tokens": test.tokens if test else None,
+            "steps": result.steps,
+            "checkpoint": result.best_checkpoint,
+        }
+    )
 
 
 def budgeted_train_config(config: RunConfig, budget: float) -> TrainConfig:
@@ -269,10 +319,18 @@ def budgeted_train_config(config: RunConfig, budget: float) -> TrainConfig:
     seconds_per_step = measure_step_seconds(config, max_seconds=0.05 * budget)
     horizon = max(1, int(0.9 * budget / seconds_per_step))
     interval = max(1, horizon // CURVE_POINTS)
-    return dataclasses.replace(config.train, steps=UNBOUNDED_STEPS, max_seconds=float(budget), schedule="cosine",
-                               warmup_steps=min(50, horizon // 10), decay_steps=horizon, eval_interval=interval,
-                               log_interval=interval, save_interval=UNBOUNDED_STEPS,
-                               eval_max_tokens=EVAL_MAX_TOKENS)
+    return dataclasses.replace(
+        config.train,
+        steps=UNBOUNDED_STEPS,
+        max_seconds=float(budget),
+        schedule="cosine",
+        warmup_steps=min(50, horizon // 10),
+        decay_steps=horizon,
+        eval_interval=interval,
+        log_interval=interval,
+        save_interval=UNBOUNDED_STEPS,
+        eval_max_tokens=EVAL_MAX_TOKENS,
+    )
 
 
 def measure_step_seconds(config: RunConfig, max_seconds: float = 3.0, steps: int = 5) -> float:
@@ -318,24 +376,36 @@ def _check_same_tokens(rows: list[dict[str, Any]]) -> None:
     for key in ("val_tokens", "test_tokens"):
         counts = {row["model"]: row[key] for row in rows}
         if len(set(counts.values())) > 1:
-            raise DataError(f"compare: the models were scored on different numbers of {key[:-7]} tokens "
-                            f"({counts}); their losses are not comparable")
+            raise DataError(
+                f"compare: the models were scored on different numbers of {key[:-7]} tokens "
+                f"({counts}); their losses are not comparable"
+            )
 
 
 def _progress(row: dict[str, Any]) -> str:
     how = f"trained {row['steps']} steps" if row["kind"] == "neural" else "fitted"
-    return (f"{row['model']}: {how} in {row['train_seconds']:.1f} s, {row['parameters']:,} parameters; "
-            f"val loss {row['val_loss']:.4f}, val bpc {row['val_bpc']:.4f}")
+    return (
+        f"{row['model']}: {how} in {row['train_seconds']:.1f} s, {row['parameters']:,} parameters; "
+        f"val loss {row['val_loss']:.4f}, val bpc {row['val_bpc']:.4f}"
+    )
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """The rows as a GitHub markdown table (test bpc is 'n/a' when there is no test split)."""
-    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |",
-             "|" + "|".join(["---"] + ["---:"] * (len(TABLE_COLUMNS) - 1)) + "|"]
+    lines = [
+        "| " + " | ".join(TABLE_COLUMNS) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(TABLE_COLUMNS) - 1)) + "|",
+    ]
     for row in rows:
-        cells = [row["model"], f"{row['parameters']:,}", f"{row['train_seconds']:.1f}",
-                 _number(row["val_loss"], 4), _number(row["val_ppl"], 2), _number(row["val_bpc"], 4),
-                 _number(row["test_bpc"], 4)]
+        cells = [
+            row["model"],
+            f"{row['parameters']:,}",
+            f"{row['train_seconds']:.1f}",
+            _number(row["val_loss"], 4),
+            _number(row["val_ppl"], 2),
+            _number(row["val_bpc"], 4),
+            _number(row["test_bpc"], 4),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -381,12 +451,17 @@ def _draw(axes: Any, rows: list[dict[str, Any]]) -> None:
         color = next(colors)
         if row["kind"] == "neural":
             times, losses = read_curve(Path(row["checkpoint"]).parent)
-            axes.plot(times, losses, marker="o", markersize=3, color=color,
-                      label=f"{row['model']} ({row['steps']} steps)")
-            finals += losses[len(losses) // 3:]
+            axes.plot(
+                times, losses, marker="o", markersize=3, color=color, label=f"{row['model']} ({row['steps']} steps)"
+            )
+            finals += losses[len(losses) // 3 :]
         else:
-            axes.axhline(row["val_loss"], linestyle="--", color=color,
-                         label=f"{row['model']} (fitted in {row['train_seconds']:.1f} s)")
+            axes.axhline(
+                row["val_loss"],
+                linestyle="--",
+                color=color,
+                label=f"{row['model']} (fitted in {row['train_seconds']:.1f} s)",
+            )
         finals.append(row["val_loss"])
     low, high = min(finals), max(finals)
     margin = 0.08 * max(high - low, 1e-3)

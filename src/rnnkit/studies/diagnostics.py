@@ -46,8 +46,10 @@ from ..runtime import require, stderr_logger
 from .plot import finish_figure, new_axes
 
 GATES = {"rnn": ("h",), "rnn_relu": ("h",), "gru": ("r", "z", "n"), "lstm": ("i", "f", "g", "o")}
-QUANTITY = ("mean over sequences of ||dL_T/dh_{T-k}||_2, top layer, L_T = loss at the last step "
-            "of the window, k = distance in steps (k = T is the initial zero state)")
+QUANTITY = (
+    "mean over sequences of ||dL_T/dh_{T-k}||_2, top layer, L_T = loss at the last step "
+    "of the window, k = distance in steps (k = T is the initial zero state)"
+)
 
 Log = Callable[[str], None]
 
@@ -84,14 +86,24 @@ class GradientProfile:
         return float(math.exp(slope))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "model": self.model, "layers": self.layers, "hidden": self.hidden,
-                "source": self.source, "data": self.data, "sequences": self.sequences,
-                "distance": list(range(len(self.norms))),
-                "grad_norm": self.norms, "relative": json_safe(self.relative),
-                "decay_per_step": json_safe(self.decay_per_step()), "singular_values": self.singular_values}
+        return {
+            "label": self.label,
+            "model": self.model,
+            "layers": self.layers,
+            "hidden": self.hidden,
+            "source": self.source,
+            "data": self.data,
+            "sequences": self.sequences,
+            "distance": list(range(len(self.norms))),
+            "grad_norm": self.norms,
+            "relative": json_safe(self.relative),
+            "decay_per_step": json_safe(self.decay_per_step()),
+            "singular_values": self.singular_values,
+        }
 
 
 # --------------------------------------------------------------------------- the measurement
+
 
 def _hidden(state: Any) -> torch.Tensor:
     """The h part of a recurrent state: (L, N, H) for RNN/GRU, the first of (h, c) for the LSTM."""
@@ -123,7 +135,7 @@ def _last_step_gradients(model: Any, x: torch.Tensor, y: torch.Tensor) -> torch.
         hiddens = [_hidden(state)]
         inputs = model.inputs(x)  # (N, T, D)
         for t in range(x.shape[1]):
-            _, state = model.rnn(inputs[:, t:t + 1], state)
+            _, state = model.rnn(inputs[:, t : t + 1], state)
             hiddens.append(_hidden(state))  # h_t, all layers (L, N, H)
         logits = model.head(hiddens[-1][-1])  # top layer's h_T -> next-token logits (N, V)
         loss = F.cross_entropy(logits, y[:, -1], reduction="sum")
@@ -144,7 +156,7 @@ def recurrent_singular_values(model: Any) -> list[dict[str, Any]]:
     for layer in range(model.config.layers):
         name = f"rnn.weight_hh_l{layer}"
         weight = getattr(model.rnn, f"weight_hh_l{layer}").detach().to(torch.float64).cpu()
-        blocks = {gate: _sigma_max(weight[g * hidden:(g + 1) * hidden]) for g, gate in enumerate(GATES[kind])}
+        blocks = {gate: _sigma_max(weight[g * hidden : (g + 1) * hidden]) for g, gate in enumerate(GATES[kind])}
         rows.append({"layer": layer, "matrix": name, "stacked": _sigma_max(weight), "gates": blocks})
     return rows
 
@@ -153,8 +165,9 @@ def _sigma_max(matrix: torch.Tensor) -> float:
     return float(torch.linalg.matrix_norm(matrix, ord=2))
 
 
-def text_windows(ids: np.ndarray, batch_size: int, seq_len: int,
-                 batches: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def text_windows(
+    ids: np.ndarray, batch_size: int, seq_len: int, batches: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """`batches` windows of N x T tokens spread evenly over the text (TBPTT layout, data.py)."""
     from ..data import SequentialBatches
 
@@ -179,12 +192,21 @@ def gradient_profile(subject: Subject, windows: list[tuple[torch.Tensor, torch.T
     model64 = _float64_copy(model)  # once for all windows
     norms = torch.cat([_last_step_gradients(model64, x, y) for x, y in windows], dim=1)  # (T+1, all N)
     config = model.config
-    return GradientProfile(label=label, model=config.model, layers=config.layers, hidden=config.hidden,
-                           source=subject.source, data=subject.data, norms=[float(v) for v in norms.mean(dim=1)],
-                           sequences=norms.shape[1], singular_values=recurrent_singular_values(model))
+    return GradientProfile(
+        label=label,
+        model=config.model,
+        layers=config.layers,
+        hidden=config.hidden,
+        source=subject.source,
+        data=subject.data,
+        norms=[float(v) for v in norms.mean(dim=1)],
+        sequences=norms.shape[1],
+        singular_values=recurrent_singular_values(model),
+    )
 
 
 # --------------------------------------------------------------------------- models and text
+
 
 @dataclass(frozen=True)
 class GradientOptions:
@@ -199,14 +221,19 @@ class GradientOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name, low, high in (("seq_len", 1, 10_000), ("batch_size", 1, 4096), ("batches", 1, 1000),
-                                ("layers", 1, 64), ("hidden", 1, 1 << 14), ("embed", 0, 1 << 14),
-                                ("seed", 0, (1 << 63) - 1)):
+        for name, low, high in (
+            ("seq_len", 1, 10_000),
+            ("batch_size", 1, 4096),
+            ("batches", 1, 1000),
+            ("layers", 1, 64),
+            ("hidden", 1, 1 << 14),
+            ("embed", 0, 1 << 14),
+            ("seed", 0, (1 << 63) - 1),
+        ):
             check_int(name, getattr(self, name), low, high)
 
 
-def fresh_models(kinds: Sequence[str], data: str, tokenizer: str, options: GradientOptions,
-                 log: Log) -> list[Subject]:
+def fresh_models(kinds: Sequence[str], data: str, tokenizer: str, options: GradientOptions, log: Log) -> list[Subject]:
     """Newly initialised RNNLMs (one per kind, each from `options.seed`) and the training text."""
     from ..data import load_splits
     from ..models.torch_lm import RNNLM
@@ -217,8 +244,9 @@ def fresh_models(kinds: Sequence[str], data: str, tokenizer: str, options: Gradi
     models = []
     for kind in kinds:
         torch.manual_seed(options.seed)  # the same seed for every kind, as `train` would use
-        model_config = ModelConfig(model=kind, layers=options.layers, hidden=options.hidden, embed=options.embed,
-                                   vocab_size=len(vocabulary))
+        model_config = ModelConfig(
+            model=kind, layers=options.layers, hidden=options.hidden, embed=options.embed, vocab_size=len(vocabulary)
+        )
         models.append(Subject(RNNLM(model_config), kind, "fresh", data, splits["train"].ids))
     return models
 
@@ -231,8 +259,10 @@ def checkpoint_model(path: str, data: str | None, log: Log) -> Subject:
 
     lm = load(path, device="cpu", engine="torch")
     if lm.config.model.is_baseline:
-        raise ConfigError(f"gradients: {path} holds a {lm.config.model.model} model, which has no hidden "
-                          "state to differentiate; give a checkpoint of rnn, rnn_relu, gru or lstm")
+        raise ConfigError(
+            f"gradients: {path} holds a {lm.config.model.model} model, which has no hidden "
+            "state to differentiate; give a checkpoint of rnn, rnn_relu, gru or lstm"
+        )
     source = dataclasses.replace(lm.config.data, data=data or lm.config.data.data)
     try:
         loaded = load_splits(source, lm.tokenizer)
@@ -268,9 +298,17 @@ def parse_kinds(text: str) -> list[str]:
 
 # --------------------------------------------------------------------------- the command
 
-def gradients(checkpoints: Sequence[str] = (), models: str | None = None, data: str | None = None,
-              tokenizer: str = "char", out: str | Path | None = None, options: GradientOptions | None = None,
-              overwrite: bool = False, log: Log | None = None) -> dict[str, Any]:
+
+def gradients(
+    checkpoints: Sequence[str] = (),
+    models: str | None = None,
+    data: str | None = None,
+    tokenizer: str = "char",
+    out: str | Path | None = None,
+    options: GradientOptions | None = None,
+    overwrite: bool = False,
+    log: Log | None = None,
+) -> dict[str, Any]:
     """Measure every model (checkpoints, then fresh `models`), write OUT/gradients.json and
     OUT/gradients.png, and return the JSON document. Without checkpoints, `models` defaults to
     rnn,gru,lstm. Options and outputs are checked before any model is loaded."""
@@ -289,12 +327,17 @@ def gradients(checkpoints: Sequence[str] = (), models: str | None = None, data: 
         windows = text_windows(subject.ids, options.batch_size, options.seq_len, options.batches)
         profiles.append(gradient_profile(subject, windows, label))
         log(f"gradients: {label}: decay per step {profiles[-1].decay_per_step():.3f}")
-    document = {"format": "rnnkit-gradients", "quantity": QUANTITY,
-                "singular_values": "sigma_max of rnn.weight_hh_l{k}: 'stacked' = the full (G*H, H) matrix, "
-                                   "'gates' = each gate's (H, H) block",
-                "seq_len": options.seq_len, "batch_size": options.batch_size,
-                "batches": options.batches, "models": [profile.to_dict() for profile in profiles],
-                "files": {"json": str(outputs[0]), "png": str(outputs[1])}}
+    document = {
+        "format": "rnnkit-gradients",
+        "quantity": QUANTITY,
+        "singular_values": "sigma_max of rnn.weight_hh_l{k}: 'stacked' = the full (G*H, H) matrix, "
+        "'gates' = each gate's (H, H) block",
+        "seq_len": options.seq_len,
+        "batch_size": options.batch_size,
+        "batches": options.batches,
+        "models": [profile.to_dict() for profile in profiles],
+        "files": {"json": str(outputs[0]), "png": str(outputs[1])},
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(outputs[0], document)
     plot_gradients(profiles, outputs[1], f"dL_T/dh_(T-k), top layer, T = {options.seq_len}")
@@ -319,14 +362,24 @@ def summary_table(document: dict[str, Any]) -> str:
     """One markdown row per model: gradient left at T/4, T/2 and T steps back, decay, sigma_max."""
     steps = document["seq_len"]
     marks = sorted({max(1, steps // 4), max(1, steps // 2), steps})
-    head = ["model", "source", "sequences", "norm at k=0"] + [f"rel. k={k}" for k in marks] + [
-        "decay/step", "sigma_max W_hh (stacked, per layer)"]
+    head = (
+        ["model", "source", "sequences", "norm at k=0"]
+        + [f"rel. k={k}" for k in marks]
+        + ["decay/step", "sigma_max W_hh (stacked, per layer)"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|"]
     for row in document["models"]:
         sigmas = ", ".join(f"{s['stacked']:.3f}" for s in row["singular_values"])
-        cells = [row["label"], "fresh" if row["source"] == "fresh" else Path(row["source"]).name,
-                 str(row["sequences"]), _g(row["grad_norm"][0])] + [_g(row["relative"][k]) for k in marks] + [
-            _g(row["decay_per_step"]), sigmas]
+        cells = (
+            [
+                row["label"],
+                "fresh" if row["source"] == "fresh" else Path(row["source"]).name,
+                str(row["sequences"]),
+                _g(row["grad_norm"][0]),
+            ]
+            + [_g(row["relative"][k]) for k in marks]
+            + [_g(row["decay_per_step"]), sigmas]
+        )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -345,9 +398,13 @@ def plot_gradients(profiles: Sequence[GradientProfile], path: Path, title: str, 
         norms = np.asarray(profile.norms, dtype=float)
         norms[norms <= 0] = np.nan  # log scale: an exact zero has no place on it
         sigma = profile.singular_values[0]["stacked"] if profile.singular_values else math.nan
-        axes.plot(np.arange(len(norms)), norms, marker="o", markersize=2,
-                  label=f"{profile.label} (x{profile.decay_per_step():.2f}/step, "
-                        f"sigma_max W_hh_l0 {sigma:.2f})")
+        axes.plot(
+            np.arange(len(norms)),
+            norms,
+            marker="o",
+            markersize=2,
+            label=f"{profile.label} (x{profile.decay_per_step():.2f}/step, sigma_max W_hh_l0 {sigma:.2f})",
+        )
     axes.set_yscale("log")
     axes.set_xlabel("distance k (steps back from the last step)")
     axes.set_ylabel("mean ||dL_T / dh_(T-k)||")

@@ -55,7 +55,7 @@ def token_text(tokenizer, text: str, count: int) -> TokenText:
         ends = np.fromiter((m.end() - 1 for m in WORD_PATTERN.finditer(text)), dtype=np.int64)
         # each word with the spaces before it, so that the pieces laid end to end are the text
         starts = np.concatenate(([0], ends[:-1] + 1))
-        pieces = [text[a:b + 1] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+        pieces = [text[a : b + 1] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
     else:  # subwords: the decoded pieces laid end to end (byte-level BPE decodes to the text itself)
         return _joined_pieces(tokenizer, text, count)
     if len(pieces) < count:  # the tokenizer split differently: fall back on decoded pieces
@@ -156,8 +156,10 @@ def _bracket_depth(codes: np.ndarray) -> np.ndarray:
 def _indent(text: str) -> np.ndarray:
     """Leading spaces (a tab counts 4) of the line each character is on, the newline included."""
     lines = text.split("\n")
-    widths = [len(line) - len(line.lstrip(" \t")) + 3 * line[:len(line) - len(line.lstrip(" \t"))].count("\t")
-              for line in lines]
+    widths = [
+        len(line) - len(line.lstrip(" \t")) + 3 * line[: len(line) - len(line.lstrip(" \t"))].count("\t")
+        for line in lines
+    ]
     lengths = [len(line) + 1 for line in lines]  # + its newline
     lengths[-1] -= 1  # the last line has none
     return np.repeat(np.array(widths, dtype=np.float32), lengths)

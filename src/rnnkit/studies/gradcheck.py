@@ -59,18 +59,39 @@ def _relu_margin(cache: dict) -> float:
     return float(min(np.abs(offsets).min() for offsets in _kink_offsets(cache)))
 
 
-def gradcheck(model: str, layers: int = 1, bidirectional: bool = False, *,
-              embed: int = 5, hidden: int = 4, vocab: int = 7, batch: int = 2, steps: int = 4,
-              tie: bool = False, dropout: float = 0.0, seed: int = 0, eps: float = 1e-3,
-              max_elements: int | None = None, gru_form: str | None = None) -> dict[str, float]:
+def gradcheck(
+    model: str,
+    layers: int = 1,
+    bidirectional: bool = False,
+    *,
+    embed: int = 5,
+    hidden: int = 4,
+    vocab: int = 7,
+    batch: int = 2,
+    steps: int = 4,
+    tie: bool = False,
+    dropout: float = 0.0,
+    seed: int = 0,
+    eps: float = 1e-3,
+    max_elements: int | None = None,
+    gru_form: str | None = None,
+) -> dict[str, float]:
     """Max relative error |a - n| / max(|a| + |n|, 1e-6) between analytic and numeric gradients,
     per parameter, for a tiny float64 model. `embed=0` checks one-hot input; `tie=True` needs
     embed == hidden. With dropout > 0 the same masks are drawn for every evaluation (the rng is
     re-seeded), so the check covers the dropout backward too. `max_elements` caps the elements
     checked per parameter (a random subset); None checks every element.
     """
-    config = ModelConfig(model=model, layers=layers, hidden=hidden, embed=embed,
-                         dropout=dropout, tie=tie, vocab_size=vocab, gru_form=gru_form)
+    config = ModelConfig(
+        model=model,
+        layers=layers,
+        hidden=hidden,
+        embed=embed,
+        dropout=dropout,
+        tie=tie,
+        vocab_size=vocab,
+        gru_form=gru_form,
+    )
     net = NumpyRNNLM(config, dtype=np.float64, seed=seed, bidirectional=bidirectional)
     rng = np.random.default_rng(seed + 100)
     mask_seed = seed + 200
@@ -103,8 +124,9 @@ def gradcheck(model: str, layers: int = 1, bidirectional: bool = False, *,
     return errors
 
 
-def _derivative(flat: np.ndarray, k: int, eps: float, evaluate: Callable[[], tuple[float, Any]],
-                pattern: np.ndarray | None) -> float:
+def _derivative(
+    flat: np.ndarray, k: int, eps: float, evaluate: Callable[[], tuple[float, Any]], pattern: np.ndarray | None
+) -> float:
     """Fourth-order central difference of the loss in element k of a parameter.
 
     A ReLU switching on or off inside the stencil puts a kink in the sampled function and the
@@ -133,7 +155,8 @@ def suite() -> dict[str, dict[str, float]]:
         for num_layers in (1, 2):
             for bidir in (False, True):
                 results[f"{cell} L={num_layers}{' bidir' if bidir else ''}"] = gradcheck(
-                    cell, layers=num_layers, bidirectional=bidir)
+                    cell, layers=num_layers, bidirectional=bidir
+                )
         results[f"{cell} one-hot"] = gradcheck(cell, embed=0)
         results[f"{cell} tied"] = gradcheck(cell, embed=4, hidden=4, tie=True)
         results[f"{cell} unfused embed=2"] = gradcheck(cell, embed=2)

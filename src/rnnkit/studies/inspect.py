@@ -64,15 +64,25 @@ class InspectOptions:
         if self.layers is not None:
             bad = [layer for layer in self.layers if not 0 <= layer < layers]
             if bad or not self.layers:
-                raise ConfigError(f"--layer {bad[0] if bad else ''} is out of range: this model has layers "
-                                  f"0..{layers - 1}")
+                raise ConfigError(
+                    f"--layer {bad[0] if bad else ''} is out of range: this model has layers 0..{layers - 1}"
+                )
         if self.units is not None:
             bad = [unit for unit in self.units if not 0 <= unit < hidden]
             if bad or not self.units:
-                raise ConfigError(f"unit {bad[0] if bad else '(none)'} is out of range: this model has units "
-                                  f"0..{hidden - 1} per layer")
-        for name, low in (("max_tokens", 1), ("streams", 1), ("chunk", 1), ("top_k", 1), ("show", 1),
-                          ("show_from", 0), ("fresh_tokens", 0)):
+                raise ConfigError(
+                    f"unit {bad[0] if bad else '(none)'} is out of range: this model has units "
+                    f"0..{hidden - 1} per layer"
+                )
+        for name, low in (
+            ("max_tokens", 1),
+            ("streams", 1),
+            ("chunk", 1),
+            ("top_k", 1),
+            ("show", 1),
+            ("show_from", 0),
+            ("fresh_tokens", 0),
+        ):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
                 raise ConfigError(f"--{name.replace('_', '-')} must be an integer >= {low}, got {value!r}")
@@ -98,14 +108,20 @@ def load_inspectable(run: str | Path):
     config, _ = read_config_document(resolve_checkpoint(run))
     if config.model.is_baseline:
         what = "n-gram counts" if config.model.model == "ngram" else "discrete HMM states, not a vector of units"
-        raise ConfigError(f"{run} is a {config.model.model} model: it has no hidden units to inspect ({what}); "
-                          "inspect an rnn, gru or lstm run")
+        raise ConfigError(
+            f"{run} is a {config.model.model} model: it has no hidden units to inspect ({what}); "
+            "inspect an rnn, gru or lstm run"
+        )
     lm = load(run, device="cpu", engine="torch")
     return lm, lm.model
 
 
-def read_source(text: str | None = None, file: str | None = None, data: str | None = None,
-                split_fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)) -> tuple[str, str]:
+def read_source(
+    text: str | None = None,
+    file: str | None = None,
+    data: str | None = None,
+    split_fractions: tuple[float, float, float] = (0.9, 0.05, 0.05),
+) -> tuple[str, str]:
     """(text, where it came from) from exactly one of: a string, a UTF-8 file, or a corpus (its
     validation split under the run's fractions: text the model did not train on)."""
     from ..text.corpora import load_corpus, read_text_file
@@ -185,8 +201,9 @@ class StreamLayout:
         step, and whether its output there is kept (not warmup, not past the end)."""
         L, steps = self.slice_length, self.steps
         position = np.arange(self.streams)[:, None] * L + np.arange(steps)[None, :]
-        kept = (position < self.positions) & ((np.arange(steps)[None, :] >= self.warmup)
-                                              | (np.arange(self.streams)[:, None] == 0))
+        kept = (position < self.positions) & (
+            (np.arange(steps)[None, :] >= self.warmup) | (np.arange(self.streams)[:, None] == 0)
+        )
         return position, kept
 
 
@@ -266,17 +283,32 @@ class NpyRows:
 class Recorder:
     """Per-token values into .npy files under DIR/tokens and DIR/activations (see NpyRows)."""
 
-    def __init__(self, out: Path, tokens: int, kind: str, layers: tuple[int, ...], units: np.ndarray | None,
-                 hidden: int, dtype: str, top_k: int):
+    def __init__(
+        self,
+        out: Path,
+        tokens: int,
+        kind: str,
+        layers: tuple[int, ...],
+        units: np.ndarray | None,
+        hidden: int,
+        dtype: str,
+        top_k: int,
+    ):
         self.layers, self.units, self.kind = layers, units, kind  # units None: all of them
         (out / "tokens").mkdir(parents=True, exist_ok=True)
         (out / "activations").mkdir(parents=True, exist_ok=True)
         self.surprisal = NpyRows(out / "tokens" / "surprisal_bits.npy", np.float32, (tokens,))
         self.top_ids = NpyRows(out / "tokens" / "top_ids.npy", np.int32, (tokens, top_k))
         self.top_probs = NpyRows(out / "tokens" / "top_probs.npy", np.float32, (tokens, top_k))
-        self.values = {(layer, name): NpyRows(out / "activations" / f"layer{layer}_{name}.npy", dtype,
-                                              (tokens, hidden if units is None else units.size))
-                       for layer in layers for name in SIGNALS[kind]}
+        self.values = {
+            (layer, name): NpyRows(
+                out / "activations" / f"layer{layer}_{name}.npy",
+                dtype,
+                (tokens, hidden if units is None else units.size),
+            )
+            for layer in layers
+            for name in SIGNALS[kind]
+        }
 
     def add_tokens(self, rows: np.ndarray, surprisal: np.ndarray, top_ids: np.ndarray, top_probs: np.ndarray) -> None:
         self.surprisal.write(rows, surprisal)
@@ -359,7 +391,8 @@ class Saturation:
         for layer, gate in self.keys:
             out.setdefault(f"layer{layer}", {})[gate] = {
                 "left": (self.left[(layer, gate)] / max(self.n, 1)).round(5).tolist(),
-                "right": (self.right[(layer, gate)] / max(self.n, 1)).round(5).tolist()}
+                "right": (self.right[(layer, gate)] / max(self.n, 1)).round(5).tolist(),
+            }
         return out
 
 
@@ -381,9 +414,16 @@ class Excerpt:
 
 
 @torch.no_grad()
-def read_pass(model, ids: np.ndarray, start_id: int, options: InspectOptions, features: np.ndarray,
-              recorder: Recorder | None = None, excerpt: Excerpt | None = None,
-              log: Log | None = None) -> dict[str, Any]:
+def read_pass(
+    model,
+    ids: np.ndarray,
+    start_id: int,
+    options: InspectOptions,
+    features: np.ndarray,
+    recorder: Recorder | None = None,
+    excerpt: Excerpt | None = None,
+    log: Log | None = None,
+) -> dict[str, Any]:
     """One pass of `model` over `ids`: correlations, saturation, and (with a recorder) every
     per-token value. Returns {"correlator", "saturation", "layout", "seconds", "nll_nats"}."""
     kind, L, H = model.config.model, model.config.layers, model.config.hidden
@@ -421,8 +461,13 @@ def read_pass(model, ids: np.ndarray, start_id: int, options: InspectOptions, fe
         if log is not None and done / layout.positions >= next_report:
             log(f"inspect: {done / layout.positions:.0%} of {T:,} tokens, {time.perf_counter() - started:.0f} s")
             next_report += 0.1
-    return {"correlator": correlator, "saturation": saturation, "layout": layout,
-            "seconds": time.perf_counter() - started, "nll_nats": nll}
+    return {
+        "correlator": correlator,
+        "saturation": saturation,
+        "layout": layout,
+        "seconds": time.perf_counter() - started,
+        "nll_nats": nll,
+    }
 
 
 def fresh_model(config):
@@ -452,8 +497,16 @@ def rank_units(correlations: dict[tuple[int, str], np.ndarray], feature: int, co
     out = []
     for _, key, unit in candidates[:count]:
         r_a, r_b = correlations[key][0, unit, feature], correlations[key][1, unit, feature]
-        out.append({"unit": unit_label(key, unit), "layer": key[0], "signal": key[1], "index": unit,
-                    "r_discovery": _round(r_a), "r_heldout": _round(r_b)})
+        out.append(
+            {
+                "unit": unit_label(key, unit),
+                "layer": key[0],
+                "signal": key[1],
+                "index": unit,
+                "r_discovery": _round(r_a),
+                "r_heldout": _round(r_b),
+            }
+        )
     return out
 
 
@@ -470,16 +523,21 @@ def feature_table(names: list[str], trained: dict, fresh: dict | None, threshold
     rows = []
     for f, name in enumerate(names):
         top = rank_units(trained, f, 3)
-        row: dict[str, Any] = {"feature": name, "description": describe(name), "top_units": top,
-                               "best": top[0] if top else None,
-                               "finding": bool(top) and is_finding(top[0], threshold)}
+        row: dict[str, Any] = {
+            "feature": name,
+            "description": describe(name),
+            "top_units": top,
+            "best": top[0] if top else None,
+            "finding": bool(top) and is_finding(top[0], threshold),
+        }
         if fresh is not None:
             control = rank_units(fresh, f, 1)
             row["fresh_best"] = control[0] if control else None
             # how much of the held-out correlation training added over what the input alone gives
             held, fresh_held = (top[0]["r_heldout"] if top else None), (control[0]["r_heldout"] if control else None)
-            row["margin_over_fresh"] = (None if held is None or fresh_held is None
-                                        else round(abs(held) - abs(fresh_held), 4))
+            row["margin_over_fresh"] = (
+                None if held is None or fresh_held is None else round(abs(held) - abs(fresh_held), 4)
+            )
         rows.append(row)
     return rows
 
@@ -488,9 +546,15 @@ def feature_table(names: list[str], trained: dict, fresh: dict | None, threshold
 # the command
 
 
-def inspect(run: str | Path, text: str, source: str = "--text", out: str | Path | None = None,
-            options: InspectOptions = InspectOptions(), overwrite: bool = False,
-            log: Log | None = None) -> dict[str, Any]:
+def inspect(
+    run: str | Path,
+    text: str,
+    source: str = "--text",
+    out: str | Path | None = None,
+    options: InspectOptions = InspectOptions(),
+    overwrite: bool = False,
+    log: Log | None = None,
+) -> dict[str, Any]:
     """Inspect a trained run on `text`; write DIR/inspect.json, DIR/report.html, PNGs and the
     per-token .npy files; return the JSON document."""
     from .inspect_report import write_report
@@ -500,7 +564,7 @@ def inspect(run: str | Path, text: str, source: str = "--text", out: str | Path 
     options.validate(config.layers, config.hidden)
     ids = encode_text(lm.tokenizer, text)
     if options.max_tokens is not None:
-        ids = ids[:options.max_tokens]
+        ids = ids[: options.max_tokens]
     T = ids.size
     tokens = token_text(lm.tokenizer, text, T)
     word_level = getattr(lm.tokenizer, "kind", "") != "char"
@@ -513,8 +577,16 @@ def inspect(run: str | Path, text: str, source: str = "--text", out: str | Path 
     # marked as ours at once: a run cut short can be replaced with --overwrite, completed later
     write_json(out / MARKER, {"run": str(lm.path), "complete": False})
 
-    recorder = Recorder(out, T, config.model, layers, None if options.units is None else units, config.hidden,
-                        options.dtype, options.top_k)
+    recorder = Recorder(
+        out,
+        T,
+        config.model,
+        layers,
+        None if options.units is None else units,
+        config.hidden,
+        options.dtype,
+        options.top_k,
+    )
     # the report draws the start of the held-out slice (units are chosen on the other half), or
     # the whole text when it is short
     shown_start = 0 if T <= options.show else T // 2
@@ -526,45 +598,65 @@ def inspect(run: str | Path, text: str, source: str = "--text", out: str | Path 
     trained = read_pass(model, ids, lm.tokenizer.start_id(), options, features, recorder, excerpt, log)
     recorder.close()
 
-    fresh_ids = ids[:options.fresh_tokens]
+    fresh_ids = ids[: options.fresh_tokens]
     fresh = None
     if fresh_ids.size:
-        fresh = read_pass(fresh_model(lm.config), fresh_ids, lm.tokenizer.start_id(), options,
-                          features[:fresh_ids.size])
+        fresh = read_pass(
+            fresh_model(lm.config), fresh_ids, lm.tokenizer.start_id(), options, features[: fresh_ids.size]
+        )
     trained_r = trained["correlator"].correlations()
     fresh_r = fresh["correlator"].correlations() if fresh is not None else None
     layout = trained["layout"]
     document = {
-        "run": str(lm.path), "source": source, "model": {k: getattr(config, k) for k in (
-            "model", "layers", "hidden", "embed", "vocab_size")},
-        "tokenizer": getattr(lm.tokenizer, "kind", "bpe"), "tokens": T, "characters": int(tokens.ends[-1]) + 1,
+        "run": str(lm.path),
+        "source": source,
+        "model": {k: getattr(config, k) for k in ("model", "layers", "hidden", "embed", "vocab_size")},
+        "tokenizer": getattr(lm.tokenizer, "kind", "bpe"),
+        "tokens": T,
+        "characters": int(tokens.ends[-1]) + 1,
         "mean_surprisal_bits": round(trained["nll_nats"] / T / math.log(2), 5),
         "mean_nll_nats": round(trained["nll_nats"] / T, 5),
-        "streams": layout.streams, "warmup": layout.warmup, "seconds": round(trained["seconds"], 3),
+        "streams": layout.streams,
+        "warmup": layout.warmup,
+        "seconds": round(trained["seconds"], 3),
         "fresh_seconds": round(fresh["seconds"], 3) if fresh else None,
         "slices": {"discovery": [0, T // 2], "heldout": [T // 2, T]},
         "threshold": options.threshold,
-        "finding_rule": (f"the best unit on the discovery slice (first half) has |r| >= {options.threshold} "
-                         "on the held-out slice (second half), with the same sign"),
+        "finding_rule": (
+            f"the best unit on the discovery slice (first half) has |r| >= {options.threshold} "
+            "on the held-out slice (second half), with the same sign"
+        ),
         "features": feature_table(names, trained_r, fresh_r, options.threshold),
-        "saturation": {"left_below": LEFT, "right_above": RIGHT,
-                       "trained": trained["saturation"].fractions(), "trained_tokens": T,
-                       "fresh": fresh["saturation"].fractions() if fresh else {},
-                       "fresh_tokens": int(fresh_ids.size)},
-        "recorded": {"layers": list(layers), "units": "all" if options.units is None else units.tolist(),
-                     "signals": {name: SIGNAL_NAMES[name] for name in SIGNALS[config.model]},
-                     "dtype": options.dtype},
+        "saturation": {
+            "left_below": LEFT,
+            "right_above": RIGHT,
+            "trained": trained["saturation"].fractions(),
+            "trained_tokens": T,
+            "fresh": fresh["saturation"].fractions() if fresh else {},
+            "fresh_tokens": int(fresh_ids.size),
+        },
+        "recorded": {
+            "layers": list(layers),
+            "units": "all" if options.units is None else units.tolist(),
+            "signals": {name: SIGNAL_NAMES[name] for name in SIGNALS[config.model]},
+            "dtype": options.dtype,
+        },
         "excerpt": [excerpt.start, excerpt.stop],
         "options": {k: v for k, v in asdict(options).items() if k not in ("layers", "units", "pngs")},
         "out": str(out),
         "complete": True,
         "files": {},
     }
-    excerpt_data = {"pieces": tokens.pieces[excerpt.start:excerpt.stop], "values": excerpt.values,
-                    "features": {name: features[excerpt.start:excerpt.stop, f] for f, name in enumerate(names)},
-                    **{name: np.array(np.load(out / "tokens" / f"{name}.npy", mmap_mode="r")[
-                        excerpt.start:excerpt.stop]) for name in ("surprisal_bits", "top_ids", "top_probs")},
-                    "token": lambda index: token_string(lm.tokenizer, index)}
+    excerpt_data = {
+        "pieces": tokens.pieces[excerpt.start : excerpt.stop],
+        "values": excerpt.values,
+        "features": {name: features[excerpt.start : excerpt.stop, f] for f, name in enumerate(names)},
+        **{
+            name: np.array(np.load(out / "tokens" / f"{name}.npy", mmap_mode="r")[excerpt.start : excerpt.stop])
+            for name in ("surprisal_bits", "top_ids", "top_probs")
+        },
+        "token": lambda index: token_string(lm.tokenizer, index),
+    }
     document["files"] = write_report(out, document, excerpt_data, options.pngs)
     write_json(out / MARKER, document)
     return document
@@ -578,27 +670,39 @@ def _check_space(out: Path, tokens: int, columns: int, options: InspectOptions) 
         probe = probe.parent
     free = shutil.disk_usage(probe).free
     if need > 0.9 * free:
-        raise DataError(f"recording would write {need / 1e9:.1f} GB under {out} but only {free / 1e9:.1f} GB "
-                        "are free; record fewer with --layer or --units, or use --dtype float16")
+        raise DataError(
+            f"recording would write {need / 1e9:.1f} GB under {out} but only {free / 1e9:.1f} GB "
+            "are free; record fewer with --layer or --units, or use --dtype float16"
+        )
 
 
 def summary_lines(document: dict[str, Any]) -> list[str]:
     """What `rnnkit inspect` prints: surprisal, the best unit per feature, saturation means."""
-    lines = [f"{document['tokens']:,} tokens, mean surprisal {document['mean_surprisal_bits']:.3f} bits/token "
-             f"({document['streams']} stream(s), {document['seconds']:.1f} s)",
-             f"finding: {document['finding_rule']}",
-             f"{'feature':<22}{'best unit':<22}{'r discovery':>12}{'r held-out':>12}  finding  fresh model best r"]
+    lines = [
+        f"{document['tokens']:,} tokens, mean surprisal {document['mean_surprisal_bits']:.3f} bits/token "
+        f"({document['streams']} stream(s), {document['seconds']:.1f} s)",
+        f"finding: {document['finding_rule']}",
+        f"{'feature':<22}{'best unit':<22}{'r discovery':>12}{'r held-out':>12}  finding  fresh model best r",
+    ]
     for row in document["features"]:
         best, control = row["best"], row.get("fresh_best")
         if best is None or best["r_discovery"] is None:
             lines.append(f"{row['feature']:<22}{'(constant in this text)':<22}")
             continue
         held = "-" if best["r_heldout"] is None else f"{best['r_heldout']:+.3f}"
-        fresh = "-" if not control or control["r_discovery"] is None else (
-            f"{control['r_discovery']:+.3f} / {control['r_heldout']:+.3f}" if control["r_heldout"] is not None
-            else f"{control['r_discovery']:+.3f}")
-        lines.append(f"{row['feature']:<22}{best['unit']:<22}{best['r_discovery']:>+12.3f}{held:>12}  "
-                     f"{'yes' if row['finding'] else 'no':<7}  {fresh}")
+        fresh = (
+            "-"
+            if not control or control["r_discovery"] is None
+            else (
+                f"{control['r_discovery']:+.3f} / {control['r_heldout']:+.3f}"
+                if control["r_heldout"] is not None
+                else f"{control['r_discovery']:+.3f}"
+            )
+        )
+        lines.append(
+            f"{row['feature']:<22}{best['unit']:<22}{best['r_discovery']:>+12.3f}{held:>12}  "
+            f"{'yes' if row['finding'] else 'no':<7}  {fresh}"
+        )
     for which in ("trained", "fresh"):
         for layer, gates in document["saturation"][which].items():
             parts = [f"{gate} {np.mean(v['left']):.2f}/{np.mean(v['right']):.2f}" for gate, v in gates.items()]

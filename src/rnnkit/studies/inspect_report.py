@@ -129,11 +129,18 @@ def _fmt(value: float | None) -> str:
 def report_html(document: dict[str, Any], excerpt: dict[str, Any]) -> str:
     pieces = excerpt["pieces"]
     bits = excerpt["surprisal_bits"]
-    token_data = [{"piece": html.escape(p.strip() or p.replace("\n", "\\n")), "bits": round(float(b), 3),
-                   "top": [[html.escape(_visible(excerpt["token"](int(t)))), round(float(q), 4)]
-                           for t, q in zip(ids, probs, strict=True) if q > 0]}
-                  for p, b, ids, probs in zip(pieces, bits.tolist(), excerpt["top_ids"], excerpt["top_probs"],
-                                              strict=True)]
+    token_data = [
+        {
+            "piece": html.escape(p.strip() or p.replace("\n", "\\n")),
+            "bits": round(float(b), 3),
+            "top": [
+                [html.escape(_visible(excerpt["token"](int(t)))), round(float(q), 4)]
+                for t, q in zip(ids, probs, strict=True)
+                if q > 0
+            ],
+        }
+        for p, b, ids, probs in zip(pieces, bits.tolist(), excerpt["top_ids"], excerpt["top_probs"], strict=True)
+    ]
     surprisal_buckets = np.clip(np.floor(bits), 0, SURPRISAL_BUCKETS - 1).astype(int)
     model = document["model"]
     parts = [
@@ -145,10 +152,11 @@ def report_html(document: dict[str, Any], excerpt: dict[str, Any]) -> str:
         f"<p>{model['model']} {model['layers']}&times;{model['hidden']} ({document['tokenizer']} tokens), read over "
         f"{document['tokens']:,} tokens of {html.escape(document['source'])}: mean surprisal "
         f"<b>{document['mean_surprisal_bits']:.3f} bits/token</b> ({document['mean_nll_nats']:.4f} nats). "
-        f"{document['streams']} stream(s)" + (f", {document['warmup']} warm-up tokens each" if document['streams'] > 1
-                                              else "") + f"; {document['seconds']:.1f} s.</p>",
+        f"{document['streams']} stream(s)"
+        + (f", {document['warmup']} warm-up tokens each" if document["streams"] > 1 else "")
+        + f"; {document['seconds']:.1f} s.</p>",
         f"<p class='note'>Drawn below: tokens {document['excerpt'][0]:,} to {document['excerpt'][1]:,}"
-        + (" (in the held-out half)" if document['excerpt'][0] >= document['slices']['heldout'][0] > 0 else "")
+        + (" (in the held-out half)" if document["excerpt"][0] >= document["slices"]["heldout"][0] > 0 else "")
         + ".</p>",
         "<h2 id='surprisal'>Surprisal</h2>",
         "<p class='note'>Each token coloured by -log<sub>2</sub> p(token | what came before); hover a token for "
@@ -184,14 +192,19 @@ def _script_json(value: Any) -> str:
 
 
 def _legend(prefix: str, count: int, label) -> str:
-    return "<div class='legend'>" + "".join(f"<span class='{prefix}{k}'>{label(k)}</span>"
-                                            for k in range(count)) + "</div>"
+    return (
+        "<div class='legend'>"
+        + "".join(f"<span class='{prefix}{k}'>{label(k)}</span>" for k in range(count))
+        + "</div>"
+    )
 
 
 def feature_table_html(document: dict[str, Any]) -> str:
-    rows = ["<table id='feature-table'><tr><th>feature</th><th>best unit</th><th>r discovery</th>"
-            "<th>r held out</th><th>finding</th><th>fresh model: best r (discovery / held out)</th>"
-            "<th>held-out |r| minus the fresh model's</th></tr>"]
+    rows = [
+        "<table id='feature-table'><tr><th>feature</th><th>best unit</th><th>r discovery</th>"
+        "<th>r held out</th><th>finding</th><th>fresh model: best r (discovery / held out)</th>"
+        "<th>held-out |r| minus the fresh model's</th></tr>"
+    ]
     for row in document["features"]:
         best, control = row["best"], row.get("fresh_best")
         if best is None or best["r_discovery"] is None:
@@ -199,10 +212,12 @@ def feature_table_html(document: dict[str, Any]) -> str:
             continue
         verdict = "<span class='yes'>yes</span>" if row["finding"] else "<span class='no'>no</span>"
         fresh = "&ndash;" if not control else f"{_fmt(control['r_discovery'])} / {_fmt(control['r_heldout'])}"
-        rows.append(f"<tr><td title='{html.escape(row['description'])}'>{row['feature']}</td>"
-                    f"<td>{best['unit']}</td><td class='n'>{_fmt(best['r_discovery'])}</td>"
-                    f"<td class='n'>{_fmt(best['r_heldout'])}</td><td>{verdict}</td><td class='n'>{fresh}</td>"
-                    f"<td class='n'>{_fmt(row.get('margin_over_fresh'))}</td></tr>")
+        rows.append(
+            f"<tr><td title='{html.escape(row['description'])}'>{row['feature']}</td>"
+            f"<td>{best['unit']}</td><td class='n'>{_fmt(best['r_discovery'])}</td>"
+            f"<td class='n'>{_fmt(best['r_heldout'])}</td><td>{verdict}</td><td class='n'>{fresh}</td>"
+            f"<td class='n'>{_fmt(row.get('margin_over_fresh'))}</td></tr>"
+        )
     rows.append("</table>")
     return "\n".join(rows)
 
@@ -218,9 +233,11 @@ def units_html(document: dict[str, Any], excerpt: dict[str, Any]) -> str:
             continue
         buckets = unit_buckets(values[:, best["index"]], best["signal"])
         out.append(f"<section class='unit' id='unit-{row['feature']}'>")
-        out.append(f"<h3>{row['feature']} <small>({html.escape(row['description'])})</small>: {best['unit']}, "
-                   f"r {_fmt(best['r_discovery'])} discovery, {_fmt(best['r_heldout'])} held out"
-                   f"{' &mdash; finding' if row['finding'] else ''}</h3>")
+        out.append(
+            f"<h3>{row['feature']} <small>({html.escape(row['description'])})</small>: {best['unit']}, "
+            f"r {_fmt(best['r_discovery'])} discovery, {_fmt(best['r_heldout'])} held out"
+            f"{' &mdash; finding' if row['finding'] else ''}</h3>"
+        )
         out.append(coloured_text(excerpt["pieces"], buckets, "u", f"unit-text-{row['feature']}", indexed=False))
         out.append("</section>")
     return "\n".join(out)
@@ -230,13 +247,19 @@ def saturation_html(document: dict[str, Any]) -> str:
     saturation = document["saturation"]
     if not saturation["trained"]:
         return "<p class='note'>This kind of cell has no gates.</p>"
-    out = [f"<p class='note'>Each dot is one gate unit: the fraction of steps it is below "
-           f"{saturation['left_below']} (left-saturated, x) against above {saturation['right_above']} "
-           f"(right-saturated, y). Trained model over {saturation['trained_tokens']:,} tokens; freshly "
-           f"initialised model over {saturation['fresh_tokens']:,}.</p>",
-           "<div class='legend'>" + "".join(
-               f"<span style='color:{GATE_COLOURS[g]}'>&#9679; {GATE_NAMES[g]} gate</span>"
-               for g in next(iter(saturation["trained"].values()))) + "</div>", "<div class='plots'>"]
+    out = [
+        f"<p class='note'>Each dot is one gate unit: the fraction of steps it is below "
+        f"{saturation['left_below']} (left-saturated, x) against above {saturation['right_above']} "
+        f"(right-saturated, y). Trained model over {saturation['trained_tokens']:,} tokens; freshly "
+        f"initialised model over {saturation['fresh_tokens']:,}.</p>",
+        "<div class='legend'>"
+        + "".join(
+            f"<span style='color:{GATE_COLOURS[g]}'>&#9679; {GATE_NAMES[g]} gate</span>"
+            for g in next(iter(saturation["trained"].values()))
+        )
+        + "</div>",
+        "<div class='plots'>",
+    ]
     for layer in saturation["trained"]:
         for which in ("trained", "fresh"):
             gates = saturation[which].get(layer)
@@ -251,23 +274,30 @@ def scatter_svg(gates: dict[str, dict[str, list[float]]], size: int = 240, pad: 
     span = size - 2 * pad
     x_of = lambda v: pad + v * span  # noqa: E731
     y_of = lambda v: size - pad - v * span  # noqa: E731
-    parts = [f"<svg class='saturation' xmlns='http://www.w3.org/2000/svg' width='{size}' height='{size}' "
-             f"viewBox='0 0 {size} {size}' role='img'>",
-             f"<rect x='{pad}' y='{pad}' width='{span}' height='{span}' fill='#fafafa' stroke='#999'/>",
-             f"<line x1='{x_of(0)}' y1='{y_of(1)}' x2='{x_of(1)}' y2='{y_of(0)}' stroke='#ddd'/>"]
+    parts = [
+        f"<svg class='saturation' xmlns='http://www.w3.org/2000/svg' width='{size}' height='{size}' "
+        f"viewBox='0 0 {size} {size}' role='img'>",
+        f"<rect x='{pad}' y='{pad}' width='{span}' height='{span}' fill='#fafafa' stroke='#999'/>",
+        f"<line x1='{x_of(0)}' y1='{y_of(1)}' x2='{x_of(1)}' y2='{y_of(0)}' stroke='#ddd'/>",
+    ]
     for tick in (0, 0.5, 1):
-        parts.append(f"<text x='{x_of(tick)}' y='{size - pad + 14}' font-size='10' text-anchor='middle'>"
-                     f"{tick:g}</text>")
+        parts.append(
+            f"<text x='{x_of(tick)}' y='{size - pad + 14}' font-size='10' text-anchor='middle'>{tick:g}</text>"
+        )
         parts.append(f"<text x='{pad - 6}' y='{y_of(tick) + 3}' font-size='10' text-anchor='end'>{tick:g}</text>")
-    parts.append(f"<text x='{size / 2}' y='{size - 4}' font-size='11' text-anchor='middle'>"
-                 "fraction left-saturated</text>")
-    parts.append(f"<text x='10' y='{size / 2}' font-size='11' text-anchor='middle' "
-                 f"transform='rotate(-90 10 {size / 2})'>fraction right-saturated</text>")
+    parts.append(
+        f"<text x='{size / 2}' y='{size - 4}' font-size='11' text-anchor='middle'>fraction left-saturated</text>"
+    )
+    parts.append(
+        f"<text x='10' y='{size / 2}' font-size='11' text-anchor='middle' "
+        f"transform='rotate(-90 10 {size / 2})'>fraction right-saturated</text>"
+    )
     for gate, values in gates.items():
         colour = GATE_COLOURS.get(gate, "#333")
         for left, right in zip(values["left"], values["right"], strict=True):
-            parts.append(f"<circle cx='{x_of(left):.1f}' cy='{y_of(right):.1f}' r='2.2' fill='{colour}' "
-                         "fill-opacity='0.55'/>")
+            parts.append(
+                f"<circle cx='{x_of(left):.1f}' cy='{y_of(right):.1f}' r='2.2' fill='{colour}' fill-opacity='0.55'/>"
+            )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -280,6 +310,7 @@ def write_pngs(out: Path, document: dict[str, Any]) -> list[str]:
     """saturation.png and features.png (the same numbers as inspect.json); none without matplotlib."""
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -293,11 +324,22 @@ def write_pngs(out: Path, document: dict[str, Any]) -> list[str]:
             for col, which in enumerate(("trained", "fresh")):
                 ax = axes[row][col]
                 for gate, values in saturation[which].get(layer, {}).items():
-                    ax.scatter(values["left"], values["right"], s=6, alpha=0.5, color=GATE_COLOURS.get(gate),
-                               label=f"{GATE_NAMES.get(gate, gate)} gate")
+                    ax.scatter(
+                        values["left"],
+                        values["right"],
+                        s=6,
+                        alpha=0.5,
+                        color=GATE_COLOURS.get(gate),
+                        label=f"{GATE_NAMES.get(gate, gate)} gate",
+                    )
                 ax.plot([0, 1], [1, 0], color="#ddd", lw=0.8)
-                ax.set(xlim=(0, 1), ylim=(0, 1), title=f"{layer}, {which}", xlabel="fraction left-saturated (< 0.1)",
-                       ylabel="fraction right-saturated (> 0.9)")
+                ax.set(
+                    xlim=(0, 1),
+                    ylim=(0, 1),
+                    title=f"{layer}, {which}",
+                    xlabel="fraction left-saturated (< 0.1)",
+                    ylabel="fraction right-saturated (> 0.9)",
+                )
                 ax.legend(fontsize=7, loc="upper right")
         fig.tight_layout()
         fig.savefig(out / "saturation.png", dpi=110)

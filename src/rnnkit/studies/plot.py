@@ -23,12 +23,18 @@ from ..runtime import require, skip_note
 METRICS = ("val_loss", "train_loss", "grad_norm", "lr", "tokens_per_s", "val_ppl", "val_bpc", "train_ppl")
 X_AXES = ("step", "elapsed_s")
 SUFFIXES = (".png", ".svg", ".pdf")
-LABELS = {"val_loss": "validation loss (nats/token)", "train_loss": "training loss (nats/token)",
-          "grad_norm": "global gradient norm before clipping", "lr": "learning rate",
-          "tokens_per_s": "training tokens per second", "val_ppl": "validation perplexity",
-          "val_bpc": "validation bits per character", "step": "optimizer step",
-          "train_ppl": "training perplexity",
-          "elapsed_s": "wall-clock training time (s)"}
+LABELS = {
+    "val_loss": "validation loss (nats/token)",
+    "train_loss": "training loss (nats/token)",
+    "grad_norm": "global gradient norm before clipping",
+    "lr": "learning rate",
+    "tokens_per_s": "training tokens per second",
+    "val_ppl": "validation perplexity",
+    "val_bpc": "validation bits per character",
+    "step": "optimizer step",
+    "train_ppl": "training perplexity",
+    "elapsed_s": "wall-clock training time (s)",
+}
 
 
 @dataclass
@@ -40,8 +46,15 @@ class Series:
     y: list[float]
 
     def summary(self) -> dict[str, Any]:
-        return {"run": self.label, "points": len(self.y), "min": min(self.y), "max": max(self.y),
-                "first": self.y[0], "last": self.y[-1], "last_x": self.x[-1]}
+        return {
+            "run": self.label,
+            "points": len(self.y),
+            "min": min(self.y),
+            "max": max(self.y),
+            "first": self.y[0],
+            "last": self.y[-1],
+            "last_x": self.x[-1],
+        }
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -71,8 +84,10 @@ def series(run_dir: Path, metric: str, x: str, label: str) -> Series:
     raw = [(record.get(x), record.get(metric)) for record in read_metrics(run_dir)]
     points = [(float(a), float(b)) for a, b in raw if _finite(a) and _finite(b)]
     if not points:
-        raise DataError(f"{run_dir}/metrics.jsonl has no {metric} values against {x}; "
-                        f"choose another --metric ({', '.join(METRICS)}) or --x")
+        raise DataError(
+            f"{run_dir}/metrics.jsonl has no {metric} values against {x}; "
+            f"choose another --metric ({', '.join(METRICS)}) or --x"
+        )
     return Series(label, [a for a, _ in points], [b for _, b in points])
 
 
@@ -90,13 +105,16 @@ def check_plot_options(run_dirs: Sequence[str | Path], metric: str, x: str, out:
     if not run_dirs:
         raise ConfigError("plot needs at least one run directory")
     if not all(name in METRICS for name in metric.split(",")):
-        raise ConfigError(f"--metric must be one of {', '.join(METRICS)}, or several joined by commas "
-                          f"(e.g. train_ppl,val_ppl); got {metric!r}")
+        raise ConfigError(
+            f"--metric must be one of {', '.join(METRICS)}, or several joined by commas "
+            f"(e.g. train_ppl,val_ppl); got {metric!r}"
+        )
     if x not in X_AXES:
         raise ConfigError(f"--x must be one of {', '.join(X_AXES)}; got {x!r}")
     if out is not None and Path(out).suffix.lower() not in SUFFIXES:
-        raise ConfigError(f"--out must name a {', '.join(SUFFIXES)} file (a plot never replaces other files), "
-                          f"got {out}")
+        raise ConfigError(
+            f"--out must name a {', '.join(SUFFIXES)} file (a plot never replaces other files), got {out}"
+        )
     if out is not None and Path(out).is_dir():
         raise ConfigError(f"--out {out} is a directory; give a file name such as {Path(out) / 'plot.png'}")
 
@@ -111,9 +129,16 @@ class PlotResult(dict):
         return _png(self.figure) if self.figure is not None else None
 
 
-def plot_runs(run_dirs: Sequence[str | Path], metric: str = "val_loss", x: str = "step",
-              out: str | Path | None = None, log_y: bool = False, title: str | None = None,
-              references: Sequence[tuple[float, str]] = (), ax: Any = None) -> PlotResult:
+def plot_runs(
+    run_dirs: Sequence[str | Path],
+    metric: str = "val_loss",
+    x: str = "step",
+    out: str | Path | None = None,
+    log_y: bool = False,
+    title: str | None = None,
+    references: Sequence[tuple[float, str]] = (),
+    ax: Any = None,
+) -> PlotResult:
     """Draw `metric` against `x` for every run on one figure; return the file and per-run summaries
     (a dict) with the Figure as `.figure`.
 
@@ -126,8 +151,11 @@ def plot_runs(run_dirs: Sequence[str | Path], metric: str = "val_loss", x: str =
     require("matplotlib", "plot", "rnnkit plot")  # before any run is read or directory made
     paths = [Path(run) for run in run_dirs]
     names = metric.split(",")  # several metrics: one line per run and metric, e.g. train_ppl,val_ppl
-    lines = [series(path, name, x, label if len(names) == 1 else f"{label} {name}")
-             for path, label in zip(paths, run_labels(paths), strict=True) for name in names]
+    lines = [
+        series(path, name, x, label if len(names) == 1 else f"{label} {name}")
+        for path, label in zip(paths, run_labels(paths), strict=True)
+        for name in names
+    ]
     if log_y and any(value <= 0 for line in lines for value in line.y):
         raise ConfigError(f"--log-y needs positive values, and {metric} has values <= 0")
     target = Path(out) if out is not None else Path(f"plot-{metric}.png")
@@ -137,8 +165,16 @@ def plot_runs(run_dirs: Sequence[str | Path], metric: str = "val_loss", x: str =
     return result
 
 
-def _draw(lines: Sequence[Series], target: Path, metric: str, x: str, log_y: bool, title: str | None,
-          references: Sequence[tuple[float, str]] = (), ax: Any = None) -> Any:
+def _draw(
+    lines: Sequence[Series],
+    target: Path,
+    metric: str,
+    x: str,
+    log_y: bool,
+    title: str | None,
+    references: Sequence[tuple[float, str]] = (),
+    ax: Any = None,
+) -> Any:
     figure, axes = new_axes(ax, (7, 4.2))
     if figure is None:
         raise ConfigError("rnnkit plot needs matplotlib: pip install 'rnnkit[plot]'")
@@ -167,8 +203,8 @@ def new_axes(ax: Any, size: tuple[float, float], what: str = "") -> tuple[Any, A
     except ImportError:
         if what:
             import sys
-            print(f"rnnkit: matplotlib is not installed (pip install 'rnnkit[plot]'); skipped {what}",
-                  file=sys.stderr)
+
+            print(f"rnnkit: matplotlib is not installed (pip install 'rnnkit[plot]'); skipped {what}", file=sys.stderr)
         return None, None
     figure = Figure(figsize=size, dpi=100)
     return figure, figure.subplots()
@@ -176,6 +212,7 @@ def new_axes(ax: Any, size: tuple[float, float], what: str = "") -> tuple[Any, A
 
 def _png(figure: Any) -> bytes:
     import io
+
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
@@ -196,8 +233,11 @@ def parse_reference(text: str) -> tuple[float, str]:
 def summary_lines(result: dict[str, Any]) -> list[str]:
     """One line per run: how many points, min, max and last value of the metric."""
     metric = result["metric"]
-    return [f"{run['run']}: {run['points']} points, {metric} min {run['min']:.4g}, max {run['max']:.4g}, "
-            f"last {run['last']:.4g} (at {result['x']} {run['last_x']:g})" for run in result["runs"]]
+    return [
+        f"{run['run']}: {run['points']} points, {metric} min {run['min']:.4g}, max {run['max']:.4g}, "
+        f"last {run['last']:.4g} (at {result['x']} {run['last_x']:g})"
+        for run in result["runs"]
+    ]
 
 
 def finish_figure(figure: Any, axes: Any, title: str, path: Path) -> None:
@@ -217,8 +257,10 @@ def import_pyplot(what: str) -> Any:
     """
     require("matplotlib", "plot", what)
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 

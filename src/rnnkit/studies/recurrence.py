@@ -34,8 +34,15 @@ from torch import nn
 # what each kind of cell exposes per step; the gates are the ones Karpathy et al. (2015) measure
 SIGNALS = {"lstm": ("h", "c", "i", "f", "o"), "gru": ("h", "z", "r"), "rnn": ("h",), "rnn_relu": ("h",)}
 GATES = {"lstm": ("i", "f", "o"), "gru": ("z", "r"), "rnn": (), "rnn_relu": ()}
-SIGNAL_NAMES = {"h": "hidden state", "c": "cell state", "i": "input gate", "f": "forget gate",
-                "o": "output gate", "z": "update gate", "r": "reset gate"}
+SIGNAL_NAMES = {
+    "h": "hidden state",
+    "c": "cell state",
+    "i": "input gate",
+    "f": "forget gate",
+    "o": "output gate",
+    "z": "update gate",
+    "r": "reset gate",
+}
 
 LayerState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (N, H), or (h, c) for the LSTM
 
@@ -58,8 +65,9 @@ def layer_weights(rnn: nn.RNNBase, layer: int) -> LayerWeights:
     zeros = torch.zeros(w_hh.shape[0], dtype=w_hh.dtype, device=w_hh.device)
     b_ih = getattr(rnn, f"bias_ih_l{layer}", None)
     b_hh = getattr(rnn, f"bias_hh_l{layer}", None)
-    return LayerWeights(w_ih.detach(), w_hh.detach(),
-                        zeros if b_ih is None else b_ih.detach(), zeros if b_hh is None else b_hh.detach())
+    return LayerWeights(
+        w_ih.detach(), w_hh.detach(), zeros if b_ih is None else b_ih.detach(), zeros if b_hh is None else b_hh.detach()
+    )
 
 
 def zero_state(kind: str, batch: int, hidden: int, dtype: torch.dtype = torch.float32) -> LayerState:
@@ -68,8 +76,9 @@ def zero_state(kind: str, batch: int, hidden: int, dtype: torch.dtype = torch.fl
 
 
 @torch.no_grad()
-def run_layer(kind: str, weights: LayerWeights, x: torch.Tensor,
-              state: LayerState) -> tuple[dict[str, torch.Tensor], LayerState]:
+def run_layer(
+    kind: str, weights: LayerWeights, x: torch.Tensor, state: LayerState
+) -> tuple[dict[str, torch.Tensor], LayerState]:
     """One layer over a window, step by step: ({signal: (N, T, H)}, state after the last step).
 
     x: (N, T, D) the layer's inputs; state: (N, H), or (h, c) for the LSTM. The signals are
@@ -119,4 +128,8 @@ def _relu_step(a_x: torch.Tensor, a_h: torch.Tensor, _h_prev: torch.Tensor):
 
 # one step of each cell: (the input half a_x, the recurrent half a_h, the state) -> (new state, signals)
 STEPS: dict[str, Callable[..., tuple[LayerState, dict[str, torch.Tensor]]]] = {
-    "lstm": _lstm_step, "gru": _gru_step, "rnn": _tanh_step, "rnn_relu": _relu_step}
+    "lstm": _lstm_step,
+    "gru": _gru_step,
+    "rnn": _tanh_step,
+    "rnn_relu": _relu_step,
+}

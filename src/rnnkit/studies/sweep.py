@@ -97,8 +97,13 @@ def sweep_configs(base: RunConfig, name: str, values: Sequence[Value], out_dir: 
     """One RunConfig per value (validated now, before any training), each into OUT/NAME-VALUE."""
     configs = []
     for value in values:
-        overrides = {name: value, "out": str(out_dir / run_name(name, value)), "quiet": True,
-                     "sample_tokens": 0, "overwrite": False}
+        overrides = {
+            name: value,
+            "out": str(out_dir / run_name(name, value)),
+            "quiet": True,
+            "sample_tokens": 0,
+            "overwrite": False,
+        }
         try:
             configs.append(with_overrides(base, overrides))
         except ConfigError as error:
@@ -119,8 +124,14 @@ def _budgeted(config: RunConfig) -> RunConfig:
     return RunConfig(sized.model, sized.data, budgeted_train_config(sized, config.train.max_seconds))
 
 
-def sweep(base: RunConfig, name: str, values: Sequence[Value], out: str | Path | None = None,
-          overwrite: bool = False, log: Log | None = None) -> list[dict[str, Any]]:
+def sweep(
+    base: RunConfig,
+    name: str,
+    values: Sequence[Value],
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    log: Log | None = None,
+) -> list[dict[str, Any]]:
     """Train one model per value of option `name` (see the module docstring); return the rows.
 
     A run that diverges (NaN/inf loss) is a result, not a failure of the sweep: its row says so
@@ -140,8 +151,10 @@ def sweep(base: RunConfig, name: str, values: Sequence[Value], out: str | Path |
     load_splits(base.data)  # a missing or unreadable text fails before OUT is made
     draw = has_matplotlib("sweep.png")  # the table is the result; the figure is optional (said now)
     prepare_run_dir(out_dir, overwrite)
-    write_json(out_dir / "config.json", {"format": "rnnkit-sweep", "option": name, "values": list(values),
-                                          "config": base.to_dict()})
+    write_json(
+        out_dir / "config.json",
+        {"format": "rnnkit-sweep", "option": name, "values": list(values), "config": base.to_dict()},
+    )
     rows = []
     for index, (value, config) in enumerate(zip(values, configs, strict=True), 1):
         rows.append(_run_one(name, value, _budgeted(config)))
@@ -150,8 +163,11 @@ def sweep(base: RunConfig, name: str, values: Sequence[Value], out: str | Path |
     (out_dir / "sweep.md").write_text(table + "\n", encoding="utf-8")
     write_json(out_dir / "sweep.json", rows)
     if draw:
-        plot_sweep(rows, out_dir / "sweep.png", f"{base.model.model} on {Path(base.data.data).stem}: {name} "
-                                                f"({_budget(configs[0], name)})")
+        plot_sweep(
+            rows,
+            out_dir / "sweep.png",
+            f"{base.model.model} on {Path(base.data.data).stem}: {name} ({_budget(configs[0], name)})",
+        )
     return rows
 
 
@@ -162,11 +178,30 @@ def _run_one(name: str, value: Value, config: RunConfig) -> dict[str, Any]:
     try:
         result = train(config, log=lambda _message: None)
     except TrainingDiverged as error:
-        return {**row, "status": f"diverged: {error}", "val_loss": None, "best_val_loss": None, "val_bpc": None,
-                "val_ppl": None, "train_loss": None, "steps": None, "seconds": None, "parameters": None}
+        return {
+            **row,
+            "status": f"diverged: {error}",
+            "val_loss": None,
+            "best_val_loss": None,
+            "val_bpc": None,
+            "val_ppl": None,
+            "train_loss": None,
+            "steps": None,
+            "seconds": None,
+            "parameters": None,
+        }
     figures = result.to_dict()
-    keep = ("val_loss", "best_val_loss", "val_ppl", "val_bpc", "train_loss", "steps", "seconds", "parameters",
-            "tokens_per_s")
+    keep = (
+        "val_loss",
+        "best_val_loss",
+        "val_ppl",
+        "val_bpc",
+        "train_loss",
+        "steps",
+        "seconds",
+        "parameters",
+        "tokens_per_s",
+    )
     return {**row, "status": "ok", **{key: figures[key] for key in keep}}
 
 
@@ -187,8 +222,10 @@ def _progress(row: dict[str, Any]) -> str:
     head = f"{row['option']}={_value(row['value'])}"
     if row["status"] != "ok":
         return f"{head}: {row['status']}"
-    return (f"{head}: {row['steps']} steps in {row['seconds']:.1f} s, val loss {row['val_loss']:.4f} "
-            f"(best {row['best_val_loss']:.4f})")
+    return (
+        f"{head}: {row['steps']} steps in {row['seconds']:.1f} s, val loss {row['val_loss']:.4f} "
+        f"(best {row['best_val_loss']:.4f})"
+    )
 
 
 def _value(value: Value) -> str:
@@ -207,9 +244,16 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         if row["status"] != "ok":
             cells = [_value(row["value"])] + ["diverged"] + ["n/a"] * (len(TABLE) - 1)
         else:
-            cells = [_value(row["value"]), f"{row['parameters']:,}", str(row["steps"]), f"{row['seconds']:.1f}",
-                     _number(row["train_loss"], 4), _number(row["val_loss"], 4), _number(row["best_val_loss"], 4),
-                     _number(row["val_bpc"], 4)]
+            cells = [
+                _value(row["value"]),
+                f"{row['parameters']:,}",
+                str(row["steps"]),
+                f"{row['seconds']:.1f}",
+                _number(row["train_loss"], 4),
+                _number(row["val_loss"], 4),
+                _number(row["best_val_loss"], 4),
+                _number(row["val_bpc"], 4),
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

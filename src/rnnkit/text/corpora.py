@@ -62,8 +62,9 @@ def read_text_file(path: Path) -> str:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise DataError(f"{path} is not valid UTF-8 (bad byte at offset {error.start}); "
-                        "convert it, e.g. `iconv -f latin1 -t utf-8`") from None
+        raise DataError(
+            f"{path} is not valid UTF-8 (bad byte at offset {error.start}); convert it, e.g. `iconv -f latin1 -t utf-8`"
+        ) from None
     text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the text
     if not text.strip():
         raise DataError(f"{path} is empty (or only whitespace)")
@@ -86,8 +87,9 @@ def _load_directory(path: Path, split: tuple[float, float, float]) -> Corpus:
     train, val_names, test = SPLIT_FILES
     val = next((path / name for name in val_names if (path / name).is_file()), None)
     if (path / train).is_file() and val is not None and (path / test).is_file():
-        return Corpus(path.name, read_text_file(path / train), read_text_file(val),
-                      read_text_file(path / test), given_splits=True)
+        return Corpus(
+            path.name, read_text_file(path / train), read_text_file(val), read_text_file(path / test), given_splits=True
+        )
     files = sorted(p for p in path.glob("*.txt") if p.is_file())
     if not files:
         raise DataError(f"directory {path} holds no .txt files")
@@ -130,10 +132,19 @@ def describe_bundled() -> list[dict[str, object]]:
         text = bundled_text(name)
         train = split_corpus(name, text, defaults.fractions).train
         tokens = {"char": len(train), "word": len(word_types(train)[1])}
-        rows.append({"name": name, "chars": len(text), "words": len(text.split()),
-                     "char_vocab": len(set(text)), "description": description, "train_tokens": tokens,
-                     "batch_fits": {kind: fitting_batch(n, defaults.batch_size, defaults.seq_len)
-                                    for kind, n in tokens.items()}})
+        rows.append(
+            {
+                "name": name,
+                "chars": len(text),
+                "words": len(text.split()),
+                "char_vocab": len(set(text)),
+                "description": description,
+                "train_tokens": tokens,
+                "batch_fits": {
+                    kind: fitting_batch(n, defaults.batch_size, defaults.seq_len) for kind, n in tokens.items()
+                },
+            }
+        )
     return rows
 
 

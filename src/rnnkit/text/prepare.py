@@ -79,8 +79,10 @@ def _given_splits(directory: Path) -> dict[str, list[Source]] | None:
     val = next((directory / n for n in val_names if (directory / n).is_file()), None)
     if not ((directory / train).is_file() and val is not None and (directory / test).is_file()):
         return None
-    return {name: [Source(path, 0, path.stat().st_size)]
-            for name, path in zip(SPLITS, (directory / train, val, directory / test), strict=True)}
+    return {
+        name: [Source(path, 0, path.stat().st_size)]
+        for name, path in zip(SPLITS, (directory / train, val, directory / test), strict=True)
+    }
 
 
 def _input_files(data: list[str]) -> list[tuple[Path | None, int, str | None]]:
@@ -168,8 +170,9 @@ def _decode(raw: bytes, source: Source) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise DataError(f"{source.path} is not valid UTF-8 (bad byte near offset "
-                        f"{source.start + error.start}); convert it first") from None
+        raise DataError(
+            f"{source.path} is not valid UTF-8 (bad byte near offset {source.start + error.start}); convert it first"
+        ) from None
 
 
 def _chunk_tokens(job: tuple[str, str, bool]) -> tuple[str, list[str], np.ndarray, int]:
@@ -180,12 +183,20 @@ def _chunk_tokens(job: tuple[str, str, bool]) -> tuple[str, list[str], np.ndarra
     return name, types, positions.astype(stream_dtype(len(types))), len(text)
 
 
-def build_vocabulary(plan: dict[str, list[Source]], kind: str, lowercase: bool, min_freq: int,
-                     max_size: int | None, bpe_vocab: int, pool: ProcessPoolExecutor | None = None) -> Tokenizer:
+def build_vocabulary(
+    plan: dict[str, list[Source]],
+    kind: str,
+    lowercase: bool,
+    min_freq: int,
+    max_size: int | None,
+    bpe_vocab: int,
+    pool: ProcessPoolExecutor | None = None,
+) -> Tokenizer:
     """A char or BPE tokenizer from the training split (same rules as build_tokenizer); word
     vocabularies are built while encoding (see _encode_words)."""
     if kind == "bpe":
         from .tokenizer import BPETokenizer
+
         text = "".join(chunk for source in plan["train"] for chunk in read_chunks(source))
         return BPETokenizer.train(text, bpe_vocab, lowercase)  # type: ignore[return-value]
     train = _char_counts(plan["train"], lowercase, pool)
@@ -248,22 +259,39 @@ class TokenTable:
         ids = tok.lookup(list(self.index))
         missing = [token for token, i in zip(self.index, ids.tolist(), strict=True) if i < 0]
         if missing:
-            raise DataError(f"the text holds {len(missing)} word(s) the tokenizer lacks and it has no "
-                            f"<unk>: {name_tokens(missing)}")
+            raise DataError(
+                f"the text holds {len(missing)} word(s) the tokenizer lacks and it has no <unk>: {name_tokens(missing)}"
+            )
         return ids
 
 
-def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = None,
-            fractions: tuple[float, float, float] = (0.9, 0.05, 0.05), lowercase: bool = False, min_freq: int = 1,
-            max_size: int | None = None, bpe_vocab: int = 1000, tokenizer_from: str | None = None,
-            overwrite: bool = False, workers: int | None = None,
-            log: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+def prepare(
+    data: list[str],
+    tokenizer: str = "char",
+    out: str | Path | None = None,
+    fractions: tuple[float, float, float] = (0.9, 0.05, 0.05),
+    lowercase: bool = False,
+    min_freq: int = 1,
+    max_size: int | None = None,
+    bpe_vocab: int = 1000,
+    tokenizer_from: str | None = None,
+    overwrite: bool = False,
+    workers: int | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> dict[str, Any]:
     """Tokenize `data` into OUT (see the module docstring); returns the meta.json document."""
     from ..config import DataConfig
     from ..files import check_output_dir
 
-    DataConfig(data=data[0] if data else "", tokenizer=tokenizer, lowercase=lowercase, min_freq=min_freq,
-               max_size=max_size, bpe_vocab=bpe_vocab, fractions=fractions)  # the same checks as training
+    DataConfig(
+        data=data[0] if data else "",
+        tokenizer=tokenizer,
+        lowercase=lowercase,
+        min_freq=min_freq,
+        max_size=max_size,
+        bpe_vocab=bpe_vocab,
+        fractions=fractions,
+    )  # the same checks as training
     out = Path(out) if out else Path("prepared") / f"{Path(data[0]).stem}-{tokenizer}"
     plan = plan_sources(data, fractions)
     workers = workers or min(os.cpu_count() or 1, 4)
@@ -279,11 +307,18 @@ def prepare(data: list[str], tokenizer: str = "char", out: str | Path | None = N
         return _write_prepared(out, data, plan, tok, rules, pool, log)
 
 
-def _write_prepared(out: Path, data: list[str], plan: dict[str, list[Source]], tok: Any,
-                    rules: tuple[bool, int, int | None], pool: ProcessPoolExecutor | None,
-                    log: Callable[[str], None]) -> dict[str, Any]:
+def _write_prepared(
+    out: Path,
+    data: list[str],
+    plan: dict[str, list[Source]],
+    tok: Any,
+    rules: tuple[bool, int, int | None],
+    pool: ProcessPoolExecutor | None,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
     """Encode every split into OUT (written to a temporary directory, renamed into place)."""
     from ..files import write_atomically
+
     meta: dict[str, Any] = {}
 
     def write(tmp: Path) -> None:
@@ -296,17 +331,23 @@ def _write_prepared(out: Path, data: list[str], plan: dict[str, list[Source]], t
             streams = _write_streams(tok, tmp, chunks, log)
         meta.update(streams)
         (tmp / "tokenizer.json").write_text(tok.to_json(), encoding="utf-8")
-        meta.update(format=FORMAT, format_version=FORMAT_VERSION, tokenizer=tok.kind, vocab_size=len(tok),
-                    sources=[str(d) for d in data],
-                    bytes={name: sum(s.end - s.start for s in plan[name]) for name in SPLITS})
+        meta.update(
+            format=FORMAT,
+            format_version=FORMAT_VERSION,
+            tokenizer=tok.kind,
+            vocab_size=len(tok),
+            sources=[str(d) for d in data],
+            bytes={name: sum(s.end - s.start for s in plan[name]) for name in SPLITS},
+        )
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
     write_atomically(out, write)
     return meta
 
 
-def _write_streams(tok: Any, out: Path, chunks: dict[str, Iterator[tuple[np.ndarray, int]]],
-                   log: Callable[[str], None]) -> dict[str, Any]:
+def _write_streams(
+    tok: Any, out: Path, chunks: dict[str, Iterator[tuple[np.ndarray, int]]], log: Callable[[str], None]
+) -> dict[str, Any]:
     """Append each split's (ids, characters) chunks to SPLIT.bin; count tokens and characters;
     checksum the bytes."""
     dtype = stream_dtype(len(tok))
@@ -328,23 +369,30 @@ def stream_dtype(vocab_size: int) -> type:
     return np.uint16 if vocab_size <= 1 << 16 else np.uint32
 
 
-def _encoded_chunks(sources: list[Source], tok: Any,
-                    pool: ProcessPoolExecutor | None) -> Iterator[tuple[np.ndarray, int]]:
+def _encoded_chunks(
+    sources: list[Source], tok: Any, pool: ProcessPoolExecutor | None
+) -> Iterator[tuple[np.ndarray, int]]:
     """(ids, characters) per chunk, in order."""
     jobs = ((tok, chunk) for source in sources for chunk in read_chunks(source, JOB_BYTES if pool else None))
     return _ordered_map(_encode_chunk, jobs, pool)
 
 
-def _encode_words(plan: dict[str, list[Source]], tok: Tokenizer | None, rules: tuple[bool, int, int | None],
-                  out: Path, pool: ProcessPoolExecutor | None,
-                  log: Callable[[str], None]) -> tuple[Tokenizer, dict[str, Any]]:
+def _encode_words(
+    plan: dict[str, list[Source]],
+    tok: Tokenizer | None,
+    rules: tuple[bool, int, int | None],
+    out: Path,
+    pool: ProcessPoolExecutor | None,
+    log: Callable[[str], None],
+) -> tuple[Tokenizer, dict[str, Any]]:
     """Word streams in one reading of the text: pass 1 (worker processes) turns each chunk into
     token-type ids, spilled to SPLIT.types; the vocabulary comes from the training split's counts
     (unless `tok` is given); pass 2 maps type ids to vocabulary ids with one array lookup."""
     lowercase, min_freq, max_size = rules
     table, chars = TokenTable(), dict.fromkeys(SPLITS, 0)
-    jobs = ((name, chunk, lowercase) for name in SPLITS for source in plan[name]
-            for chunk in read_chunks(source, JOB_BYTES))
+    jobs = (
+        (name, chunk, lowercase) for name in SPLITS for source in plan[name] for chunk in read_chunks(source, JOB_BYTES)
+    )
     with ExitStack() as files:
         spills = {name: files.enter_context(open(out / f"{name}.types", "wb")) for name in SPLITS}
         for name, distinct, positions, length in _ordered_map(_chunk_tokens, jobs, pool):
@@ -361,8 +409,9 @@ def _encode_words(plan: dict[str, list[Source]], tok: Tokenizer | None, rules: t
     return tok, _write_streams(tok, out, chunks, log)
 
 
-def _ordered_map(function: Callable[[Any], Any], jobs: Iterator[Any],
-                 pool: ProcessPoolExecutor | None) -> Iterator[Any]:
+def _ordered_map(
+    function: Callable[[Any], Any], jobs: Iterator[Any], pool: ProcessPoolExecutor | None
+) -> Iterator[Any]:
     """function(job) for every job, in order; with a pool, two jobs per worker in flight, so the
     workers never wait for a whole batch and this process reads the next chunk meanwhile."""
     if pool is None:
@@ -392,6 +441,7 @@ def load_tokenizer(path: str | Path) -> Any:
     """The tokenizer of a checkpoint, run directory, prepared directory, or a tokenizer.json file."""
     from ..errors import CheckpointError
     from ..files import resolve_checkpoint
+
     path = Path(path).expanduser()
     if path.is_dir() and (path / "tokenizer.json").is_file():
         path = path / "tokenizer.json"
@@ -423,6 +473,9 @@ def load_prepared(path: str | Path) -> tuple[Any, dict[str, np.ndarray], dict[st
         file = directory / f"{name}.bin"
         if not file.is_file() or file.stat().st_size != count * np.dtype(meta["dtype"]).itemsize:
             raise DataError(f"{file} is missing or its size does not match meta.json")
-        arrays[name] = np.memmap(file, dtype=meta["dtype"], mode="r", shape=(count,)) if count else \
-            np.zeros(0, dtype=meta["dtype"])
+        arrays[name] = (
+            np.memmap(file, dtype=meta["dtype"], mode="r", shape=(count,))
+            if count
+            else np.zeros(0, dtype=meta["dtype"])
+        )
     return tokenizer, arrays, meta

@@ -46,14 +46,12 @@ class Vocab:
         self.stoi = {token: index for index, token in enumerate(self.itos)}
 
     @classmethod
-    def build(cls, tokens: Iterable[str], min_freq: int = 1, max_size: int | None = None,
-              unk: bool = True) -> Vocab:
+    def build(cls, tokens: Iterable[str], min_freq: int = 1, max_size: int | None = None, unk: bool = True) -> Vocab:
         """Count tokens and keep those seen `min_freq` times, at most `max_size` ids in all."""
         return cls.from_counts(Counter(tokens), min_freq, max_size, unk)
 
     @classmethod
-    def from_counts(cls, counts: Counter, min_freq: int = 1, max_size: int | None = None,
-                    unk: bool = True) -> Vocab:
+    def from_counts(cls, counts: Counter, min_freq: int = 1, max_size: int | None = None, unk: bool = True) -> Vocab:
         # frequency first, then the token itself, so the same text always gives the same ids
         ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         kept = [token for token, count in ordered if count >= min_freq]
@@ -173,9 +171,14 @@ class Tokenizer:
         return " "
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": self.kind,
-                "lowercase": self.lowercase, "unk": self.vocab.has_unk,
-                "tokens": self.vocab.itos[1:] if self.vocab.has_unk else self.vocab.itos}
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "lowercase": self.lowercase,
+            "unk": self.vocab.has_unk,
+            "tokens": self.vocab.itos[1:] if self.vocab.has_unk else self.vocab.itos,
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)
@@ -233,8 +236,9 @@ def _check_header(raw: Any) -> None:
         raise CheckpointError("tokenizer.json is not an rnnkit tokenizer")
     version = raw.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(f"tokenizer.json has format version {version!r}; this rnnkit reads "
-                              f"up to {FORMAT_VERSION} (upgrade rnnkit)")
+        raise CheckpointError(
+            f"tokenizer.json has format version {version!r}; this rnnkit reads up to {FORMAT_VERSION} (upgrade rnnkit)"
+        )
 
 
 class WordStream:
@@ -294,8 +298,13 @@ class BPETokenizer:
         return BPEStream(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": "bpe",
-                "lowercase": self.lowercase, "hf": self.hf.to_str()}
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "kind": "bpe",
+            "lowercase": self.lowercase,
+            "hf": self.hf.to_str(),
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)
@@ -303,6 +312,7 @@ class BPETokenizer:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> BPETokenizer:
         from tokenizers import Tokenizer as HFTokenizer
+
         if not isinstance(raw.get("hf"), str) or not isinstance(raw.get("lowercase"), bool):
             raise CheckpointError("tokenizer.json: a bpe tokenizer needs its 'hf' model and 'lowercase'")
         try:
@@ -315,11 +325,13 @@ class BPETokenizer:
         """Learn `vocab_size` byte-level BPE tokens (256 byte tokens plus merges) from `text`."""
         from tokenizers import Tokenizer as HFTokenizer
         from tokenizers import decoders, models, pre_tokenizers, trainers
+
         hf = HFTokenizer(models.BPE())
         hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         hf.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        )
         hf.train_from_iterator((text.lower() if lowercase else text).splitlines(keepends=True), trainer)
         return cls(hf, lowercase)
 
@@ -341,8 +353,15 @@ class BPEStream:
         return text
 
 
-def build_tokenizer(kind: str, train_text: str, other_texts: Sequence[str] = (), lowercase: bool = False,
-                    min_freq: int = 1, max_size: int | None = None, bpe_vocab: int = 1000) -> Tokenizer:
+def build_tokenizer(
+    kind: str,
+    train_text: str,
+    other_texts: Sequence[str] = (),
+    lowercase: bool = False,
+    min_freq: int = 1,
+    max_size: int | None = None,
+    bpe_vocab: int = 1000,
+) -> Tokenizer:
     """A tokenizer whose vocabulary comes from the training text alone.
 
     Word vocabularies always have `<unk>`. A char vocabulary gets one only when it needs it: when

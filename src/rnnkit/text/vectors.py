@@ -76,16 +76,20 @@ def _read_text(path: Path, text: str) -> Vectors:
             if dim == 0:
                 raise DataError(f"--embed-from: {path} line {number} holds a word and no vector")
         if len(values) != dim:
-            raise DataError(f"--embed-from: {path} line {number} has a vector of {len(values)} values, the "
-                            f"ones before have {dim}: every vector must have the same size")
+            raise DataError(
+                f"--embed-from: {path} line {number} has a vector of {len(values)} values, the "
+                f"ones before have {dim}: every vector must have the same size"
+            )
         try:
             rows.append([float(value) for value in values])
         except ValueError:
             raise DataError(f"--embed-from: {path} line {number} holds a value that is not a number") from None
         words.append(word)
     if header is not None and header != (len(words), dim):
-        raise DataError(f"--embed-from: {path}'s header says {header[0]} vectors of {header[1]} values, but the "
-                        f"file holds {len(words)} of {dim}")
+        raise DataError(
+            f"--embed-from: {path}'s header says {header[0]} vectors of {header[1]} values, but the "
+            f"file holds {len(words)} of {dim}"
+        )
     if not words:
         raise DataError(f"--embed-from: {path} holds no vectors")
     return Vectors(words, np.asarray(rows, dtype=np.float32), "text")
@@ -101,13 +105,14 @@ def _read_binary(path: Path, raw: bytes) -> Vectors:
         raise DataError(f"--embed-from: {path}'s header says {count} vectors of {dim} values")
     position, words, matrix = newline + 1, [], np.empty((count, dim), dtype=np.float32)
     for index in range(count):
-        while position < len(raw) and raw[position:position + 1] in (b"\n", b" "):
+        while position < len(raw) and raw[position : position + 1] in (b"\n", b" "):
             position += 1  # the newline most writers put after each vector
         space = raw.find(b" ", position)
         end = space + 1 + 4 * dim
         if space < 0 or end > len(raw):
-            raise DataError(f"--embed-from: {path}'s header says {count} vectors of {dim} values, but the file "
-                            f"ends after {index}")
+            raise DataError(
+                f"--embed-from: {path}'s header says {count} vectors of {dim} values, but the file ends after {index}"
+            )
         words.append(raw[position:space].decode("utf-8", "replace"))
         matrix[index] = np.frombuffer(raw, dtype="<f4", count=dim, offset=space + 1)
         position = end
@@ -127,9 +132,11 @@ class Match:
 
     def summary(self, path: str) -> str:
         share = len(self.ids) / max(1, self.vocab_size)
-        return (f"embed-from {path}: {len(self.ids):,} of {self.vocab_size:,} vocabulary tokens have a vector "
-                f"({share:.1%}; {self.token_coverage:.1%} of the training tokens); the others keep their "
-                f"random initialisation")
+        return (
+            f"embed-from {path}: {len(self.ids):,} of {self.vocab_size:,} vocabulary tokens have a vector "
+            f"({share:.1%}; {self.token_coverage:.1%} of the training tokens); the others keep their "
+            f"random initialisation"
+        )
 
 
 def match_vocabulary(vectors: Vectors, tokens: Sequence[str], train_ids: np.ndarray) -> Match:
@@ -146,5 +153,9 @@ def match_vocabulary(vectors: Vectors, tokens: Sequence[str], train_ids: np.ndar
     ids_array = np.asarray(ids, dtype=np.int64)
     counts = np.bincount(np.asarray(train_ids, dtype=np.int64), minlength=len(tokens))
     covered = counts[ids_array].sum() / max(1, counts.sum())
-    return Match(ids_array, vectors.matrix[np.asarray(rows, dtype=np.int64)].reshape(len(ids), vectors.dim),
-                 len(tokens), float(covered))
+    return Match(
+        ids_array,
+        vectors.matrix[np.asarray(rows, dtype=np.int64)].reshape(len(ids), vectors.dim),
+        len(tokens),
+        float(covered),
+    )

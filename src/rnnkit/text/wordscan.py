@@ -49,7 +49,6 @@ def character_class(char: str) -> int:
     return WORD if WORD_CHARACTER.fullmatch(char) else SYMBOL
 
 
-
 class FirstSeen(dict):
     """key -> its index in order of first appearance (a missing key gets the next index)."""
 
