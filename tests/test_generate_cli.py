@@ -98,7 +98,7 @@ def test_num_samples_stop_and_stdin_prompt(word_run, capsys, monkeypatch):
         assert full.startswith(cut)
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"I say\n")))
     assert main(["generate", run, "--prompt", "-", "--max-new-tokens", "3", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["text"].startswith("I say ")
+    assert json.loads(capsys.readouterr().out)["text"].startswith("I say")  # the next word may be "." (no space)
 
 
 def test_interactive_loop_in_a_pipe(word_run, capsys, monkeypatch):
