@@ -95,8 +95,8 @@ _WORD_TRAIN = {
 # 5,000 to validate (the fractions give 10,027 and ~5,040 normalised characters of the bundled text). An epoch
 # of 10,000 windows is ~10 updates: the RNN's 100 epochs are 1,000 steps, the GRU's 50 are 500.
 # d2l's GRU is the Cho et al. (2014) form (reset gate before the recurrent product): --gru-form cho.
-D2L_RNN_EXPECTED = "not measured yet"
-D2L_GRU_EXPECTED = "not measured yet"
+D2L_RNN_EXPECTED = "val ppl 7.19 (train 5.85) after 1,000 steps, 29 s wall (2-core CPU, 2026-12-01)"
+D2L_GRU_EXPECTED = "val ppl 8.23 (train 8.06) after 500 steps, 65 s wall (2-core CPU, 2026-12-01)"
 _D2L_DATA = {
     "data": "timemachine",
     "tokenizer": "char",
