@@ -470,11 +470,11 @@ def test_corpora_says_which_batch_shape_fits_the_toy_corpus(tmp_path, capsys):
     assert main(["corpora", "--json"]) == 0
     toy = next(row for row in last_json(capsys.readouterr().out) if row["name"] == "toy")
     shape = toy["batch_fits"]["word"]
-    assert (shape["batch_size"], shape["seq_len"]) == (11, 128)  # 1,440 training words: 11 streams of 129
-    assert toy["batch_fits"]["char"] == {"batch_size": 32, "seq_len": 128}  # the default fits
+    assert (shape["batch_size"], shape["seq_len"]) == (22, 64)  # 1,440 training words: 22 streams of 65
+    assert toy["batch_fits"]["char"] == {"batch_size": 32, "seq_len": 64}  # the default fits
     assert main(["corpora"]) == 0
     listing = capsys.readouterr().out
-    assert "toy with --tokenizer word" in listing and "--batch-size 11 --seq-len 128" in listing
+    assert "toy with --tokenizer word" in listing and "--batch-size 22 --seq-len 64" in listing
     small = [
         "train",
         "--data",

@@ -10,13 +10,13 @@ from rnnkit.config import DEFAULT_DROPOUT, DEFAULT_STEPS, ConfigError, DataConfi
 
 
 def test_the_default_run_is_the_documented_configuration():
-    """README's opening paragraph: 2x512 LSTM, embed 64, dropout 0.25, 400 steps of 32x128, lr 5e-3."""
+    """README's opening paragraph: 1x512 LSTM, embed 64, dropout 0.25, 1,000 steps of 32x64, lr 5e-3."""
     config = RunConfig()
-    assert (config.model.model, config.model.layers, config.model.hidden, config.model.embed) == ("lstm", 2, 512, 64)
+    assert (config.model.model, config.model.layers, config.model.hidden, config.model.embed) == ("lstm", 1, 512, 64)
     assert config.model.dropout == DEFAULT_DROPOUT == 0.25
-    assert (config.data.batch_size, config.data.seq_len, config.data.data) == (32, 128, "timemachine")
+    assert (config.data.batch_size, config.data.seq_len, config.data.data) == (32, 64, "timemachine")
     assert (config.train.lr, config.train.schedule, config.train.optimizer) == (5e-3, "cosine", "adamw")
-    assert DEFAULT_STEPS == 400
+    assert DEFAULT_STEPS == 1000
 
 
 @pytest.mark.parametrize("locked", ["dropout_input", "dropout_hidden", "dropout_output"])

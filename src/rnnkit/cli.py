@@ -185,7 +185,7 @@ TRAIN_OPTIONS: dict[str, tuple[str, str, Any, str]] = {
         ("stop after this many evaluations without a new best val loss (best/ keeps the best; default: never)"),
     ),
     "target_loss": ("train", "target_loss", float, "stop once the val loss is at or below this (nats/token)"),
-    "steps": ("train", "steps", int, "optimizer steps to train (default 400)"),
+    "steps": ("train", "steps", int, "optimizer steps to train (default 1000)"),
     "epochs": ("train", "epochs", int, "train for this many passes over the training split instead of --steps"),
     "max_seconds": (
         "train",

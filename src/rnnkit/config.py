@@ -92,7 +92,7 @@ class ModelConfig:
     """Architecture of a recurrent LM: embedding (or one-hot) -> L recurrent layers -> linear head."""
 
     model: str = "lstm"
-    layers: int = 2
+    layers: int = 1
     hidden: int = 512
     embed: int = 64  # D = 0 feeds one-hot vectors of size V to the first layer
     # standard dropout (a fresh mask per time step) on embeddings, between layers, on outputs;
@@ -230,7 +230,7 @@ class DataConfig:
     bpe_vocab: int = 1000  # bpe: subword vocabulary size (256 byte tokens + merges)
     fractions: tuple[float, float, float] = (0.9, 0.05, 0.05)  # train, val, test shares of the text
     batch_size: int = 32
-    seq_len: int = 128
+    seq_len: int = 64
     batching: str = "sequential"
     normalize: str | None = None  # letters: ASCII letters only, lowercased, other runs -> one space (d2l)
 
@@ -440,7 +440,7 @@ def section_from_dict(kind: type, raw: Any) -> Any:
 
 # ---------------------------------------------------------------- overrides and the resume policy
 
-DEFAULT_STEPS = 400  # a run's length when neither steps nor epochs is given (the default run: README)
+DEFAULT_STEPS = 1000  # a run's length when neither steps nor epochs is given (the default run: README)
 # what a resumed run may change: how long it runs, how often it reports, where, and how it treats
 # a NaN; everything else would make it a different run than the one its checkpoint continues
 RESUME_OPTIONS = frozenset(
