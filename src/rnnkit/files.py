@@ -17,11 +17,17 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import CheckpointError, OutputExistsError
 
 FILES = ("config.json", "model.safetensors", "tokenizer.json")  # a complete checkpoint directory
+
+
+def is_figure(value: Any) -> TypeGuard[float]:
+    """Whether `value` is a figure that exists: a finite int or float (not a bool, None or NaN), as
+    metrics.jsonl lines hold them after json_safe."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def json_safe(value: Any) -> Any:

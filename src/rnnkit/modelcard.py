@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import math
 import os
 import platform
 import shlex
@@ -29,6 +28,7 @@ from typing import Any
 from . import __version__
 from .checkpoint import read_config_document
 from .config import RunConfig
+from .files import is_figure
 
 NOT_RECORDED = "not recorded"
 HASH_BLOCK = 1 << 24
@@ -282,12 +282,12 @@ def _training_section(config: RunConfig, provenance: dict[str, Any]) -> str:
 
 
 def _results_section(records: list[dict[str, Any]], final: dict[str, Any] | None, is_run: bool) -> str:
-    evaluated = [r for r in records if _finite(r.get("val_loss"))]
+    evaluated = [r for r in records if is_figure(r.get("val_loss"))]
     if not evaluated:
         return "## Results\n\nNo evaluation yet.\n"
     best = min(evaluated, key=lambda r: r["val_loss"])
     last = records[-1]
-    speeds = [r["tokens_per_s"] for r in records if _finite(r.get("tokens_per_s"))]
+    speeds = [r["tokens_per_s"] for r in records if is_figure(r.get("tokens_per_s"))]
     tokens_per_s = (final or {}).get("tokens_per_s") or (speeds[-1] if speeds else None)
     seconds = (final or {}).get("seconds") or last.get("elapsed_s")
     rows = [
@@ -295,8 +295,8 @@ def _results_section(records: list[dict[str, Any]], final: dict[str, Any] | None
         ("perplexity", _number(best.get("val_ppl"), ".2f")),
         ("bits per character", _number(best.get("val_bpc"), ".4f")),
         ("steps", last.get("step")),
-        ("training time", f"{seconds:.1f} s" if _finite(seconds) else NOT_RECORDED),
-        ("tokens/s", f"{tokens_per_s:,.0f}" if _finite(tokens_per_s) else NOT_RECORDED),
+        ("training time", f"{seconds:.1f} s" if is_figure(seconds) else NOT_RECORDED),
+        ("tokens/s", f"{tokens_per_s:,.0f}" if is_figure(tokens_per_s) else NOT_RECORDED),
     ]
     where = (
         "`best/` is the checkpoint with the best validation loss"
@@ -341,9 +341,5 @@ def _next_commands(config: RunConfig, where: Path, is_run: bool) -> str:
     )
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _number(value: Any, spec: str) -> str:
-    return format(value, spec) if _finite(value) else NOT_RECORDED
+    return format(value, spec) if is_figure(value) else NOT_RECORDED

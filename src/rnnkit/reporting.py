@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .files import is_figure
 from .runtime import require
 
 # metrics.jsonl field -> TensorBoard tag (grouped by what is comparable on one chart)
@@ -53,10 +54,10 @@ class TensorBoardReporter:
     def __call__(self, record: dict[str, Any]) -> None:
         step = int(record["step"])
         values = dict(record)
-        if _finite(values.get("train_loss")):
+        if is_figure(values.get("train_loss")):
             values["train_ppl"] = math.exp(min(values["train_loss"], 700.0))
         for field, tag in SCALARS.items():
-            if _finite(values.get(field)):
+            if is_figure(values.get(field)):
                 self.writer.add_scalar(tag, float(values[field]), step)
         self.writer.flush()
 
@@ -131,7 +132,3 @@ def progress_bar(total: int, initial: int, quiet: bool) -> Any:
         dynamic_ncols=True,
         leave=False,
     )
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

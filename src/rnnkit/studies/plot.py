@@ -15,9 +15,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 from ..errors import ConfigError, DataError
+from ..files import is_figure
 from ..runtime import require, skip_note
 
 METRICS = ("val_loss", "train_loss", "grad_norm", "lr", "tokens_per_s", "val_ppl", "val_bpc", "train_ppl")
@@ -82,17 +83,13 @@ def series(run_dir: Path, metric: str, x: str, label: str) -> Series:
     """The finite (x, metric) pairs of one run; DataError when the run has none (e.g. grad_norm
     of an n-gram run, or elapsed_s in metrics written before it was recorded)."""
     raw = [(record.get(x), record.get(metric)) for record in read_metrics(run_dir)]
-    points = [(float(a), float(b)) for a, b in raw if _finite(a) and _finite(b)]
+    points = [(float(a), float(b)) for a, b in raw if is_figure(a) and is_figure(b)]
     if not points:
         raise DataError(
             f"{run_dir}/metrics.jsonl has no {metric} values against {x}; "
             f"choose another --metric ({', '.join(METRICS)}) or --x"
         )
     return Series(label, [a for a, _ in points], [b for _, b in points])
-
-
-def _finite(value: Any) -> TypeGuard[float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def run_labels(run_dirs: Sequence[Path]) -> list[str]:
