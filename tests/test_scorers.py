@@ -148,3 +148,18 @@ def test_select_state_picks_rows_in_order_with_repeats(case):
     logp_picked, _ = scorer.next_logprobs(idx[rows, 5:6], picked)
     logp_full, _ = scorer.next_logprobs(idx[:, 5:6], state)
     np.testing.assert_allclose(logp_picked, logp_full[rows], rtol=RTOL, atol=1e-6)
+
+
+def test_join_states_puts_rows_side_by_side(case):
+    """Requests read apart and joined continue as one batch read from the start (what the server's
+    batching relies on): states of 2 rows and 1 row joined hold rows 0, 1, 2 in that order."""
+    scorer, _ = case
+    idx, targets = stream()
+    _, together = scorer.score(idx[:, :5], targets[:, :5], scorer.initial_state(N))
+    _, first = scorer.score(idx[:2, :5], targets[:2, :5], scorer.initial_state(2))
+    _, second = scorer.score(idx[2:, :5], targets[2:, :5], scorer.initial_state(1))
+    joined = scorer.join_states([first, second])
+    assert_same_state(joined, together)
+    logp_joined, _ = scorer.next_logprobs(idx[:, 5:6], joined)
+    logp_together, _ = scorer.next_logprobs(idx[:, 5:6], together)
+    np.testing.assert_allclose(logp_joined, logp_together, rtol=RTOL, atol=1e-6)

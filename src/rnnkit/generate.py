@@ -8,7 +8,7 @@ beam search's tokens once the search has ended (until then the best continuation
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,32 +177,53 @@ def generate_batch(
 ) -> None:
     """`rows` continuations of one prompt, side by side: the prompt is read once, its state copied
     to every row, then each step is one forward pass over all rows. `on_step` gets the new token
-    of every row (N,) and returns False once nothing more is wanted (every row has stopped).
+    of every row (N,) and returns False once nothing more is wanted (every row has stopped)."""
+    logprobs, state = read_prompt(scorer, prompt_ids, rows)
+    chooser = TokenChooser(sampling, rows)
+    for _ in range(sampling.max_new_tokens):
+        tokens = chooser.choose(logprobs)
+        if not on_step(tokens):
+            return
+        logprobs, state = scorer.next_logprobs(tokens[:, None], state)
 
-    Sampling draws one uniform number per row per step, u ~ U[0, 1), and takes the first token
-    whose cumulative probability exceeds u (inverse-CDF sampling). Each row has its own Generator
-    (row 0: the seed itself, row r: the seed sequence [seed, r]), so a row's text does not depend
-    on how many rows are drawn beside it: sample 1 of N is the text of a single sample.
-    """
-    rngs = [
-        np.random.default_rng(sampling.seed if row == 0 or sampling.seed is None else [sampling.seed, row])
-        for row in range(rows)
-    ]
+
+def read_prompt(scorer: Scorer, prompt_ids: np.ndarray, rows: int = 1) -> tuple[np.ndarray, Any]:
+    """(log-probabilities (rows, V) of the first new token, the state): the prompt is read once
+    and its state copied to every row."""
     logprobs, state = scorer.next_logprobs(prompt_ids[None, :], scorer.initial_state(1))
     if rows > 1:
         copies = np.zeros(rows, dtype=np.int64)
         logprobs, state = logprobs[copies], scorer.select_state(state, copies)
-    for _ in range(sampling.max_new_tokens):
+    return logprobs, state
+
+
+class TokenChooser:
+    """The next token of each of `rows` continuations, from their log-probabilities (rows, V):
+    the likeliest (greedy) or a draw from the filtered distribution (see filter_logprobs).
+
+    Sampling draws one uniform number per row per step, u ~ U[0, 1), and takes the first token
+    whose cumulative probability exceeds u (inverse-CDF sampling). Each row has its own Generator
+    (row 0: the seed itself, row r: the seed sequence [seed, r]), so a row's text does not depend
+    on how many rows are drawn beside it: sample 1 of N is the text of a single sample, and a
+    server that decodes many requests in one batch draws what `generate` draws.
+    """
+
+    def __init__(self, sampling: SamplingConfig, rows: int):
+        self.sampling = sampling
+        self.rngs = [
+            np.random.default_rng(sampling.seed if row == 0 or sampling.seed is None else [sampling.seed, row])
+            for row in range(rows)
+        ]
+
+    def choose(self, logprobs: np.ndarray) -> np.ndarray:
+        """int64 (rows,) tokens from log-probabilities (rows, V)."""
+        sampling = self.sampling
         if sampling.do_sample is False:
-            tokens = np.argmax(logprobs, axis=-1)
-        else:
-            probs = filter_logprobs(logprobs, sampling.temperature, sampling.top_k, sampling.top_p)
-            draws = np.array([rng.random() for rng in rngs])
-            tokens = np.minimum((np.cumsum(probs, axis=-1) <= draws[:, None]).sum(axis=-1), probs.shape[-1] - 1)
-        tokens = tokens.astype(np.int64)
-        if not on_step(tokens):
-            return
-        logprobs, state = scorer.next_logprobs(tokens[:, None], state)
+            return np.argmax(logprobs, axis=-1).astype(np.int64)
+        probs = filter_logprobs(logprobs, sampling.temperature, sampling.top_k, sampling.top_p)
+        draws = np.array([rng.random() for rng in self.rngs])
+        tokens = np.minimum((np.cumsum(probs, axis=-1) <= draws[:, None]).sum(axis=-1), probs.shape[-1] - 1)
+        return tokens.astype(np.int64)
 
 
 def beam_search_ids(scorer: Scorer, prompt_ids: np.ndarray, width: int, max_new_tokens: int) -> tuple[list[int], float]:
@@ -295,6 +316,42 @@ def _prompt_decoder(tokenizer: Tokenizer, prompt: str, ids: np.ndarray) -> tuple
     return prompt, stream
 
 
+class TextRows:
+    """The texts of `rows` continuations of one prompt as their tokens arrive: each decoded (a
+    stream decoder primed with the prompt's last tokens) and cut at its first stop string."""
+
+    def __init__(self, tokenizer: Tokenizer, prompt: str, ids: np.ndarray, stop: tuple[str, ...], rows: int):
+        self.prompt, first = _prompt_decoder(tokenizer, prompt, ids)  # the prompt as it is shown
+        self.decoders = [first] + [_prompt_decoder(tokenizer, prompt, ids)[1] for _ in range(rows - 1)]
+        self.stops = [StopText(stop) for _ in range(rows)]
+        self.parts: list[list[str]] = [[self.prompt] for _ in range(rows)]
+
+    def push(self, tokens: Sequence[int]) -> list[str]:
+        """Add one token to each row; the new text of each row ("" while a stop string may be starting)."""
+        return [self.push_row(row, token) for row, token in enumerate(tokens)]
+
+    def push_row(self, row: int, token: int) -> str:
+        piece = self.stops[row].push(self.decoders[row].push(token))
+        self.parts[row].append(piece)
+        return piece
+
+    @property
+    def stopped(self) -> bool:
+        """Every row has met a stop string: nothing more will be added."""
+        return all(stop.done for stop in self.stops)
+
+    def finish(self) -> list[str]:
+        """The text each row held back (a possible stop string's start that never completed)."""
+        tails = [stop.flush() for stop in self.stops]
+        for row, tail in enumerate(tails):
+            self.parts[row].append(tail)
+        return tails
+
+    def texts(self) -> list[str]:
+        """Prompt plus continuation, per row."""
+        return ["".join(parts) for parts in self.parts]
+
+
 def generate_texts(
     scorer: Scorer,
     tokenizer: Tokenizer,
@@ -306,40 +363,32 @@ def generate_texts(
     `on_text` receives the prompt, then each new piece of the first continuation as it is made
     (sampling, greedy) or once the search has ended (beam search)."""
     ids = start_ids(tokenizer, prompt)
-    rows = sampling.num_return_sequences
-    shown, first = _prompt_decoder(tokenizer, prompt, ids)
-    decoders = [first] + [_prompt_decoder(tokenizer, prompt, ids)[1] for _ in range(rows - 1)]
-    stops = [StopText(sampling.stop) for _ in range(rows)]
-    texts = [[shown] for _ in range(rows)]
-    if on_text is not None:
-        on_text(shown)
+    text = TextRows(tokenizer, prompt, ids, sampling.stop, sampling.num_return_sequences)
 
-    def emit(row: int, token: int) -> None:
-        piece = stops[row].push(decoders[row].push(token))
-        texts[row].append(piece)
-        if row == 0 and on_text is not None and piece:
+    def show(piece: str) -> None:
+        if on_text is not None and piece:
             on_text(piece)
 
+    if on_text is not None:
+        on_text(text.prompt)
     if sampling.num_beams == 1:
 
         def step(tokens: np.ndarray) -> bool:
-            for row, token in enumerate(tokens.tolist()):
-                emit(row, token)
-            return not all(stop.done for stop in stops)
+            show(text.push(tokens.tolist())[0])
+            return not text.stopped
 
-        generate_batch(scorer, ids, sampling, rows, step)
+        generate_batch(scorer, ids, sampling, sampling.num_return_sequences, step)
     else:
-        for row, (continuation, _) in enumerate(
-            beam_search(scorer, ids, sampling.num_beams, sampling.max_new_tokens, rows)
-        ):
+        best = beam_search(scorer, ids, sampling.num_beams, sampling.max_new_tokens, sampling.num_return_sequences)
+        for row, (continuation, _) in enumerate(best):
             for token in continuation:
-                emit(row, token)
-    for row in range(rows):
-        tail = stops[row].flush()
-        texts[row].append(tail)
-        if row == 0 and on_text is not None and tail:
-            on_text(tail)
-    return ["".join(parts) for parts in texts]
+                piece = text.push_row(row, token)
+                if row == 0:
+                    show(piece)
+    tail = text.finish()[0]
+    if on_text is not None and tail:
+        on_text(tail)
+    return text.texts()
 
 
 def generate_text(

@@ -74,6 +74,10 @@ class Scorer(Protocol):
         """The state of batch rows `rows` (int64, repeats allowed), in that order: beam search
         carries the states of the continuations it keeps."""
 
+    def join_states(self, states: list[Any]) -> Any:
+        """One state holding the rows of `states` in order (each a state of this scorer): a server
+        decodes the requests of several clients in one batch."""
+
 
 _Model = TypeVar("_Model", bound="TorchModel")
 

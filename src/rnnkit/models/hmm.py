@@ -239,6 +239,9 @@ class HMMLM(NumpyScoring):
         """The predictive state distributions of these rows: (len(rows), K)."""
         return state[rows]
 
+    def join_states(self, states: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(states, axis=0)
+
     def log_likelihood(self, tokens: np.ndarray) -> float:
         """log p(x_1..x_T) in nats of a 1-D sequence, first token included (as hmmlearn's score)."""
         seq = self._check(np.ravel(tokens), "tokens")[None, :]

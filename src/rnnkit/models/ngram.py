@@ -329,6 +329,9 @@ class KneserNeyLM(NumpyScoring):
         """The histories of these rows: (len(rows), K-1)."""
         return state[rows]
 
+    def join_states(self, states: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(states, axis=0)
+
     def prob(self, context, token: int) -> float:
         """p(token | context) for one context (a sequence of ids, oldest first); for inspection."""
         hist = self._history(np.asarray(context, dtype=np.int64).reshape(1, -1), None)

@@ -358,3 +358,9 @@ class NumpyRNNLM(NumpyScoring):
         if isinstance(state, (tuple, list)):
             return tuple(part[:, rows] for part in state)
         return state[:, rows]
+
+    def join_states(self, states: list[State]) -> State:
+        """Rows side by side on the batch axis (axis 1)."""
+        if isinstance(states[0], (tuple, list)):
+            return tuple(np.concatenate(parts, axis=1) for parts in zip(*states, strict=True))
+        return np.concatenate(states, axis=1)

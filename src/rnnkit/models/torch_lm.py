@@ -343,6 +343,12 @@ class TorchScorer:
             return h.index_select(1, index), c.index_select(1, index)
         return state.index_select(1, index)
 
+    def join_states(self, states: list[State]) -> State:
+        """Rows side by side on the batch axis (axis 1 of every kind's state)."""
+        if isinstance(states[0], tuple):
+            return tuple(torch.cat(parts, dim=1) for parts in zip(*states, strict=True))  # type: ignore[return-value]
+        return torch.cat(states, dim=1)  # type: ignore[arg-type]
+
 
 def export_weights(model: TorchModel) -> dict[str, torch.Tensor]:
     """Named weights for safetensors; a tied head is stored once, as `embed.weight`."""
