@@ -27,6 +27,7 @@ LAYERS = (
     "train, finetune",
     "api, hub, export, __init__",
     "studies.*",
+    "serve.*",
     "cli, interactive, __main__",
 )
 VERSION = "rnnkit.__version__"  # a pseudo-module in the lowest layer, imported by nothing

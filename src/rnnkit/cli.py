@@ -1639,6 +1639,76 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+SERVE_LIMITS = {  # option -> help; defaults from ServeOptions
+    "max_prompt_chars": "longest prompt, in characters (longer: 413)",
+    "max_new_tokens": "most tokens one request may ask for",
+    "max_samples": "most samples (num_return_sequences) per request",
+    "max_beams": "widest beam (num_beams) per request",
+    "max_concurrent": "generations in flight per model; one more is answered 503 with Retry-After",
+    "max_batch": "requests decoded together in one forward pass (1: one at a time, no batching)",
+    "max_score_chars": "longest text to score or inspect, in characters",
+    "max_inspect_tokens": "tokens of a text the hidden-unit view reads",
+}
+
+
+def _add_serve(sub: argparse.ArgumentParser) -> None:
+    from .serve.models import DEFAULT_HOST, ServeOptions
+
+    defaults = ServeOptions()
+    sub.add_argument("runs", nargs="+", metavar="RUN", help="run or checkpoint directories (or Hub ids) to serve")
+    sub.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to listen on (default {DEFAULT_HOST}: this machine only; 0.0.0.0: every "
+        "interface, with a warning: there is no authentication)",
+    )
+    sub.add_argument("--port", type=int, default=defaults.port, metavar="INT", help=f"(default {defaults.port})")
+    sub.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="INT",
+        help="server processes, each with its own copy of the models (default 1: one process "
+        "batches every client's requests together)",
+    )
+    limits = sub.add_argument_group("limits (each with a safe default)")
+    for name, help_text in SERVE_LIMITS.items():
+        field = "max_return_sequences" if name == "max_samples" else name
+        default = getattr(defaults, field)
+        limits.add_argument(
+            "--" + name.replace("_", "-"),
+            type=int,
+            default=default,
+            metavar="INT",
+            help=f"{help_text} (default {default:,})",
+        )
+    sub.add_argument("--quiet", action="store_true", help="no request log on stderr")
+    add_runtime_engine(sub)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve.models import ServeOptions
+    from .serve.server import require_serve, run_server
+
+    require_serve()  # before any model is loaded
+    options = ServeOptions(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        max_prompt_chars=args.max_prompt_chars,
+        max_new_tokens=args.max_new_tokens,
+        max_return_sequences=args.max_samples,
+        max_beams=args.max_beams,
+        max_concurrent=args.max_concurrent,
+        max_batch=args.max_batch,
+        max_score_chars=args.max_score_chars,
+        max_inspect_tokens=args.max_inspect_tokens,
+    )
+    log = (lambda _message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
+    run_server(args.runs, options, args.device, args.engine, log)
+    return 0
+
+
 def _main_process() -> bool:
     import os
 
@@ -1670,13 +1740,25 @@ SUBCOMMANDS = {
         _add_inspect,
         cmd_inspect,
     ),
+    "serve": ("a web page and HTTP API over trained models: generate, score, inspect", _add_serve, cmd_serve),
     "corpora": ("list the bundled corpora", _add_json_only, cmd_corpora),
     "presets": ("list the named configurations for train --preset", _add_json_only, cmd_presets),
 }
 
 
 # commands that compute with torch or NumPy, and so take --threads
-COMPUTING = ("train", "evaluate", "generate", "compare", "gradcheck", "bench", "gradients", "sweep", "cloze")
+COMPUTING = (
+    "train",
+    "evaluate",
+    "generate",
+    "compare",
+    "gradcheck",
+    "bench",
+    "gradients",
+    "sweep",
+    "cloze",
+    "serve",
+)
 EPILOGS = {
     "train": TRAIN_EPILOG,
     "generate": """examples:

@@ -709,3 +709,22 @@ def summary_lines(document: dict[str, Any]) -> list[str]:
             if parts:
                 lines.append(f"saturation ({which}, {layer}, mean left/right fraction): " + ", ".join(parts))
     return lines
+
+
+def unit_values(model, tokenizer, text: str, layer: int, signal: str, max_tokens: int) -> tuple[list[str], np.ndarray]:
+    """(the pieces of text each token covers, float32 (T, H) values of `signal` at `layer` after
+    reading each token): one exact stream over at most `max_tokens` tokens, the newline first as
+    `inspect` reads it. What a page needs to colour a short text by any unit."""
+    kind, layers = model.config.model, model.config.layers
+    if not 0 <= layer < layers:
+        raise ConfigError(f"layer {layer} is out of range: this model has layers 0..{layers - 1}")
+    if signal not in SIGNALS[kind]:
+        raise ConfigError(f"a {kind} layer has no signal {signal!r}; it has {', '.join(SIGNALS[kind])}")
+    ids = encode_text(tokenizer, text)[:max_tokens]
+    inputs = np.concatenate([[tokenizer.start_id()], ids]).astype(np.int64)
+    values = np.zeros((ids.size, model.config.hidden), np.float32)
+    for chunk in trace(model, inputs, StreamLayout.choose(inputs.size, 1, 0), 64):
+        rows = chunk.positions - 1  # the state after reading token t sits at input position t + 1
+        has_token = rows >= 0
+        values[rows[has_token]] = chunk.signals[(layer, signal)][torch.from_numpy(has_token)].numpy()
+    return token_text(tokenizer, text, ids.size).pieces, values
