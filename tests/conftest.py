@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -66,3 +69,58 @@ def rel(a, b) -> float:
     """Largest absolute difference relative to the largest magnitude of the reference `b`."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)
+
+
+# headless Chromium for the tests that render a page (the inspect report, the serve page)
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def browser_or_skip():
+    """(playwright.sync_api, chromium path); skipped where either is missing, except under CI
+    (RNNKIT_REQUIRE_BROWSER=1, set by .ci/run, which installs both), where that is a failure."""
+    required = os.environ.get("RNNKIT_REQUIRE_BROWSER") == "1"
+    try:
+        from playwright import sync_api
+    except ImportError:
+        if required:
+            raise
+        pytest.skip("pip install playwright (in the dev extra)")
+    executable = chromium_path()
+    if executable is None:
+        if required:
+            pytest.fail("no chromium: apt-get install chromium")
+        pytest.skip("no chromium here: apt-get install chromium (.ci/run installs it)")
+    return sync_api, executable
+
+
+@pytest.fixture(scope="session")
+def serve_runs(tmp_path_factory):
+    """{"lstm": run dir, "ngram": run dir}: a small char LSTM and a 3-gram on The Time Machine,
+    for the server's tests."""
+    from rnnkit.config import with_overrides
+    from rnnkit.train import train
+
+    root = tmp_path_factory.mktemp("serve-runs")
+    lstm = with_overrides(tiny_config(root / "lstm", tokenizer="char", data="timemachine", steps=30), {"hidden": 48})
+    ngram = with_overrides(tiny_config(root / "ngram", tokenizer="char", data="timemachine"), {"model": "ngram"})
+    ngram = with_overrides(ngram, {"order": 3})
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(lstm)
+        train(ngram)
+    finally:
+        torch.set_num_threads(previous)
+    return {"lstm": root / "lstm", "ngram": root / "ngram"}

@@ -5,13 +5,12 @@ real browser."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import BROWSER_ARGS, browser_or_skip
 
 from rnnkit.checkpoint import save_checkpoint
 from rnnkit.cli import main
@@ -348,39 +347,6 @@ def test_no_text_option_is_a_usage_error(lstm_run, capsys):
 
 # ---------------------------------------------------------------------------------------------
 # the report in a real browser
-
-
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-
-
-def chromium_path() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def browser_or_skip():
-    """(playwright.sync_api, chromium path); skipped where either is missing, except under CI
-    (RNNKIT_REQUIRE_BROWSER=1, set by .ci/run, which installs both), where that is a failure."""
-    required = os.environ.get("RNNKIT_REQUIRE_BROWSER") == "1"
-    try:
-        from playwright import sync_api
-    except ImportError:
-        if required:
-            raise
-        pytest.skip("pip install playwright (in the dev extra)")
-    executable = chromium_path()
-    if executable is None:
-        if required:
-            pytest.fail("no chromium: apt-get install chromium")
-        pytest.skip("no chromium here: apt-get install chromium (.ci/run installs it)")
-    return sync_api, executable
 
 
 def test_report_renders_in_headless_chromium(lstm_run, tmp_path):
