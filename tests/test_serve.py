@@ -97,8 +97,8 @@ def test_stream_events_add_up_to_the_final_texts(served, lms):
     for event in got[1:-1]:
         assert event["event"] == "text"
         texts = [text + piece for text, piece in zip(texts, event["pieces"], strict=True)]
-    assert texts == got[-1]["texts"] == lms["lstm"].generate(
-        "The Time", max_new_tokens=25, seed=2, num_return_sequences=2
+    assert (
+        texts == got[-1]["texts"] == lms["lstm"].generate("The Time", max_new_tokens=25, seed=2, num_return_sequences=2)
     )
     assert len(got) > 3  # streamed piece by piece, not in one lump
 
@@ -219,7 +219,7 @@ def test_models_healthz_and_openapi(served):
 
 def test_the_page_is_self_contained(served):
     page = served.get("/")
-    assert page.status_code == 200 and "<script src=\"app.js\">" in page.text
+    assert page.status_code == 200 and '<script src="app.js">' in page.text
     for name in ("/", "/app.js", "/style.css"):
         text = served.get(name).text
         assert "http://" not in text and "https://" not in text  # no CDN, no fonts from elsewhere

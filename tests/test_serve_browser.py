@@ -86,22 +86,8 @@ def test_streamed_text_is_what_rnnkit_generate_prints(page, serve_runs, capsys):
     sample.first.wait_for()
     page.wait_for_function("document.querySelector('#generate-out .sample').dataset.state === 'done'")
     shown = page.locator("#generate-out .sample").first.inner_text()
-    assert main(
-        [
-            "generate",
-            str(serve_runs["lstm"]),
-            "--prompt",
-            "The Time",
-            "--temperature",
-            "0.7",
-            "--top-k",
-            "12",
-            "--max-new-tokens",
-            "80",
-            "--seed",
-            "5",
-        ]
-    ) == 0
+    command = ["generate", str(serve_runs["lstm"]), "--prompt", "The Time", "--temperature", "0.7", "--top-k", "12"]
+    assert main([*command, "--max-new-tokens", "80", "--seed", "5"]) == 0
     printed = capsys.readouterr().out
     assert printed.endswith("\n")
     assert shown == printed[:-1] == sample.first.get_attribute("data-text")
