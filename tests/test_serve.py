@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 import rnnkit  # noqa: E402
 from rnnkit.cli import main  # noqa: E402
-from rnnkit.generate import SamplingConfig  # noqa: E402
+from rnnkit.generate import SamplingConfig, start_ids  # noqa: E402
 from rnnkit.serve.app import create_app  # noqa: E402
 from rnnkit.serve.batcher import Generation, ModelWorker  # noqa: E402
 from rnnkit.serve.models import ServeOptions, load_models  # noqa: E402
@@ -125,7 +125,7 @@ def run_together(worker: ModelWorker, requests: list[tuple[str, SamplingConfig]]
         return emit
 
     for i, (prompt, sampling) in enumerate(requests):
-        worker.submit(Generation(prompt, sampling, emit_for(i)))
+        worker.submit(Generation(prompt, start_ids(worker.lm.tokenizer, prompt), sampling, emit_for(i)))
     for event in finished:
         assert event.wait(30)
     return done
@@ -244,6 +244,7 @@ BAD = [
     ("long prompt", {"prompt": "a" * 30_000}, 413, "--max-prompt-chars"),
     ("10 MB prompt", {"prompt": "a" * 10_000_000}, 413, "request body"),
     ("not an object", [1, 2], 422, "body"),
+    ("a prompt the vocabulary cannot encode", {"prompt": "Жук"}, 400, "the vocabulary lacks: 'Ж'"),
 ]
 
 
@@ -266,6 +267,7 @@ def test_bad_generate_requests_get_one_line(served, what, body, status, message)
         ("/v1/score", {"text": ""}, 422, "empty"),
         ("/v1/score", {"text": "abc", "top_k": 99}, 422, "top_k"),
         ("/v1/score", {"text": "x" * 200_000}, 413, "--max-score-chars"),
+        ("/v1/score", {"text": "Жук"}, 400, "the vocabulary lacks"),
         ("/v1/inspect", {"text": "abc", "model": "ngram"}, 400, "no hidden units"),
         ("/v1/inspect", {"text": "abc", "layer": 3}, 400, "layer 3 is out of range"),
         ("/v1/inspect", {"text": "abc", "signal": "z"}, 400, "no signal 'z'"),
@@ -276,6 +278,33 @@ def test_bad_score_and_inspect_requests(served, path, body, status, message):
     answer = served.post(path, json=body)
     assert answer.status_code == status, answer.text
     assert message in answer.json()["error"]
+
+
+def test_a_stream_refused_before_it_starts_gets_a_status(served):
+    with served.stream("POST", "/v1/generate", json={"prompt": "Жук", "stream": True}) as response:
+        assert response.status_code == 400
+        response.read()
+        assert "lacks" in response.json()["error"]
+
+
+def test_a_bug_in_the_worker_ends_its_requests_with_500_and_the_server_goes_on(models, monkeypatch):
+    scorer = models["ngram"].lm.scorer
+    original = scorer.next_logprobs
+    calls = {"n": 0}
+
+    def broken_once(idx, state):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise FloatingPointError("a bug")
+        return original(idx, state)
+
+    monkeypatch.setattr(scorer, "next_logprobs", broken_once)
+    logs: list[str] = []
+    with TestClient(create_app(models, ServeOptions(), logs.append)) as client:
+        failed = client.post("/v1/generate", json={"model": "ngram", "max_new_tokens": 5})
+        assert failed.status_code == 500 and failed.json() == {"error": "internal error (FloatingPointError)"}
+        assert any("FloatingPointError: a bug" in line for line in logs)  # the traceback is in the log
+        assert client.post("/v1/generate", json={"model": "ngram", "max_new_tokens": 5}).status_code == 200
 
 
 def test_unknown_paths_and_methods_are_json(served):

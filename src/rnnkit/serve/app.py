@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import ConfigError, RnnkitError
-from ..generate import SamplingConfig
+from ..generate import SamplingConfig, start_ids
 from .batcher import Generation, ModelWorker, ServerBusy
 from .models import ServedModel, ServeOptions
 
@@ -188,7 +188,7 @@ def create_app(models: dict[str, ServedModel], options: ServeOptions, log: Log =
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         for name, served in models.items():
-            state.workers[name] = ModelWorker(name, served.lm, options.max_batch, options.max_concurrent)
+            state.workers[name] = ModelWorker(name, served.lm, options.max_batch, options.max_concurrent, log)
         restore = _close_streams_on_signals(state)
         try:
             yield
@@ -275,7 +275,9 @@ def _routes(app: FastAPI, state: ServerState) -> None:
         def emit(event: dict[str, Any]) -> None:  # called on the worker thread
             loop.call_soon_threadsafe(queue.put_nowait, event)
 
-        generation = Generation(body.prompt, sampling, emit)
+        tokenizer = served.lm.tokenizer
+        ids = start_ids(tokenizer, body.prompt)  # a prompt the vocabulary cannot encode: 400 here
+        generation = Generation(body.prompt, ids, sampling, emit, _unknown_warning(tokenizer, body.prompt))
         state.workers[served.name].submit(generation)
         if body.stream:
             return StreamingResponse(
@@ -308,6 +310,14 @@ def _routes(app: FastAPI, state: ServerState) -> None:
         return await _on_worker(
             state, served, lambda: served.unit_view(body.text, body.layer, body.signal, body.unit, options)
         )
+
+
+def _unknown_warning(tokenizer: Any, prompt: str) -> str | None:
+    """What `LanguageModel.generate` warns about: prompt tokens the model reads as <unk>."""
+    from ..text.tokenizer import name_tokens
+
+    missing = tokenizer.unknown(prompt) if prompt and tokenizer.unk_id is not None else []
+    return f"{len(missing)} prompt token(s) read as <unk>: {name_tokens(missing)}" if missing else None
 
 
 def _check_length(what: str, length: int, limit: int, option: str) -> None:
@@ -361,10 +371,10 @@ async def _collect(generation: Generation, queue: asyncio.Queue[dict[str, Any]],
     while True:
         event = await queue.get()
         if event["event"] == "error":
-            raise ApiError(400, event["error"])
+            raise ApiError(event.get("status", 400), event["error"])
         if event["event"] == "done":
             texts = event["texts"]
-            return {
+            answer = {
                 "model": model,
                 "text": texts[0] if texts else "",
                 "texts": texts,
@@ -373,6 +383,9 @@ async def _collect(generation: Generation, queue: asyncio.Queue[dict[str, Any]],
                 "seed": event["seed"],
                 "seconds": round(time.perf_counter() - started, 4),
             }
+            if generation.warning:
+                answer["warning"] = generation.warning
+            return answer
 
 
 async def _on_worker(state: ServerState, served: ServedModel, function: Callable[[], Any]) -> Any:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RnnkitError
-from ..generate import SamplingConfig, TextRows, TokenChooser, generate_texts, read_prompt, start_ids
+from ..generate import SamplingConfig, TextRows, TokenChooser, generate_texts, read_prompt
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -46,14 +46,17 @@ class Generation:
     from the worker thread). `cancel()` may be called from any thread."""
 
     prompt: str
+    ids: np.ndarray  # what the model reads first: generate.start_ids(tokenizer, prompt)
     sampling: SamplingConfig
     emit: Emit
+    warning: str | None = None  # prompt tokens read as <unk>, said in the "start" event
     cancelled: threading.Event = field(default_factory=threading.Event)
     # set by the worker
     text: TextRows | None = None
     chooser: TokenChooser | None = None
     produced: int = 0
     started: float = 0.0
+    finished: bool = False
 
     @property
     def rows(self) -> int:
@@ -71,8 +74,10 @@ class ModelWorker:
     max_pending: generations in flight (decoding or waiting); one more is refused with ServerBusy.
     """
 
-    def __init__(self, name: str, lm: Any, max_batch: int = 64, max_pending: int = 64):
-        self.name, self.lm, self.scorer = name, lm, lm.scorer
+    def __init__(
+        self, name: str, lm: Any, max_batch: int = 64, max_pending: int = 64, log: Callable[[str], None] = print
+    ):
+        self.name, self.lm, self.scorer, self.log = name, lm, lm.scorer, log
         self.max_batch, self.max_pending = max_batch, max_pending
         self._lock = threading.Condition()
         self._waiting: deque[Generation] = deque()
@@ -137,10 +142,13 @@ class ModelWorker:
                 arriving = [self._waiting.popleft() for _ in range(min(room, len(self._waiting)))]
             for function, future in tasks:
                 self._run_task(function, future)
-            for generation in arriving:
-                self._admit(generation)
-            if self._active:
-                self._step()
+            try:
+                for generation in arriving:
+                    self._admit(generation)
+                if self._active:
+                    self._step()
+            except Exception as error:  # a bug: end what is in flight with an error, keep serving
+                self._fail(self._active + arriving, error)
         self._shut_down()
 
     @staticmethod
@@ -157,29 +165,33 @@ class ModelWorker:
         generation.started = time.perf_counter()
         if generation.cancelled.is_set():
             return self._finish(generation, "cancelled")
-        sampling = generation.sampling
-        try:
-            ids = start_ids(self.lm.tokenizer, generation.prompt)
-            if sampling.num_beams > 1:
-                return self._beam(generation, ids)
-            generation.text = TextRows(self.lm.tokenizer, generation.prompt, ids, sampling.stop, generation.rows)
-            generation.chooser = TokenChooser(sampling, generation.rows)
-            generation.emit({"event": "start", "prompt": generation.text.prompt})
-            if sampling.max_new_tokens == 0:
-                return self._finish(generation, "length")
-            logprobs, state = read_prompt(self.scorer, ids, generation.rows)
-        except RnnkitError as error:
-            return generation.emit({"event": "error", "error": str(error)})
+        sampling, ids = generation.sampling, generation.ids
+        if sampling.num_beams > 1:
+            return self._beam(generation)
+        generation.text = TextRows(self.lm.tokenizer, generation.prompt, ids, sampling.stop, generation.rows)
+        generation.chooser = TokenChooser(sampling, generation.rows)
+        self._start(generation, generation.text.prompt)
+        if sampling.max_new_tokens == 0:
+            return self._finish(generation, "length")
+        logprobs, state = read_prompt(self.scorer, ids, generation.rows)
         self._logprobs = logprobs if self._logprobs is None else np.concatenate([self._logprobs, logprobs])
         self._state = state if self._state is None else self.scorer.join_states([self._state, state])
         self._active.append(generation)
 
-    def _beam(self, generation: Generation, ids: np.ndarray) -> None:
+    @staticmethod
+    def _start(generation: Generation, prompt: str) -> None:
+        event = {"event": "start", "prompt": prompt}
+        if generation.warning:
+            event["warning"] = generation.warning
+        generation.emit(event)
+
+    def _beam(self, generation: Generation) -> None:
         shown: list[str] = []
         texts = generate_texts(self.scorer, self.lm.tokenizer, generation.prompt, generation.sampling, shown.append)
-        generation.emit({"event": "start", "prompt": shown[0]})
+        self._start(generation, shown[0])
         generation.produced = generation.sampling.max_new_tokens
         generation.emit({"event": "text", "pieces": [text[len(shown[0]) :] for text in texts]})
+        generation.finished = True
         generation.emit(self._done_event(generation, texts, "length"))
 
     def _step(self) -> None:
@@ -221,6 +233,16 @@ class ModelWorker:
         tokens = np.concatenate(kept_tokens)
         self._logprobs, self._state = self.scorer.next_logprobs(tokens[:, None], state)
 
+    def _fail(self, generations: list[Generation], error: Exception) -> None:
+        import traceback
+
+        self.log(f"error in {self.name}'s worker: {''.join(traceback.format_exception(error)).strip()}")
+        for generation in generations:
+            if not generation.finished:
+                generation.finished = True
+                generation.emit({"event": "error", "status": 500, "error": f"internal error ({type(error).__name__})"})
+        self._active, self._logprobs, self._state = [], None, None
+
     def _finish(self, generation: Generation, reason: str) -> None:
         texts: list[str] = []
         if generation.text is not None:
@@ -228,6 +250,7 @@ class ModelWorker:
             if any(tails):
                 generation.emit({"event": "text", "pieces": tails})
             texts = generation.text.texts()
+        generation.finished = True
         generation.emit(self._done_event(generation, texts, reason))
 
     def _done_event(self, generation: Generation, texts: list[str], reason: str) -> dict[str, Any]:
