@@ -121,6 +121,7 @@ def extract_tm_models(work: Path, _out: list[str]) -> dict[str, float]:
     values: dict[str, float] = {}
     for kind in ("rnn", "gru", "lstm"):
         values.update(final_eval(work, f"runs/tm-{kind}", f"tm-{kind}"))
+        values[f"tm-{kind}.parameters"] = float(find_key(read_json(work / f"runs/tm-{kind}/config.json"), "parameters"))
     return values
 
 
@@ -238,9 +239,11 @@ def extract_clipping(work: Path, _out: list[str]) -> dict[str, float]:
     return values
 
 
-def extract_default_train(_work: Path, out: list[str]) -> dict[str, float]:
+def extract_default_train(work: Path, out: list[str]) -> dict[str, float]:
     default, test, ngram, ngram_test = (last_json(stdout) for stdout in out)
     return {
+        "tokens_per_s": default["tokens_per_s"],
+        "wall_seconds": wall_seconds(work)[0],
         "val_loss": default["val_loss"],
         "val_bpc": default["val_bpc"],
         "test_bpc": test["bpc"],
@@ -254,6 +257,9 @@ def extract_default_train(_work: Path, out: list[str]) -> dict[str, float]:
 def extract_cloze(_work: Path, out: list[str]) -> dict[str, float]:
     report = last_json(out[0])
     values = {"majority": 100 * report["majority"]["accuracy"]}
+    accuracy = {row["direction"]: 100 * row["accuracy"] for row in report["results"]}
+    if {"bidirectional", "unidirectional"} <= set(accuracy):
+        values["gain"] = accuracy["bidirectional"] - accuracy["unidirectional"]
     for row in report["results"]:
         values[f"{row['direction']}.accuracy"] = 100 * row["accuracy"]
         values[f"{row['direction']}.loss"] = row["loss"]
@@ -284,7 +290,18 @@ def extract_preset(run: str) -> Callable[[Path, list[str]], dict[str, float]]:
     def extract(work: Path, _out: list[str]) -> dict[str, float]:
         evals = evaluations(work, run)
         best = min(evals, key=lambda row: row["val_loss"])
+        rows = metrics(work, run)
+        by_step = {row["step"]: row for row in evals}
         return {
+            **{f"val_ppl@{step}": row["val_ppl"] for step, row in by_step.items()},
+            **{f"val_loss@{row['elapsed_s']:.1f}s": row["val_loss"] for row in evals},
+            "val_loss_near_112s": min(evals, key=lambda row: abs(row["elapsed_s"] - 112.5))["val_loss"],
+            "val_loss_near_150s": min(evals, key=lambda row: abs(row["elapsed_s"] - 150))["val_loss"],
+            "best_seconds": best["elapsed_s"],
+            "best_unk_percent": 100 * best.get("val_unk_rate", 0.0),
+            "steps": float(rows[-1]["step"]),
+            "tokens_per_s": rows[-1]["tokens_per_s"],
+            "vocab_size": float(find_key(read_json(work / run / "config.json"), "vocab_size")),
             "best_val_loss": best["val_loss"],
             "best_val_ppl": best["val_ppl"],
             "best_val_bpc": best["val_bpc"],
@@ -678,6 +695,7 @@ REGISTRY: tuple[Figure, ...] = (
             V("tm-gru.val_bpc", 2.4231, "2.4231"),
             V("tm-lstm.val_loss", 1.8221, "1.8221"),
             V("tm-lstm.val_bpc", 2.6287, "2.6287"),
+            V("tm-rnn.parameters", 31845, "31,845", 0),
             V("tm-rnn.seconds", 13.0, "13.0 s", TIMED),
             V("tm-gru.seconds", 30.2, "30.2 s", TIMED),
             V("tm-lstm.seconds", 22.6, "22.6 s", TIMED),
@@ -739,6 +757,8 @@ REGISTRY: tuple[Figure, ...] = (
             V("32.val_bpc", 3.0843, "3.0843"),
             V("128.val_bpc", 3.9836, "3.9836"),
             V("2.seconds", 20.6, "20.6", TIMED),
+            V("8.seconds", 6.2, "6.2", TIMED),
+            V("32.seconds", 4.1, "4.1", TIMED),
             V("128.seconds", 5.8, "5.8", TIMED),
         ),
         images={"runs/sweep-seqlen-epoch/sweep.png": "sweep-seqlen.png"},
@@ -758,6 +778,8 @@ REGISTRY: tuple[Figure, ...] = (
             V("32.val_loss", 1.9944, "1.9944", TIMED),
             V("128.val_loss", 2.0075, "2.0075", TIMED),
             V("2.steps", 900, "900", TIMED),
+            V("8.steps", 679, "679", TIMED),
+            V("32.steps", 267, "267", TIMED),
             V("128.steps", 165, "165", TIMED),
         ),
         note="section 6, a 20-second budget per value: depends on the machine's load",
@@ -853,6 +875,7 @@ REGISTRY: tuple[Figure, ...] = (
             V("2.val_loss", 1.8296, "1.8296"),
             V("3.val_loss", 1.9870, "1.9870"),
             V("1.seconds", 16.4, "16.4", TIMED),
+            V("2.seconds", 34.4, "34.4", TIMED),
             V("3.seconds", 46.0, "46.0", TIMED),
         ),
         note="section 9",
@@ -868,6 +891,8 @@ REGISTRY: tuple[Figure, ...] = (
             V("bidirectional.accuracy", 63.9, "63.9%", 0.05),
             V("bidirectional.loss", 1.235, "1.235", 0.0005),
             V("majority", 17.4, "17.4%", 0.05),
+            V("gain", 21.3, "+21.3 points", 0.1),
+            V("unidirectional.steps", 600, "after 600 steps", 0),
             V("unidirectional.parameters", 73349, "73,349", 0),
             V("bidirectional.parameters", 144389, "144,389", 0),
             V("unidirectional.seconds", 16.1, "16.1 s", TIMED),
@@ -885,6 +910,7 @@ REGISTRY: tuple[Figure, ...] = (
             V("unidirectional.accuracy", 46.6, "46.6%", TIMED),
             V("bidirectional.steps", 327, "327", TIMED),
             V("unidirectional.steps", 1044, "1,044", TIMED),
+            V("gain", 10.4, "+10.4 points", TIMED),
         ),
         note="section 10, 30 s per model: depends on the machine's load",
     ),
@@ -913,6 +939,9 @@ REGISTRY: tuple[Figure, ...] = (
             V("margin_over_ngram5", 0.056, "0.056", 0.002),
             V("test_bpc", 2.049, "2.049", 0.002),
             V("test_margin_over_ngram5", 0.056, "0.056", 0.002),
+            V("wall_seconds", 150.2, "150.2 s", TIMED),
+            V("seconds", 145.6, "145.6 s", TIMED),
+            V("tokens_per_s", 14063, "14,063", TIMED),
         ),
         threads=None,
         note="the README's opening paragraph: `rnnkit train` with no options against the 5-gram "
@@ -932,7 +961,18 @@ REGISTRY: tuple[Figure, ...] = (
             V("lstm.val_bpc", 2.3043, "2.3043", TIMED),
             V("rnn.steps", 2040, "2,040", TIMED),
             V("ngram:5.val_bpc", 2.0277, "2.0277"),
+            V("ngram:3.val_bpc", 2.7092, "2.7092"),
             V("hmm:32.val_bpc", 3.6495, "3.6495"),
+            V("rnn.parameters", 104581, "104,581", 0),
+            V("gru.parameters", 269445, "269,445", 0),
+            V("lstm.parameters", 351877, "351,877", 0),
+            V("gru.steps", 681, "681", TIMED),
+            V("lstm.steps", 832, "832", TIMED),
+            V("rnn.val_loss", 1.4512, "1.4512", TIMED),
+            V("gru.val_loss", 1.4556, "1.4556", TIMED),
+            V("lstm.val_loss", 1.5972, "1.5972", TIMED),
+            V("rnn.test_bpc", 2.1906, "2.1906", TIMED),
+            V("hmm:32.train_seconds", 18.2, "18.2", TIMED),
         ),
         cost="heavy",
         threads=None,
@@ -955,6 +995,7 @@ REGISTRY: tuple[Figure, ...] = (
             V("lstm.steps", 471, "471", TIMED),
             V("ngram:5.val_loss", 1.4055, "1.4055"),
             V("hmm:32.val_loss", 2.5296, "2.5296"),
+            V("hmm:32.train_seconds", 21.8, "fitted in 21.8 s", TIMED),
         ),
         cost="heavy",
         images={"runs/compare/compare.png": "compare.png"},
@@ -973,7 +1014,10 @@ REGISTRY: tuple[Figure, ...] = (
             V("best_val_loss", 1.5207, "1.5207"),
             V("best_val_ppl", 4.58, "4.58", 0.005),
             V("best_val_bpc", 2.194, "2.194"),
+            V("steps", 1500, "1,500 steps", 0),
             V("seconds", 560, "560 s", TIMED),
+            V("val_loss_near_112s", 1.7885, "1.7885 after 112.5 s", TIMED),
+            V("val_loss_near_150s", 1.7163, "1.7163 after 150 s", TIMED),
         ),
         cost="heavy",
         threads=None,
@@ -1000,6 +1044,18 @@ REGISTRY: tuple[Figure, ...] = (
             V("shakespeare.best_val_loss", 4.0266, "4.0266"),
             V("shakespeare.best_val_ppl", 56.1, "56.1", 0.05),
             V("shakespeare.best_val_bpc", 1.596, "1.596"),
+            V("tm.best_step", 800, "800 steps", 0),
+            V("tm.vocab_size", 2040, "V=2,040", 0),
+            V("shakespeare.vocab_size", 5126, "V=5,126", 0),
+            V("tm.best_unk_percent", 12.3, "12.3%", 0.05),
+            V("shakespeare.best_unk_percent", 6.7, "6.7%", 0.05),
+            V("shakespeare.val_ppl@1400", 58.0, "ppl 58.0 at step 1,400", 0.05),
+            V("shakespeare.val_ppl@1600", 56.5, "56.5 at 1,600", 0.05),
+            V("shakespeare.steps", 2000, "2,000 steps", 0),
+            V("tm.best_seconds", 114, "114 s to best", TIMED),
+            V("tm.seconds", 133, "800 steps in 133 s", TIMED),
+            V("shakespeare.seconds", 551, "551 s", TIMED),
+            V("shakespeare.tokens_per_s", 4300, "about 4,300 words/s", TIMED),
         ),
         cost="heavy",
         threads=None,
