@@ -1202,8 +1202,9 @@ REGISTRY: tuple[Figure, ...] = (
             V("rnn.wall_seconds", 29, "29 s", TIMED),
             V("gru.wall_seconds", 65, "65 s", TIMED),
         ),
-        threads=None,
-        note="The d2l recipe: both presets as d2l runs them (torch's default threads, as measured)",
+        # one thread: the losses of a step budget do not depend on it, and two threads on a shared 2-core
+        # machine are many times slower (README, Threads); the documented seconds were torch's two threads
+        note="The d2l recipe: both presets (1,000 and 500 SGD steps)",
     ),
     Figure(
         "compare-40s-shakespeare",
