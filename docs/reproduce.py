@@ -27,8 +27,10 @@ import argparse
 import json
 import math
 import os
+import re
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +43,8 @@ from typing import Any
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 PAGES = {"README": ROOT / "README.md", "concepts": DOCS / "concepts.md"}
+WALL_SECONDS = "wall_seconds.json"  # run_figure writes each command's wall-clock seconds here
+SCRIPT_FOLDERS = ("benchmarks/", "tests/")  # `python benchmarks/x.py`: a path in this checkout
 COSTS = ("tiny", "cheap", "heavy")  # tiny: seconds; cheap: up to a few minutes; heavy: longer
 
 
@@ -117,6 +121,7 @@ def extract_tm_models(work: Path, _out: list[str]) -> dict[str, float]:
     values: dict[str, float] = {}
     for kind in ("rnn", "gru", "lstm"):
         values.update(final_eval(work, f"runs/tm-{kind}", f"tm-{kind}"))
+        values[f"tm-{kind}.parameters"] = float(find_key(read_json(work / f"runs/tm-{kind}/config.json"), "parameters"))
     return values
 
 
@@ -234,9 +239,11 @@ def extract_clipping(work: Path, _out: list[str]) -> dict[str, float]:
     return values
 
 
-def extract_default_train(_work: Path, out: list[str]) -> dict[str, float]:
+def extract_default_train(work: Path, out: list[str]) -> dict[str, float]:
     default, test, ngram, ngram_test = (last_json(stdout) for stdout in out)
     return {
+        "tokens_per_s": default["tokens_per_s"],
+        "wall_seconds": wall_seconds(work)[0],
         "val_loss": default["val_loss"],
         "val_bpc": default["val_bpc"],
         "test_bpc": test["bpc"],
@@ -250,6 +257,9 @@ def extract_default_train(_work: Path, out: list[str]) -> dict[str, float]:
 def extract_cloze(_work: Path, out: list[str]) -> dict[str, float]:
     report = last_json(out[0])
     values = {"majority": 100 * report["majority"]["accuracy"]}
+    accuracy = {row["direction"]: 100 * row["accuracy"] for row in report["results"]}
+    if {"bidirectional", "unidirectional"} <= set(accuracy):
+        values["gain"] = accuracy["bidirectional"] - accuracy["unidirectional"]
     for row in report["results"]:
         values[f"{row['direction']}.accuracy"] = 100 * row["accuracy"]
         values[f"{row['direction']}.loss"] = row["loss"]
@@ -280,7 +290,18 @@ def extract_preset(run: str) -> Callable[[Path, list[str]], dict[str, float]]:
     def extract(work: Path, _out: list[str]) -> dict[str, float]:
         evals = evaluations(work, run)
         best = min(evals, key=lambda row: row["val_loss"])
+        rows = metrics(work, run)
+        by_step = {row["step"]: row for row in evals}
         return {
+            **{f"val_ppl@{step}": row["val_ppl"] for step, row in by_step.items()},
+            **{f"val_loss@{row['elapsed_s']:.1f}s": row["val_loss"] for row in evals},
+            "val_loss_near_112s": min(evals, key=lambda row: abs(row["elapsed_s"] - 112.5))["val_loss"],
+            "val_loss_near_150s": min(evals, key=lambda row: abs(row["elapsed_s"] - 150))["val_loss"],
+            "best_seconds": best["elapsed_s"],
+            "best_unk_percent": 100 * best.get("val_unk_rate", 0.0),
+            "steps": float(rows[-1]["step"]),
+            "tokens_per_s": rows[-1]["tokens_per_s"],
+            "vocab_size": float(find_key(read_json(work / run / "config.json"), "vocab_size")),
             "best_val_loss": best["val_loss"],
             "best_val_ppl": best["val_ppl"],
             "best_val_bpc": best["val_bpc"],
@@ -289,6 +310,296 @@ def extract_preset(run: str) -> Callable[[Path, list[str]], dict[str, float]]:
         }
 
     return extract
+
+
+def number(pattern: str, text: str, group: int = 1) -> float:
+    """The number a regex group captures in a command's text output (thousands separators removed)."""
+    found = re.search(pattern, text)
+    if found is None:
+        raise ValueError(f"no match for {pattern!r} in the output")
+    return float(found.group(group).replace(",", ""))
+
+
+def json_lines(stdout: str) -> list[Any]:
+    """Every line of a command's output that is a JSON object or list (benchmarks print one per row)."""
+    return [json.loads(line) for line in stdout.splitlines() if line.strip().startswith(("{", "["))]
+
+
+def wall_seconds(work: Path) -> list[float]:
+    """Wall-clock seconds of each command of the entry that ran last in `work` (see run_figure)."""
+    return read_json(work / WALL_SECONDS)
+
+
+def contains(text: str, output: str) -> float:
+    """1.0 when a documented piece of text (a generated line, a verdict) is in the output, else 0.0."""
+    return float(text in output)
+
+
+def find_key(document: Any, key: str) -> Any:
+    """The first value stored under `key` anywhere in a nested JSON document."""
+    if isinstance(document, dict):
+        if key in document:
+            return document[key]
+        document = list(document.values())
+    if isinstance(document, list):
+        for item in document:
+            found = find_key(item, key)
+            if found is not None:
+                return found
+    return None
+
+
+def train_summary(stdout: str) -> dict[str, float]:
+    """The two summary lines `rnnkit train` prints without --json."""
+    return {
+        "steps": number(r"trained (\d+) steps in", stdout),
+        "seconds": number(r"steps in ([\d.]+) s", stdout),
+        "tokens_per_s": number(r"\(([\d,]+) tokens/s on average\)", stdout),
+        "val_loss": number(r"val loss ([\d.]+) nats/token", stdout),
+        "val_ppl": number(r"nats/token, ppl ([\d.]+)", stdout),
+        "val_bpc": number(r"ppl [\d.]+, bpc ([\d.]+)", stdout),
+    }
+
+
+QUICK_SAMPLE = "you say goodbye and I say hello. you say goodbye and I say hello. you say g"
+
+
+def extract_quick_train(_work: Path, out: list[str]) -> dict[str, float]:
+    return {**train_summary(out[0]), "sample": contains(QUICK_SAMPLE, out[0])}
+
+
+def extract_finetune(work: Path, out: list[str]) -> dict[str, float]:
+    return {
+        "before": find_key(read_json(work / "runs/tm-finetuned/config.json"), "new_val_loss_before"),
+        "finetuned": train_summary(out[1])["val_loss"],
+        "scratch": train_summary(out[2])["val_loss"],
+    }
+
+
+def extract_score_example(_work: Path, out: list[str]) -> dict[str, float]:
+    totals = r"(\d+) tokens, (\d+) chars: ([\d.]+) nats \| ([\d.]+) nats/token \| ([\d.]+) bits/char \| ppl ([\d.]+)"
+    return {
+        "tokens": number(totals, out[0], 1),
+        "nats": number(totals, out[0], 3),
+        "nats_per_token": number(totals, out[0], 4),
+        "bits_per_char": number(totals, out[0], 5),
+        "ppl": number(totals, out[0], 6),
+        "first_logprob": number(r"'I'\s+0-1\s+(-[\d.]+)", out[0]),
+    }
+
+
+def export_report(stdout: str, prefix: str) -> dict[str, float]:
+    return {
+        f"{prefix}.bytes": number(r"\(([\d,]+) bytes\)", stdout),
+        f"{prefix}.diff_logits": number(r"max abs diff ([\d.e+-]+) \(logits\)", stdout),
+        f"{prefix}.diff_state": number(r"\(logits\), ([\d.e+-]+) \(state\)", stdout),
+    }
+
+
+def extract_export(work: Path, out: list[str]) -> dict[str, float]:
+    best = work / "runs/tm-lstm/best/model.safetensors"
+    return {
+        **{f"train.{k}": v for k, v in train_summary(out[0]).items()},
+        **export_report(out[1], "step"),
+        **export_report(out[2], "window"),
+        **export_report(out[3], "torchscript"),
+        **export_report(out[4], "pt2"),
+        "safetensors.bytes": float(best.stat().st_size),
+    }
+
+
+def extract_export_parity(_work: Path, out: list[str]) -> dict[str, float]:
+    rows = last_json(out[0])
+    untied = [row for row in rows if not row["tie"]]
+    # a tied model's safetensors file stores the shared matrix once, its ONNX file twice
+    tied_extra = [row["onnx_bytes"] - row["safetensors_bytes"] for row in rows if row["tie"]]
+    return {
+        "max_diff_logits": max(row["max_abs_diff_logits"] for row in rows),
+        "max_diff_state": max(row["max_abs_diff_state"] for row in rows),
+        "onnx_mb_min": min(row["onnx_bytes"] for row in rows) / 1e6,
+        "onnx_mb_max": max(row["onnx_bytes"] for row in rows) / 1e6,
+        "untied_size_excess_percent": max(
+            100 * abs(row["onnx_bytes"] / row["safetensors_bytes"] - 1) for row in untied
+        ),
+        "tied_extra_kb": statistics.median(tied_extra) / 1e3,
+    }
+
+
+def extract_gru_forms(work: Path, _out: list[str]) -> dict[str, float]:
+    values = {}
+    for form in ("cudnn", "cho"):
+        for row in evaluations(work, f"runs/gru-{form}"):
+            values[f"{form}.val@{row['step']}"] = row["val_loss"]
+    return values
+
+
+def extract_d2l(work: Path, _out: list[str]) -> dict[str, float]:
+    values = {}
+    for index, kind in enumerate(("rnn", "gru")):
+        rows, evals = metrics(work, f"runs/d2l-{kind}"), evaluations(work, f"runs/d2l-{kind}")
+        values[f"{kind}.val_ppl"] = evals[-1]["val_ppl"]
+        values[f"{kind}.train_ppl"] = rows[-1]["train_ppl"]
+        values[f"{kind}.steps"] = float(rows[-1]["step"])
+        values[f"{kind}.wall_seconds"] = wall_seconds(work)[index]
+        for row in evals:
+            values[f"{kind}.val_ppl@{row['step']}"] = row["val_ppl"]
+    return values
+
+
+def extract_threads(_work: Path, out: list[str]) -> dict[str, float]:
+    """Per thread count, each round's tokens/s in order, and 1-thread / 2-thread ratios per round."""
+    rows = json_lines(out[0])
+    speeds = {count: [row["tokens_per_s"] for row in rows if row["threads"] == count] for count in (1, 2)}
+    values: dict[str, float] = {}
+    for count, series in speeds.items():
+        for index, speed in enumerate(series):
+            values[f"threads{count}.round{index}"] = float(speed)
+    ratios = [one / two for one, two in zip(speeds[1], speeds[2], strict=True)]
+    values.update({"one_over_two.min": min(ratios), "one_over_two.max": max(ratios)})
+    values.update({"two_over_one.min": 1 / max(ratios), "two_over_one.max": 1 / min(ratios)})
+    return values
+
+
+def extract_bench(_work: Path, out: list[str]) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for row in last_json(out[-1]):
+        name = f"{row['config']}.{row['impl']}"
+        values[f"{name}.tokens_per_s"] = row["tokens_per_s"]
+        values[f"{name}.ms_per_step"] = row["ms_per_step"]
+        for key in ("ratio_to_plain", "ratio_paired", "peak_mib"):
+            if row.get(key) is not None:
+                values[f"{name}.{key}"] = float(row[key])
+    return values
+
+
+def speed_ratios(values: dict[str, float], pairs: dict[str, tuple[str, str]]) -> dict[str, float]:
+    """Named ratios of two benchmark rows' tokens/s (what the bench prints under its table)."""
+    return {name: values[f"{a}.tokens_per_s"] / values[f"{b}.tokens_per_s"] for name, (a, b) in pairs.items()}
+
+
+def extract_bench_long(work: Path, out: list[str]) -> dict[str, float]:
+    values = extract_bench(work, out)
+    pairs = {
+        f"{engine}.{kind}_over_{other}": (f"long-512-{kind}.{engine}", f"long-512-{other}.{engine}")
+        for engine in ("rnnkit", "numpy")
+        for kind in ("mingru", "minlstm")
+        for other in ("lstm", "gru")
+    }
+    return {**values, **speed_ratios(values, pairs)}
+
+
+def extract_bench_gru_forms(work: Path, out: list[str]) -> dict[str, float]:
+    values = extract_bench(work, out)
+    rows = [key.rsplit(".", 1)[0] for key in values if key.endswith(".tokens_per_s")]
+    cho = {row.split(".")[1]: row for row in rows if "cho" in row.split(".")[0]}
+    cudnn = {row.split(".")[1]: row for row in rows if "cho" not in row.split(".")[0]}
+    pairs = {f"{impl}.cho_over_cudnn": (cho[impl], cudnn[impl]) for impl in ("rnnkit", "numpy")}
+    values.update({f"{impl}.cho": values[f"{cho[impl]}.tokens_per_s"] for impl in ("rnnkit", "numpy")})
+    values.update({f"{impl}.cudnn": values[f"{cudnn[impl]}.tokens_per_s"] for impl in ("rnnkit", "numpy")})
+    return {**values, **speed_ratios(values, pairs)}
+
+
+def extract_numpy_engine(_work: Path, out: list[str]) -> dict[str, float]:
+    result = last_json(out[0])
+    values: dict[str, float] = {}
+    for row in result["sweep"]:
+        for key in ("numpy_tok_s", "torch_tok_s", "ratio"):
+            values[f"H{row['hidden']}.{key}"] = row[key]
+    for row, label in zip(result["classic"], ("min-char-rnn", "N1", "N32"), strict=True):
+        values[f"{label}.chars_s"] = row["chars_s"]
+        values[f"{label}.speedup"] = row["speedup"]
+    return values
+
+
+def extract_prepare_speed(_work: Path, out: list[str]) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for row in json_lines(out[0]):
+        what = row["what"].replace("prepare --tokenizer ", "prepare.").replace("word scanner, ", "scan.")
+        for key in ("MB/s", "regex MB/s", "speedup", "whole command s"):
+            if key in row:
+                values[f"{what}.{key}"] = float(row[key])
+    return values
+
+
+def extract_prepare_commands(work: Path, out: list[str]) -> dict[str, float]:
+    seconds = wall_seconds(work)
+    size = (work / "big.txt").stat().st_size / 1e6
+    return {
+        "megabytes": size,
+        "word.wall_seconds": seconds[1],
+        "char.wall_seconds": seconds[2],
+        "bpe.megabytes_per_s": size / last_json(out[4])["seconds"],
+    }
+
+
+def extract_adaptive_softmax(_work: Path, out: list[str]) -> dict[str, float]:
+    result = last_json(out[0])
+    return {"full_ms": result["full"], "adaptive_ms": result["adaptive"], "speedup": result["speedup"]}
+
+
+def extract_data_parallel(_work: Path, out: list[str]) -> dict[str, float]:
+    return {
+        f"{label}.tokens_per_s": last_json(stdout)["tokens_per_s"]
+        for label, stdout in zip(("two_processes", "one_process_2_threads", "one_process_1_thread"), out, strict=True)
+    }
+
+
+def extract_ngram_speed(_work: Path, out: list[str]) -> dict[str, float]:
+    row = json_lines(out[0])[0]
+    keys = ("train_chars", "fit_s", "score_tok_per_s", "val_bits_per_char")
+    # the script's val_chars counts the scored tokens, one fewer than the split's characters
+    return {**{key: float(row[key]) for key in keys}, "val_chars": float(row["val_chars"] + 1)}
+
+
+def extract_fuzz(work: Path, out: list[str]) -> dict[str, float]:
+    return {"examples": number(r"thorough fuzz: (\d+) examples", out[0]), "seconds": wall_seconds(work)[0]}
+
+
+def extract_cold_start(_work: Path, out: list[str]) -> dict[str, float]:
+    """The timing lines and the greedy comparison of benchmarks/cold_start.py (one RUN per command)."""
+    values: dict[str, float] = {}
+    for label, stdout in zip(("2x256", "2x512"), out, strict=True):
+        if "medians:" in stdout:
+            values.update(
+                {
+                    "python_s": number(r"python -c pass ([\d.]+) s", stdout),
+                    "import_torch_s": number(r"'import torch' ([\d.]+) s", stdout),
+                    "generate_s": number(r"--max-new-tokens \d+ ([\d.]+) s", stdout),
+                    "ratio_of_medians": number(r"generate / import torch: ([\d.]+) \(medians\)", stdout),
+                    "median_ratio": number(r"\(medians\), ([\d.]+) \(median of per-round", stdout),
+                    "generate_imported_torch": float("generate imported torch: yes" in stdout),
+                }
+            )
+        values[f"{label}.continuations_differing"] = number(r"= [\d,]+ tokens: (\d+) continuation", stdout)
+        values[f"{label}.argmax_differing"] = number(r"likeliest token differs at (\d+) of", stdout)
+        values[f"{label}.max_logprob_difference"] = number(r"difference ([\d.e+-]+) nats", stdout)
+        values[f"{label}.numpy_ms"] = number(r"NumPy ([\d.]+) ms/token", stdout)
+        values[f"{label}.numpy_flushed_ms"] = number(r"\(([\d.]+) with denormals flushed\)", stdout)
+        values[f"{label}.torch_ms"] = number(r"torch ([\d.]+) ms/token", stdout)
+    return values
+
+
+def extract_prompt_context(_work: Path, out: list[str]) -> dict[str, float]:
+    return {
+        "zero_state": number(r"from a zero state ([\d.]+) nats/token", out[0]),
+        "after_newline": number(r"after a newline ([\d.]+)", out[0]),
+    }
+
+
+GENERATED = {  # the first line of each continuation in the README's generation table
+    "beam1": "I will not shall be the sentence to the sentence.",
+    "beam5": "And thou art thou art to the world, and thou art,",
+    "sampled": "Yes, I mean you have like once upon our brother",
+}
+
+
+def extract_generation(_work: Path, out: list[str]) -> dict[str, float]:
+    return {name: contains(GENERATED[name], stdout) for name, stdout in zip(GENERATED, out, strict=True)}
+
+
+def extract_shakespeare_400(work: Path, out: list[str]) -> dict[str, float]:
+    result = last_json(out[0])
+    return {"val_loss": result["val_loss"], "seconds": result["seconds"], "steps": float(result["steps"])}
 
 
 # ---- the registry -------------------------------------------------------------------------
@@ -380,6 +691,7 @@ REGISTRY: tuple[Figure, ...] = (
             V("tm-gru.val_bpc", 2.4231, "2.4231"),
             V("tm-lstm.val_loss", 1.8221, "1.8221"),
             V("tm-lstm.val_bpc", 2.6287, "2.6287"),
+            V("tm-rnn.parameters", 31845, "31,845", 0),
             V("tm-rnn.seconds", 13.0, "13.0 s", TIMED),
             V("tm-gru.seconds", 30.2, "30.2 s", TIMED),
             V("tm-lstm.seconds", 22.6, "22.6 s", TIMED),
@@ -441,6 +753,8 @@ REGISTRY: tuple[Figure, ...] = (
             V("32.val_bpc", 3.0843, "3.0843"),
             V("128.val_bpc", 3.9836, "3.9836"),
             V("2.seconds", 20.6, "20.6", TIMED),
+            V("8.seconds", 6.2, "6.2", TIMED),
+            V("32.seconds", 4.1, "4.1", TIMED),
             V("128.seconds", 5.8, "5.8", TIMED),
         ),
         images={"runs/sweep-seqlen-epoch/sweep.png": "sweep-seqlen.png"},
@@ -460,6 +774,8 @@ REGISTRY: tuple[Figure, ...] = (
             V("32.val_loss", 1.9944, "1.9944", TIMED),
             V("128.val_loss", 2.0075, "2.0075", TIMED),
             V("2.steps", 900, "900", TIMED),
+            V("8.steps", 679, "679", TIMED),
+            V("32.steps", 267, "267", TIMED),
             V("128.steps", 165, "165", TIMED),
         ),
         note="section 6, a 20-second budget per value: depends on the machine's load",
@@ -555,6 +871,7 @@ REGISTRY: tuple[Figure, ...] = (
             V("2.val_loss", 1.8296, "1.8296"),
             V("3.val_loss", 1.9870, "1.9870"),
             V("1.seconds", 16.4, "16.4", TIMED),
+            V("2.seconds", 34.4, "34.4", TIMED),
             V("3.seconds", 46.0, "46.0", TIMED),
         ),
         note="section 9",
@@ -570,6 +887,8 @@ REGISTRY: tuple[Figure, ...] = (
             V("bidirectional.accuracy", 63.9, "63.9%", 0.05),
             V("bidirectional.loss", 1.235, "1.235", 0.0005),
             V("majority", 17.4, "17.4%", 0.05),
+            V("gain", 21.3, "+21.3 points", 0.1),
+            V("unidirectional.steps", 600, "after 600 steps", 0),
             V("unidirectional.parameters", 73349, "73,349", 0),
             V("bidirectional.parameters", 144389, "144,389", 0),
             V("unidirectional.seconds", 16.1, "16.1 s", TIMED),
@@ -587,6 +906,7 @@ REGISTRY: tuple[Figure, ...] = (
             V("unidirectional.accuracy", 46.6, "46.6%", TIMED),
             V("bidirectional.steps", 327, "327", TIMED),
             V("unidirectional.steps", 1044, "1,044", TIMED),
+            V("gain", 10.4, "+10.4 points", TIMED),
         ),
         note="section 10, 30 s per model: depends on the machine's load",
     ),
@@ -615,6 +935,9 @@ REGISTRY: tuple[Figure, ...] = (
             V("margin_over_ngram5", 0.056, "0.056", 0.002),
             V("test_bpc", 2.049, "2.049", 0.002),
             V("test_margin_over_ngram5", 0.056, "0.056", 0.002),
+            V("wall_seconds", 150.2, "150.2 s", TIMED),
+            V("seconds", 145.6, "145.6 s", TIMED),
+            V("tokens_per_s", 14063, "14,063", TIMED),
         ),
         threads=None,
         note="the README's opening paragraph: `rnnkit train` with no options against the 5-gram "
@@ -634,7 +957,18 @@ REGISTRY: tuple[Figure, ...] = (
             V("lstm.val_bpc", 2.3043, "2.3043", TIMED),
             V("rnn.steps", 2040, "2,040", TIMED),
             V("ngram:5.val_bpc", 2.0277, "2.0277"),
+            V("ngram:3.val_bpc", 2.7092, "2.7092"),
             V("hmm:32.val_bpc", 3.6495, "3.6495"),
+            V("rnn.parameters", 104581, "104,581", 0),
+            V("gru.parameters", 269445, "269,445", 0),
+            V("lstm.parameters", 351877, "351,877", 0),
+            V("gru.steps", 681, "681", TIMED),
+            V("lstm.steps", 832, "832", TIMED),
+            V("rnn.val_loss", 1.4512, "1.4512", TIMED),
+            V("gru.val_loss", 1.4556, "1.4556", TIMED),
+            V("lstm.val_loss", 1.5972, "1.5972", TIMED),
+            V("rnn.test_bpc", 2.1906, "2.1906", TIMED),
+            V("hmm:32.train_seconds", 18.2, "18.2", TIMED),
         ),
         cost="heavy",
         threads=None,
@@ -657,6 +991,7 @@ REGISTRY: tuple[Figure, ...] = (
             V("lstm.steps", 471, "471", TIMED),
             V("ngram:5.val_loss", 1.4055, "1.4055"),
             V("hmm:32.val_loss", 2.5296, "2.5296"),
+            V("hmm:32.train_seconds", 21.8, "fitted in 21.8 s", TIMED),
         ),
         cost="heavy",
         images={"runs/compare/compare.png": "compare.png"},
@@ -675,7 +1010,10 @@ REGISTRY: tuple[Figure, ...] = (
             V("best_val_loss", 1.5207, "1.5207"),
             V("best_val_ppl", 4.58, "4.58", 0.005),
             V("best_val_bpc", 2.194, "2.194"),
+            V("steps", 1500, "1,500 steps", 0),
             V("seconds", 560, "560 s", TIMED),
+            V("val_loss_near_112s", 1.7885, "1.7885 after 112.5 s", TIMED),
+            V("val_loss_near_150s", 1.7163, "1.7163 after 150 s", TIMED),
         ),
         cost="heavy",
         threads=None,
@@ -702,11 +1040,560 @@ REGISTRY: tuple[Figure, ...] = (
             V("shakespeare.best_val_loss", 4.0266, "4.0266"),
             V("shakespeare.best_val_ppl", 56.1, "56.1", 0.05),
             V("shakespeare.best_val_bpc", 1.596, "1.596"),
+            V("tm.best_step", 800, "800 steps", 0),
+            V("tm.vocab_size", 2040, "V=2,040", 0),
+            V("shakespeare.vocab_size", 5126, "V=5,126", 0),
+            V("tm.best_unk_percent", 12.3, "12.3%", 0.05),
+            V("shakespeare.best_unk_percent", 6.7, "6.7%", 0.05),
+            V("shakespeare.val_ppl@1400", 58.0, "ppl 58.0 at step 1,400", 0.05),
+            V("shakespeare.val_ppl@1600", 56.5, "56.5 at 1,600", 0.05),
+            V("shakespeare.steps", 2000, "2,000 steps", 0),
+            V("tm.best_seconds", 114, "114 s to best", TIMED),
+            V("tm.seconds", 133, "800 steps in 133 s", TIMED),
+            V("shakespeare.seconds", 551, "551 s", TIMED),
+            V("shakespeare.tokens_per_s", 4300, "about 4,300 words/s", TIMED),
         ),
         cost="heavy",
         threads=None,
         images={"runs/preset-word.png": "preset-word.png"},
         note="12 CPU minutes",
+    ),
+    Figure(
+        "quick-train",
+        ("README",),
+        (
+            "rnnkit train --data toy --layers 1 --hidden 64 --steps 200 --dropout 0 --lr 3e-3 --sample-tokens 60 "
+            "--threads 1 --out runs/quick",
+        ),
+        extract_quick_train,
+        (
+            V("val_loss", 0.0213, "val loss 0.0213 nats/token"),
+            V("val_ppl", 1.02, "ppl 1.02", 0.005),
+            V("val_bpc", 0.0308, "bpc 0.0308"),
+            V("sample", 1, QUICK_SAMPLE, 0),
+            V("seconds", 31.2, "31.2 s", TIMED),
+            V("tokens_per_s", 13144, "13,144 tokens/s", TIMED),
+        ),
+        cost="tiny",
+        note="the output shown under 'A run ends with a sample' (a toy LSTM, 200 steps)",
+    ),
+    Figure(
+        "finetune",
+        ("README",),
+        (
+            "rnnkit train --data tinyshakespeare --model lstm --layers 1 --hidden 256 --embed 64 --steps 600 --seed 1 "
+            "--dropout 0 --lr 3e-3 --out runs/shakespeare-1x256",
+            "rnnkit train --init-from runs/shakespeare-1x256 --data timemachine --steps 200 --seed 1 --grow-vocab "
+            "--dropout 0 --lr 3e-3 --out runs/tm-finetuned",
+            "rnnkit train --data timemachine --model lstm --layers 1 --hidden 256 --embed 64 --steps 200 --seed 1 "
+            "--dropout 0 --lr 3e-3 --out runs/tm-scratch",
+        ),
+        extract_finetune,
+        (
+            V("before", 2.0233, "2.0233"),
+            V("finetuned", 1.5706, "1.5706"),
+            V("scratch", 1.9137, "1.9137"),
+        ),
+        note="Fine-tuning: 600 steps on Tiny Shakespeare, then 200 on The Time Machine, against 200 from scratch "
+        "(the source without its new rows, 2.0199, is not a command's output)",
+    ),
+    Figure(
+        "score-example",
+        ("README",),
+        ('rnnkit score runs/tm-finetuned --text "It is raining" --top-k 3',),
+        extract_score_example,
+        (
+            V("nats", 20.8888, "20.8888 nats"),
+            V("nats_per_token", 1.6068, "1.6068 nats/token"),
+            V("bits_per_char", 2.3182, "2.3182 bits/char"),
+            V("ppl", 4.987, "ppl 4.987", 0.002),
+            V("first_logprob", -2.9047, "-2.9047"),
+        ),
+        cost="tiny",
+        needs=("finetune",),
+        note="Scoring text: the fine-tuned model's per-token table",
+    ),
+    Figure(
+        "export",
+        ("README",),
+        (
+            "rnnkit train --data timemachine --model lstm --layers 2 --hidden 128 --embed 64 --steps 300 "
+            "--dropout 0 --lr 3e-3 --eval-interval 100 --out runs/tm-lstm --report-to tensorboard --device cpu",
+            "rnnkit export runs/tm-lstm --format onnx --graph step",
+            "rnnkit export runs/tm-lstm --format onnx",
+            "rnnkit export runs/tm-lstm --format torchscript",
+            "rnnkit export runs/tm-lstm --format pt2 --graph step",
+        ),
+        extract_export,
+        (
+            V("train.val_loss", 2.0181, "2.0181"),
+            V("train.val_ppl", 7.52, "ppl 7.52", 0.005),
+            V("train.val_bpc", 2.9115, "bpc 2.9115"),
+            V("safetensors.bytes", 979876, "979,876 bytes", 0),
+            # the sizes of the exported files depend on the exporters' versions (torch, onnx)
+            V("step.bytes", 982728, "982,728 bytes", 0.01, True),
+            V("window.bytes", 982417, "982,417 bytes", 0.01, True),
+            V("torchscript.bytes", 990884, "990,884 bytes", 0.01, True),
+            V("pt2.bytes", 1008231, "1,008,231 bytes", 0.01, True),
+            # parity is float32 rounding: the claim is agreement to about 1e-6, not these exact digits
+            V("step.diff_logits", 1.19e-6, "1.19e-06 (logits)", 5e-6),
+            V("step.diff_state", 3.58e-7, "3.58e-07 (state)", 5e-6),
+            V("window.diff_logits", 2.15e-6, "2.15e-06 (logits)", 5e-6),
+            V("window.diff_state", 1.43e-6, "1.43e-06 (state)", 5e-6),
+            V("torchscript.diff_logits", 0, "difference 0", 0),
+            V("pt2.diff_logits", 0, "difference 0", 0),
+        ),
+        note="Export: the 2x128 LSTM, its ONNX step and window graphs, TorchScript and torch.export (needs the "
+        "export and tensorboard extras)",
+    ),
+    Figure(
+        "export-parity",
+        ("README",),
+        ("python benchmarks/export_parity.py --json",),
+        extract_export_parity,
+        (
+            V("max_diff_logits", 6.2e-6, "6.2e-06 (logits)", 5e-6),
+            V("max_diff_state", 4.2e-7, "4.2e-07 (state)", 5e-6),
+            V("onnx_mb_min", 0.2, "0.2-1.1 MB", 0.05),
+            V("onnx_mb_max", 1.1, "0.2-1.1 MB", 0.05),
+            V("untied_size_excess_percent", 0.5, "within 0.5%", 0.05),
+            V("tied_extra_kb", 35, "about 35 KB more", 5),
+        ),
+        cost="tiny",
+        note="every kind, 1-2 layers, tied and untied, freshly initialised, exported to ONNX",
+    ),
+    Figure(
+        "gru-forms",
+        ("concepts", "README"),
+        tuple(
+            f"rnnkit train --data timemachine --model gru --gru-form {form} --layers 1 --hidden 64 --embed 16 "
+            "--batch-size 16 --seq-len 64 --steps 150 --eval-interval 50 --eval-max-tokens 4000 --lr 3e-3 "
+            f"--dropout 0 --device cpu --sample-tokens 0 --quiet --out runs/gru-{form}"
+            for form in ("cudnn", "cho")
+        ),
+        extract_gru_forms,
+        (
+            V("cudnn.val@50", 2.8416, "2.8416"),
+            V("cudnn.val@100", 2.5128, "2.5128"),
+            V("cudnn.val@150", 2.4414, "2.4414"),
+            V("cho.val@50", 2.8859, "2.8859"),
+            V("cho.val@100", 2.5168, "2.5168"),
+            V("cho.val@150", 2.4303, "2.4303"),
+        ),
+        cost="tiny",
+        note="section 11: the two GRU forms, same model, data and seed, 150 steps",
+    ),
+    Figure(
+        "d2l-presets",
+        ("README",),
+        (
+            "rnnkit train --preset d2l-rnn --out runs/d2l-rnn --quiet",
+            "rnnkit train --preset d2l-gru --out runs/d2l-gru --quiet",
+        ),
+        extract_d2l,
+        (
+            V("rnn.val_ppl", 7.19, "validation perplexity 7.19", 0.005),
+            V("rnn.train_ppl", 5.85, "training 5.85", 0.005),
+            V("rnn.steps", 1000, "1,000 steps", 0),
+            V("gru.val_ppl", 8.23, "validation 8.23", 0.005),
+            V("gru.train_ppl", 8.06, "training 8.06", 0.005),
+            V("gru.steps", 500, "500 steps", 0),
+            V("gru.val_ppl@180", 10.31, "val 10.31 at step 180", 0.005),
+            V("rnn.wall_seconds", 29, "29 s", TIMED),
+            V("gru.wall_seconds", 65, "65 s", TIMED),
+        ),
+        # one thread: the losses of a step budget do not depend on it, and two threads on a shared 2-core
+        # machine are many times slower (README, Threads); the documented seconds were torch's two threads
+        note="The d2l recipe: both presets (1,000 and 500 SGD steps)",
+    ),
+    Figure(
+        "compare-40s-shakespeare",
+        ("README", "concepts"),
+        (
+            "rnnkit compare --data tinyshakespeare --models minlstm,mingru,lstm,gru --budget-seconds 40 "
+            "--out runs/cmp-ts40",
+        ),
+        extract_compare("runs/cmp-ts40"),
+        (
+            V("lstm.parameters", 350593, "350,593", 0),
+            V("gru.parameters", 268161, "268,161", 0),
+            V("mingru.parameters", 54145, "54,145", 0),
+            V("minlstm.parameters", 70785, "70,785", 0),
+            # a 40-second budget: the steps, and so every loss, depend on the machine's speed and load
+            V("lstm.val_bpc", 2.3165, "2.3165", TIMED),
+            V("gru.val_bpc", 2.4124, "2.4124", TIMED),
+            V("mingru.val_bpc", 2.6663, "2.6663", TIMED),
+            V("minlstm.val_bpc", 2.6696, "2.6696", TIMED),
+            V("lstm.val_loss", 1.6057, "1.6057", TIMED),
+            V("lstm.test_bpc", 2.4549, "2.4549", TIMED),
+            V("lstm.steps", 1013, "1,013", TIMED),
+            V("gru.steps", 541, "541", TIMED),
+            V("mingru.steps", 2380, "2,380", TIMED),
+            V("minlstm.steps", 1649, "1,649", TIMED),
+        ),
+        cost="heavy",
+        threads=None,
+        note="minGRU and minLSTM against the LSTM and GRU, 40 s each (README and concepts section 15)",
+    ),
+    Figure(
+        "compare-40s-timemachine",
+        ("README", "concepts"),
+        (
+            "rnnkit compare --data timemachine --models ngram:3,ngram:5,mlp:8,rnn,lstm --budget-seconds 40 "
+            "--out runs/cmp-tm40",
+        ),
+        extract_compare("runs/cmp-tm40"),
+        (
+            V("ngram:3.val_bpc", 2.7092, "2.7092"),
+            V("ngram:5.val_bpc", 2.0277, "2.0277"),
+            V("ngram:5.test_bpc", 2.1056, "2.1056"),
+            V("mlp:8.parameters", 153541, "153,541", 0),
+            V("rnn.parameters", 104581, "104,581", 0),
+            V("lstm.parameters", 351877, "351,877", 0),
+            # a 40-second budget: the steps, and so every loss, depend on the machine's speed and load
+            V("mlp:8.val_bpc", 2.2345, "2.2345", TIMED),
+            V("rnn.val_bpc", 2.0952, "2.0952", TIMED),
+            V("lstm.val_bpc", 2.2118, "2.2118", TIMED),
+            V("mlp:8.steps", 1783, "1,783", TIMED),
+            V("rnn.steps", 1543, "1,543", TIMED),
+            V("lstm.steps", 1066, "1,066", TIMED),
+        ),
+        cost="heavy",
+        threads=None,
+        note="the MLP against the n-grams and RNNs, 40 s each (README and concepts section 14)",
+    ),
+    Figure(
+        "threads-quiet",
+        ("README",),
+        ('python benchmarks/threads.py --threads 1,2 --rounds 2 --steps 20 --extra "--layers 2 --seq-len 128"',),
+        extract_threads,
+        (
+            V("threads1.round0", 3215, "3,215", TIMED),
+            V("threads1.round1", 3494, "3,494", TIMED),
+            V("threads2.round0", 5927, "5,927", TIMED),
+            V("threads2.round1", 5910, "5,910", TIMED),
+            V("two_over_one.min", 1.7, "1.7-1.8x", TIMED),
+            V("two_over_one.max", 1.8, "1.7-1.8x", TIMED),
+        ),
+        threads=None,
+        note="Threads on a shared CPU: one thread against two, 2x512 LSTM at 32x128, on a quiet machine",
+    ),
+    Figure(
+        "threads-shared",
+        ("README",),
+        (
+            'python benchmarks/threads.py --threads 1,2 --rounds 3 --steps 60 --extra "--layers 2 --hidden 256"',
+            'python benchmarks/threads.py --threads 1,2 --rounds 2 --steps 30 --busy --extra "--layers 2 --hidden 256"',
+        ),
+        lambda work, out: {
+            **{f"shared.{k}": v for k, v in extract_threads(work, out[:1]).items()},
+            **{f"busy.{k}": v for k, v in extract_threads(work, out[1:]).items()},
+        },
+        (
+            V("shared.one_over_two.min", 8.8, "8.8x to 13.7x", TIMED),
+            V("shared.one_over_two.max", 13.7, "8.8x to 13.7x", TIMED),
+            V("busy.one_over_two.min", 11.5, "11.5x to 11.7x", TIMED),
+            V("busy.one_over_two.max", 11.7, "11.5x to 11.7x", TIMED),
+            V("shared.threads1.round0", 5022, "5,022", TIMED),
+            V("shared.threads2.round0", 455, "455", TIMED),
+            V("busy.threads1.round0", 1501, "1,501", TIMED),
+            V("busy.threads2.round0", 128, "128", TIMED),
+        ),
+        threads=None,
+        note="Threads on a shared CPU: the 2x256 LSTM at 32x64 while other jobs ran (the figures need that load)",
+    ),
+    Figure(
+        "bench-char-2x512-lstm",
+        ("README",),
+        ("rnnkit bench --device cpu --configs char-2x512-lstm --repeats 7 --json",),
+        extract_bench,
+        (
+            V("char-2x512-lstm.rnnkit.tokens_per_s", 5431, "5,431", TIMED),
+            V("char-2x512-lstm.plain.tokens_per_s", 5268, "5,268", TIMED),
+            V("char-2x512-lstm.cell-loop.tokens_per_s", 2850, "2,850", TIMED),
+            V("char-2x512-lstm.numpy.tokens_per_s", 4289, "4,289", TIMED),
+            V("char-2x512-lstm.rnnkit.ms_per_step", 1508, "1,508", TIMED),
+            V("char-2x512-lstm.plain.ms_per_step", 1555, "1,555", TIMED),
+            V("char-2x512-lstm.cell-loop.ms_per_step", 2874, "2,874", TIMED),
+            V("char-2x512-lstm.numpy.ms_per_step", 1910, "1,910", TIMED),
+            V("char-2x512-lstm.rnnkit.ratio_to_plain", 1.031, "1.031", TIMED),
+            V("char-2x512-lstm.rnnkit.ratio_paired", 0.983, "0.983", TIMED),
+            V("char-2x512-lstm.cell-loop.ratio_to_plain", 0.541, "0.541", TIMED),
+            V("char-2x512-lstm.numpy.ratio_to_plain", 0.814, "0.814", TIMED),
+        ),
+        cost="heavy",
+        threads=None,
+        note="Speed: rnnkit's training step against plain PyTorch, a cell loop and the NumPy engine",
+    ),
+    Figure(
+        "bench-word-2x650",
+        ("README",),
+        ("rnnkit bench --device cpu --configs word-2x650 --repeats 7 --json",),
+        extract_bench,
+        (
+            V("word-2x650.rnnkit.ratio_to_plain", 0.997, "0.997", TIMED),
+            V("word-2x650.rnnkit.ratio_paired", 0.980, "0.980", TIMED),
+        ),
+        cost="heavy",
+        threads=None,
+        note="Speed: the same comparison on the word-level configuration",
+    ),
+    Figure(
+        "bench-long-512",
+        ("README", "concepts"),
+        ("rnnkit bench --device cpu --configs long-512 --impls rnnkit,plain,numpy --repeats 2 --json",),
+        extract_bench_long,
+        (
+            V("long-512-mingru.rnnkit.tokens_per_s", 14847, "14,847", TIMED),
+            V("long-512-minlstm.rnnkit.tokens_per_s", 14688, "14,688", TIMED),
+            V("long-512-gru.rnnkit.tokens_per_s", 1133, "1,133", TIMED),
+            V("long-512-lstm.rnnkit.tokens_per_s", 8959, "8,959", TIMED),
+            V("long-512-gru.plain.tokens_per_s", 432, "432", TIMED),
+            V("long-512-lstm.plain.tokens_per_s", 8257, "8,257", TIMED),
+            V("long-512-mingru.numpy.tokens_per_s", 23370, "23,370", TIMED),
+            V("long-512-minlstm.numpy.tokens_per_s", 20819, "20,819", TIMED),
+            V("long-512-gru.numpy.tokens_per_s", 2661, "2,661", TIMED),
+            V("long-512-lstm.numpy.tokens_per_s", 5474, "5,474", TIMED),
+            V("rnnkit.mingru_over_lstm", 1.66, "1.66x", TIMED),
+            V("rnnkit.mingru_over_gru", 13.1, "13.1x", TIMED),
+            V("rnnkit.minlstm_over_lstm", 1.64, "1.64x", TIMED),
+            V("rnnkit.minlstm_over_gru", 13.0, "13.0x", TIMED),
+            V("numpy.mingru_over_lstm", 4.3, "4.3x", TIMED),
+            V("numpy.mingru_over_gru", 8.8, "8.8x", TIMED),
+            V("numpy.minlstm_over_lstm", 3.8, "3.8x", TIMED),
+            V("numpy.minlstm_over_gru", 7.8, "7.8x", TIMED),
+        ),
+        cost="heavy",
+        threads=None,
+        note="minGRU, minLSTM, GRU and LSTM at T = 512 (README 'The seeds' remaining models', concepts section 15)",
+    ),
+    Figure(
+        "bench-gru-forms",
+        ("README", "concepts"),
+        ("rnnkit bench --device cpu --configs gru-forms-small --impls rnnkit,plain,numpy --repeats 3 --json",),
+        extract_bench_gru_forms,
+        (
+            V("rnnkit.cho", 9145, "9,145", TIMED),
+            V("rnnkit.cudnn", 19233, "19,233", TIMED),
+            V("rnnkit.cho_over_cudnn", 0.48, "0.48x", TIMED),
+            V("numpy.cho", 2687, "2,687", TIMED),
+            V("numpy.cudnn", 6906, "6,906", TIMED),
+            V("numpy.cho_over_cudnn", 0.39, "0.39x", TIMED),
+        ),
+        threads=None,
+        note="what the Cho-form GRU costs (1x128, batch 32 x 64)",
+    ),
+    Figure(
+        "numpy-engine",
+        ("README",),
+        ("python benchmarks/numpy_engine.py --json",),
+        extract_numpy_engine,
+        (
+            V("H64.numpy_tok_s", 155160, "155,160", TIMED),
+            V("H64.torch_tok_s", 92281, "92,281", TIMED),
+            V("H64.ratio", 1.68, "1.68x", TIMED),
+            V("H128.numpy_tok_s", 63779, "63,779", TIMED),
+            V("H128.torch_tok_s", 56731, "56,731", TIMED),
+            V("H128.ratio", 1.12, "1.12x", TIMED),
+            V("H256.numpy_tok_s", 29347, "29,347", TIMED),
+            V("H256.torch_tok_s", 15419, "15,419", TIMED),
+            V("H256.ratio", 1.90, "1.90x", TIMED),
+            V("H512.numpy_tok_s", 9009, "9,009", TIMED),
+            V("H512.torch_tok_s", 9121, "9,121", TIMED),
+            V("H512.ratio", 0.99, "0.99x", TIMED),
+            V("min-char-rnn.chars_s", 5797, "5,797 chars/s", TIMED),
+            V("N1.chars_s", 27796, "27,796 chars/s", TIMED),
+            V("N1.speedup", 4.8, "4.8x", TIMED),
+            V("N32.chars_s", 222421, "222,421 chars/s", TIMED),
+            V("N32.speedup", 38.4, "38.4x", TIMED),
+        ),
+        threads=None,
+        note="More measured figures: the NumPy engine against torch and against min-char-rnn",
+    ),
+    Figure(
+        "prepare-speed",
+        ("README",),
+        ("python benchmarks/prepare_speed.py --json",),
+        extract_prepare_speed,
+        (
+            V("prepare.char.MB/s", 52.7, "char 52.7 MB/s", TIMED),
+            V("prepare.word.MB/s", 44.8, "word 44.8 MB/s", TIMED),
+            V("prepare.char.whole command s", 0.82, "0.82 s", TIMED),
+            V("prepare.word.whole command s", 0.95, "0.95 s", TIMED),
+            V("scan.english (ASCII).MB/s", 75.5, "English 75.5", TIMED),
+            V("scan.english (ASCII).regex MB/s", 11.7, "vs 11.7 MB/s", TIMED),
+            V("scan.english (ASCII).speedup", 6.5, "(6.5x)", TIMED),
+            V("scan.curly apostrophes.MB/s", 38.4, "curly apostrophes 38.4", TIMED),
+            V("scan.curly apostrophes.speedup", 4.0, "(4.0x)", TIMED),
+            V("scan.accented e.MB/s", 41.7, "accented e 41.7", TIMED),
+            V("scan.accented e.speedup", 3.6, "(3.6x)", TIMED),
+            V("scan.Cyrillic letters.MB/s", 61.7, "Cyrillic 61.7", TIMED),
+            V("scan.Cyrillic letters.speedup", 3.5, "(3.5x)", TIMED),
+        ),
+        threads=None,
+        note="More measured figures: prepare's throughput on 33.5 MB and the word scanner against the regex",
+    ),
+    Figure(
+        "prepare-commands",
+        ("README",),
+        (
+            "python -c \"import rnnkit.text.corpora as c; open('big.txt', 'w', encoding='utf-8')"
+            ".write(c.bundled_text('tinyshakespeare') * 30)\"",
+            "rnnkit prepare --data big.txt --tokenizer word --out prepared/big --overwrite --quiet",
+            "rnnkit prepare --data big.txt --tokenizer char --out prepared/big --overwrite --quiet",
+            "rnnkit prepare --data big.txt --tokenizer bpe --bpe-vocab 2000 --out prepared/big-bpe --overwrite --quiet",
+            "rnnkit prepare --data big.txt --tokenizer-from prepared/big-bpe --out prepared/big-bpe2 --overwrite "
+            "--quiet --json",
+        ),
+        extract_prepare_commands,
+        (
+            V("megabytes", 33.5, "33.5 MB", 0.05),
+            V("word.wall_seconds", 1.48, "1.48 s", TIMED),
+            V("char.wall_seconds", 1.31, "1.31 s", TIMED),
+            V("bpe.megabytes_per_s", 5.0, "4.6-5.3 MB/s", TIMED),
+        ),
+        cost="heavy",
+        threads=None,
+        note="More measured figures: whole prepare commands (this version's side; the comparison with commit "
+        "39a399c needs that commit) and BPE encoding with a reused tokenizer (training it first takes minutes)",
+    ),
+    Figure(
+        "adaptive-softmax",
+        ("README",),
+        ("python benchmarks/adaptive_softmax.py --steps 4 --json",),
+        extract_adaptive_softmax,
+        (
+            V("adaptive_ms", 422.8, "422.8 ms", TIMED),
+            V("full_ms", 715.7, "715.7 ms", TIMED),
+            V("speedup", 1.69, "1.69x faster", TIMED),
+        ),
+        cost="tiny",
+        threads=None,
+        note="More measured figures: adaptive against full softmax, 2x650 LSTM, V=10,000",
+    ),
+    Figure(
+        "data-parallel",
+        ("README",),
+        tuple(
+            f"{launcher} --data tinyshakespeare --layers 1 --hidden 256 --seq-len 64 --lr 3e-3 --dropout 0 "
+            f"--steps 150 --device cpu{threads} --sample-tokens 0 --quiet --json --out runs/{name}"
+            for launcher, threads, name in (
+                ("torchrun --nproc_per_node 2 -m rnnkit train", " --threads 1", "ddp"),
+                ("rnnkit train", " --threads 2", "one-process-2-threads"),
+                ("rnnkit train", " --threads 1", "one-process-1-thread"),
+            )
+        ),
+        extract_data_parallel,
+        (
+            V("two_processes.tokens_per_s", 40976, "37,858-44,093", TIMED),
+            V("one_process_2_threads.tokens_per_s", 41667, "40,655-42,678", TIMED),
+            V("one_process_1_thread.tokens_per_s", 25334, "24,448-26,219", TIMED),
+        ),
+        threads=None,
+        note="More measured figures and Threads: two gloo processes against one process with 2 or 1 threads "
+        "(documented: ranges over several runs; the middle of each range is shown)",
+    ),
+    Figure(
+        "ngram-speed",
+        ("README",),
+        ("python benchmarks/ngram_speed.py --json",),
+        extract_ngram_speed,
+        (
+            V("train_chars", 1003854, "1,003,854", 0),
+            V("val_chars", 111540, "111,540", 0),
+            V("val_bits_per_char", 2.2523, "2.2523"),
+            V("fit_s", 0.844, "0.844 s", TIMED),
+            V("score_tok_per_s", 1137481, "1,137,481", TIMED),
+        ),
+        cost="tiny",
+        note="the n-gram's own speed: order 5 on tinyshakespeare",
+    ),
+    Figure(
+        "fuzz",
+        ("README",),
+        ("python -m pytest -m slow tests/test_fuzz.py -s",),
+        extract_fuzz,
+        (
+            V("examples", 1800, "1,800 generated cases", 0),
+            V("seconds", 17, "17 s", TIMED),
+        ),
+        note="More measured figures: the thorough fuzzing of bad input (hypothesis)",
+    ),
+    Figure(
+        "shakespeare-400",
+        ("README",),
+        (
+            "rnnkit train --preset shakespeare-char-cpu --steps 400 --max-seconds 1200 --eval-max-tokens 30000 "
+            "--out runs/shakespeare --quiet --json",
+        ),
+        extract_shakespeare_400,
+        (
+            V("val_loss", 1.7906, "1.7906"),
+            V("steps", 400, "400 steps", 0),
+            V("seconds", 1122, "1,122 s", TIMED),
+        ),
+        cost="heavy",
+        threads=None,
+        note="the 2x256 Tiny Shakespeare model that inspect and cold_start.py use (400 steps; 1,122 s under load)",
+    ),
+    Figure(
+        "cold-start",
+        ("README",),
+        (
+            "python benchmarks/cold_start.py runs/shakespeare --rounds 10",
+            "python benchmarks/cold_start.py runs/default --rounds 0",
+        ),
+        extract_cold_start,
+        (
+            V("generate_imported_torch", 0, "Neither generate process imported torch", 0),
+            V("2x256.continuations_differing", 0, "no continuation differed", 0),
+            V("2x256.argmax_differing", 0, "the likeliest token never differed", 0),
+            V("2x512.continuations_differing", 0, "no continuation differed", 0),
+            V("2x512.argmax_differing", 0, "the likeliest token never differed", 0),
+            # float32 rounding of two engines: the claim is agreement to a few 1e-6 nats
+            V("2x256.max_logprob_difference", 4.65e-6, "4.65e-06 nats", 1e-5),
+            V("2x512.max_logprob_difference", 5.48e-6, "5.48e-06 nats", 1e-5),
+            V("median_ratio", 0.17, "**0.17**", TIMED),
+            V("ratio_of_medians", 0.17, "(0.17)", TIMED),
+            V("import_torch_s", 3.411, "3.411 s", TIMED),
+            V("generate_s", 0.579, "0.579 s", TIMED),
+            V("python_s", 0.023, "0.023 s", TIMED),
+            V("2x256.numpy_ms", 0.19, "0.35 / 0.19 ms", TIMED),
+            V("2x256.numpy_flushed_ms", 0.245, "0.245", TIMED),
+            V("2x512.numpy_ms", 0.74, "0.52 / 0.74 ms", TIMED),
+            V("2x512.torch_ms", 5.4, "4.9-5.9 ms", TIMED),
+        ),
+        cost="heavy",
+        needs=("shakespeare-400", "default-train"),
+        note="Start-up on the CPU: generate's cold start against import torch, and NumPy against torch on greedy "
+        "tokens (10,000 per model)",
+    ),
+    Figure(
+        "prompt-context",
+        ("README",),
+        ("python benchmarks/prompt_context.py runs/preset-shakespeare-char-cpu",),
+        extract_prompt_context,
+        (
+            V("zero_state", 2.04, "2.04 nats/char", 0.005),
+            V("after_newline", 1.66, "1.66 after a", 0.005),
+        ),
+        cost="heavy",
+        needs=("preset-shakespeare-char-cpu",),
+        note="Generation: what reading a prompt from a zero state costs the CPU preset's model",
+    ),
+    Figure(
+        "generation-table",
+        ("README",),
+        tuple(
+            f'rnnkit generate runs/preset-shakespeare-char-cpu --prompt "ROMEO:" --max-new-tokens 150 {options}'
+            for options in ("--beam 1", "--beam 5", "--temperature 0.8 --seed 1")
+        ),
+        extract_generation,
+        tuple(V(name, 1, text, 0) for name, text in GENERATED.items()),
+        cost="heavy",
+        needs=("preset-shakespeare-char-cpu",),
+        note="Generation: greedy, beam 5 and sampled text from the CPU preset's model (1 = the documented first "
+        "line is in the output)",
     ),
 )
 BY_NAME = {figure.name: figure for figure in REGISTRY}
@@ -716,12 +1603,16 @@ BY_NAME = {figure.name: figure for figure in REGISTRY}
 
 
 def command_argv(command: str) -> list[str]:
-    """The documented command as an argv for this interpreter: `rnnkit ...` -> python -m rnnkit ..."""
+    """The documented command as an argv for this interpreter: `rnnkit ...` -> python -m rnnkit ...,
+    `torchrun ...` -> python -m torch.distributed.run ..., and `python benchmarks/x.py` (or tests/)
+    names the script in this checkout, since commands run in a scratch directory."""
     argv = shlex.split(command)
     if argv[0] == "rnnkit":
         return [sys.executable, "-m", "rnnkit", *argv[1:]]
+    if argv[0] == "torchrun":
+        return [sys.executable, "-m", "torch.distributed.run", *argv[1:]]
     if argv[0] == "python":
-        return [sys.executable, *argv[1:]]
+        return [sys.executable, *(str(ROOT / arg) if arg.startswith(SCRIPT_FOLDERS) else arg for arg in argv[1:])]
     return argv
 
 
@@ -752,7 +1643,7 @@ def clear_outputs(command: str, work: Path) -> None:
 
 def run_figure(figure: Figure, work: Path, log: Callable[[str], None]) -> dict[str, float]:
     (work / "img").mkdir(parents=True, exist_ok=True)
-    outputs = []
+    outputs, seconds = [], []
     for command in figure.commands:
         clear_outputs(command, work)
         log(f"  $ {command}")
@@ -765,11 +1656,13 @@ def run_figure(figure: Figure, work: Path, log: Callable[[str], None]) -> dict[s
             text=True,
             encoding="utf-8",
         )
-        log(f"    ({time.perf_counter() - started:.1f} s)")
+        seconds.append(time.perf_counter() - started)
+        log(f"    ({seconds[-1]:.1f} s)")
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
             raise CommandFailed(f"{command!r} exited with {done.returncode}: {' / '.join(tail)}")
         outputs.append(done.stdout)
+    (work / WALL_SECONDS).write_text(json.dumps(seconds), encoding="utf-8")
     return figure.extract(work, outputs)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -39,8 +41,81 @@ def test_registry_is_well_formed():
     for figure in reproduce.REGISTRY:
         assert figure.cost in reproduce.COSTS
         assert all(need in reproduce.BY_NAME for need in figure.needs)
-        assert all(command.split()[0] in ("rnnkit", "python") for command in figure.commands)
+        assert all(command.split()[0] in ("rnnkit", "python", "torchrun") for command in figure.commands)
         assert all((reproduce.DOCS / "img" / target).exists() for target in figure.images.values())
+
+
+def test_every_command_names_an_existing_cli_command_or_script():
+    """`rnnkit X` (or `torchrun ... -m rnnkit X`) names a subcommand of the CLI, and `python PATH` a file of this
+    checkout; the argv that runs it uses this interpreter and that file."""
+    from rnnkit.cli import build_parser
+
+    subcommands = set(build_parser().commands)
+    wrong = []
+    for figure in reproduce.REGISTRY:
+        for command in figure.commands:
+            argv = shlex.split(command)
+            if argv[0] == "torchrun":
+                argv = argv[argv.index("rnnkit") :]
+            if argv[0] == "rnnkit" and argv[1] not in subcommands:
+                wrong.append(f"{figure.name}: {command}")
+            scripts = [arg for arg in argv[1:] if arg.startswith(reproduce.SCRIPT_FOLDERS)]
+            if argv[0] == "python" and not all((reproduce.ROOT / script).is_file() for script in scripts):
+                wrong.append(f"{figure.name}: {command}")
+            runnable = reproduce.command_argv(command)
+            assert runnable[0] == sys.executable
+            assert all(not arg.startswith(reproduce.SCRIPT_FOLDERS) for arg in runnable)
+    assert wrong == []
+
+
+def test_every_python_command_is_a_script_or_a_module():
+    commands = [c for figure in reproduce.REGISTRY for c in figure.commands if c.startswith("python ")]
+    assert commands, "the registry has benchmark entries"
+    for command in commands:
+        first = shlex.split(command)[1]
+        assert first in ("-m", "-c") or first.startswith(reproduce.SCRIPT_FOLDERS), command
+
+
+def test_number_reads_a_figure_from_text_and_says_when_it_is_missing():
+    assert reproduce.number(r"\(([\d,]+) bytes\)", "as step.onnx (982,728 bytes)") == 982728
+    with pytest.raises(ValueError, match="no match"):
+        reproduce.number(r"ppl ([\d.]+)", "nothing here")
+
+
+def test_train_summary_reads_the_lines_train_prints():
+    stdout = (
+        "trained 200 steps in 31.2 s (13,144 tokens/s on average) on cpu\n"
+        "val loss 0.0213 nats/token, ppl 1.02, bpc 0.0308 (best val loss 0.0213)\n"
+    )
+    assert reproduce.train_summary(stdout) == {
+        "steps": 200,
+        "seconds": 31.2,
+        "tokens_per_s": 13144,
+        "val_loss": 0.0213,
+        "val_ppl": 1.02,
+        "val_bpc": 0.0308,
+    }
+
+
+def test_threads_ratios_pair_the_rounds():
+    rows = [
+        {"threads": 1, "tokens_per_s": 3000},
+        {"threads": 2, "tokens_per_s": 6000},
+        {"threads": 2, "tokens_per_s": 5000},
+        {"threads": 1, "tokens_per_s": 2500},
+    ]
+    values = reproduce.extract_threads(Path("."), ["\n".join(json.dumps(row) for row in rows)])
+    assert values["threads1.round1"] == 2500 and values["threads2.round0"] == 6000
+    assert values["one_over_two.min"] == 0.5 and values["two_over_one.max"] == 2.0
+
+
+def test_wall_seconds_of_each_command_are_recorded(tmp_path):
+    figure = reproduce.Figure(
+        "echo", ("README",), ('python -c "print(1)"', 'python -c "print(2)"'), lambda work, out: {}, (), cost="tiny"
+    )
+    reproduce.run_figure(figure, tmp_path, log=lambda line: None)
+    seconds = reproduce.wall_seconds(tmp_path)
+    assert len(seconds) == 2 and all(s > 0 for s in seconds)
 
 
 def test_tolerances_accept_the_documented_value_and_reject_a_different_one():
