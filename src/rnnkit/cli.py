@@ -1662,7 +1662,9 @@ def _add_serve(sub: argparse.ArgumentParser) -> None:
         help=f"address to listen on (default {DEFAULT_HOST}: this machine only; 0.0.0.0: every "
         "interface, with a warning: there is no authentication)",
     )
-    sub.add_argument("--port", type=int, default=defaults.port, metavar="INT", help=f"(default {defaults.port})")
+    sub.add_argument(
+        "--port", type=int, default=defaults.port, metavar="INT", help=f"port to listen on (default {defaults.port})"
+    )
     sub.add_argument(
         "--workers",
         type=int,
@@ -1765,6 +1767,11 @@ EPILOGS = {
   rnnkit generate runs/quick --prompt "The Time Traveller" --temperature 0.8 --seed 1
   rnnkit generate runs/quick --prompt-file opening.txt --greedy --max-new-tokens 100
   rnnkit generate runs/quick --prompt "ROMEO:" --top-p 0.95 --json
+""",
+    "serve": """examples:
+  rnnkit serve runs/quick                        # then open http://127.0.0.1:8000/
+  rnnkit serve runs/lstm runs/ngram5 --port 8080  # two models, side by side on the page
+  curl -s localhost:8000/v1/generate -H 'content-type: application/json' -d '{"prompt": "The", "seed": 1}'
 """,
 }
 

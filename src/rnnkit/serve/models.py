@@ -34,7 +34,7 @@ class ServeOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
             raise ConfigError(f"--host must be a host name or address, got {self.host!r}")
-        check_int("--port", self.port, 0, 65535)
+        check_int("--port", self.port, 1, 65535)
         check_int("--workers", self.workers, 1, 64)
         for name in (
             "max_prompt_chars",
