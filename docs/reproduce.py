@@ -44,6 +44,7 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 PAGES = {"README": ROOT / "README.md", "concepts": DOCS / "concepts.md"}
 WALL_SECONDS = "wall_seconds.json"  # run_figure writes each command's wall-clock seconds here
+USAGE = "usage.json"  # ... and each command's CPU seconds and peak memory (where the OS reports them)
 SCRIPT_FOLDERS = ("benchmarks/", "tests/")  # `python benchmarks/x.py`: a path in this checkout
 COSTS = ("tiny", "cheap", "heavy")  # tiny: seconds; cheap: up to a few minutes; heavy: longer
 
@@ -328,6 +329,11 @@ def json_lines(stdout: str) -> list[Any]:
 def wall_seconds(work: Path) -> list[float]:
     """Wall-clock seconds of each command of the entry that ran last in `work` (see run_figure)."""
     return read_json(work / WALL_SECONDS)
+
+
+def usage(work: Path) -> list[dict[str, float]]:
+    """CPU seconds and peak memory of each command of the entry that ran last in `work` (see run_command)."""
+    return read_json(work / USAGE)
 
 
 def contains(text: str, output: str) -> float:
@@ -1599,6 +1605,82 @@ REGISTRY: tuple[Figure, ...] = (
 BY_NAME = {figure.name: figure for figure in REGISTRY}
 
 
+@dataclass(frozen=True)
+class NotReproduced:
+    """A figure on the pages that no command of this checkout produces, and why (`--list` prints them)."""
+
+    text: str  # the figure exactly as the page writes it (a fast test checks that it is there)
+    page: str  # key of PAGES
+    reason: str
+
+
+OLD_CODE = "measured on code this checkout no longer has: "
+NOT_REPRODUCED: tuple[NotReproduced, ...] = (
+    NotReproduced(
+        "260 steps 2.081",
+        "README",
+        "one run of the search for the default configuration (a 2x512 LSTM without dropout); its other options "
+        "(sequence length, learning rate) were not written down",
+    ),
+    NotReproduced(
+        "1.21x the time of `import torch`",
+        "README",
+        OLD_CODE + "generate on the torch path, the parent commit of the NumPy engine's start-up change",
+    ),
+    NotReproduced("2.64x in a 10-round run", "README", OLD_CODE + "the same comparison, a second run"),
+    NotReproduced(
+        "0.54 / 0.31 ms",
+        "README",
+        OLD_CODE + "the NumPy LSTM before it stopped copying a scaled W_hh at every call (2x256 model)",
+    ),
+    NotReproduced("2.41 / 2.27 ms", "README", OLD_CODE + "the same, 2x512 model"),
+    NotReproduced(
+        "3.12 s wall (median ratio 0.46)",
+        "README",
+        OLD_CODE + "rnnkit prepare at commit 39a399c (this version's side is the prepare-commands entry)",
+    ),
+    NotReproduced("1.72 s (0.75)", "README", OLD_CODE + "rnnkit prepare at commit 39a399c, char tokenizer"),
+    NotReproduced("was 1.36 MB/s", "README", OLD_CODE + "BPE encoding before its rewrite"),
+    NotReproduced(
+        "39.1-51.9 and 34.4-35.8", "README", OLD_CODE + "prepare_speed.py's earlier runs on older code of that session"
+    ),
+    NotReproduced(
+        "585 tokens/s for minGRU against 672",
+        "README",
+        OLD_CODE + "CPU training through the parallel log-space scan, since replaced by the loop (the scan runs "
+        "on CUDA only)",
+    ),
+    NotReproduced("585 tokens/s against the GRU's 672", "concepts", OLD_CODE + "the same CPU scan run"),
+    NotReproduced(
+        "the loop took 0.24-0.31 s",
+        "README",
+        "the loop and the scan timed on tensors directly; no command or script was recorded, and the CPU path "
+        "no longer runs the scan",
+    ),
+    NotReproduced("the scan 1.2-1.4 s", "README", "the same timing of the scan on tensors"),
+    NotReproduced(
+        "has 2.0199 there",
+        "README",
+        "the source model without the added rows, scored through the API: no command prints it (evaluate "
+        "refuses the new text's characters; train --init-from records 2.0233, the grown model's loss)",
+    ),
+    NotReproduced(
+        "went on with `w' the sentence,`",
+        "README",
+        "generate always reads a newline before a prompt that lacks one, so no command reads a prompt from a "
+        "zero state; the text came from the API",
+    ),
+    NotReproduced(
+        "12 alternating rounds gave rnnkit/plain = 1.02",
+        "README",
+        "thread CPU time with one thread: no command or script of the checkout measures it",
+    ),
+    NotReproduced(
+        "0.86 and 0.99", "README", "single steps while other jobs shared the cores: the load cannot be recreated"
+    ),
+)
+
+
 # ---- running ----------------------------------------------------------------------------------
 
 
@@ -1641,28 +1723,56 @@ def clear_outputs(command: str, work: Path) -> None:
             target.unlink()
 
 
+# Runs a command as its child and writes [exit status, user s, system s, peak RSS] to argv[1]. A small
+# process in between, because Linux keeps a process's peak memory across exec: a command forked straight
+# from this one would report at least this process's memory.
+MEASURE = (
+    "import json, os, subprocess, sys\n"
+    "child = subprocess.Popen(sys.argv[2:])\n"
+    "_, status, use = os.wait4(child.pid, 0)\n"
+    "record = [os.waitstatus_to_exitcode(status), use.ru_utime, use.ru_stime, use.ru_maxrss]\n"
+    "open(sys.argv[1], 'w').write(json.dumps(record))\n"
+)
+
+
+def run_command(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str, str, dict[str, float]]:
+    """Run one command; (exit status, stdout, stderr, usage). Usage is the command's (and its waited-for
+    children's) user and system CPU seconds and peak resident memory, what `/usr/bin/time -v` reports;
+    empty where the OS lacks os.wait4."""
+    with tempfile.TemporaryDirectory(prefix="rnnkit-command-") as scratch:
+        record = Path(scratch) / "usage.json"
+        measured = hasattr(os, "wait4")
+        full = [sys.executable, "-c", MEASURE, str(record), *argv] if measured else argv
+        with open(Path(scratch) / "out", "w+b") as out, open(Path(scratch) / "err", "w+b") as err:
+            returncode = subprocess.run(full, cwd=cwd, env=env, stdout=out, stderr=err).returncode
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read().decode("utf-8"), err.read().decode("utf-8", "replace")
+        if not measured or not record.exists():
+            return returncode, stdout, stderr, {}
+        returncode, user, system, peak = read_json(record)
+        # ru_maxrss is in KiB on Linux and in bytes on macOS
+        peak_bytes = peak * (1 if sys.platform == "darwin" else 1024)
+        return returncode, stdout, stderr, {"user_s": user, "system_s": system, "peak_rss_bytes": peak_bytes}
+
+
 def run_figure(figure: Figure, work: Path, log: Callable[[str], None]) -> dict[str, float]:
     (work / "img").mkdir(parents=True, exist_ok=True)
-    outputs, seconds = [], []
+    outputs, seconds, usages = [], [], []
     for command in figure.commands:
         clear_outputs(command, work)
         log(f"  $ {command}")
         started = time.perf_counter()
-        done = subprocess.run(
-            command_argv(command),
-            cwd=work,
-            env=environment(figure.threads),
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-        )
+        returncode, stdout, stderr, usage = run_command(command_argv(command), work, environment(figure.threads))
         seconds.append(time.perf_counter() - started)
+        usages.append(usage)
         log(f"    ({seconds[-1]:.1f} s)")
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            raise CommandFailed(f"{command!r} exited with {done.returncode}: {' / '.join(tail)}")
-        outputs.append(done.stdout)
+        if returncode != 0:
+            tail = (stderr or stdout).strip().splitlines()[-3:]
+            raise CommandFailed(f"{command!r} exited with {returncode}: {' / '.join(tail)}")
+        outputs.append(stdout)
     (work / WALL_SECONDS).write_text(json.dumps(seconds), encoding="utf-8")
+    (work / USAGE).write_text(json.dumps(usages), encoding="utf-8")
     return figure.extract(work, outputs)
 
 
@@ -1767,6 +1877,9 @@ def list_entries() -> None:
             f"({timed} timed){needs}{images}"
         )
         print(f"{'':<28} {figure.note}")
+    print(f"\nNot reproduced ({len(NOT_REPRODUCED)} figures no command of this checkout produces):")
+    for item in NOT_REPRODUCED:
+        print(f"  {item.text!r} ({item.page}): {item.reason}")
 
 
 def main(argv: list[str] | None = None) -> int:
