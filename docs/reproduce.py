@@ -608,6 +608,132 @@ def extract_shakespeare_400(work: Path, out: list[str]) -> dict[str, float]:
     return {"val_loss": result["val_loss"], "seconds": result["seconds"], "steps": float(result["steps"])}
 
 
+def extract_d2l_data(work: Path, out: list[str]) -> dict[str, float]:
+    sizes = last_json(out[0])["sizes"]
+    return {
+        "vocab_size": float(find_key(read_json(work / "runs/d2l-data/config.json"), "vocab_size")),
+        "train_chars": float(sizes["train"]),
+        "val_chars": float(sizes["val"]),
+    }
+
+
+# ---- rnnkit inspect -------------------------------------------------------------------------
+
+
+def inspect_findings(document: dict[str, Any]) -> dict[str, float]:
+    """What the README's inspect section reads from one inspect.json: the best unit of each feature (as
+    `FEATURE.best=UNIT` = 1), its r on both halves, the fresh model's held-out r, every listed unit's held-out
+    r, and gate saturation as counts of units saturated more than half the time."""
+    values: dict[str, float] = {
+        "tokens": float(document["tokens"]),
+        "characters": float(document["characters"]),
+        "mean_nll_nats": document["mean_nll_nats"],
+        "mean_surprisal_bits": document["mean_surprisal_bits"],
+        "seconds": document["seconds"],
+        "streams": float(document["streams"]),
+    }
+    if document.get("fresh_seconds") is not None:
+        values["fresh_seconds"] = document["fresh_seconds"]
+    for row in document["features"]:
+        name, best, fresh = row["feature"], row["best"], row.get("fresh_best")
+        if best is not None:
+            values[f"{name}.best={best['unit']}"] = 1.0
+            values[f"{name}.r_discovery"] = best["r_discovery"]
+            values[f"{name}.r_heldout"] = best["r_heldout"]
+        if fresh is not None:
+            values[f"{name}.fresh_r_heldout"] = fresh["r_heldout"]
+        for unit in row["top_units"]:
+            values[f"{name}.{unit['unit']}.r_heldout"] = unit["r_heldout"]
+    for layer, gates in document["saturation"]["trained"].items():
+        for gate, fractions in gates.items():
+            for side in ("left", "right"):
+                values[f"{layer}.{gate}.mostly_{side}"] = float(sum(f > 0.5 for f in fractions[side]))
+    fresh_fractions = [
+        f for gates in document["saturation"]["fresh"].values() for sides in gates.values() for f in sides.values()
+    ]
+    values["fresh_saturated_max"] = max((max(f) for f in fresh_fractions), default=float("nan"))
+    return values
+
+
+def extract_inspect(run: str) -> Callable[[Path, list[str]], dict[str, float]]:
+    def extract(work: Path, _out: list[str]) -> dict[str, float]:
+        return inspect_findings(read_json(work / run / "inspect.json"))
+
+    return extract
+
+
+def extract_inspect_streams(work: Path, out: list[str]) -> dict[str, float]:
+    """One stream against 8 on the same 30,000 tokens: how far the per-token values of the two runs differ."""
+    import numpy as np
+
+    one, eight = (work / "runs/inspect-1stream", work / "runs/inspect-8streams")
+    documents = [last_json(stdout) for stdout in out]
+    values = {"one.seconds": documents[0]["seconds"], "eight.seconds": documents[1]["seconds"]}
+    values.update(
+        {"one.mean_nll_nats": documents[0]["mean_nll_nats"], "eight.mean_nll_nats": documents[1]["mean_nll_nats"]}
+    )
+    surprisal = [np.load(run / "tokens/surprisal_bits.npy") for run in (one, eight)]
+    values["max_surprisal_difference_bits"] = float(np.abs(surprisal[0] - surprisal[1]).max())
+    same = all(
+        a["best"] == b["best"] and a.get("fresh_best") == b.get("fresh_best")
+        for a, b in zip(documents[0]["features"], documents[1]["features"], strict=True)
+    )
+    values["features_identical"] = float(same)
+    for signal in ("h", "c"):
+        differences = np.concatenate(
+            [
+                np.abs(np.load(path, mmap_mode="r") - np.load(eight / "activations" / path.name, mmap_mode="r")).ravel()
+                for path in sorted((one / "activations").glob(f"layer*_{signal}.npy"))
+            ]
+        )
+        values[f"{signal}.max_difference"] = float(differences.max())
+        values[f"{signal}.percent_below_2e-5"] = 100 * float((differences < 2e-5).mean())
+    return values
+
+
+# the README's Python text: "the first 80 files of the standard library, in name order (__future__.py ..
+# mailbox.py)", built from the running Python's standard library. Its byte count (2,256,456 with the
+# Python 3.11.7 it was measured on) tells whether this Python's files are the same text.
+PYTHON_STDLIB = (
+    "python -c \"import pathlib, sysconfig; files = sorted(pathlib.Path(sysconfig.get_paths()['stdlib']).glob('*.py'))"
+    "[:80]; open('python_stdlib.txt', 'wb').write(b''.join(f.read_bytes() for f in files)); "
+    'print(files[0].name, files[-1].name, len(files))"'
+)
+
+
+def extract_python_model(work: Path, out: list[str]) -> dict[str, float]:
+    first, last, count = out[0].split()
+    trained = last_json(out[1])
+    return {
+        "bytes": float((work / "python_stdlib.txt").stat().st_size),
+        "megabytes": (work / "python_stdlib.txt").stat().st_size / 1e6,
+        "files_as_documented": float((first, last, int(count)) == ("__future__.py", "mailbox.py", 80)),
+        "val_loss": trained["val_loss"],
+        "steps": float(trained["steps"]),
+        "seconds": trained["seconds"],
+        **inspect_findings(read_json(work / "runs/inspect-python/inspect.json")),
+    }
+
+
+def extract_inspect_1mb(work: Path, out: list[str]) -> dict[str, float]:
+    big, small = last_json(out[3]), last_json(out[5])
+    use = usage(work)
+    written = sorted((work / "runs/inspect-1mb/activations").glob("layer1_*.npy"))
+    return {
+        "characters": float(big["characters"]),
+        "streams": float(big["streams"]),
+        "seconds": big["seconds"],
+        "fresh_seconds": big["fresh_seconds"],
+        "user_s": use[3].get("user_s", float("nan")),
+        "system_s": use[3].get("system_s", float("nan")),
+        "peak_gb": use[3].get("peak_rss_bytes", float("nan")) / 1e9,
+        "small.streams": float(small["streams"]),
+        "small.peak_gb": use[5].get("peak_rss_bytes", float("nan")) / 1e9,
+        "files": float(len(written)),
+        "file_gb": max(path.stat().st_size for path in written) / 1e9,
+    }
+
+
 # ---- the registry -------------------------------------------------------------------------
 
 V = Value
@@ -625,6 +751,28 @@ CLIP = (
     "--quiet"
 )
 DEFAULT_TRAIN = "rnnkit train --out runs/default --quiet --json"
+
+R = 0.001  # a correlation as the page writes it (3 decimals) against inspect.json's 4
+
+
+def r_value(text: str) -> float:
+    return float(text.replace("\u2212", "-"))
+
+
+# the README's table of the Python model: feature, best unit, r first half, r held out, fresh model held out
+PYTHON_FINDINGS = (
+    ("line_position", "layer 0 c[103]", "+0.689", "+0.721", "−0.404"),
+    ("inside_brackets", "layer 1 c[166]", "−0.657", "−0.523", "+0.229"),
+    ("bracket_depth", "layer 1 c[166]", "−0.598", "−0.453", "+0.219"),
+    ("inside_quotes", "layer 0 c[217]", "+0.434", "+0.576", "+0.210"),
+    ("indent", "layer 1 c[78]", "+0.475", "+0.480", "−0.185"),
+    ("uppercase", "layer 1 o[102]", "−0.673", "−0.655", "−0.272"),
+    ("digit", "layer 1 i[232]", "+0.583", "+0.404", "−0.296"),
+    ("inside_single_quotes", "layer 1 f[44]", "+0.636", "+0.371", "+0.333"),
+    ("after_newline", "layer 1 f[130]", "−0.499", "−0.475", "−0.347"),
+    ("inside_word", "layer 0 o[245]", "+0.871", "+0.905", "+0.768"),
+    ("to_line_end", "layer 0 c[88]", "−0.382", "−0.395", "−0.388"),
+)
 
 REGISTRY: tuple[Figure, ...] = (
     Figure(
@@ -1600,6 +1748,153 @@ REGISTRY: tuple[Figure, ...] = (
         needs=("preset-shakespeare-char-cpu",),
         note="Generation: greedy, beam 5 and sampled text from the CPU preset's model (1 = the documented first "
         "line is in the output)",
+    ),
+    Figure(
+        "d2l-data",
+        ("README",),
+        ("rnnkit train --preset d2l-rnn --steps 1 --sample-tokens 0 --out runs/d2l-data --quiet --json",),
+        extract_d2l_data,
+        (
+            V("vocab_size", 27, "27 symbols here", 0),
+            V("train_chars", 10027, "10,027", 0),
+            V("val_chars", 5019, "5,019", 0),
+        ),
+        cost="tiny",
+        note="The d2l recipe: the presets' data (one step of d2l-rnn prints its split sizes and vocabulary)",
+    ),
+    Figure(
+        "inspect-streams",
+        ("README",),
+        tuple(
+            f"rnnkit inspect runs/shakespeare --data tinyshakespeare --max-tokens 30000 --streams {streams} "
+            f"--out runs/inspect-{name} --quiet --json"
+            for streams, name in ((1, "1stream"), (8, "8streams"))
+        ),
+        extract_inspect_streams,
+        (
+            V("one.mean_nll_nats", 1.78907, "(1.78907 nats)", 0.000005),
+            V("eight.mean_nll_nats", 1.78907, "(1.78907 nats)", 0.000005),
+            V("max_surprisal_difference_bits", 0.0002, "0.0002 bits", 0.0001),
+            V("features_identical", 1, "identical for every", 0),
+            V("h.max_difference", 0.0008, "0.0008 in h", 0.0002),
+            V("c.percent_below_2e-5", 99.9, "99.9% of values", 0.05),
+            V("c.max_difference", 1.56, "difference, 1.56", 0.05, True),
+            V("eight.seconds", 13.3, "13.3 s", TIMED),
+            V("one.seconds", 43.4, "43.4 s", TIMED),
+        ),
+        cost="heavy",
+        needs=("shakespeare-400",),
+        threads=None,
+        note="Inside a trained network: 8 streams against one on the first 30,000 validation characters",
+    ),
+    Figure(
+        "inspect-shakespeare",
+        ("README", "concepts"),
+        ("rnnkit inspect runs/shakespeare --data tinyshakespeare --out runs/inspect-shakespeare --quiet --json",),
+        extract_inspect("runs/inspect-shakespeare"),
+        (
+            V("characters", 111539, "111,539", 0),
+            V("mean_nll_nats", 1.7955, "1.7955 nats"),
+            V("mean_surprisal_bits", 2.590, "(2.590 bits)"),
+            V("line_position.best=layer 0 c[146]", 1, "c[146]", 0),
+            V("line_position.r_discovery", -0.886, "\u22120.886", R),
+            V("line_position.r_heldout", -0.890, "\u22120.890", R),
+            V("line_position.fresh_r_heldout", -0.350, "\u22120.350", R),
+            V("to_line_end.layer 0 c[146].r_heldout", 0.562, "+0.562", R),
+            V("inside_single_quotes.r_heldout", 0.200, "+0.200", R),
+            V("inside_single_quotes.fresh_r_heldout", -0.180, "\u22120.180", R),
+            V("uppercase.r_heldout", -0.815, "(\u22120.815 held out", R),
+            V("uppercase.fresh_r_heldout", -0.549, "\u22120.549)", R),
+            V("inside_word.r_heldout", 0.815, "(+0.815, fresh", R),
+            V("inside_word.fresh_r_heldout", 0.686, "+0.686", R),
+            V("after_newline.r_heldout", 0.656, "+0.656", R),
+            V("after_newline.fresh_r_heldout", 0.456, "+0.456", R),
+            V("layer1.i.mostly_right", 177, "177 of 256 input-gate units", 0),
+            V("layer1.f.mostly_right", 148, "148 forget-gate units", 0),
+            V("layer0.f.mostly_right", 21, "21 units mostly right-saturated", 0),
+            V("layer0.f.mostly_left", 24, "and 24 mostly", 0),
+            V("fresh_saturated_max", 0, "ever went below 0.1 or above 0.9", 0),
+        ),
+        cost="heavy",
+        needs=("shakespeare-400",),
+        threads=None,
+        note="What it found on two char models: Tiny Shakespeare (README and concepts section 16; 'mostly' = "
+        "saturated more than half the time)",
+    ),
+    Figure(
+        "inspect-python",
+        ("README", "concepts"),
+        (
+            PYTHON_STDLIB,
+            "rnnkit train --preset shakespeare-char-cpu --data python_stdlib.txt --steps 400 --max-seconds 1200 "
+            "--eval-max-tokens 30000 --out runs/python --quiet --json",
+            "rnnkit inspect runs/python --data python_stdlib.txt --out runs/inspect-python --show-from 156299 "
+            "--quiet --json",
+        ),
+        extract_python_model,
+        (
+            V("bytes", 2256456, "2,256,456 bytes", 0),
+            V("megabytes", 2.26, "2.26 MB", 0.005),
+            V("files_as_documented", 1, "(__future__.py .. mailbox.py)", 0),
+            V("val_loss", 1.6319, "1.6319 nats/char"),
+            V("steps", 400, "400 steps", 0),
+            V("characters", 225645, "225,645", 0),
+            V("mean_nll_nats", 1.7213, "1.7213 nats"),
+            V("mean_surprisal_bits", 2.483, "(2.483 bits)"),
+            *(
+                value
+                for feature, unit, first, held, fresh in PYTHON_FINDINGS
+                for value in (
+                    V(f"{feature}.best={unit}", 1, unit, 0),
+                    V(f"{feature}.r_discovery", r_value(first), first, R),
+                    V(f"{feature}.r_heldout", r_value(held), held, R),
+                    V(f"{feature}.fresh_r_heldout", r_value(fresh), fresh, R),
+                )
+            ),
+            V("layer1.i.mostly_right", 151, "on Python, 151 and 110", 0),
+            V("layer1.f.mostly_right", 110, "on Python, 151 and 110", 0),
+            V("seconds", 1161, "1,161 s", TIMED),
+        ),
+        cost="heavy",
+        threads=None,
+        note="What it found on two char models: the Python model (its text is built from this Python's standard "
+        "library; the byte count says whether it is the same text)",
+    ),
+    Figure(
+        "inspect-1mb",
+        ("README",),
+        (
+            PYTHON_STDLIB,
+            "python -c \"open('python_1mb.txt', 'w', encoding='utf-8').write(open('python_stdlib.txt', "
+            "encoding='utf-8').read(1_000_000))\"",
+            "rnnkit train --data python_stdlib.txt --layers 2 --hidden 512 --embed 64 --steps 1 --lr 1e-9 "
+            "--sample-tokens 0 --out runs/lstm-2x512-untrained --quiet",
+            "rnnkit inspect runs/lstm-2x512-untrained --file python_1mb.txt --layer 1 --dtype float16 "
+            "--out runs/inspect-1mb --quiet --json",
+            "python -c \"open('python_100k.txt', 'w', encoding='utf-8').write(open('python_stdlib.txt', "
+            "encoding='utf-8').read(100_000))\"",
+            "rnnkit inspect runs/lstm-2x512-untrained --file python_100k.txt --layer 1 --dtype float16 --streams 128 "
+            "--out runs/inspect-100k --quiet --json",
+        ),
+        extract_inspect_1mb,
+        (
+            V("characters", 1000000, "1,000,000 characters", 0),
+            V("files", 5, "5 files of 1.02 GB", 0),
+            V("file_gb", 1.02, "5 files of 1.02 GB", 0.005),
+            V("streams", 128, "in 128 streams", 0),
+            V("small.streams", 128, "also in 128 streams", 0),
+            # memory depends on the allocator and the libraries' versions, not on the machine's load
+            V("peak_gb", 1.44, "1.44 GB", 0.1, True),
+            V("small.peak_gb", 1.36, "peaked at 1.36", 0.1, True),
+            V("seconds", 711, "711 s wall clock", TIMED),
+            V("fresh_seconds", 56, "another 56 s", TIMED),
+            V("user_s", 205, "205 s of user CPU time", TIMED),
+            V("system_s", 10, "10 s of system time", TIMED),
+        ),
+        cost="heavy",
+        threads=None,
+        note="Speed and memory on 1 MB: an untrained 2x512 LSTM (one step at lr 1e-9: train needs a step) "
+        "records layer 1 in float16 (CPU time and peak memory as /usr/bin/time -v reports them)",
     ),
 )
 BY_NAME = {figure.name: figure for figure in REGISTRY}
