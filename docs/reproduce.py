@@ -273,10 +273,19 @@ def extract_cloze(_work: Path, out: list[str]) -> dict[str, float]:
 def extract_compare(run: str) -> Callable[[Path, list[str]], dict[str, float]]:
     def extract(work: Path, _out: list[str]) -> dict[str, float]:
         values: dict[str, float] = {}
-        for row in read_json(work / run / "compare.json"):
+        rows = read_json(work / run / "compare.json")
+        for row in rows:
             for key in ("parameters", "train_seconds", "val_loss", "val_ppl", "val_bpc", "test_bpc", "steps"):
                 if row.get(key) is not None:
                     values[f"{row['model']}.{key}"] = float(row[key])
+        trigram = values.get("ngram:3.val_loss")
+        for row in rows:
+            if trigram is None or row.get("steps") is None or not row.get("checkpoint"):
+                continue
+            curve = evaluations(work, str(Path(row["checkpoint"]).parent))
+            beaten = [r["elapsed_s"] for r in curve if r["val_loss"] < trigram]
+            if beaten:
+                values[f"{row['model']}.seconds_to_beat_ngram:3"] = beaten[0]
         return values
 
     return extract
@@ -379,6 +388,15 @@ def extract_finetune(work: Path, out: list[str]) -> dict[str, float]:
         "before": find_key(read_json(work / "runs/tm-finetuned/config.json"), "new_val_loss_before"),
         "finetuned": train_summary(out[1])["val_loss"],
         "scratch": train_summary(out[2])["val_loss"],
+    }
+
+
+def extract_score_speed(_work: Path, out: list[str]) -> dict[str, float]:
+    pattern = r"score / evaluate time: ([\d.]+) \(best of each\), ([\d.]+) \(median"
+    return {
+        f"{engine}.{which}": number(pattern, stdout, group)
+        for engine, stdout in zip(("numpy", "torch"), out[1:], strict=True)
+        for which, group in (("best", 1), ("median", 2))
     }
 
 
@@ -1123,6 +1141,20 @@ REGISTRY: tuple[Figure, ...] = (
             V("lstm.val_loss", 1.5972, "1.5972", TIMED),
             V("rnn.test_bpc", 2.1906, "2.1906", TIMED),
             V("hmm:32.train_seconds", 18.2, "18.2", TIMED),
+            V("ngram:3.val_ppl", 6.54, "| 6.54 |", 0.005),
+            V("ngram:5.val_ppl", 4.08, "| 4.08 |", 0.005),
+            V("hmm:32.val_ppl", 12.55, "| 12.55 |", 0.005),
+            V("ngram:3.train_seconds", 0.1, "| ngram:3 | 6,561 | 0.1 |", TIMED),
+            V("ngram:5.train_seconds", 0.1, "fitted in 0.1 s", TIMED),
+            V("rnn.train_seconds", 60.2, "| 60.2 |", TIMED),
+            V("gru.train_seconds", 60.4, "| 60.4 |", TIMED),
+            V("lstm.train_seconds", 60.1, "| 60.1 |", TIMED),
+            V("rnn.val_ppl", 4.27, "| 4.27 |", TIMED),
+            V("gru.val_ppl", 4.29, "| 4.29 |", TIMED),
+            V("lstm.val_ppl", 4.94, "| 4.94 |", TIMED),
+            V("gru.test_bpc", 2.1929, "2.1929", TIMED),
+            V("lstm.test_bpc", 2.4053, "2.4053", TIMED),
+            V("rnn.seconds_to_beat_ngram:3", 6, "after about 6 s", TIMED),
         ),
         cost="heavy",
         threads=None,
@@ -1146,6 +1178,7 @@ REGISTRY: tuple[Figure, ...] = (
             V("ngram:5.val_loss", 1.4055, "1.4055"),
             V("hmm:32.val_loss", 2.5296, "2.5296"),
             V("hmm:32.train_seconds", 21.8, "fitted in 21.8 s", TIMED),
+            V("ngram:5.train_seconds", 0.1, "each fitted in 0.1 s", TIMED),
         ),
         cost="heavy",
         images={"runs/compare/compare.png": "compare.png"},
@@ -1384,6 +1417,12 @@ REGISTRY: tuple[Figure, ...] = (
             V("gru.steps", 541, "541", TIMED),
             V("mingru.steps", 2380, "2,380", TIMED),
             V("minlstm.steps", 1649, "1,649", TIMED),
+            V("gru.val_loss", 1.6722, "1.6722", TIMED),
+            V("mingru.val_loss", 1.8481, "1.8481", TIMED),
+            V("minlstm.val_loss", 1.8505, "1.8505", TIMED),
+            V("gru.test_bpc", 2.5196, "2.5196", TIMED),
+            V("mingru.test_bpc", 2.8060, "2.8060", TIMED),
+            V("minlstm.test_bpc", 2.7719, "2.7719", TIMED),
         ),
         cost="heavy",
         threads=None,
@@ -1411,6 +1450,14 @@ REGISTRY: tuple[Figure, ...] = (
             V("mlp:8.steps", 1783, "1,783", TIMED),
             V("rnn.steps", 1543, "1,543", TIMED),
             V("lstm.steps", 1066, "1,066", TIMED),
+            V("ngram:3.train_seconds", 0.0, "(fitted, 0.0 s)", TIMED),
+            V("ngram:5.train_seconds", 0.1, "(fitted, 0.1 s)", TIMED),
+            V("mlp:8.val_loss", 1.5488, "1.5488", TIMED),
+            V("rnn.val_loss", 1.4523, "1.4523", TIMED),
+            V("lstm.val_loss", 1.5331, "1.5331", TIMED),
+            V("mlp:8.test_bpc", 2.3837, "2.3837", TIMED),
+            V("rnn.test_bpc", 2.1889, "2.1889", TIMED),
+            V("lstm.test_bpc", 2.3086, "2.3086", TIMED),
         ),
         cost="heavy",
         threads=None,
@@ -1450,6 +1497,12 @@ REGISTRY: tuple[Figure, ...] = (
             V("busy.one_over_two.max", 11.7, "11.5x to 11.7x", TIMED),
             V("shared.threads1.round0", 5022, "5,022", TIMED),
             V("shared.threads2.round0", 455, "455", TIMED),
+            V("shared.threads1.round1", 2706, "2,706", TIMED),
+            V("shared.threads1.round2", 2853, "2,853", TIMED),
+            V("shared.threads2.round1", 306, "306", TIMED),
+            V("shared.threads2.round2", 209, "209", TIMED),
+            V("busy.threads1.round1", 1697, "1,697", TIMED),
+            V("busy.threads2.round1", 147, "147", TIMED),
             V("busy.threads1.round0", 1501, "1,501", TIMED),
             V("busy.threads2.round0", 128, "128", TIMED),
         ),
@@ -1474,6 +1527,15 @@ REGISTRY: tuple[Figure, ...] = (
             V("char-2x512-lstm.rnnkit.ratio_paired", 0.983, "0.983", TIMED),
             V("char-2x512-lstm.cell-loop.ratio_to_plain", 0.541, "0.541", TIMED),
             V("char-2x512-lstm.numpy.ratio_to_plain", 0.814, "0.814", TIMED),
+            V("char-2x512-lstm.rnnkit.peak_mib", 470, "| 470 |", TIMED),
+            V("char-2x512-lstm.plain.peak_mib", 466, "| 466 |", TIMED),
+            V("char-2x512-lstm.cell-loop.peak_mib", 417, "| 417 |", TIMED),
+            V("char-2x512-lstm.numpy.peak_mib", 487, "| 487 |", TIMED),
+            V("char-2x512-lstm.cell-loop.ratio_paired", 0.577, "0.577", TIMED),
+            V("char-2x512-lstm.numpy.ratio_paired", 0.802, "0.802", TIMED),
+            # "other runs gave": the same command, another run
+            V("char-2x512-lstm.rnnkit.ratio_to_plain", 1.067, "1.067/1.046", TIMED),
+            V("char-2x512-lstm.rnnkit.ratio_paired", 1.046, "1.067/1.046", TIMED),
         ),
         cost="heavy",
         threads=None,
@@ -1583,6 +1645,9 @@ REGISTRY: tuple[Figure, ...] = (
             V("scan.accented e.speedup", 3.6, "(3.6x)", TIMED),
             V("scan.Cyrillic letters.MB/s", 61.7, "Cyrillic 61.7", TIMED),
             V("scan.Cyrillic letters.speedup", 3.5, "(3.5x)", TIMED),
+            V("scan.curly apostrophes.regex MB/s", 9.6, "vs 9.6", TIMED),
+            V("scan.accented e.regex MB/s", 11.6, "vs 11.6", TIMED),
+            V("scan.Cyrillic letters.regex MB/s", 17.7, "vs 17.7", TIMED),
         ),
         threads=None,
         note="More measured figures: prepare's throughput on 33.5 MB and the word scanner against the regex",
@@ -1695,7 +1760,7 @@ REGISTRY: tuple[Figure, ...] = (
         ("README",),
         (
             "python benchmarks/cold_start.py runs/shakespeare --rounds 10",
-            "python benchmarks/cold_start.py runs/default --rounds 0",
+            "python benchmarks/cold_start.py runs/lstm-2x512 --rounds 0",
         ),
         extract_cold_start,
         (
@@ -1716,9 +1781,19 @@ REGISTRY: tuple[Figure, ...] = (
             V("2x256.numpy_flushed_ms", 0.245, "0.245", TIMED),
             V("2x512.numpy_ms", 0.74, "0.52 / 0.74 ms", TIMED),
             V("2x512.torch_ms", 5.4, "4.9-5.9 ms", TIMED),
+            V("2x256.torch_ms", 0.64, "1.1-1.4 / 0.63-0.65 ms", TIMED),
+            V("2x256.numpy_ms", 0.248, "0.248", TIMED),
+            V("2x512.numpy_flushed_ms", 0.85, "0.56 / 0.90 / 0.79 / 1.07", TIMED),
+            V("2x512.numpy_ms", 0.86, "0.45 / 0.91 / 0.81 / 1.18", TIMED),
+            # the first run's column (load about 11): the same command, another run
+            V("python_s", 0.046, "0.046 s", TIMED),
+            V("import_torch_s", 6.790, "6.790 s", TIMED),
+            V("generate_s", 1.071, "1.071 s", TIMED),
+            V("median_ratio", 0.16, "**0.16**", TIMED),
+            V("ratio_of_medians", 0.18, "(0.18)", TIMED),
         ),
         cost="heavy",
-        needs=("shakespeare-400", "default-train"),
+        needs=("shakespeare-400", "default-2x512"),
         note="Start-up on the CPU: generate's cold start against import torch, and NumPy against torch on greedy "
         "tokens (10,000 per model)",
     ),
@@ -1895,6 +1970,48 @@ REGISTRY: tuple[Figure, ...] = (
         threads=None,
         note="Speed and memory on 1 MB: an untrained 2x512 LSTM (one step at lr 1e-9: train needs a step) "
         "records layer 1 in float16 (CPU time and peak memory as /usr/bin/time -v reports them)",
+    ),
+    Figure(
+        "score-speed",
+        ("README",),
+        (
+            "rnnkit train --data timemachine --layers 1 --hidden 64 --steps 200 --dropout 0 --lr 3e-3 "
+            "--sample-tokens 0 --out runs/score-1x64 --quiet",
+            "python benchmarks/score_speed.py runs/score-1x64 --repeats 6 --engine numpy",
+            "python benchmarks/score_speed.py runs/score-1x64 --repeats 6 --engine torch",
+        ),
+        extract_score_speed,
+        (
+            V("numpy.best", 0.94, "0.94x evaluate's time", TIMED),
+            V("numpy.median", 0.98, "0.98x median of pairs", TIMED),
+            V("torch.best", 1.08, "torch engine 1.08x", TIMED),
+            V("torch.median", 1.13, "(1.13x median)", TIMED),
+        ),
+        note="Scoring text: score against evaluate on the same 1,000,000 tokens, one thread",
+    ),
+    Figure(
+        "default-2x512",
+        ("README",),
+        (
+            "rnnkit train --layers 2 --seq-len 128 --steps 400 --out runs/lstm-2x512 --quiet --json",
+            "rnnkit train --layers 2 --seq-len 128 --hidden 384 --steps 340 --out runs/lstm-2x384 --quiet --json",
+        ),
+        lambda work, out: {
+            "2x512.val_bpc": last_json(out[0])["val_bpc"],
+            "2x512.val_loss": last_json(out[0])["val_loss"],
+            "2x512.wall_seconds": wall_seconds(work)[0],
+            "2x384.val_bpc": last_json(out[1])["val_bpc"],
+        },
+        (
+            V("2x512.val_bpc", 1.977, "1.977 but took", 0.002),
+            V("2x512.val_loss", 1.37, "1.37 nats/char", 0.005),
+            V("2x384.val_bpc", 2.252, "340 steps 2.252", 0.002),
+            V("2x512.wall_seconds", 304, "5 min 4 s", TIMED),
+        ),
+        cost="heavy",
+        threads=None,
+        note="the earlier default (2x512 LSTM at 32x128, 400 steps; the 2x512 model of the cold-start figures) "
+        "and a 2x384 given 340 steps, from the search for the default",
     ),
 )
 BY_NAME = {figure.name: figure for figure in REGISTRY}
