@@ -151,6 +151,9 @@ def extract_ngram_orders(work: Path, out: list[str]) -> dict[str, float]:
                 f"ngram{order}.entries": float(result["parameters"]),
             }
         )
+    sizes = last_json(out[0])["sizes"]
+    values.update({f"{split}_tokens": float(sizes[split]) for split in ("train", "val", "test")})
+    values["vocab_size"] = float(find_key(read_json(work / "runs/ngram2/config.json"), "vocab_size"))
     for order, stdout in zip((3, 5), out[3:5], strict=True):
         evaluation = last_json(stdout)
         values[f"ngram{order}.test_bpc"] = evaluation["bpc"]
@@ -400,6 +403,23 @@ def extract_score_speed(_work: Path, out: list[str]) -> dict[str, float]:
     }
 
 
+def extract_score_engines(work: Path, out: list[str]) -> dict[str, float]:
+    seconds = wall_seconds(work)
+    return {
+        "2x256.numpy": seconds[2],
+        "2x256.torch": seconds[3],
+        "2x256.numpy_again": seconds[4],
+        "2x256.torch_again": seconds[5],
+        "2x512.numpy": seconds[6],
+        "2x512.torch": seconds[7],
+        "evaluate.numpy": seconds[8],
+        "evaluate.torch": seconds[9],
+        "evaluate.numpy_again": seconds[10],
+        "evaluate.torch_again": seconds[11],
+        "evaluate.tokens": float(last_json(out[8])["tokens"]),
+    }
+
+
 def extract_score_example(_work: Path, out: list[str]) -> dict[str, float]:
     totals = r"(\d+) tokens, (\d+) chars: ([\d.]+) nats \| ([\d.]+) nats/token \| ([\d.]+) bits/char \| ppl ([\d.]+)"
     return {
@@ -409,7 +429,15 @@ def extract_score_example(_work: Path, out: list[str]) -> dict[str, float]:
         "bits_per_char": number(totals, out[0], 5),
         "ppl": number(totals, out[0], 6),
         "first_logprob": number(r"'I'\s+0-1\s+(-[\d.]+)", out[0]),
+        "rows_as_documented": float(sum(row in out[0].splitlines() for row in documented_score_rows())),
     }
+
+
+def documented_score_rows() -> list[str]:
+    """The per-token rows of the README's `rnnkit score` example, as printed."""
+    page = PAGES["README"].read_text(encoding="utf-8")
+    block = page[page.index("$ rnnkit score runs/tm-finetuned") :].split("```")[0]
+    return [line for line in block.splitlines() if re.match(r"'.'\s+\d+-\d+\s", line)]
 
 
 def export_report(stdout: str, prefix: str) -> dict[str, float]:
@@ -829,6 +857,10 @@ REGISTRY: tuple[Figure, ...] = (
             V("ngram3.test_bpc", 2.8123, "2.8123"),
             V("ngram5.test_bpc", 2.1056, "2.1056"),
             V("ngram5.val_bpc", 2.028, "2.028", 0.0005),
+            V("train_tokens", 160999, "160,999", 0),
+            V("val_tokens", 8947, "8,947", 0),
+            V("test_tokens", 8941, "8,941", 0),
+            V("vocab_size", 69, "69 distinct symbols", 0),
         ),
         cost="tiny",
         note="the n-gram rows of both compare tables, the orders of concepts section 1, and the "
@@ -1013,6 +1045,7 @@ REGISTRY: tuple[Figure, ...] = (
             V("noclip.val_high_after_100", 6.63, "6.63", 0.005),
             V("noclip.grad_norm@260", 3.15e3, "3.15e3", 0.01, True),
             V("noclip.final_val", 6.0299, "6.0299"),
+            V("noclip.final_val", 6.03, "6.03. With", 0.005),
             V("noclip.best_val", 2.6516, "2.6516"),
             V("clip1.max_grad_norm", 1.326, "1.326"),
             V("clip1.final_val", 2.4626, "2.4626"),
@@ -1295,6 +1328,7 @@ REGISTRY: tuple[Figure, ...] = (
             V("bits_per_char", 2.3182, "2.3182 bits/char"),
             V("ppl", 4.987, "ppl 4.987", 0.002),
             V("first_logprob", -2.9047, "-2.9047"),
+            V("rows_as_documented", 13, "13 tokens, 13 chars", 0),
         ),
         cost="tiny",
         needs=("finetune",),
@@ -2013,6 +2047,40 @@ REGISTRY: tuple[Figure, ...] = (
         note="the earlier default (2x512 LSTM at 32x128, 400 steps; the 2x512 model of the cold-start figures) "
         "and a 2x384 given 340 steps, from the search for the default",
     ),
+    Figure(
+        "score-engines",
+        ("README",),
+        (
+            "python -c \"import rnnkit.text.corpora as c; open('shakespeare_100k.txt', 'w', encoding='utf-8')"
+            ".write(c.bundled_text('tinyshakespeare')[:100_000])\"",
+            "python -c \"import rnnkit.text.corpora as c; open('timemachine_100k.txt', 'w', encoding='utf-8')"
+            ".write(c.bundled_text('timemachine')[:100_000])\"",
+            *(
+                f"rnnkit score runs/shakespeare --file shakespeare_100k.txt --engine {engine}"
+                for engine in ("numpy", "torch", "numpy", "torch")
+            ),
+            "rnnkit score runs/lstm-2x512 --file timemachine_100k.txt --engine numpy",
+            "rnnkit score runs/lstm-2x512 --file timemachine_100k.txt --engine torch",
+            *(
+                f"rnnkit evaluate runs/lstm-2x512 --max-tokens 20000 --engine {engine} --json"
+                for engine in ("numpy", "torch", "numpy", "torch")
+            ),
+        ),
+        extract_score_engines,
+        (
+            V("evaluate.tokens", 8944, "8,944-token", 0),
+            V("2x256.numpy", 4.0, "4.0 / 4.4 s on NumPy", TIMED),
+            V("2x256.torch", 3.7, "3.7 / 4.4 s on torch", TIMED),
+            V("2x512.numpy", 10.7, "10.7 s on NumPy", TIMED),
+            V("2x512.torch", 6.5, "6.5 s on torch", TIMED),
+            V("evaluate.numpy", 4.9, "4.9 / 5.1 s", TIMED),
+            V("evaluate.torch", 2.6, "2.6 / 2.5 s", TIMED),
+        ),
+        cost="heavy",
+        needs=("shakespeare-400", "default-2x512"),
+        threads=None,
+        note="Start-up on the CPU: whole score and evaluate commands on each engine (100 kB of each model's corpus)",
+    ),
 )
 BY_NAME = {figure.name: figure for figure in REGISTRY}
 
@@ -2089,6 +2157,28 @@ NOT_REPRODUCED: tuple[NotReproduced, ...] = (
     ),
     NotReproduced(
         "0.86 and 0.99", "README", "single steps while other jobs shared the cores: the load cannot be recreated"
+    ),
+    NotReproduced(
+        "about 4,700 words/s",
+        "README",
+        "150-step trials of the shakespeare-word model with and without its regularisers: their commands were not "
+        "written down",
+    ),
+    NotReproduced("3,200-4,300 with all of them", "README", "the same 150-step trials"),
+    NotReproduced("4,000-4,100 with weight-drop alone", "README", "the same 150-step trials"),
+    NotReproduced(
+        "a trial with a 3,000-step schedule was best",
+        "README",
+        "a trial of timemachine-word whose options were not recorded",
+    ),
+    NotReproduced(
+        "worst seen 3.1e-7",
+        "README",
+        "the worst over every configuration the row names (cells, depths, one-hot, tied); only one of those "
+        "gradcheck commands is written (the gradcheck entry checks its verdict)",
+    ),
+    NotReproduced(
+        "reached 390%", "README", "the bench's spread column in one of the session's runs, not recorded which"
     ),
 )
 
