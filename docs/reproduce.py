@@ -44,6 +44,7 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 PAGES = {"README": ROOT / "README.md", "concepts": DOCS / "concepts.md"}
 WALL_SECONDS = "wall_seconds.json"  # run_figure writes each command's wall-clock seconds here
+USAGE = "usage.json"  # ... and each command's CPU seconds and peak memory (where the OS reports them)
 SCRIPT_FOLDERS = ("benchmarks/", "tests/")  # `python benchmarks/x.py`: a path in this checkout
 COSTS = ("tiny", "cheap", "heavy")  # tiny: seconds; cheap: up to a few minutes; heavy: longer
 
@@ -150,6 +151,9 @@ def extract_ngram_orders(work: Path, out: list[str]) -> dict[str, float]:
                 f"ngram{order}.entries": float(result["parameters"]),
             }
         )
+    sizes = last_json(out[0])["sizes"]
+    values.update({f"{split}_tokens": float(sizes[split]) for split in ("train", "val", "test")})
+    values["vocab_size"] = float(find_key(read_json(work / "runs/ngram2/config.json"), "vocab_size"))
     for order, stdout in zip((3, 5), out[3:5], strict=True):
         evaluation = last_json(stdout)
         values[f"ngram{order}.test_bpc"] = evaluation["bpc"]
@@ -272,10 +276,19 @@ def extract_cloze(_work: Path, out: list[str]) -> dict[str, float]:
 def extract_compare(run: str) -> Callable[[Path, list[str]], dict[str, float]]:
     def extract(work: Path, _out: list[str]) -> dict[str, float]:
         values: dict[str, float] = {}
-        for row in read_json(work / run / "compare.json"):
+        rows = read_json(work / run / "compare.json")
+        for row in rows:
             for key in ("parameters", "train_seconds", "val_loss", "val_ppl", "val_bpc", "test_bpc", "steps"):
                 if row.get(key) is not None:
                     values[f"{row['model']}.{key}"] = float(row[key])
+        trigram = values.get("ngram:3.val_loss")
+        for row in rows:
+            if trigram is None or row.get("steps") is None or not row.get("checkpoint"):
+                continue
+            curve = evaluations(work, str(Path(row["checkpoint"]).parent))
+            beaten = [r["elapsed_s"] for r in curve if r["val_loss"] < trigram]
+            if beaten:
+                values[f"{row['model']}.seconds_to_beat_ngram:3"] = beaten[0]
         return values
 
     return extract
@@ -330,6 +343,11 @@ def wall_seconds(work: Path) -> list[float]:
     return read_json(work / WALL_SECONDS)
 
 
+def usage(work: Path) -> list[dict[str, float]]:
+    """CPU seconds and peak memory of each command of the entry that ran last in `work` (see run_command)."""
+    return read_json(work / USAGE)
+
+
 def contains(text: str, output: str) -> float:
     """1.0 when a documented piece of text (a generated line, a verdict) is in the output, else 0.0."""
     return float(text in output)
@@ -376,6 +394,32 @@ def extract_finetune(work: Path, out: list[str]) -> dict[str, float]:
     }
 
 
+def extract_score_speed(_work: Path, out: list[str]) -> dict[str, float]:
+    pattern = r"score / evaluate time: ([\d.]+) \(best of each\), ([\d.]+) \(median"
+    return {
+        f"{engine}.{which}": number(pattern, stdout, group)
+        for engine, stdout in zip(("numpy", "torch"), out[1:], strict=True)
+        for which, group in (("best", 1), ("median", 2))
+    }
+
+
+def extract_score_engines(work: Path, out: list[str]) -> dict[str, float]:
+    seconds = wall_seconds(work)
+    return {
+        "2x256.numpy": seconds[2],
+        "2x256.torch": seconds[3],
+        "2x256.numpy_again": seconds[4],
+        "2x256.torch_again": seconds[5],
+        "2x512.numpy": seconds[6],
+        "2x512.torch": seconds[7],
+        "evaluate.numpy": seconds[8],
+        "evaluate.torch": seconds[9],
+        "evaluate.numpy_again": seconds[10],
+        "evaluate.torch_again": seconds[11],
+        "evaluate.tokens": float(last_json(out[8])["tokens"]),
+    }
+
+
 def extract_score_example(_work: Path, out: list[str]) -> dict[str, float]:
     totals = r"(\d+) tokens, (\d+) chars: ([\d.]+) nats \| ([\d.]+) nats/token \| ([\d.]+) bits/char \| ppl ([\d.]+)"
     return {
@@ -385,7 +429,15 @@ def extract_score_example(_work: Path, out: list[str]) -> dict[str, float]:
         "bits_per_char": number(totals, out[0], 5),
         "ppl": number(totals, out[0], 6),
         "first_logprob": number(r"'I'\s+0-1\s+(-[\d.]+)", out[0]),
+        "rows_as_documented": float(sum(row in out[0].splitlines() for row in documented_score_rows())),
     }
+
+
+def documented_score_rows() -> list[str]:
+    """The per-token rows of the README's `rnnkit score` example, as printed."""
+    page = PAGES["README"].read_text(encoding="utf-8")
+    block = page[page.index("$ rnnkit score runs/tm-finetuned") :].split("```")[0]
+    return [line for line in block.splitlines() if re.match(r"'.'\s+\d+-\d+\s", line)]
 
 
 def export_report(stdout: str, prefix: str) -> dict[str, float]:
@@ -602,6 +654,132 @@ def extract_shakespeare_400(work: Path, out: list[str]) -> dict[str, float]:
     return {"val_loss": result["val_loss"], "seconds": result["seconds"], "steps": float(result["steps"])}
 
 
+def extract_d2l_data(work: Path, out: list[str]) -> dict[str, float]:
+    sizes = last_json(out[0])["sizes"]
+    return {
+        "vocab_size": float(find_key(read_json(work / "runs/d2l-data/config.json"), "vocab_size")),
+        "train_chars": float(sizes["train"]),
+        "val_chars": float(sizes["val"]),
+    }
+
+
+# ---- rnnkit inspect -------------------------------------------------------------------------
+
+
+def inspect_findings(document: dict[str, Any]) -> dict[str, float]:
+    """What the README's inspect section reads from one inspect.json: the best unit of each feature (as
+    `FEATURE.best=UNIT` = 1), its r on both halves, the fresh model's held-out r, every listed unit's held-out
+    r, and gate saturation as counts of units saturated more than half the time."""
+    values: dict[str, float] = {
+        "tokens": float(document["tokens"]),
+        "characters": float(document["characters"]),
+        "mean_nll_nats": document["mean_nll_nats"],
+        "mean_surprisal_bits": document["mean_surprisal_bits"],
+        "seconds": document["seconds"],
+        "streams": float(document["streams"]),
+    }
+    if document.get("fresh_seconds") is not None:
+        values["fresh_seconds"] = document["fresh_seconds"]
+    for row in document["features"]:
+        name, best, fresh = row["feature"], row["best"], row.get("fresh_best")
+        if best is not None:
+            values[f"{name}.best={best['unit']}"] = 1.0
+            values[f"{name}.r_discovery"] = best["r_discovery"]
+            values[f"{name}.r_heldout"] = best["r_heldout"]
+        if fresh is not None:
+            values[f"{name}.fresh_r_heldout"] = fresh["r_heldout"]
+        for unit in row["top_units"]:
+            values[f"{name}.{unit['unit']}.r_heldout"] = unit["r_heldout"]
+    for layer, gates in document["saturation"]["trained"].items():
+        for gate, fractions in gates.items():
+            for side in ("left", "right"):
+                values[f"{layer}.{gate}.mostly_{side}"] = float(sum(f > 0.5 for f in fractions[side]))
+    fresh_fractions = [
+        f for gates in document["saturation"]["fresh"].values() for sides in gates.values() for f in sides.values()
+    ]
+    values["fresh_saturated_max"] = max((max(f) for f in fresh_fractions), default=float("nan"))
+    return values
+
+
+def extract_inspect(run: str) -> Callable[[Path, list[str]], dict[str, float]]:
+    def extract(work: Path, _out: list[str]) -> dict[str, float]:
+        return inspect_findings(read_json(work / run / "inspect.json"))
+
+    return extract
+
+
+def extract_inspect_streams(work: Path, out: list[str]) -> dict[str, float]:
+    """One stream against 8 on the same 30,000 tokens: how far the per-token values of the two runs differ."""
+    import numpy as np
+
+    one, eight = (work / "runs/inspect-1stream", work / "runs/inspect-8streams")
+    documents = [last_json(stdout) for stdout in out]
+    values = {"one.seconds": documents[0]["seconds"], "eight.seconds": documents[1]["seconds"]}
+    values.update(
+        {"one.mean_nll_nats": documents[0]["mean_nll_nats"], "eight.mean_nll_nats": documents[1]["mean_nll_nats"]}
+    )
+    surprisal = [np.load(run / "tokens/surprisal_bits.npy") for run in (one, eight)]
+    values["max_surprisal_difference_bits"] = float(np.abs(surprisal[0] - surprisal[1]).max())
+    same = all(
+        a["best"] == b["best"] and a.get("fresh_best") == b.get("fresh_best")
+        for a, b in zip(documents[0]["features"], documents[1]["features"], strict=True)
+    )
+    values["features_identical"] = float(same)
+    for signal in ("h", "c"):
+        differences = np.concatenate(
+            [
+                np.abs(np.load(path, mmap_mode="r") - np.load(eight / "activations" / path.name, mmap_mode="r")).ravel()
+                for path in sorted((one / "activations").glob(f"layer*_{signal}.npy"))
+            ]
+        )
+        values[f"{signal}.max_difference"] = float(differences.max())
+        values[f"{signal}.percent_below_2e-5"] = 100 * float((differences < 2e-5).mean())
+    return values
+
+
+# the README's Python text: "the first 80 files of the standard library, in name order (__future__.py ..
+# mailbox.py)", built from the running Python's standard library. Its byte count (2,256,456 with the
+# Python 3.11.7 it was measured on) tells whether this Python's files are the same text.
+PYTHON_STDLIB = (
+    "python -c \"import pathlib, sysconfig; files = sorted(pathlib.Path(sysconfig.get_paths()['stdlib']).glob('*.py'))"
+    "[:80]; open('python_stdlib.txt', 'wb').write(b''.join(f.read_bytes() for f in files)); "
+    'print(files[0].name, files[-1].name, len(files))"'
+)
+
+
+def extract_python_model(work: Path, out: list[str]) -> dict[str, float]:
+    first, last, count = out[0].split()
+    trained = last_json(out[1])
+    return {
+        "bytes": float((work / "python_stdlib.txt").stat().st_size),
+        "megabytes": (work / "python_stdlib.txt").stat().st_size / 1e6,
+        "files_as_documented": float((first, last, int(count)) == ("__future__.py", "mailbox.py", 80)),
+        "val_loss": trained["val_loss"],
+        "steps": float(trained["steps"]),
+        "seconds": trained["seconds"],
+        **inspect_findings(read_json(work / "runs/inspect-python/inspect.json")),
+    }
+
+
+def extract_inspect_1mb(work: Path, out: list[str]) -> dict[str, float]:
+    big, small = last_json(out[3]), last_json(out[5])
+    use = usage(work)
+    written = sorted((work / "runs/inspect-1mb/activations").glob("layer1_*.npy"))
+    return {
+        "characters": float(big["characters"]),
+        "streams": float(big["streams"]),
+        "seconds": big["seconds"],
+        "fresh_seconds": big["fresh_seconds"],
+        "user_s": use[3].get("user_s", float("nan")),
+        "system_s": use[3].get("system_s", float("nan")),
+        "peak_gb": use[3].get("peak_rss_bytes", float("nan")) / 1e9,
+        "small.streams": float(small["streams"]),
+        "small.peak_gb": use[5].get("peak_rss_bytes", float("nan")) / 1e9,
+        "files": float(len(written)),
+        "file_gb": max(path.stat().st_size for path in written) / 1e9,
+    }
+
+
 # ---- the registry -------------------------------------------------------------------------
 
 V = Value
@@ -619,6 +797,28 @@ CLIP = (
     "--quiet"
 )
 DEFAULT_TRAIN = "rnnkit train --out runs/default --quiet --json"
+
+R = 0.001  # a correlation as the page writes it (3 decimals) against inspect.json's 4
+
+
+def r_value(text: str) -> float:
+    return float(text.replace("\u2212", "-"))
+
+
+# the README's table of the Python model: feature, best unit, r first half, r held out, fresh model held out
+PYTHON_FINDINGS = (
+    ("line_position", "layer 0 c[103]", "+0.689", "+0.721", "−0.404"),
+    ("inside_brackets", "layer 1 c[166]", "−0.657", "−0.523", "+0.229"),
+    ("bracket_depth", "layer 1 c[166]", "−0.598", "−0.453", "+0.219"),
+    ("inside_quotes", "layer 0 c[217]", "+0.434", "+0.576", "+0.210"),
+    ("indent", "layer 1 c[78]", "+0.475", "+0.480", "−0.185"),
+    ("uppercase", "layer 1 o[102]", "−0.673", "−0.655", "−0.272"),
+    ("digit", "layer 1 i[232]", "+0.583", "+0.404", "−0.296"),
+    ("inside_single_quotes", "layer 1 f[44]", "+0.636", "+0.371", "+0.333"),
+    ("after_newline", "layer 1 f[130]", "−0.499", "−0.475", "−0.347"),
+    ("inside_word", "layer 0 o[245]", "+0.871", "+0.905", "+0.768"),
+    ("to_line_end", "layer 0 c[88]", "−0.382", "−0.395", "−0.388"),
+)
 
 REGISTRY: tuple[Figure, ...] = (
     Figure(
@@ -657,6 +857,10 @@ REGISTRY: tuple[Figure, ...] = (
             V("ngram3.test_bpc", 2.8123, "2.8123"),
             V("ngram5.test_bpc", 2.1056, "2.1056"),
             V("ngram5.val_bpc", 2.028, "2.028", 0.0005),
+            V("train_tokens", 160999, "160,999", 0),
+            V("val_tokens", 8947, "8,947", 0),
+            V("test_tokens", 8941, "8,941", 0),
+            V("vocab_size", 69, "69 distinct symbols", 0),
         ),
         cost="tiny",
         note="the n-gram rows of both compare tables, the orders of concepts section 1, and the "
@@ -841,6 +1045,7 @@ REGISTRY: tuple[Figure, ...] = (
             V("noclip.val_high_after_100", 6.63, "6.63", 0.005),
             V("noclip.grad_norm@260", 3.15e3, "3.15e3", 0.01, True),
             V("noclip.final_val", 6.0299, "6.0299"),
+            V("noclip.final_val", 6.03, "6.03. With", 0.005),
             V("noclip.best_val", 2.6516, "2.6516"),
             V("clip1.max_grad_norm", 1.326, "1.326"),
             V("clip1.final_val", 2.4626, "2.4626"),
@@ -969,6 +1174,20 @@ REGISTRY: tuple[Figure, ...] = (
             V("lstm.val_loss", 1.5972, "1.5972", TIMED),
             V("rnn.test_bpc", 2.1906, "2.1906", TIMED),
             V("hmm:32.train_seconds", 18.2, "18.2", TIMED),
+            V("ngram:3.val_ppl", 6.54, "| 6.54 |", 0.005),
+            V("ngram:5.val_ppl", 4.08, "| 4.08 |", 0.005),
+            V("hmm:32.val_ppl", 12.55, "| 12.55 |", 0.005),
+            V("ngram:3.train_seconds", 0.1, "| ngram:3 | 6,561 | 0.1 |", TIMED),
+            V("ngram:5.train_seconds", 0.1, "fitted in 0.1 s", TIMED),
+            V("rnn.train_seconds", 60.2, "| 60.2 |", TIMED),
+            V("gru.train_seconds", 60.4, "| 60.4 |", TIMED),
+            V("lstm.train_seconds", 60.1, "| 60.1 |", TIMED),
+            V("rnn.val_ppl", 4.27, "| 4.27 |", TIMED),
+            V("gru.val_ppl", 4.29, "| 4.29 |", TIMED),
+            V("lstm.val_ppl", 4.94, "| 4.94 |", TIMED),
+            V("gru.test_bpc", 2.1929, "2.1929", TIMED),
+            V("lstm.test_bpc", 2.4053, "2.4053", TIMED),
+            V("rnn.seconds_to_beat_ngram:3", 6, "after about 6 s", TIMED),
         ),
         cost="heavy",
         threads=None,
@@ -992,6 +1211,7 @@ REGISTRY: tuple[Figure, ...] = (
             V("ngram:5.val_loss", 1.4055, "1.4055"),
             V("hmm:32.val_loss", 2.5296, "2.5296"),
             V("hmm:32.train_seconds", 21.8, "fitted in 21.8 s", TIMED),
+            V("ngram:5.train_seconds", 0.1, "each fitted in 0.1 s", TIMED),
         ),
         cost="heavy",
         images={"runs/compare/compare.png": "compare.png"},
@@ -1108,6 +1328,7 @@ REGISTRY: tuple[Figure, ...] = (
             V("bits_per_char", 2.3182, "2.3182 bits/char"),
             V("ppl", 4.987, "ppl 4.987", 0.002),
             V("first_logprob", -2.9047, "-2.9047"),
+            V("rows_as_documented", 13, "13 tokens, 13 chars", 0),
         ),
         cost="tiny",
         needs=("finetune",),
@@ -1230,6 +1451,12 @@ REGISTRY: tuple[Figure, ...] = (
             V("gru.steps", 541, "541", TIMED),
             V("mingru.steps", 2380, "2,380", TIMED),
             V("minlstm.steps", 1649, "1,649", TIMED),
+            V("gru.val_loss", 1.6722, "1.6722", TIMED),
+            V("mingru.val_loss", 1.8481, "1.8481", TIMED),
+            V("minlstm.val_loss", 1.8505, "1.8505", TIMED),
+            V("gru.test_bpc", 2.5196, "2.5196", TIMED),
+            V("mingru.test_bpc", 2.8060, "2.8060", TIMED),
+            V("minlstm.test_bpc", 2.7719, "2.7719", TIMED),
         ),
         cost="heavy",
         threads=None,
@@ -1257,6 +1484,14 @@ REGISTRY: tuple[Figure, ...] = (
             V("mlp:8.steps", 1783, "1,783", TIMED),
             V("rnn.steps", 1543, "1,543", TIMED),
             V("lstm.steps", 1066, "1,066", TIMED),
+            V("ngram:3.train_seconds", 0.0, "(fitted, 0.0 s)", TIMED),
+            V("ngram:5.train_seconds", 0.1, "(fitted, 0.1 s)", TIMED),
+            V("mlp:8.val_loss", 1.5488, "1.5488", TIMED),
+            V("rnn.val_loss", 1.4523, "1.4523", TIMED),
+            V("lstm.val_loss", 1.5331, "1.5331", TIMED),
+            V("mlp:8.test_bpc", 2.3837, "2.3837", TIMED),
+            V("rnn.test_bpc", 2.1889, "2.1889", TIMED),
+            V("lstm.test_bpc", 2.3086, "2.3086", TIMED),
         ),
         cost="heavy",
         threads=None,
@@ -1296,6 +1531,12 @@ REGISTRY: tuple[Figure, ...] = (
             V("busy.one_over_two.max", 11.7, "11.5x to 11.7x", TIMED),
             V("shared.threads1.round0", 5022, "5,022", TIMED),
             V("shared.threads2.round0", 455, "455", TIMED),
+            V("shared.threads1.round1", 2706, "2,706", TIMED),
+            V("shared.threads1.round2", 2853, "2,853", TIMED),
+            V("shared.threads2.round1", 306, "306", TIMED),
+            V("shared.threads2.round2", 209, "209", TIMED),
+            V("busy.threads1.round1", 1697, "1,697", TIMED),
+            V("busy.threads2.round1", 147, "147", TIMED),
             V("busy.threads1.round0", 1501, "1,501", TIMED),
             V("busy.threads2.round0", 128, "128", TIMED),
         ),
@@ -1320,6 +1561,15 @@ REGISTRY: tuple[Figure, ...] = (
             V("char-2x512-lstm.rnnkit.ratio_paired", 0.983, "0.983", TIMED),
             V("char-2x512-lstm.cell-loop.ratio_to_plain", 0.541, "0.541", TIMED),
             V("char-2x512-lstm.numpy.ratio_to_plain", 0.814, "0.814", TIMED),
+            V("char-2x512-lstm.rnnkit.peak_mib", 470, "| 470 |", TIMED),
+            V("char-2x512-lstm.plain.peak_mib", 466, "| 466 |", TIMED),
+            V("char-2x512-lstm.cell-loop.peak_mib", 417, "| 417 |", TIMED),
+            V("char-2x512-lstm.numpy.peak_mib", 487, "| 487 |", TIMED),
+            V("char-2x512-lstm.cell-loop.ratio_paired", 0.577, "0.577", TIMED),
+            V("char-2x512-lstm.numpy.ratio_paired", 0.802, "0.802", TIMED),
+            # "other runs gave": the same command, another run
+            V("char-2x512-lstm.rnnkit.ratio_to_plain", 1.067, "1.067/1.046", TIMED),
+            V("char-2x512-lstm.rnnkit.ratio_paired", 1.046, "1.067/1.046", TIMED),
         ),
         cost="heavy",
         threads=None,
@@ -1429,6 +1679,9 @@ REGISTRY: tuple[Figure, ...] = (
             V("scan.accented e.speedup", 3.6, "(3.6x)", TIMED),
             V("scan.Cyrillic letters.MB/s", 61.7, "Cyrillic 61.7", TIMED),
             V("scan.Cyrillic letters.speedup", 3.5, "(3.5x)", TIMED),
+            V("scan.curly apostrophes.regex MB/s", 9.6, "vs 9.6", TIMED),
+            V("scan.accented e.regex MB/s", 11.6, "vs 11.6", TIMED),
+            V("scan.Cyrillic letters.regex MB/s", 17.7, "vs 17.7", TIMED),
         ),
         threads=None,
         note="More measured figures: prepare's throughput on 33.5 MB and the word scanner against the regex",
@@ -1541,7 +1794,7 @@ REGISTRY: tuple[Figure, ...] = (
         ("README",),
         (
             "python benchmarks/cold_start.py runs/shakespeare --rounds 10",
-            "python benchmarks/cold_start.py runs/default --rounds 0",
+            "python benchmarks/cold_start.py runs/lstm-2x512 --rounds 0",
         ),
         extract_cold_start,
         (
@@ -1562,9 +1815,19 @@ REGISTRY: tuple[Figure, ...] = (
             V("2x256.numpy_flushed_ms", 0.245, "0.245", TIMED),
             V("2x512.numpy_ms", 0.74, "0.52 / 0.74 ms", TIMED),
             V("2x512.torch_ms", 5.4, "4.9-5.9 ms", TIMED),
+            V("2x256.torch_ms", 0.64, "1.1-1.4 / 0.63-0.65 ms", TIMED),
+            V("2x256.numpy_ms", 0.248, "0.248", TIMED),
+            V("2x512.numpy_flushed_ms", 0.85, "0.56 / 0.90 / 0.79 / 1.07", TIMED),
+            V("2x512.numpy_ms", 0.86, "0.45 / 0.91 / 0.81 / 1.18", TIMED),
+            # the first run's column (load about 11): the same command, another run
+            V("python_s", 0.046, "0.046 s", TIMED),
+            V("import_torch_s", 6.790, "6.790 s", TIMED),
+            V("generate_s", 1.071, "1.071 s", TIMED),
+            V("median_ratio", 0.16, "**0.16**", TIMED),
+            V("ratio_of_medians", 0.18, "(0.18)", TIMED),
         ),
         cost="heavy",
-        needs=("shakespeare-400", "default-train"),
+        needs=("shakespeare-400", "default-2x512"),
         note="Start-up on the CPU: generate's cold start against import torch, and NumPy against torch on greedy "
         "tokens (10,000 per model)",
     ),
@@ -1595,8 +1858,329 @@ REGISTRY: tuple[Figure, ...] = (
         note="Generation: greedy, beam 5 and sampled text from the CPU preset's model (1 = the documented first "
         "line is in the output)",
     ),
+    Figure(
+        "d2l-data",
+        ("README",),
+        ("rnnkit train --preset d2l-rnn --steps 1 --sample-tokens 0 --out runs/d2l-data --quiet --json",),
+        extract_d2l_data,
+        (
+            V("vocab_size", 27, "27 symbols here", 0),
+            V("train_chars", 10027, "10,027", 0),
+            V("val_chars", 5019, "5,019", 0),
+        ),
+        cost="tiny",
+        note="The d2l recipe: the presets' data (one step of d2l-rnn prints its split sizes and vocabulary)",
+    ),
+    Figure(
+        "inspect-streams",
+        ("README",),
+        tuple(
+            f"rnnkit inspect runs/shakespeare --data tinyshakespeare --max-tokens 30000 --streams {streams} "
+            f"--out runs/inspect-{name} --quiet --json"
+            for streams, name in ((1, "1stream"), (8, "8streams"))
+        ),
+        extract_inspect_streams,
+        (
+            V("one.mean_nll_nats", 1.78907, "(1.78907 nats)", 0.000005),
+            V("eight.mean_nll_nats", 1.78907, "(1.78907 nats)", 0.000005),
+            V("max_surprisal_difference_bits", 0.0002, "0.0002 bits", 0.0001),
+            V("features_identical", 1, "identical for every", 0),
+            V("h.max_difference", 0.0008, "0.0008 in h", 0.0002),
+            V("c.percent_below_2e-5", 99.9, "99.9% of values", 0.05),
+            V("c.max_difference", 1.56, "difference, 1.56", 0.05, True),
+            V("eight.seconds", 13.3, "13.3 s", TIMED),
+            V("one.seconds", 43.4, "43.4 s", TIMED),
+        ),
+        cost="heavy",
+        needs=("shakespeare-400",),
+        threads=None,
+        note="Inside a trained network: 8 streams against one on the first 30,000 validation characters",
+    ),
+    Figure(
+        "inspect-shakespeare",
+        ("README", "concepts"),
+        ("rnnkit inspect runs/shakespeare --data tinyshakespeare --out runs/inspect-shakespeare --quiet --json",),
+        extract_inspect("runs/inspect-shakespeare"),
+        (
+            V("characters", 111539, "111,539", 0),
+            V("mean_nll_nats", 1.7955, "1.7955 nats"),
+            V("mean_surprisal_bits", 2.590, "(2.590 bits)"),
+            V("line_position.best=layer 0 c[146]", 1, "c[146]", 0),
+            V("line_position.r_discovery", -0.886, "\u22120.886", R),
+            V("line_position.r_heldout", -0.890, "\u22120.890", R),
+            V("line_position.fresh_r_heldout", -0.350, "\u22120.350", R),
+            V("to_line_end.layer 0 c[146].r_heldout", 0.562, "+0.562", R),
+            V("inside_single_quotes.r_heldout", 0.200, "+0.200", R),
+            V("inside_single_quotes.fresh_r_heldout", -0.180, "\u22120.180", R),
+            V("uppercase.r_heldout", -0.815, "(\u22120.815 held out", R),
+            V("uppercase.fresh_r_heldout", -0.549, "\u22120.549)", R),
+            V("inside_word.r_heldout", 0.815, "(+0.815, fresh", R),
+            V("inside_word.fresh_r_heldout", 0.686, "+0.686", R),
+            V("after_newline.r_heldout", 0.656, "+0.656", R),
+            V("after_newline.fresh_r_heldout", 0.456, "+0.456", R),
+            V("layer1.i.mostly_right", 177, "177 of 256 input-gate units", 0),
+            V("layer1.f.mostly_right", 148, "148 forget-gate units", 0),
+            V("layer0.f.mostly_right", 21, "21 units mostly right-saturated", 0),
+            V("layer0.f.mostly_left", 24, "and 24 mostly", 0),
+            V("fresh_saturated_max", 0, "ever went below 0.1 or above 0.9", 0),
+        ),
+        cost="heavy",
+        needs=("shakespeare-400",),
+        threads=None,
+        note="What it found on two char models: Tiny Shakespeare (README and concepts section 16; 'mostly' = "
+        "saturated more than half the time)",
+    ),
+    Figure(
+        "inspect-python",
+        ("README", "concepts"),
+        (
+            PYTHON_STDLIB,
+            "rnnkit train --preset shakespeare-char-cpu --data python_stdlib.txt --steps 400 --max-seconds 1200 "
+            "--eval-max-tokens 30000 --out runs/python --quiet --json",
+            "rnnkit inspect runs/python --data python_stdlib.txt --out runs/inspect-python --show-from 156299 "
+            "--quiet --json",
+        ),
+        extract_python_model,
+        (
+            V("bytes", 2256456, "2,256,456 bytes", 0),
+            V("megabytes", 2.26, "2.26 MB", 0.005),
+            V("files_as_documented", 1, "(__future__.py .. mailbox.py)", 0),
+            V("val_loss", 1.6319, "1.6319 nats/char"),
+            V("steps", 400, "400 steps", 0),
+            V("characters", 225645, "225,645", 0),
+            V("mean_nll_nats", 1.7213, "1.7213 nats"),
+            V("mean_surprisal_bits", 2.483, "(2.483 bits)"),
+            *(
+                value
+                for feature, unit, first, held, fresh in PYTHON_FINDINGS
+                for value in (
+                    V(f"{feature}.best={unit}", 1, unit, 0),
+                    V(f"{feature}.r_discovery", r_value(first), first, R),
+                    V(f"{feature}.r_heldout", r_value(held), held, R),
+                    V(f"{feature}.fresh_r_heldout", r_value(fresh), fresh, R),
+                )
+            ),
+            V("layer1.i.mostly_right", 151, "on Python, 151 and 110", 0),
+            V("layer1.f.mostly_right", 110, "on Python, 151 and 110", 0),
+            V("seconds", 1161, "1,161 s", TIMED),
+        ),
+        cost="heavy",
+        threads=None,
+        note="What it found on two char models: the Python model (its text is built from this Python's standard "
+        "library; the byte count says whether it is the same text)",
+    ),
+    Figure(
+        "inspect-1mb",
+        ("README",),
+        (
+            PYTHON_STDLIB,
+            "python -c \"open('python_1mb.txt', 'w', encoding='utf-8').write(open('python_stdlib.txt', "
+            "encoding='utf-8').read(1_000_000))\"",
+            "rnnkit train --data python_stdlib.txt --layers 2 --hidden 512 --embed 64 --steps 1 --lr 1e-9 "
+            "--sample-tokens 0 --out runs/lstm-2x512-untrained --quiet",
+            "rnnkit inspect runs/lstm-2x512-untrained --file python_1mb.txt --layer 1 --dtype float16 "
+            "--out runs/inspect-1mb --quiet --json",
+            "python -c \"open('python_100k.txt', 'w', encoding='utf-8').write(open('python_stdlib.txt', "
+            "encoding='utf-8').read(100_000))\"",
+            "rnnkit inspect runs/lstm-2x512-untrained --file python_100k.txt --layer 1 --dtype float16 --streams 128 "
+            "--out runs/inspect-100k --quiet --json",
+        ),
+        extract_inspect_1mb,
+        (
+            V("characters", 1000000, "1,000,000 characters", 0),
+            V("files", 5, "5 files of 1.02 GB", 0),
+            V("file_gb", 1.02, "5 files of 1.02 GB", 0.005),
+            V("streams", 128, "in 128 streams", 0),
+            V("small.streams", 128, "also in 128 streams", 0),
+            # memory depends on the allocator and the libraries' versions, not on the machine's load
+            V("peak_gb", 1.44, "1.44 GB", 0.1, True),
+            V("small.peak_gb", 1.36, "peaked at 1.36", 0.1, True),
+            V("seconds", 711, "711 s wall clock", TIMED),
+            V("fresh_seconds", 56, "another 56 s", TIMED),
+            V("user_s", 205, "205 s of user CPU time", TIMED),
+            V("system_s", 10, "10 s of system time", TIMED),
+        ),
+        cost="heavy",
+        threads=None,
+        note="Speed and memory on 1 MB: an untrained 2x512 LSTM (one step at lr 1e-9: train needs a step) "
+        "records layer 1 in float16 (CPU time and peak memory as /usr/bin/time -v reports them)",
+    ),
+    Figure(
+        "score-speed",
+        ("README",),
+        (
+            "rnnkit train --data timemachine --layers 1 --hidden 64 --steps 200 --dropout 0 --lr 3e-3 "
+            "--sample-tokens 0 --out runs/score-1x64 --quiet",
+            "python benchmarks/score_speed.py runs/score-1x64 --repeats 6 --engine numpy",
+            "python benchmarks/score_speed.py runs/score-1x64 --repeats 6 --engine torch",
+        ),
+        extract_score_speed,
+        (
+            V("numpy.best", 0.94, "0.94x evaluate's time", TIMED),
+            V("numpy.median", 0.98, "0.98x median of pairs", TIMED),
+            V("torch.best", 1.08, "torch engine 1.08x", TIMED),
+            V("torch.median", 1.13, "(1.13x median)", TIMED),
+        ),
+        note="Scoring text: score against evaluate on the same 1,000,000 tokens, one thread",
+    ),
+    Figure(
+        "default-2x512",
+        ("README",),
+        (
+            "rnnkit train --layers 2 --seq-len 128 --steps 400 --out runs/lstm-2x512 --quiet --json",
+            "rnnkit train --layers 2 --seq-len 128 --hidden 384 --steps 340 --out runs/lstm-2x384 --quiet --json",
+        ),
+        lambda work, out: {
+            "2x512.val_bpc": last_json(out[0])["val_bpc"],
+            "2x512.val_loss": last_json(out[0])["val_loss"],
+            "2x512.wall_seconds": wall_seconds(work)[0],
+            "2x384.val_bpc": last_json(out[1])["val_bpc"],
+        },
+        (
+            V("2x512.val_bpc", 1.977, "1.977 but took", 0.002),
+            V("2x512.val_loss", 1.37, "1.37 nats/char", 0.005),
+            V("2x384.val_bpc", 2.252, "340 steps 2.252", 0.002),
+            V("2x512.wall_seconds", 304, "5 min 4 s", TIMED),
+        ),
+        cost="heavy",
+        threads=None,
+        note="the earlier default (2x512 LSTM at 32x128, 400 steps; the 2x512 model of the cold-start figures) "
+        "and a 2x384 given 340 steps, from the search for the default",
+    ),
+    Figure(
+        "score-engines",
+        ("README",),
+        (
+            "python -c \"import rnnkit.text.corpora as c; open('shakespeare_100k.txt', 'w', encoding='utf-8')"
+            ".write(c.bundled_text('tinyshakespeare')[:100_000])\"",
+            "python -c \"import rnnkit.text.corpora as c; open('timemachine_100k.txt', 'w', encoding='utf-8')"
+            ".write(c.bundled_text('timemachine')[:100_000])\"",
+            *(
+                f"rnnkit score runs/shakespeare --file shakespeare_100k.txt --engine {engine}"
+                for engine in ("numpy", "torch", "numpy", "torch")
+            ),
+            "rnnkit score runs/lstm-2x512 --file timemachine_100k.txt --engine numpy",
+            "rnnkit score runs/lstm-2x512 --file timemachine_100k.txt --engine torch",
+            *(
+                f"rnnkit evaluate runs/lstm-2x512 --max-tokens 20000 --engine {engine} --json"
+                for engine in ("numpy", "torch", "numpy", "torch")
+            ),
+        ),
+        extract_score_engines,
+        (
+            V("evaluate.tokens", 8944, "8,944-token", 0),
+            V("2x256.numpy", 4.0, "4.0 / 4.4 s on NumPy", TIMED),
+            V("2x256.torch", 3.7, "3.7 / 4.4 s on torch", TIMED),
+            V("2x512.numpy", 10.7, "10.7 s on NumPy", TIMED),
+            V("2x512.torch", 6.5, "6.5 s on torch", TIMED),
+            V("evaluate.numpy", 4.9, "4.9 / 5.1 s", TIMED),
+            V("evaluate.torch", 2.6, "2.6 / 2.5 s", TIMED),
+        ),
+        cost="heavy",
+        needs=("shakespeare-400", "default-2x512"),
+        threads=None,
+        note="Start-up on the CPU: whole score and evaluate commands on each engine (100 kB of each model's corpus)",
+    ),
 )
 BY_NAME = {figure.name: figure for figure in REGISTRY}
+
+
+@dataclass(frozen=True)
+class NotReproduced:
+    """A figure on the pages that no command of this checkout produces, and why (`--list` prints them)."""
+
+    text: str  # the figure exactly as the page writes it (a fast test checks that it is there)
+    page: str  # key of PAGES
+    reason: str
+
+
+OLD_CODE = "measured on code this checkout no longer has: "
+NOT_REPRODUCED: tuple[NotReproduced, ...] = (
+    NotReproduced(
+        "260 steps 2.081",
+        "README",
+        "one run of the search for the default configuration (a 2x512 LSTM without dropout); its other options "
+        "(sequence length, learning rate) were not written down",
+    ),
+    NotReproduced(
+        "1.21x the time of `import torch`",
+        "README",
+        OLD_CODE + "generate on the torch path, the parent commit of the NumPy engine's start-up change",
+    ),
+    NotReproduced("2.64x in a 10-round run", "README", OLD_CODE + "the same comparison, a second run"),
+    NotReproduced(
+        "0.54 / 0.31 ms",
+        "README",
+        OLD_CODE + "the NumPy LSTM before it stopped copying a scaled W_hh at every call (2x256 model)",
+    ),
+    NotReproduced("2.41 / 2.27 ms", "README", OLD_CODE + "the same, 2x512 model"),
+    NotReproduced(
+        "3.12 s wall (median ratio 0.46)",
+        "README",
+        OLD_CODE + "rnnkit prepare at commit 39a399c (this version's side is the prepare-commands entry)",
+    ),
+    NotReproduced("1.72 s (0.75)", "README", OLD_CODE + "rnnkit prepare at commit 39a399c, char tokenizer"),
+    NotReproduced("was 1.36 MB/s", "README", OLD_CODE + "BPE encoding before its rewrite"),
+    NotReproduced(
+        "39.1-51.9 and 34.4-35.8", "README", OLD_CODE + "prepare_speed.py's earlier runs on older code of that session"
+    ),
+    NotReproduced(
+        "585 tokens/s for minGRU against 672",
+        "README",
+        OLD_CODE + "CPU training through the parallel log-space scan, since replaced by the loop (the scan runs "
+        "on CUDA only)",
+    ),
+    NotReproduced("585 tokens/s against the GRU's 672", "concepts", OLD_CODE + "the same CPU scan run"),
+    NotReproduced(
+        "the loop took 0.24-0.31 s",
+        "README",
+        "the loop and the scan timed on tensors directly; no command or script was recorded, and the CPU path "
+        "no longer runs the scan",
+    ),
+    NotReproduced("the scan 1.2-1.4 s", "README", "the same timing of the scan on tensors"),
+    NotReproduced(
+        "has 2.0199 there",
+        "README",
+        "the source model without the added rows, scored through the API: no command prints it (evaluate "
+        "refuses the new text's characters; train --init-from records 2.0233, the grown model's loss)",
+    ),
+    NotReproduced(
+        "went on with `w' the sentence,`",
+        "README",
+        "generate always reads a newline before a prompt that lacks one, so no command reads a prompt from a "
+        "zero state; the text came from the API",
+    ),
+    NotReproduced(
+        "12 alternating rounds gave rnnkit/plain = 1.02",
+        "README",
+        "thread CPU time with one thread: no command or script of the checkout measures it",
+    ),
+    NotReproduced(
+        "0.86 and 0.99", "README", "single steps while other jobs shared the cores: the load cannot be recreated"
+    ),
+    NotReproduced(
+        "about 4,700 words/s",
+        "README",
+        "150-step trials of the shakespeare-word model with and without its regularisers: their commands were not "
+        "written down",
+    ),
+    NotReproduced("3,200-4,300 with all of them", "README", "the same 150-step trials"),
+    NotReproduced("4,000-4,100 with weight-drop alone", "README", "the same 150-step trials"),
+    NotReproduced(
+        "a trial with a 3,000-step schedule was best",
+        "README",
+        "a trial of timemachine-word whose options were not recorded",
+    ),
+    NotReproduced(
+        "worst seen 3.1e-7",
+        "README",
+        "the worst over every configuration the row names (cells, depths, one-hot, tied); only one of those "
+        "gradcheck commands is written (the gradcheck entry checks its verdict)",
+    ),
+    NotReproduced(
+        "reached 390%", "README", "the bench's spread column in one of the session's runs, not recorded which"
+    ),
+)
 
 
 # ---- running ----------------------------------------------------------------------------------
@@ -1641,28 +2225,56 @@ def clear_outputs(command: str, work: Path) -> None:
             target.unlink()
 
 
+# Runs a command as its child and writes [exit status, user s, system s, peak RSS] to argv[1]. A small
+# process in between, because Linux keeps a process's peak memory across exec: a command forked straight
+# from this one would report at least this process's memory.
+MEASURE = (
+    "import json, os, subprocess, sys\n"
+    "child = subprocess.Popen(sys.argv[2:])\n"
+    "_, status, use = os.wait4(child.pid, 0)\n"
+    "record = [os.waitstatus_to_exitcode(status), use.ru_utime, use.ru_stime, use.ru_maxrss]\n"
+    "open(sys.argv[1], 'w').write(json.dumps(record))\n"
+)
+
+
+def run_command(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str, str, dict[str, float]]:
+    """Run one command; (exit status, stdout, stderr, usage). Usage is the command's (and its waited-for
+    children's) user and system CPU seconds and peak resident memory, what `/usr/bin/time -v` reports;
+    empty where the OS lacks os.wait4."""
+    with tempfile.TemporaryDirectory(prefix="rnnkit-command-") as scratch:
+        record = Path(scratch) / "usage.json"
+        measured = hasattr(os, "wait4")
+        full = [sys.executable, "-c", MEASURE, str(record), *argv] if measured else argv
+        with open(Path(scratch) / "out", "w+b") as out, open(Path(scratch) / "err", "w+b") as err:
+            returncode = subprocess.run(full, cwd=cwd, env=env, stdout=out, stderr=err).returncode
+            out.seek(0)
+            err.seek(0)
+            stdout, stderr = out.read().decode("utf-8"), err.read().decode("utf-8", "replace")
+        if not measured or not record.exists():
+            return returncode, stdout, stderr, {}
+        returncode, user, system, peak = read_json(record)
+        # ru_maxrss is in KiB on Linux and in bytes on macOS
+        peak_bytes = peak * (1 if sys.platform == "darwin" else 1024)
+        return returncode, stdout, stderr, {"user_s": user, "system_s": system, "peak_rss_bytes": peak_bytes}
+
+
 def run_figure(figure: Figure, work: Path, log: Callable[[str], None]) -> dict[str, float]:
     (work / "img").mkdir(parents=True, exist_ok=True)
-    outputs, seconds = [], []
+    outputs, seconds, usages = [], [], []
     for command in figure.commands:
         clear_outputs(command, work)
         log(f"  $ {command}")
         started = time.perf_counter()
-        done = subprocess.run(
-            command_argv(command),
-            cwd=work,
-            env=environment(figure.threads),
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-        )
+        returncode, stdout, stderr, usage = run_command(command_argv(command), work, environment(figure.threads))
         seconds.append(time.perf_counter() - started)
+        usages.append(usage)
         log(f"    ({seconds[-1]:.1f} s)")
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            raise CommandFailed(f"{command!r} exited with {done.returncode}: {' / '.join(tail)}")
-        outputs.append(done.stdout)
+        if returncode != 0:
+            tail = (stderr or stdout).strip().splitlines()[-3:]
+            raise CommandFailed(f"{command!r} exited with {returncode}: {' / '.join(tail)}")
+        outputs.append(stdout)
     (work / WALL_SECONDS).write_text(json.dumps(seconds), encoding="utf-8")
+    (work / USAGE).write_text(json.dumps(usages), encoding="utf-8")
     return figure.extract(work, outputs)
 
 
@@ -1767,6 +2379,9 @@ def list_entries() -> None:
             f"({timed} timed){needs}{images}"
         )
         print(f"{'':<28} {figure.note}")
+    print(f"\nNot reproduced ({len(NOT_REPRODUCED)} figures no command of this checkout produces):")
+    for item in NOT_REPRODUCED:
+        print(f"  {item.text!r} ({item.page}): {item.reason}")
 
 
 def main(argv: list[str] | None = None) -> int:

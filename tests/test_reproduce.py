@@ -35,6 +35,23 @@ def test_every_documented_value_is_written_on_its_pages():
     assert missing == []
 
 
+def test_every_figure_listed_as_not_reproduced_is_on_its_page_and_is_no_entry():
+    pages = {name: path.read_text(encoding="utf-8") for name, path in reproduce.PAGES.items()}
+    assert reproduce.NOT_REPRODUCED
+    missing = [item.text for item in reproduce.NOT_REPRODUCED if item.text not in pages[item.page]]
+    assert missing == []
+    assert all(item.reason for item in reproduce.NOT_REPRODUCED)
+    entries = {value.text for figure in reproduce.REGISTRY for value in figure.values}
+    assert not entries & {item.text for item in reproduce.NOT_REPRODUCED}
+
+
+def test_list_prints_the_entries_and_what_is_not_reproduced(capsys):
+    assert reproduce.main(["--list"]) == 0
+    printed = capsys.readouterr().out
+    assert all(figure.name in printed for figure in reproduce.REGISTRY)
+    assert all(repr(item.text) in printed for item in reproduce.NOT_REPRODUCED)
+
+
 def test_registry_is_well_formed():
     names = [figure.name for figure in reproduce.REGISTRY]
     assert len(names) == len(set(names))
@@ -116,6 +133,35 @@ def test_wall_seconds_of_each_command_are_recorded(tmp_path):
     reproduce.run_figure(figure, tmp_path, log=lambda line: None)
     seconds = reproduce.wall_seconds(tmp_path)
     assert len(seconds) == 2 and all(s > 0 for s in seconds)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "wait4"), reason="os.wait4 reports a process's resource usage")
+def test_cpu_time_and_peak_memory_of_each_command_are_recorded(tmp_path):
+    """The 50 MB the second command holds shows in its peak memory, and its busy loop in its user CPU time."""
+    figure = reproduce.Figure(
+        "usage",
+        ("README",),
+        (
+            'python -c "pass"',
+            'python -c "import time; b = bytearray(50_000_000); t = time.process_time(); '
+            "exec('while time.process_time() - t < 0.3: pass')\"",
+        ),
+        lambda work, out: {},
+        (),
+        cost="tiny",
+    )
+    reproduce.run_figure(figure, tmp_path, log=lambda line: None)
+    small, large = reproduce.usage(tmp_path)
+    assert large["peak_rss_bytes"] - small["peak_rss_bytes"] > 40e6
+    assert large["user_s"] + large["system_s"] >= 0.25 > small["user_s"] + small["system_s"]
+
+
+def test_a_failing_command_is_reported_with_its_last_lines(tmp_path):
+    figure = reproduce.Figure(
+        "fails", ("README",), ("python -c \"import sys; sys.exit('no such run')\"",), lambda w, o: {}, (), cost="tiny"
+    )
+    with pytest.raises(reproduce.CommandFailed, match="exited with 1: no such run"):
+        reproduce.run_figure(figure, tmp_path, log=lambda line: None)
 
 
 def test_tolerances_accept_the_documented_value_and_reject_a_different_one():

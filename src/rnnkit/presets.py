@@ -92,7 +92,7 @@ _WORD_TRAIN = {
 # sec. 10.2 GRU from scratch): letters-only lowercase text (27 symbols; d2l adds an unused <unk>),
 # one-hot input, 32 hidden units, SGD at lr 1 with gradient clipping at 1, random windows of 32
 # characters, 1024 windows a batch, the first 10,000 windows (characters) to train on and the next
-# 5,000 to validate (the fractions give 10,027 and ~5,040 normalised characters of the bundled text). An epoch
+# 5,000 to validate (the fractions give 10,027 and 5,019 normalised characters of the bundled text). An epoch
 # of 10,000 windows is ~10 updates: the RNN's 100 epochs are 1,000 steps, the GRU's 50 are 500.
 # d2l's GRU is the Cho et al. (2014) form (reset gate before the recurrent product): --gru-form cho.
 D2L_RNN_EXPECTED = "val ppl 7.19 (train 5.85) after 1,000 steps, 29 s wall (2-core CPU, 2026-12-01)"
