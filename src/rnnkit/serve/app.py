@@ -4,7 +4,7 @@
     POST /v1/score      text -> per-token log-probabilities, surprisal, top predictions, totals
     POST /v1/inspect    text -> the values of one hidden unit per token (and the units that vary most)
     GET  /v1/models     what is loaded: kind, sizes, tokenizer, training results
-    GET  /healthz       liveness, and generations in flight
+    GET  /healthz       liveness, generations in flight, and batching so far (steps, rows decoded)
     GET  /              the page (page/index.html, app.js, style.css: no build step, no CDN)
     GET  /docs, /openapi.json   the OpenAPI description
 
@@ -253,12 +253,13 @@ def _routes(app: FastAPI, state: ServerState) -> None:
         name = PAGE_FILES[request.url.path.lstrip("/")]
         return FileResponse(PAGE / name, headers={"Cache-Control": "no-cache"})
 
-    @app.get("/healthz", summary="Liveness: ok, the models loaded, generations in flight")
+    @app.get("/healthz", summary="Liveness: ok, the models loaded, generations in flight, batching so far")
     async def healthz() -> dict[str, Any]:
         return {
             "status": "shutting down" if state.closing else "ok",
             "models": list(state.models),
             "in_flight": {name: worker.in_flight for name, worker in state.workers.items()},
+            "batching": {name: _batching(worker) for name, worker in state.workers.items()},
         }
 
     @app.get("/v1/models", summary="The loaded models: kind, sizes, tokenizer and training results")
@@ -308,6 +309,13 @@ def _routes(app: FastAPI, state: ServerState) -> None:
         return await _on_worker(
             state, served, lambda: served.unit_view(body.text, body.layer, body.signal, body.unit, options)
         )
+
+
+def _batching(worker: ModelWorker) -> dict[str, Any]:
+    """Decoding steps taken since the start and the request rows they decoded: more than one row
+    per step on average means that clients' generations shared forward passes."""
+    steps, rows = worker.steps, worker.rows_decoded
+    return {"steps": steps, "rows": rows, "mean_rows_per_step": round(rows / steps, 3) if steps else 0.0}
 
 
 def _check_length(what: str, length: int, limit: int, option: str) -> None:
