@@ -57,9 +57,7 @@ PROMPTS = (
     "The Morlocks",
     "and then",
 )
-SCORED = (
-    "The Time Traveller (for so it will be convenient to speak of him) was expounding a recondite matter to us."
-)
+SCORED = "The Time Traveller (for so it will be convenient to speak of him) was expounding a recondite matter to us."
 DEFAULT_RSS_BOUND_MB = 50.0
 
 
@@ -380,9 +378,9 @@ def print_table(name: str, result: dict[str, Any]) -> None:
     rows = [[str(i + 1)] + [_cell(r[key]) for _, key in columns[1:]] for i, r in enumerate(result["rounds"])]
     widths = [max(len(title), *(len(row[j]) for row in rows)) for j, (title, _) in enumerate(columns)]
     print(f"{name} (rnnkit serve {' '.join(result['server_options'])}; RSS at start {result['start_rss_mb']} MB)")
-    print("  ".join(title.rjust(w) for (title, _), w in zip(columns, widths)))
+    print("  ".join(title.rjust(w) for (title, _), w in zip(columns, widths, strict=True)))
     for row in rows:
-        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
+        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
     print()
 
 

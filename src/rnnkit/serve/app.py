@@ -352,13 +352,19 @@ def _sampling(body: GenerateRequest, options: ServeOptions) -> SamplingConfig:
 
 async def _sse(generation: Generation, queue: asyncio.Queue[dict[str, Any]], model: str) -> AsyncIterator[str]:
     """Server-Sent Events: `data: {json}` per event until "done" (or "error"). A client that goes
-    away cancels the generation (Starlette stops iterating; `finally` runs)."""
+    away cancels the generation (Starlette stops iterating; `finally` runs).
+
+    The events waiting in the queue are sent in one write: a client that reads slower than the
+    model decodes gets its backlog at once instead of one write per token, and a client that has
+    gone away costs one failed write, not a run of them (asyncio logs "socket.send() raised
+    exception." from the fifth write to a closed socket on)."""
     try:
         while True:
-            event = await queue.get()
-            event["model"] = model
-            yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
-            if event["event"] in ("done", "error"):
+            events = [await queue.get()]
+            while events[-1]["event"] not in ("done", "error") and not queue.empty():
+                events.append(queue.get_nowait())
+            yield "".join(f"data: {json.dumps({**event, 'model': model}, ensure_ascii=False)}\n\n" for event in events)
+            if events[-1]["event"] in ("done", "error"):
                 return
     finally:
         generation.cancel()
