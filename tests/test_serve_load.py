@@ -167,3 +167,35 @@ def test_a_signal_ends_the_streams_cleanly_and_the_server_exits_0(run, sig):
     log = server.stderr()
     assert '"POST /v1/generate" 200' in log
     assert "Traceback" not in log and "error:" not in log
+
+
+def test_percentiles_and_event_lines():
+    assert serve_load.percentile([], 50) is None
+    assert serve_load.percentile([3.0], 95) == 3.0
+    assert serve_load.percentile([4.0, 1.0, 3.0, 2.0], 50) == 2.5
+    assert serve_load.percentile([float(v) for v in range(1, 101)], 95) == pytest.approx(95.05)
+    assert serve_load.parse_sse_line("") is None
+    assert serve_load.parse_sse_line('data: {"event": "done"}') == {"event": "done"}
+    with pytest.raises(ValueError, match="not an SSE data line"):
+        serve_load.parse_sse_line("event: ping")
+
+
+@pytest.mark.slow  # two servers started and stopped (about 10 s on 2 busy cores)
+def test_the_benchmark_reports_both_servers(run, tmp_path):
+    import json
+    import subprocess
+
+    out = tmp_path / "load.json"
+    command = [sys.executable, str(ROOT / "benchmarks" / "serve_load.py"), "--run", str(run), "--threads", "1"]
+    command += ["--clients", "4", "--rounds", "2", "--tokens", "5", "--json", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=serve_load.child_env())
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    for name, max_batch in (("batched", None), ("unbatched", "1")):
+        result = report[name]
+        assert result["errors"] == 0 and result["exit_status"] == 0 and len(result["rounds"]) == 2
+        assert all(r["requests"] == 8 and r["new_tokens"] == 20 and r["rss_mb"] > 0 for r in result["rounds"])
+        assert ("--max-batch" in result["server_options"]) == (max_batch is not None)
+    assert all(r["rows_per_step"] == 1 for r in report["unbatched"]["rounds"])
+    assert report["batching_gain"] > 0 and report["failures"] == []
+    assert "batching gain" in done.stdout and "RSS growth after round 1" in done.stdout
