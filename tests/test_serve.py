@@ -207,11 +207,13 @@ def test_models_healthz_and_openapi(served):
     assert lstm["results"]["step"] == 30 and lstm["results"]["val_bpc"] > 0
     assert (ngram["kind"], ngram["order"], ngram["inspectable"]) == ("ngram", 3, False)
     assert listed["limits"]["max_new_tokens"] == 3000
-    assert served.get("/healthz").json() == {
-        "status": "ok",
-        "models": ["lstm", "ngram"],
-        "in_flight": {"lstm": 0, "ngram": 0},
-    }
+    health = served.get("/healthz").json()
+    assert (health["status"], health["models"], health["in_flight"]) == (
+        "ok",
+        ["lstm", "ngram"],
+        {"lstm": 0, "ngram": 0},
+    )
+    assert set(health["batching"]["lstm"]) == {"steps", "rows", "mean_rows_per_step"}
     paths = served.get("/openapi.json").json()["paths"]
     assert {"/v1/generate", "/v1/score", "/v1/inspect", "/v1/models", "/healthz"} <= set(paths)
     assert "temperature" in json.dumps(served.get("/openapi.json").json()["components"])

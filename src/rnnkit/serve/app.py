@@ -4,7 +4,7 @@
     POST /v1/score      text -> per-token log-probabilities, surprisal, top predictions, totals
     POST /v1/inspect    text -> the values of one hidden unit per token (and the units that vary most)
     GET  /v1/models     what is loaded: kind, sizes, tokenizer, training results
-    GET  /healthz       liveness, and generations in flight
+    GET  /healthz       liveness, generations in flight, and batching so far (steps, rows decoded)
     GET  /              the page (page/index.html, app.js, style.css: no build step, no CDN)
     GET  /docs, /openapi.json   the OpenAPI description
 
@@ -253,12 +253,13 @@ def _routes(app: FastAPI, state: ServerState) -> None:
         name = PAGE_FILES[request.url.path.lstrip("/")]
         return FileResponse(PAGE / name, headers={"Cache-Control": "no-cache"})
 
-    @app.get("/healthz", summary="Liveness: ok, the models loaded, generations in flight")
+    @app.get("/healthz", summary="Liveness: ok, the models loaded, generations in flight, batching so far")
     async def healthz() -> dict[str, Any]:
         return {
             "status": "shutting down" if state.closing else "ok",
             "models": list(state.models),
             "in_flight": {name: worker.in_flight for name, worker in state.workers.items()},
+            "batching": {name: _batching(worker) for name, worker in state.workers.items()},
         }
 
     @app.get("/v1/models", summary="The loaded models: kind, sizes, tokenizer and training results")
@@ -320,6 +321,13 @@ def _unknown_warning(tokenizer: Any, prompt: str) -> str | None:
     return f"{len(missing)} prompt token(s) read as <unk>: {name_tokens(missing)}" if missing else None
 
 
+def _batching(worker: ModelWorker) -> dict[str, Any]:
+    """Decoding steps taken since the start and the request rows they decoded: more than one row
+    per step on average means that clients' generations shared forward passes."""
+    steps, rows = worker.steps, worker.rows_decoded
+    return {"steps": steps, "rows": rows, "mean_rows_per_step": round(rows / steps, 3) if steps else 0.0}
+
+
 def _check_length(what: str, length: int, limit: int, option: str) -> None:
     if length > limit:
         raise ApiError(413, f"the {what} is {length:,} characters; this server takes at most {limit:,} ({option})")
@@ -354,13 +362,19 @@ def _sampling(body: GenerateRequest, options: ServeOptions) -> SamplingConfig:
 
 async def _sse(generation: Generation, queue: asyncio.Queue[dict[str, Any]], model: str) -> AsyncIterator[str]:
     """Server-Sent Events: `data: {json}` per event until "done" (or "error"). A client that goes
-    away cancels the generation (Starlette stops iterating; `finally` runs)."""
+    away cancels the generation (Starlette stops iterating; `finally` runs).
+
+    The events waiting in the queue are sent in one write: a client that reads slower than the
+    model decodes gets its backlog at once instead of one write per token, and a client that has
+    gone away costs one failed write, not a run of them (asyncio logs "socket.send() raised
+    exception." from the fifth write to a closed socket on)."""
     try:
         while True:
-            event = await queue.get()
-            event["model"] = model
-            yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
-            if event["event"] in ("done", "error"):
+            events = [await queue.get()]
+            while events[-1]["event"] not in ("done", "error") and not queue.empty():
+                events.append(queue.get_nowait())
+            yield "".join(f"data: {json.dumps({**event, 'model': model}, ensure_ascii=False)}\n\n" for event in events)
+            if events[-1]["event"] in ("done", "error"):
                 return
     finally:
         generation.cancel()

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -66,7 +69,7 @@ def run_server(runs: list[str], options: ServeOptions, device: str, engine: str 
         app = build_app(runs, options, device, engine, log)  # loads (and checks) every run first
         for line in banner(options, list(app.state.rnnkit.models)):
             log(line)
-        uvicorn.run(app, **common)
+        _server_class()(uvicorn.Config(app, **common)).run()
         return
     names = list(load_models(runs, device, engine))  # every run checked before the processes start
     os.environ[ENVIRONMENT] = json.dumps({"runs": runs, "options": asdict(options), "device": device, "engine": engine})
@@ -74,3 +77,29 @@ def run_server(runs: list[str], options: ServeOptions, device: str, engine: str 
         log(line)
     log(f"{options.workers} worker processes, each with its own copy of the models")
     uvicorn.run("rnnkit.serve.server:app_from_environment", factory=True, workers=options.workers, **common)
+
+
+def _server_class() -> Any:
+    """uvicorn's Server, except that a signal that stopped it is not raised again afterwards.
+
+    uvicorn re-raises SIGINT/SIGTERM once it has shut down, so that the process dies "of" the
+    signal: SIGTERM then ends the process with status -15 (143 in a shell) and SIGINT with a
+    KeyboardInterrupt, although every stream was ended and every response sent. A server stopped
+    on purpose has done its job: `rnnkit serve` exits 0."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():  # signals belong to it
+                yield
+                return
+            handled = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
