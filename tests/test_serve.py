@@ -169,25 +169,6 @@ def test_one_request_at_a_time_without_batching(models):
     assert worker.steps == 30 and worker.rows_decoded == 30
 
 
-def test_texts_waiting_together_are_scored_in_one_batch_and_a_bad_one_fails_alone(models, lms):
-    from rnnkit.errors import DataError
-
-    worker = ModelWorker("lstm", models["lstm"].lm)
-    worker.call(lambda: time.sleep(0.2))  # every score arrives while the worker is busy
-    texts = ["The Time Traveller", "Жук", "It was so.", "a"]
-    try:
-        futures = [worker.score(text, 3) for text in texts]
-        good = [futures[i].result(30) for i in (0, 2, 3)]
-        with pytest.raises(DataError, match="lacks"):
-            futures[1].result(30)
-    finally:
-        worker.close()
-    for result, text in zip(good, ["The Time Traveller", "It was so.", "a"], strict=True):
-        alone = lms["lstm"].score(text, top_k=3)
-        np.testing.assert_allclose(result.logprobs, alone.logprobs, rtol=1e-5)
-        assert result.text == text and (result.top_ids == alone.top_ids).all()
-
-
 # ---------------------------------------------------------------------------------------------
 # score, inspect, models
 

@@ -299,7 +299,7 @@ def _routes(app: FastAPI, state: ServerState) -> None:
             raise ApiError(422, "text is empty: there is nothing to score")
         if not 0 <= body.top_k <= 50:
             raise ApiError(422, f"top_k must be from 0 to 50, got {body.top_k}")
-        result = await asyncio.wrap_future(state.workers[served.name].score(body.text, body.top_k))
+        result = await _on_worker(state, served, lambda: served.lm.score(body.text, top_k=body.top_k or None))
         return {"model": served.name, **result.to_dict()}
 
     @app.post("/v1/inspect", summary="One hidden unit's value after each token of a text (neural models)")

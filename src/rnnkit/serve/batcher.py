@@ -1,5 +1,5 @@
 """One worker thread per served model: it decodes every client's generation in one batch, and
-between decoding steps scores the texts waiting (together, in one batch) and runs unit traces.
+runs scoring and unit traces between decoding steps.
 
 Decoding one token for N requests costs about one forward pass of a batch of N, not N passes: a
 recurrent step is a matrix product whose cost grows slowly with the batch on a CPU and hardly at
@@ -82,7 +82,6 @@ class ModelWorker:
         self._lock = threading.Condition()
         self._waiting: deque[Generation] = deque()
         self._tasks: deque[tuple[Callable[[], Any], Future]] = deque()
-        self._scores: deque[tuple[str, int, Future]] = deque()
         self._active: list[Generation] = []
         self._logprobs: np.ndarray | None = None  # (rows of every active request, V)
         self._state: Any = None
@@ -116,17 +115,6 @@ class ModelWorker:
             self._lock.notify()
         return future
 
-    def score(self, text: str, top_k: int) -> Future:
-        """`LanguageModel.score(text, top_k)` on the worker thread; the texts waiting together are
-        scored in one batch (one forward pass per window for all of them), like generations."""
-        future: Future = Future()
-        with self._lock:
-            if self._closing:
-                raise ServerBusy("the server is shutting down")
-            self._scores.append((text, top_k, future))
-            self._lock.notify()
-        return future
-
     @property
     def in_flight(self) -> int:
         with self._lock:
@@ -144,19 +132,16 @@ class ModelWorker:
     def _run(self) -> None:
         while True:
             with self._lock:
-                while not (self._closing or self._waiting or self._tasks or self._scores or self._active):
+                while not (self._closing or self._waiting or self._tasks or self._active):
                     self._lock.wait()
                 if self._closing:
                     break
                 tasks = list(self._tasks)
                 self._tasks.clear()
-                scores = list(self._scores)
-                self._scores.clear()
                 room = self.max_batch - len(self._active)
                 arriving = [self._waiting.popleft() for _ in range(min(room, len(self._waiting)))]
             for function, future in tasks:
                 self._run_task(function, future)
-            self._score_together(scores)
             try:
                 for generation in arriving:
                     self._admit(generation)
@@ -174,29 +159,6 @@ class ModelWorker:
             future.set_result(function())
         except BaseException as error:  # handed to the request that asked: it answers 4xx or 500
             future.set_exception(error)
-
-    def _score_together(self, scores: list[tuple[str, int, Future]]) -> None:
-        """Score the waiting texts in batches of one top_k each; when a batch fails (a text the
-        vocabulary cannot encode), each of its texts is scored alone, so that only that one fails."""
-        by_top_k: dict[int, list[tuple[str, Future]]] = {}
-        for text, top_k, future in scores:
-            if future.set_running_or_notify_cancel():
-                by_top_k.setdefault(top_k, []).append((text, future))
-        for top_k, batch in by_top_k.items():
-            try:
-                results = self.lm.score([text for text, _ in batch], top_k=top_k or None)
-            except BaseException as error:
-                if len(batch) == 1:
-                    batch[0][1].set_exception(error)
-                    continue
-                for text, future in batch:
-                    try:
-                        future.set_result(self.lm.score(text, top_k=top_k or None))
-                    except BaseException as alone:
-                        future.set_exception(alone)
-                continue
-            for (_, future), result in zip(batch, results, strict=True):
-                future.set_result(result)
 
     def _admit(self, generation: Generation) -> None:
         """Read the prompt; join the batch, or (beam search) run the whole search now."""
@@ -305,10 +267,9 @@ class ModelWorker:
     def _shut_down(self) -> None:
         with self._lock:
             waiting = list(self._waiting)
-            tasks = list(self._tasks) + [(lambda: None, future) for _, _, future in self._scores]
+            tasks = list(self._tasks)
             self._waiting.clear()
             self._tasks.clear()
-            self._scores.clear()
         for generation in self._active + waiting:
             self._finish(generation, "shutdown")
         self._active = []
