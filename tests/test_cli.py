@@ -620,7 +620,7 @@ import sys
 
 
 class HideExtras:
-    HIDDEN = ("matplotlib", "hmmlearn")
+    HIDDEN = ("matplotlib", "hmmlearn", "fastapi", "uvicorn")
 
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in self.HIDDEN:
@@ -633,7 +633,7 @@ sys.meta_path.insert(0, HideExtras())
 
 
 def extras_hidden_env(tmp_path):
-    """An environment whose Python cannot import matplotlib or hmmlearn (see HIDE_EXTRAS)."""
+    """An environment whose Python cannot import matplotlib, hmmlearn, fastapi or uvicorn (see HIDE_EXTRAS)."""
     hide = tmp_path / "hide-extras"
     hide.mkdir(exist_ok=True)
     (hide / "sitecustomize.py").write_text(HIDE_EXTRAS)
@@ -653,7 +653,7 @@ def run_without_extras(tmp_path, *args, timeout=300):
 
 
 def test_without_the_extras_each_command_says_what_to_install_before_any_work(tmp_path, trained):
-    """hmm, plot and gradients without their extras: one line naming it, exit 2, nothing written;
+    """hmm, plot, gradients and serve without their extras: one line naming it, exit 2, nothing written;
     one process runs them all (a torch import per command would cost seconds each)."""
     out = tmp_path / "outputs"
     script = f"""
@@ -663,7 +663,8 @@ results = []
 for args in ({["train", "--model", "hmm", "--data", "toy", "--out", str(out / "hmm")]!r},
              {["gradients", "--model", "rnn", "--out", str(out / "grad")]!r},
              {["plot", str(trained), "--out", str(out / "plot.png")]!r},
-             {["compare", "--models", "ngram:2,hmm:4", "--data", "toy", "--out", str(out / "cmp")]!r}):
+             {["compare", "--models", "ngram:2,hmm:4", "--data", "toy", "--out", str(out / "cmp")]!r},
+             {["serve", str(trained)]!r}):
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         code = main(args)
@@ -674,7 +675,7 @@ print(json.dumps(results))
         [sys.executable, "-c", script], capture_output=True, text=True, env=extras_hidden_env(tmp_path), timeout=300
     )
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
-    expected = ["'rnnkit[hmm]'", "'rnnkit[plot]'", "'rnnkit[plot]'", "'rnnkit[hmm]'"]
+    expected = ["'rnnkit[hmm]'", "'rnnkit[plot]'", "'rnnkit[plot]'", "'rnnkit[hmm]'", "'rnnkit[serve]'"]
     for (code, err), extra in zip(json.loads(proc.stdout.splitlines()[-1]), expected, strict=True):
         assert code == 2 and extra in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()  # no run directory holding only config.json, no gradients.json, no PNG
