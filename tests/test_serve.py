@@ -315,14 +315,18 @@ def test_unknown_paths_and_methods_are_json(served):
 
 
 def test_a_full_server_says_busy_and_a_client_gone_is_forgotten(models):
-    with TestClient(create_app(models, ServeOptions(max_concurrent=1))) as client:
-        with client.stream("POST", "/v1/generate", json={"max_new_tokens": 2000, "stream": True}) as response:
-            lines = response.iter_lines()
-            assert json.loads(next(lines)[len("data: ") :])["event"] == "start"
+    app = create_app(models, ServeOptions(max_concurrent=1, max_new_tokens=100_000))
+    with TestClient(app) as client:
+        # the worker is held, so the stream's generation waits (in flight) until the 503 is seen
+        app.state.rnnkit.workers["lstm"].call(lambda: time.sleep(0.5))
+        body = {"max_new_tokens": 100_000, "stream": True}
+        with client.stream("POST", "/v1/generate", json=body) as response:
             busy = client.post("/v1/generate", json={"max_new_tokens": 5})
             assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
             assert "--max-concurrent" in busy.json()["error"]
             assert client.post("/v1/generate", json={"model": "ngram", "max_new_tokens": 5}).status_code == 200
+            lines = response.iter_lines()
+            assert json.loads(next(lines)[len("data: ") :])["event"] == "start"
         # the client went away mid-stream: its generation is cancelled and the slot is free again
         for _ in range(100):
             if client.get("/healthz").json()["in_flight"]["lstm"] == 0:

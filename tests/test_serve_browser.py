@@ -20,6 +20,7 @@ from rnnkit.serve.app import create_app  # noqa: E402
 from rnnkit.serve.models import ServeOptions, load_models  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+LONG = 1_000_000  # a generation still running when the test clicks Stop (the tiny model is fast)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def server(serve_runs):
     import uvicorn
 
     models = load_models([str(serve_runs["lstm"]), str(serve_runs["ngram"])], engine="auto")  # as the CLI loads
-    app = create_app(models, ServeOptions())
+    app = create_app(models, ServeOptions(max_new_tokens=LONG))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     uvicorn_server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
@@ -96,14 +97,14 @@ def test_streamed_text_is_what_rnnkit_generate_prints(page, serve_runs, capsys):
 
 
 def test_stop_ends_a_generation_midway(page, server):
-    set_settings(page, "It", max_new_tokens=2000, seed=1)
+    set_settings(page, "It", max_new_tokens=LONG, seed=1)
     page.uncheck("#colour")
     page.click("#generate")
     page.wait_for_function("(document.querySelector('#generate-out .continuation') || {}).textContent?.length > 20")
     page.click("#stop")
     page.wait_for_function("document.querySelector('#generate-out .sample').dataset.state === 'stopped'")
     text = page.locator("#generate-out .sample").first.inner_text()
-    assert 20 < len(text) < 2000
+    assert 20 < len(text) < LONG
     assert "stopped" in page.locator("#generate-out .stats").inner_text()
     assert page.locator("#generate").is_enabled()
     for _ in range(100):  # the server cancelled it: nothing left in flight

@@ -118,6 +118,10 @@ def set_threads(threads: int | None) -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(threads)
+    if not torch_loaded():
+        # torch reads OMP_NUM_THREADS when it loads; a command that never loads it (generate,
+        # score or serve on the NumPy engine) is spared the import (about a second, and 200 MB)
+        return
     import torch
 
     torch.set_num_threads(threads)

@@ -140,7 +140,7 @@ def _parameters(lm: Any) -> int | None:
 
 
 def _signals(kind: str) -> list[str]:
-    from ..studies.recurrence import SIGNALS
+    from ..studies.signals import SIGNALS
 
     return list(SIGNALS.get(kind, ()))
 

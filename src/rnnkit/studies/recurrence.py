@@ -31,18 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-# what each kind of cell exposes per step; the gates are the ones Karpathy et al. (2015) measure
-SIGNALS = {"lstm": ("h", "c", "i", "f", "o"), "gru": ("h", "z", "r"), "rnn": ("h",), "rnn_relu": ("h",)}
-GATES = {"lstm": ("i", "f", "o"), "gru": ("z", "r"), "rnn": (), "rnn_relu": ()}
-SIGNAL_NAMES = {
-    "h": "hidden state",
-    "c": "cell state",
-    "i": "input gate",
-    "f": "forget gate",
-    "o": "output gate",
-    "z": "update gate",
-    "r": "reset gate",
-}
+from .signals import GATES, SIGNAL_NAMES, SIGNALS  # noqa: F401 (what each cell exposes; torch-free)
 
 LayerState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # (N, H), or (h, c) for the LSTM
 
