@@ -1699,8 +1699,9 @@ def _add_serve(sub: argparse.ArgumentParser) -> None:
 
 def serve_threads() -> int:
     """One fewer than the CPU cores: a server's event loop (JSON, HTTP writes for every client at
-    every step) needs a core of its own; on the 2-core development machine one compute thread
-    served 32 clients at 4,831 tokens/s against 4,000 with two (benchmarks/serve_load.py)."""
+    every step) needs a core of its own. On the 2-core development machine, with torch loaded,
+    one compute thread served 32 clients at 4,831 tokens/s against 3,875-4,000 with two
+    (benchmarks/serve_load.py; README, rnnkit serve)."""
     import os
 
     return max(1, (os.cpu_count() or 1) - 1)
