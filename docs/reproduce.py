@@ -403,6 +403,21 @@ def extract_score_speed(_work: Path, out: list[str]) -> dict[str, float]:
     }
 
 
+def extract_serve_load(work: Path, _out: list[str]) -> dict[str, float]:
+    """benchmarks/serve_load.py's JSON: the default model's batched and one-at-a-time servers, and
+    the tiny model's tokens/s."""
+    default, tiny = read_json(work / "serve-load.json"), read_json(work / "serve-tiny.json")
+    values = {"gain": default["batching_gain"], "tiny.gain": tiny["batching_gain"]}
+    for name in ("batched", "unbatched"):
+        server = default[name]
+        values[f"{name}.tokens_per_s"] = server["tokens_per_s"]
+        values[f"{name}.errors"] = server["errors"]
+        values[f"{name}.rss_growth_mb"] = server["rss_growth_mb"]
+        values[f"tiny.{name}.tokens_per_s"] = tiny[name]["tokens_per_s"]
+    values["batched.start_rss_mb"] = default["batched"]["start_rss_mb"]
+    return values
+
+
 def extract_score_engines(work: Path, out: list[str]) -> dict[str, float]:
     seconds = wall_seconds(work)
     return {
@@ -2004,6 +2019,30 @@ REGISTRY: tuple[Figure, ...] = (
         threads=None,
         note="Speed and memory on 1 MB: an untrained 2x512 LSTM (one step at lr 1e-9: train needs a step) "
         "records layer 1 in float16 (CPU time and peak memory as /usr/bin/time -v reports them)",
+    ),
+    Figure(
+        "serve-load",
+        ("README",),
+        (
+            "python benchmarks/serve_load.py --run runs/default --json serve-load.json",
+            "python benchmarks/serve_load.py --hidden 32 --json serve-tiny.json",
+        ),
+        extract_serve_load,
+        (
+            V("batched.errors", 0, "192 / 0", 0),
+            V("unbatched.errors", 0, "192 / 0", 0),
+            V("batched.rss_growth_mb", 0.1, "under 10 MB", 9.9),
+            V("batched.tokens_per_s", 5543, "**5,543**", TIMED),
+            V("unbatched.tokens_per_s", 2447, "| 2,447 |", TIMED),
+            V("gain", 2.27, "throughput 2.27x", TIMED),
+            V("batched.start_rss_mb", 72.0, "RSS 72 MB at start", TIMED),
+            V("tiny.batched.tokens_per_s", 10056, "reached 10,056", TIMED),
+            V("tiny.unbatched.tokens_per_s", 6011, "against 6,011 tokens/s", TIMED),
+            V("tiny.gain", 1.67, "(1.67x;", TIMED),
+        ),
+        needs=("default-train",),
+        threads=None,
+        note="rnnkit serve under load: 32 clients streaming and scoring, batched against --max-batch 1",
     ),
     Figure(
         "score-speed",
