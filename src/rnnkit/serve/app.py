@@ -294,9 +294,7 @@ def _routes(app: FastAPI, state: ServerState) -> None:
     @app.post("/v1/score", summary="Per-token log-probabilities, surprisal and totals of a text")
     async def score(body: ScoreRequest) -> dict[str, Any]:
         served = state.model(body.model)
-        _check_length("text", len(body.text), options.max_score_chars, "--max-score-chars")
-        if not body.text:
-            raise ApiError(422, "text is empty: there is nothing to score")
+        _check_text(body.text, "score", options)
         if not 0 <= body.top_k <= 50:
             raise ApiError(422, f"top_k must be from 0 to 50, got {body.top_k}")
         result = await _on_worker(state, served, lambda: served.lm.score(body.text, top_k=body.top_k or None))
@@ -305,9 +303,7 @@ def _routes(app: FastAPI, state: ServerState) -> None:
     @app.post("/v1/inspect", summary="One hidden unit's value after each token of a text (neural models)")
     async def inspect(body: InspectRequest) -> dict[str, Any]:
         served = state.model(body.model)
-        _check_length("text", len(body.text), options.max_score_chars, "--max-score-chars")
-        if not body.text:
-            raise ApiError(422, "text is empty: there is nothing to inspect")
+        _check_text(body.text, "inspect", options)
         return await _on_worker(
             state, served, lambda: served.unit_view(body.text, body.layer, body.signal, body.unit, options)
         )
@@ -326,6 +322,13 @@ def _batching(worker: ModelWorker) -> dict[str, Any]:
     per step on average means that clients' generations shared forward passes."""
     steps, rows = worker.steps, worker.rows_decoded
     return {"steps": steps, "rows": rows, "mean_rows_per_step": round(rows / steps, 3) if steps else 0.0}
+
+
+def _check_text(text: str, purpose: str, options: ServeOptions) -> None:
+    """A text to score or inspect: not empty (422), not over --max-score-chars (413)."""
+    _check_length("text", len(text), options.max_score_chars, "--max-score-chars")
+    if not text:
+        raise ApiError(422, f"text is empty: there is nothing to {purpose}")
 
 
 def _check_length(what: str, length: int, limit: int, option: str) -> None:
