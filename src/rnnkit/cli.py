@@ -14,6 +14,7 @@ from typing import Any
 
 from . import __version__
 from .errors import RnnkitError, TrainingStopped
+from .runtime import tune_allocator
 
 AWD_HELP = " (AWD-LSTM, Merity et al. 2017; torch engine, training only)"
 
@@ -1816,6 +1817,7 @@ def safe_console_streams() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     safe_console_streams()
+    tune_allocator()  # large temporaries reused, not page-faulted in again every window
     command = next((arg for arg in argv if not arg.startswith("-")), "")  # top-level options take no value
     parser = build_parser(only=command)
     args, extras = parser.parse_known_args(argv)

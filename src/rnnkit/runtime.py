@@ -131,6 +131,40 @@ def set_threads(threads: int | None) -> None:
         pass
 
 
+# glibc's malloc: allocations up to MMAP_THRESHOLD come from the heap, and the heap keeps up to
+# TRIM_THRESHOLD of freed memory at its top instead of returning it to the system
+MMAP_THRESHOLD = 32 << 20  # glibc's largest (a larger value is refused)
+TRIM_THRESHOLD = 512 << 20
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
+
+
+def tune_allocator() -> bool:
+    """Keep the large temporary arrays of a forward or backward pass in the heap, reused from one
+    window to the next, instead of mapped fresh from the system and unmapped again each time.
+
+    With glibc's defaults an array above 32 MB is always mapped anew, and freeing one shrinks the
+    heap, so every window of a NumPy forward pass page-faulted its temporaries in again: 450,000
+    minor faults (1.8 GB touched) per evaluation of 1,000,000 characters by a 1x64 LSTM, 2.84 s;
+    with both thresholds raised, 0 faults and 1.85 s, the same peak memory (283 MB). NumPy-engine
+    training of a 1x128 LSTM: 58,250 -> 77,840 tokens/s; the default torch run: 17,000 -> 18,500
+    (2-core CPU, one run each, 2026-12-01). The cost: up to TRIM_THRESHOLD of freed memory stays
+    with the process. The CLI calls this at start; an API user may call it once. Only on glibc
+    (Linux); elsewhere it does nothing and returns False.
+    """
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    # both: a fixed mmap threshold also stops glibc from raising the trim threshold by itself
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
 def gpu_may_be_present() -> bool:
     """False when this process certainly has no GPU for torch, decided without importing torch:
     CUDA_VISIBLE_DEVICES hides every device ("" or "-1"), or no GPU driver's device file exists
