@@ -49,6 +49,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from rnnkit.config import ModelConfig  # noqa: E402
 from rnnkit.models.numpy_lm import NumpyRNNLM  # noqa: E402
 from rnnkit.models.numpy_optim import AdamW, clip_grad_norm  # noqa: E402
+from rnnkit.runtime import tune_allocator  # noqa: E402
+
+tune_allocator()  # as the CLI runs (runtime.tune_allocator): both engines' temporaries stay in the heap
 
 VOCAB, EMBED, BATCH, STEPS = 65, 64, 32, 35
 CORPUS = Path(__file__).resolve().parents[1] / "src" / "rnnkit" / "text" / "bundled" / "tinyshakespeare.txt"

@@ -21,11 +21,12 @@ except ImportError:  # run from a checkout without PYTHONPATH=src
     import rnnkit
 from rnnkit.data import TokenSplit
 from rnnkit.evaluate import eval_settings, evaluate_split
-from rnnkit.runtime import flush_denormals
+from rnnkit.runtime import flush_denormals, tune_allocator
 from rnnkit.text.corpora import bundled_text
 
 
 def main() -> None:
+    tune_allocator()  # as the CLI runs; without it evaluate's speed depended on what ran before
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", help="run directory or checkpoint")
     parser.add_argument("--megabytes", type=float, default=1.0, help="text length (a bundled corpus, repeated)")
