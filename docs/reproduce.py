@@ -1155,13 +1155,13 @@ REGISTRY: tuple[Figure, ...] = (
             V("margin_over_ngram5", 0.056, "0.056", 0.002),
             V("test_bpc", 2.049, "2.049", 0.002),
             V("test_margin_over_ngram5", 0.056, "0.056", 0.002),
-            V("wall_seconds", 150.2, "150.2 s", TIMED),
-            V("seconds", 145.6, "145.6 s", TIMED),
-            V("tokens_per_s", 14063, "14,063", TIMED),
+            V("wall_seconds", 122.4, "122.4 s", TIMED),
+            V("seconds", 119.1, "119.1 s", TIMED),
+            V("tokens_per_s", 17195, "17,195", TIMED),
         ),
         threads=None,
         note="the README's opening paragraph: `rnnkit train` with no options against the 5-gram "
-        "(torch's default threads; 2.5 minutes on a quiet 2-core CPU)",
+        "(torch's default threads; about 2 minutes on a quiet 2-core CPU)",
     ),
     Figure(
         "compare-60s",
