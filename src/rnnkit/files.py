@@ -30,6 +30,11 @@ def is_figure(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def figure_text(value: Any, digits: int) -> str:
+    """A figure for a table, `digits` after the point; "n/a" for one that does not exist."""
+    return f"{value:.{digits}f}" if is_figure(value) else "n/a"
+
+
 def json_safe(value: Any) -> Any:
     """`value` with every NaN or infinite float (a figure that does not exist, e.g. a baseline's
     train loss, or a diverged run's) replaced by None, through dicts, lists and tuples: JSON has

@@ -40,7 +40,7 @@ from ..config import (
     check_int,
 )
 from ..errors import ConfigError, DataError
-from ..files import fresh_run_dir, json_safe, write_json
+from ..files import figure_text, fresh_run_dir, json_safe, write_json
 from ..runtime import has_module, require
 from ..text.tokenizer import Tokenizer
 
@@ -401,17 +401,13 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             row["model"],
             f"{row['parameters']:,}",
             f"{row['train_seconds']:.1f}",
-            _number(row["val_loss"], 4),
-            _number(row["val_ppl"], 2),
-            _number(row["val_bpc"], 4),
-            _number(row["test_bpc"], 4),
+            figure_text(row["val_loss"], 4),
+            figure_text(row["val_ppl"], 2),
+            figure_text(row["val_bpc"], 4),
+            figure_text(row["test_bpc"], 4),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
-
-
-def _number(value: float | None, digits: int) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def read_curve(run_dir: Path) -> tuple[list[float], list[float]]:

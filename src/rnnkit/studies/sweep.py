@@ -25,6 +25,7 @@ from typing import Any
 
 from ..config import DEFAULT_STEPS, DataConfig, ModelConfig, RunConfig, TrainConfig, with_overrides
 from ..errors import ConfigError, TrainingDiverged
+from ..files import figure_text
 
 NUMERIC_TYPES = {"int": int, "float": float, "int | None": int, "float | None": float}
 NOT_SWEPT = {"vocab_size", "preset_version"}  # set from the tokenizer / the preset, not chosen
@@ -232,10 +233,6 @@ def _value(value: Value) -> str:
     return "none" if value is None else f"{value:g}"
 
 
-def _number(value: float | None, digits: int) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
-
-
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """One row per value; a diverged run shows 'diverged' in place of its figures."""
     name = rows[0]["option"] if rows else "value"
@@ -249,10 +246,10 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
                 f"{row['parameters']:,}",
                 str(row["steps"]),
                 f"{row['seconds']:.1f}",
-                _number(row["train_loss"], 4),
-                _number(row["val_loss"], 4),
-                _number(row["best_val_loss"], 4),
-                _number(row["val_bpc"], 4),
+                figure_text(row["train_loss"], 4),
+                figure_text(row["val_loss"], 4),
+                figure_text(row["best_val_loss"], 4),
+                figure_text(row["val_bpc"], 4),
             ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
