@@ -141,6 +141,7 @@ async function streamInto(box, name, settings) {
     let finished = null;
     await readEvents(response, (event) => {
       if (event.event === "start") {
+        if (event.warning) box.append(element("p", "muted", event.warning));  // prompt tokens read as <unk>
         for (let row = 0; row < settings.num_return_sequences; row++) {
           const sample = element("div", "sample streaming");
           sample.dataset.state = "streaming";
