@@ -375,3 +375,18 @@ def test_serve_without_the_extra_names_it(monkeypatch, capsys, serve_runs):
     assert main(["serve", str(serve_runs["lstm"])]) == 2
     err = capsys.readouterr().err.strip()
     assert "pip install 'rnnkit[serve]'" in err and len(err.splitlines()) == 1
+
+
+def test_prompt_words_the_vocabulary_lacks_are_read_as_unk_and_said(tmp_path):
+    from conftest import tiny_config
+
+    from rnnkit.train import train
+
+    train(tiny_config(tmp_path / "word", tokenizer="word", data="toy"))
+    with TestClient(create_app(load_models([str(tmp_path / "word")]), ServeOptions())) as client:
+        answer = client.post("/v1/generate", json={"prompt": "you say zebra", "max_new_tokens": 3, "seed": 1})
+        assert answer.status_code == 200
+        assert "read as <unk>" in answer.json()["warning"] and "zebra" in answer.json()["warning"]
+        streamed = stream(client, prompt="you say zebra", max_new_tokens=3, seed=1)
+        assert "zebra" in streamed[0]["warning"]
+        assert "warning" not in client.post("/v1/generate", json={"prompt": "you say", "max_new_tokens": 3}).json()
