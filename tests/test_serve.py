@@ -89,7 +89,13 @@ def test_a_missing_seed_is_chosen_and_returned_so_the_text_can_be_made_again(ser
     assert again["text"] == first["text"]
 
 
-def test_stream_events_add_up_to_the_final_texts(served, lms):
+@pytest.mark.parametrize("interval", [0.0, 10.0])
+def test_stream_events_add_up_to_the_final_texts(served, lms, monkeypatch, interval):
+    """Text events come at most every STREAM_INTERVAL seconds: 0 gives one per token, a long one
+    gives the first token at once and the rest with "done"; the text is the same either way."""
+    from rnnkit.serve import batcher
+
+    monkeypatch.setattr(batcher, "STREAM_INTERVAL", interval)
     got = stream(served, prompt="The Time", max_new_tokens=25, seed=2, num_return_sequences=2)
     assert got[0]["event"] == "start" and got[0]["prompt"] == "The Time" and got[0]["model"] == "lstm"
     assert got[-1]["event"] == "done" and got[-1]["reason"] == "length" and got[-1]["new_tokens"] == 25
@@ -100,7 +106,8 @@ def test_stream_events_add_up_to_the_final_texts(served, lms):
     assert (
         texts == got[-1]["texts"] == lms["lstm"].generate("The Time", max_new_tokens=25, seed=2, num_return_sequences=2)
     )
-    assert len(got) > 3  # streamed piece by piece, not in one lump
+    text_events = len(got) - 2
+    assert text_events == (25 if interval == 0 else 2)  # one per token; or the first, then the rest at the end
 
 
 def test_zero_new_tokens_returns_the_prompt(served):

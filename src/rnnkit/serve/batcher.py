@@ -34,6 +34,7 @@ from ..errors import RnnkitError
 from ..generate import SamplingConfig, TextRows, TokenChooser, generate_texts, read_prompt
 
 Emit = Callable[[dict[str, Any]], None]
+STREAM_INTERVAL = 0.02  # seconds between a stream's "text" events (50 a second: smooth to the eye)
 
 
 class ServerBusy(RnnkitError):
@@ -57,6 +58,8 @@ class Generation:
     produced: int = 0
     started: float = 0.0
     finished: bool = False
+    unsent: list[str] | None = None  # text made since the last "text" event, per row
+    last_sent: float = 0.0
 
     @property
     def rows(self) -> int:
@@ -212,7 +215,7 @@ class ModelWorker:
             pieces = generation.text.push(tokens.tolist())
             generation.produced += 1
             if any(pieces):
-                generation.emit({"event": "text", "pieces": pieces})
+                self._send_text(generation, pieces)
             if generation.text.stopped:
                 self._finish(generation, "stop")
             elif generation.produced >= generation.sampling.max_new_tokens:
@@ -243,12 +246,24 @@ class ModelWorker:
                 generation.emit({"event": "error", "status": 500, "error": f"internal error ({type(error).__name__})"})
         self._active, self._logprobs, self._state = [], None, None
 
+    @staticmethod
+    def _send_text(generation: Generation, pieces: list[str], now: bool = False) -> None:
+        """Hand new text to the client at most every STREAM_INTERVAL seconds (and at once the first
+        time): a step of 32 clients is one forward pass, but 32 events for the event loop to encode
+        and write, and the loop shares the process with the decoding."""
+        unsent = generation.unsent
+        generation.unsent = pieces if unsent is None else [a + b for a, b in zip(unsent, pieces, strict=True)]
+        clock = time.perf_counter()
+        if now or clock - generation.last_sent >= STREAM_INTERVAL:
+            if any(generation.unsent):
+                generation.emit({"event": "text", "pieces": generation.unsent})
+            generation.unsent, generation.last_sent = None, clock
+
     def _finish(self, generation: Generation, reason: str) -> None:
         texts: list[str] = []
         if generation.text is not None:
             tails = generation.text.finish()
-            if any(tails):
-                generation.emit({"event": "text", "pieces": tails})
+            self._send_text(generation, tails, now=True)
             texts = generation.text.texts()
         generation.finished = True
         generation.emit(self._done_event(generation, texts, reason))

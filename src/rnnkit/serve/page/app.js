@@ -133,7 +133,7 @@ async function streamInto(box, name, settings) {
   state.running.push(controller);
   const samples = [];
   const started = performance.now();
-  let tokens = 0;
+  let characters = 0;  // of the first sample, as they arrive (text events come up to 50 times a second)
   const stats = element("div", "stats");
   box.append(stats);
   try {
@@ -151,13 +151,14 @@ async function streamInto(box, name, settings) {
           samples.push(sample);
         }
       } else if (event.event === "text") {
-        tokens += 1;
+        characters += (event.pieces[0] || "").length;
         event.pieces.forEach((piece, row) => {
           if (!piece || !samples[row]) return;
           samples[row].lastChild.textContent += piece;
           samples[row].dataset.text += piece;
         });
-        stats.textContent = `${tokens} steps, ${(tokens / ((performance.now() - started) / 1000)).toFixed(0)} tokens/s`;
+        const seconds = (performance.now() - started) / 1000;
+        stats.textContent = `${characters} characters, ${(characters / seconds).toFixed(0)}/s`;
       } else if (event.event === "done") {
         finished = event;
       } else if (event.event === "error") {
@@ -181,7 +182,7 @@ async function streamInto(box, name, settings) {
       sample.dataset.state = error.name === "AbortError" ? "stopped" : "failed";
     }
     if (error.name === "AbortError") {
-      stats.textContent = `stopped after ${tokens} steps`;
+      stats.textContent = `stopped after ${characters} characters`;
       return `${name} stopped`;
     }
     box.append(element("p", "error", error.message));
