@@ -14,7 +14,9 @@ reported as a failure (exit status 1), as are errors and a server that does not 
 
 Then the same load against a server started with `--max-batch 1` (one request decoded at a time,
 in order): tokens/s of each server (the median over the rounds after the first) and their ratio,
-the batching gain, measured in the same run.
+the batching gain, measured in the same run. Last, the same generations decoded by the server's
+worker in this process without HTTP (batched and one at a time): what batching buys the decoding
+itself, and how much of the server's time the HTTP side takes.
 
 Without --run, a run of the default shape (`rnnkit train`: 1x512 LSTM, char, timemachine) is
 trained for 20 steps into a temporary directory: the weights do not change the speed, the shape
@@ -353,6 +355,42 @@ def run_load(
 # the script
 
 
+def decode_alone(run: str, clients: int, tokens: int, max_batch: int, threads: int) -> float:
+    """tokens/s of the server's decoding worker in this process, without HTTP: the same
+    generations (prompt, seed, length) as the clients ask for, all submitted at once. What the
+    batching itself buys, and how much of the server's time the HTTP side takes."""
+    sys.path.insert(0, str(SRC))
+    import threading
+
+    import rnnkit
+    from rnnkit.generate import SamplingConfig, start_ids
+    from rnnkit.runtime import set_threads, tune_allocator
+    from rnnkit.serve.batcher import Generation, ModelWorker
+
+    tune_allocator()
+    set_threads(threads)
+    lm = rnnkit.load(run, engine="auto")  # as `rnnkit serve` loads it
+    worker = ModelWorker("alone", lm, max_batch=max_batch, max_pending=clients)
+    finished = [threading.Event() for _ in range(clients)]
+
+    def on_event(index: int):
+        return lambda event: finished[index].set() if event["event"] in ("done", "error") else None
+
+    hold = threading.Event()
+    worker.call(hold.wait)  # every generation is queued before the first step
+    for index in range(clients):
+        prompt = PROMPTS[index % len(PROMPTS)]
+        sampling = SamplingConfig(max_new_tokens=tokens, seed=index)
+        worker.submit(Generation(prompt, start_ids(lm.tokenizer, prompt), sampling, on_event(index)))
+    started = time.perf_counter()
+    hold.set()
+    for event in finished:
+        event.wait()
+    seconds = time.perf_counter() - started
+    worker.close()
+    return round(clients * tokens / seconds, 1)
+
+
 def train_run(out: Path, hidden: int, steps: int = 20) -> Path:
     """A run of the default shape (or `hidden` units), trained for a few steps (`rnnkit train`)."""
     command = [sys.executable, "-m", "rnnkit", "train", "--steps", str(steps), "--hidden", str(hidden)]
@@ -415,6 +453,11 @@ def main(argv: list[str] | None = None) -> int:
         results = {"batched": run_load(run, *settings, common, *timeouts)}
         if not args.no_unbatched:
             results["unbatched"] = run_load(run, *settings, (*common, "--max-batch", "1"), *timeouts)
+        threads = args.threads or max(1, (os.cpu_count() or 1) - 1)  # serve's default (cli.serve_threads)
+        alone = {
+            "batched": decode_alone(run, args.clients, args.tokens, 64, threads),
+            "unbatched": decode_alone(run, args.clients, args.tokens, 1, threads),
+        }
 
     report: dict[str, Any] = {
         "run": args.run or f"default shape, hidden {args.hidden}, 20 steps",
@@ -425,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "rss_bound_mb": args.rss_bound,
         **results,
+        "decoding_alone_tokens_per_s": alone,
     }
     for name, result in results.items():
         print_table(name, result)
@@ -443,6 +487,10 @@ def main(argv: list[str] | None = None) -> int:
             f"tokens/s (median of rounds 2..{args.rounds}): batched {results['batched']['tokens_per_s']:g}, "
             f"--max-batch 1 {results['unbatched']['tokens_per_s']:g}: batching gain {gain:.2f}x"
         )
+    print(
+        f"the decoding worker alone (no HTTP, in this process): batched {alone['batched']:g} tokens/s, "
+        f"one at a time {alone['unbatched']:g}: {alone['batched'] / alone['unbatched']:.2f}x"
+    )
     for name, result in results.items():
         print(f"{name}: RSS growth after round 1: {result['rss_growth_mb']:g} MB (bound {args.rss_bound:g} MB)")
     print(f"load average before {report['load_average_before']}, after {report['load_average_after']}")
