@@ -6,7 +6,7 @@
     GET  /v1/models     what is loaded: kind, sizes, tokenizer, training results
     GET  /healthz       liveness, generations in flight, and batching so far (steps, rows decoded)
     GET  /              the page (page/index.html, app.js, style.css: no build step, no CDN)
-    GET  /docs, /openapi.json   the OpenAPI description
+    GET  /openapi.json  the OpenAPI description (no /docs page: FastAPI's loads scripts from a CDN)
 
 The endpoints are thin over the Python API: generation uses generate.py's pieces inside a batching
 worker (batcher.py), scoring is `LanguageModel.score`, the unit view is studies/inspect.py's
@@ -202,6 +202,8 @@ def create_app(models: dict[str, ServedModel], options: ServeOptions, log: Log =
         summary="Generate, score and look inside recurrent language models",
         version=_version(),
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's /docs and /redoc pages load their scripts from a CDN: not offline
+        redoc_url=None,
     )
     app.state.rnnkit = state
     _install_error_handlers(app, log)
