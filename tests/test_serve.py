@@ -355,6 +355,19 @@ def test_every_request_is_logged(served):
 # the command
 
 
+def test_model_names(serve_runs, tmp_path):
+    from pathlib import Path
+
+    from rnnkit.serve.models import model_name
+
+    run = serve_runs["lstm"]
+    assert model_name(str(run), run / "best") == "lstm"
+    assert model_name(str(run / "last"), run / "last") == "lstm"
+    cached = tmp_path / "models--someone--shakespeare-lstm" / "snapshots" / "0123abcd"
+    assert model_name("someone/shakespeare-lstm", cached) == "shakespeare-lstm"  # a Hub id, not the hash
+    assert model_name("someone/shakespeare-lstm/", Path("x")) == "shakespeare-lstm"
+
+
 def test_binding_to_every_interface_warns():
     assert any("no authentication" in line for line in banner(ServeOptions(host="0.0.0.0"), ["m"]))
     assert not any("no authentication" in line for line in banner(ServeOptions(), ["m"]))

@@ -157,6 +157,14 @@ def training_results(path: Path) -> dict[str, Any]:
     return {k: best[k] for k in ("step", "val_loss", "val_ppl", "val_bpc") if k in best}
 
 
+def model_name(run: str, path: Path) -> str:
+    """A short name for a served run: its directory's name ("runs/lstm/best" is "lstm"), or for a
+    Hub id ("owner/name", downloaded into a cache directory named by a hash) the repo's name."""
+    if not Path(run).expanduser().exists():
+        return run.rstrip("/").rpartition("/")[2] or run
+    return path.parent.name if path.name in ("best", "last") else path.name
+
+
 def load_models(runs: list[str], device: str = "auto", engine: str | None = None) -> dict[str, Any]:
     """{name: ServedModel} for each run or checkpoint directory (or Hub id), loaded once. A name
     is the run directory's name ("runs/lstm/best" is "lstm"); repeats get "-2", "-3"."""
@@ -168,7 +176,7 @@ def load_models(runs: list[str], device: str = "auto", engine: str | None = None
     for run in runs:
         lm = LanguageModel.from_pretrained(run, device=device, engine=engine)
         path = Path(lm.path) if lm.path is not None else Path(run)
-        base = path.parent.name if path.name in ("best", "last") else path.name
+        base = model_name(run, path)
         name, n = base, 2
         while name in models:
             name, n = f"{base}-{n}", n + 1
