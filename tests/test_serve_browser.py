@@ -197,3 +197,19 @@ def test_colouring_a_finished_sample(page):
     sample = page.locator("#generate-out .sample").first
     assert sample.locator(".tok").count() == len(sample.get_attribute("data-text"))
     assert "bits/char by lstm" in sample.get_attribute("title")
+
+
+def test_a_finished_sample_goes_to_the_score_and_unit_views(page):
+    set_settings(page, "The ", max_new_tokens=30, seed=4)
+    page.uncheck("#colour")
+    page.click("#generate")
+    page.wait_for_selector("#generate-out .sample-actions button")
+    text = page.locator("#generate-out .sample").first.get_attribute("data-text")
+    page.click("#generate-out .sample-actions button >> text=score this text")
+    page.wait_for_selector("#score-out .tok")
+    assert page.locator("#view-score").is_visible() and page.locator("#score-text").input_value() == text
+    assert page.locator("#score-out .tokens").first.inner_text() == text
+    page.click("#tab-generate")
+    page.click("#generate-out .sample-actions button >> text=see its hidden units")
+    page.wait_for_selector("#units-out .tok")
+    assert page.locator("#units-out .tokens").inner_text() == text

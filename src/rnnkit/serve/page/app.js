@@ -173,6 +173,7 @@ async function streamInto(box, name, settings) {
       samples[row].dataset.text = text;
       samples[row].dataset.state = "done";
       samples[row].classList.remove("streaming");
+      samples[row].after(sampleActions(text));
     });
     if ($("colour").checked) await Promise.all(samples.map((sample) => colourSample(sample, name)));
     return `${name} ${finished.new_tokens} tokens (${finished.reason})`;
@@ -188,6 +189,18 @@ async function streamInto(box, name, settings) {
     box.append(element("p", "error", error.message));
     return `${name} failed`;
   }
+}
+
+// Buttons under a finished sample: take its text to the score view or the hidden-unit view.
+function sampleActions(text) {
+  const bar = element("div", "sample-actions");
+  const toScore = element("button", "", "score this text");
+  toScore.addEventListener("click", () => { $("score-text").value = text; selectView("score"); score(); });
+  const toUnits = element("button", "", "see its hidden units");
+  toUnits.disabled = !state.models[$("model").value]?.inspectable;
+  toUnits.addEventListener("click", () => { $("units-text").value = text; selectView("units"); units(); });
+  bar.append(toScore, toUnits);
+  return bar;
 }
 
 async function colourSample(sample, name) {
