@@ -272,19 +272,23 @@ class UnknownTokenWarning(UserWarning):
     """A prompt holds tokens the vocabulary lacks: the model reads them as <unk>."""
 
 
-def warn_unknown(tokenizer: Tokenizer, prompt: str) -> None:
-    """One warning naming the prompt's tokens that the model will read as <unk>."""
+def unknown_tokens_note(tokenizer: Tokenizer, prompt: str) -> str | None:
+    """A line naming the prompt's tokens that the model will read as <unk>; None when there are none."""
     from .text.tokenizer import name_tokens
 
     missing = tokenizer.unknown(prompt) if prompt and tokenizer.unk_id is not None else []
-    if missing:
+    if not missing:
+        return None
+    return f"the prompt has {len(missing)} token(s) the vocabulary lacks, read as <unk>: {name_tokens(missing)}"
+
+
+def warn_unknown(tokenizer: Tokenizer, prompt: str) -> None:
+    """One warning (UnknownTokenWarning) naming the prompt's tokens that the model will read as <unk>."""
+    note = unknown_tokens_note(tokenizer, prompt)
+    if note is not None:
         import warnings
 
-        warnings.warn(
-            f"the prompt has {len(missing)} token(s) the vocabulary lacks, read as <unk>: {name_tokens(missing)}",
-            UnknownTokenWarning,
-            stacklevel=3,
-        )
+        warnings.warn(note, UnknownTokenWarning, stacklevel=3)
 
 
 def _is_prepared(source: str) -> bool:

@@ -37,6 +37,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..api import unknown_tokens_note
 from ..errors import ConfigError, RnnkitError
 from ..generate import SamplingConfig, start_ids
 from .batcher import Generation, ModelWorker, ServerBusy
@@ -280,7 +281,7 @@ def _routes(app: FastAPI, state: ServerState) -> None:
 
         tokenizer = served.lm.tokenizer
         ids = start_ids(tokenizer, body.prompt)  # a prompt the vocabulary cannot encode: 400 here
-        generation = Generation(body.prompt, ids, sampling, emit, _unknown_warning(tokenizer, body.prompt))
+        generation = Generation(body.prompt, ids, sampling, emit, unknown_tokens_note(tokenizer, body.prompt))
         state.workers[served.name].submit(generation)
         if body.stream:
             return StreamingResponse(
@@ -309,14 +310,6 @@ def _routes(app: FastAPI, state: ServerState) -> None:
         return await _on_worker(
             state, served, lambda: served.unit_view(body.text, body.layer, body.signal, body.unit, options)
         )
-
-
-def _unknown_warning(tokenizer: Any, prompt: str) -> str | None:
-    """What `LanguageModel.generate` warns about: prompt tokens the model reads as <unk>."""
-    from ..text.tokenizer import name_tokens
-
-    missing = tokenizer.unknown(prompt) if prompt and tokenizer.unk_id is not None else []
-    return f"{len(missing)} prompt token(s) read as <unk>: {name_tokens(missing)}" if missing else None
 
 
 def _batching(worker: ModelWorker) -> dict[str, Any]:
