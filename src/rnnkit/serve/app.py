@@ -37,6 +37,7 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .. import __version__
 from ..api import unknown_tokens_note
 from ..errors import ConfigError, RnnkitError
 from ..generate import SamplingConfig, start_ids
@@ -201,7 +202,7 @@ def create_app(models: dict[str, ServedModel], options: ServeOptions, log: Log =
     app = FastAPI(
         title="rnnkit",
         summary="Generate, score and look inside recurrent language models",
-        version=_version(),
+        version=__version__,
         lifespan=lifespan,
         docs_url=None,  # FastAPI's /docs and /redoc pages load their scripts from a CDN: not offline
         redoc_url=None,
@@ -211,12 +212,6 @@ def create_app(models: dict[str, ServedModel], options: ServeOptions, log: Log =
     app.add_middleware(RequestLog, log=log, max_body=options.max_body_bytes)
     _routes(app, state)
     return app
-
-
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
 
 
 def _close_streams_on_signals(state: ServerState) -> Callable[[], None]:
@@ -270,7 +265,7 @@ def _routes(app: FastAPI, state: ServerState) -> None:
         return {"models": [served.info for served in state.models.values()], "limits": options.limits()}
 
     @app.post("/v1/generate", summary="Continue a prompt (JSON, or Server-Sent Events with stream: true)")
-    async def generate(body: GenerateRequest, request: Request) -> Any:
+    async def generate(body: GenerateRequest) -> Any:
         served = state.model(body.model)
         sampling = _sampling(body, options)
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()

@@ -78,6 +78,7 @@ class ServedModel:
         config = self.lm.config
         model = config.model
         neural = not model.is_baseline
+        signals = _signals(model.model) if neural else []  # none for a kind inspect cannot recompute
         return {
             "name": self.name,
             "path": str(self.path),
@@ -92,8 +93,8 @@ class ServedModel:
             "parameters": _parameters(self.lm),
             "data": config.data.data,
             "results": training_results(self.path),
-            "inspectable": neural and model.model in ("rnn", "rnn_relu", "gru", "lstm") and model.gru_form != "cho",
-            "signals": _signals(model.model) if neural else [],
+            "inspectable": bool(signals) and model.gru_form != "cho",
+            "signals": signals,
         }
 
     def unit_view(self, text: str, layer: int, signal: str, unit: int | None, options: ServeOptions) -> dict[str, Any]:
