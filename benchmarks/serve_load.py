@@ -355,7 +355,7 @@ def run_load(
 # the script
 
 
-def decode_alone(run: str, clients: int, tokens: int, max_batch: int, threads: int) -> float:
+def decode_alone(run: str, clients: int, tokens: int, max_batch: int, threads: int | None) -> float:
     """tokens/s of the server's decoding worker in this process, without HTTP: the same
     generations (prompt, seed, length) as the clients ask for, all submitted at once. What the
     batching itself buys, and how much of the server's time the HTTP side takes."""
@@ -363,12 +363,13 @@ def decode_alone(run: str, clients: int, tokens: int, max_batch: int, threads: i
     import threading
 
     import rnnkit
+    from rnnkit.cli import serve_threads
     from rnnkit.generate import SamplingConfig, start_ids
     from rnnkit.runtime import set_threads, tune_allocator
     from rnnkit.serve.batcher import Generation, ModelWorker
 
     tune_allocator()
-    set_threads(threads)
+    set_threads(threads or serve_threads())  # as `rnnkit serve` runs
     lm = rnnkit.load(run, engine="auto")  # as `rnnkit serve` loads it
     worker = ModelWorker("alone", lm, max_batch=max_batch, max_pending=clients)
     finished = [threading.Event() for _ in range(clients)]
@@ -453,10 +454,9 @@ def main(argv: list[str] | None = None) -> int:
         results = {"batched": run_load(run, *settings, common, *timeouts)}
         if not args.no_unbatched:
             results["unbatched"] = run_load(run, *settings, (*common, "--max-batch", "1"), *timeouts)
-        threads = args.threads or max(1, (os.cpu_count() or 1) - 1)  # serve's default (cli.serve_threads)
         alone = {
-            "batched": decode_alone(run, args.clients, args.tokens, 64, threads),
-            "unbatched": decode_alone(run, args.clients, args.tokens, 1, threads),
+            "batched": decode_alone(run, args.clients, args.tokens, 64, args.threads),
+            "unbatched": decode_alone(run, args.clients, args.tokens, 1, args.threads),
         }
 
     report: dict[str, Any] = {

@@ -1709,6 +1709,7 @@ def serve_threads() -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from .runtime import stderr_logger
     from .serve.models import ServeOptions
     from .serve.server import require_serve, run_server
 
@@ -1726,8 +1727,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_score_chars=args.max_score_chars,
         max_inspect_tokens=args.max_inspect_tokens,
     )
-    log = (lambda _message: None) if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
-    run_server(args.runs, options, args.device, args.engine, log)
+    run_server(args.runs, options, args.device, args.engine, stderr_logger(args.quiet))
     return 0
 
 
