@@ -369,7 +369,7 @@ def decode_alone(run: str, clients: int, tokens: int, max_batch: int, threads: i
     from rnnkit.serve.batcher import Generation, ModelWorker
 
     tune_allocator()
-    set_threads(threads or serve_threads())  # as `rnnkit serve` runs
+    set_threads(threads or serve_threads(), load_torch=False)  # as `rnnkit serve` runs
     lm = rnnkit.load(run, engine="auto")  # as `rnnkit serve` loads it
     worker = ModelWorker("alone", lm, max_batch=max_batch, max_pending=clients)
     finished = [threading.Event() for _ in range(clients)]

@@ -1831,7 +1831,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in COMPUTING:
             from .runtime import set_threads
 
-            set_threads(args.threads)
+            # serve imports torch only if its engine needs it (the NumPy engine never does)
+            set_threads(args.threads, load_torch=args.command != "serve")
         return run(args)
     except TrainingStopped as stopped:  # SIGINT/SIGTERM: a checkpoint was saved; say how to go on
         print(one_line(f"rnnkit {args.command}: {stopped}"), file=sys.stderr)

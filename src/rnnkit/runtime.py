@@ -98,11 +98,14 @@ def skip_note(module: str, extra: str, what: str) -> bool:
     return False
 
 
-def set_threads(threads: int | None) -> None:
+def set_threads(threads: int | None, load_torch: bool = True) -> None:
     """Use `threads` CPU threads for the rest of the process (None: leave the libraries' defaults).
 
     torch gets torch.set_num_threads (intra-op) and, if nothing has run in parallel yet,
-    set_num_interop_threads (which torch allows once per process). NumPy's BLAS reads its thread
+    set_num_interop_threads (which torch allows once per process). With `load_torch=False` a torch
+    not imported yet is left unimported: it reads OMP_NUM_THREADS (intra-op) when it loads, and
+    keeps its default inter-op threads (`rnnkit serve` on the NumPy engine never needs torch, and is
+    spared its import: about a second and 200 MB). NumPy's BLAS reads its thread
     count when it loads: the environment variables cover a NumPy not imported yet, threadpoolctl
     (when installed) one that is. Why it matters: on a 2-core machine shared with another busy
     process, two torch threads wait on each other at every operation, and small models then
@@ -118,9 +121,7 @@ def set_threads(threads: int | None) -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(threads)
-    if not torch_loaded():
-        # torch reads OMP_NUM_THREADS when it loads; a command that never loads it (generate,
-        # score or serve on the NumPy engine) is spared the import (about a second, and 200 MB)
+    if not load_torch and not torch_loaded():
         return
     import torch
 
